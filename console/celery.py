@@ -1,0 +1,48 @@
+"""The Celery app (broker: Redis). Tasks live in each app's tasks.py and are thin."""
+
+from __future__ import annotations
+
+import os
+import threading
+
+from celery import Celery
+from celery.signals import worker_process_init, worker_ready, worker_shutdown
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "console.settings")
+
+app = Celery("proctor")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()
+
+_heartbeat_stop = threading.Event()
+
+
+def _heartbeat_loop(hostname: str) -> None:
+    from django.conf import settings
+
+    from console.health import worker_heartbeat
+
+    while not _heartbeat_stop.is_set():
+        try:
+            worker_heartbeat(hostname)
+        except Exception:  # Redis down: /healthz will say so; keep trying
+            pass
+        _heartbeat_stop.wait(settings.WORKER_HEARTBEAT_SECONDS)
+
+
+@worker_ready.connect
+def start_heartbeat(sender=None, **kwargs):
+    hostname = getattr(sender, "hostname", None) or "worker"
+    threading.Thread(target=_heartbeat_loop, args=(hostname,), daemon=True, name="proctor-heartbeat").start()
+
+
+@worker_shutdown.connect
+def stop_heartbeat(**kwargs):
+    _heartbeat_stop.set()
+
+
+@worker_process_init.connect
+def init_worker_process(**kwargs):
+    from console.telemetry import configure_tracing
+
+    configure_tracing("worker")

@@ -1,0 +1,27 @@
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import path
+
+from console import views
+from console.api import api
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("switch-tenant/", views.tenant_switch, name="tenant_switch"),
+    path("healthz", views.healthz, name="healthz"),
+    path("api/v1/", api.urls),
+    path("django-admin/", admin.site.urls),
+    path("t/<slug:tenant_slug>/", views.tenant_home, name="tenant_home"),
+    path("t/<slug:tenant_slug>/runs/", views.section_page("runs"), name="runs"),
+    path("t/<slug:tenant_slug>/approvals/", views.section_page("approvals"), name="approvals"),
+    path("t/<slug:tenant_slug>/memory/", views.section_page("memory"), name="memory"),
+    path("t/<slug:tenant_slug>/traces/", views.section_page("traces"), name="traces"),
+    path("t/<slug:tenant_slug>/costs/", views.section_page("costs"), name="costs"),
+    path("t/<slug:tenant_slug>/admin/", views.admin_members, name="admin_members"),
+    path("t/<slug:tenant_slug>/admin/members/<int:membership_id>/role/", views.admin_member_role, name="admin_member_role"),
+    path("t/<slug:tenant_slug>/admin/audit/", views.admin_audit, name="admin_audit"),
+    path("t/<slug:tenant_slug>/admin/tokens/", views.admin_tokens, name="admin_tokens"),
+    path("t/<slug:tenant_slug>/admin/tokens/<int:token_id>/revoke/", views.admin_token_revoke, name="admin_token_revoke"),
+]

@@ -1,0 +1,133 @@
+"""The console shell: home, tenant switching, section pages, tenant admin, health."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_POST
+
+from console.access import membership_for, tenant_access
+from console.forms import ApiTokenForm, RoleForm
+from console.health import health_report
+from console.models import ApiToken, Membership
+from console.selectors import api_token_list, audit_event_page, member_list, memberships_of
+from console.services import LastAdminError, api_token_create, api_token_revoke, membership_change_role
+
+# What each section will hold. Pages say so plainly until their feature lands.
+UPCOMING = {
+    "runs": "Every run of this tenant, live: status, current step, cost so far; start a run from here.",
+    "approvals": "The reviewer queue: proposed tool calls and plans waiting for a decision.",
+    "memory": "What agents remember about people, teams and this tenant; inspect, correct, pin, delete.",
+    "traces": "The timeline of each run's spans: steps, model calls, tool calls, approval waits.",
+    "costs": "Spend per agent, model, user and run, with budgets, alerts and CSV export.",
+}
+
+
+@login_required
+def home(request: HttpRequest) -> HttpResponse:
+    memberships = list(memberships_of(request.user))
+    if not memberships:
+        return render(request, "console/no_tenant.html")
+    last = request.session.get("tenant")
+    chosen = next((m for m in memberships if m.tenant.slug == last), memberships[0])
+    return redirect("runs", chosen.tenant.slug)
+
+
+@login_required
+@require_POST
+def tenant_switch(request: HttpRequest) -> HttpResponse:
+    membership = membership_for(request.user, request.POST.get("tenant", ""))
+    if membership is None:
+        raise Http404("You are not a member of that tenant")
+    request.session["tenant"] = membership.tenant.slug
+    return redirect("runs", membership.tenant.slug)
+
+
+@login_required
+def tenant_home(request: HttpRequest, tenant_slug: str) -> HttpResponse:
+    tenant_access(request, tenant_slug, section="runs")
+    return redirect("runs", tenant_slug)
+
+
+def section_page(section: str):
+    """A section whose feature is not built yet: it says what it will hold and does nothing else."""
+
+    @login_required
+    def view(request: HttpRequest, tenant_slug: str) -> HttpResponse:
+        tenant_access(request, tenant_slug, section=section)
+        request.section = section
+        return render(request, "console/upcoming.html", {"title": section.title(), "upcoming": UPCOMING[section]})
+
+    view.__name__ = f"{section}_page"
+    return view
+
+
+@login_required
+def admin_members(request: HttpRequest, tenant_slug: str) -> HttpResponse:
+    membership = tenant_access(request, tenant_slug, section="admin")
+    request.section = "admin"
+    members = member_list(tenant=membership.tenant)
+    return render(request, "console/admin_members.html", {"members": members, "role_form": RoleForm()})
+
+
+@login_required
+@require_POST
+def admin_member_role(request: HttpRequest, tenant_slug: str, membership_id: int) -> HttpResponse:
+    membership = tenant_access(request, tenant_slug, section="admin")
+    target = get_object_or_404(Membership.objects.for_tenant(membership.tenant).select_related("user"), pk=membership_id)
+    form = RoleForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Choose one of the roles: admin, reviewer, finance, member.")
+    else:
+        try:
+            membership_change_role(membership=target, role=form.cleaned_data["role"], actor=request.user)
+            messages.success(request, f"{target.user.username} is now {form.cleaned_data['role']}.")
+        except LastAdminError as error:
+            messages.error(request, str(error))
+    return redirect("admin_members", tenant_slug)
+
+
+@login_required
+@require_GET
+def admin_audit(request: HttpRequest, tenant_slug: str) -> HttpResponse:
+    membership = tenant_access(request, tenant_slug, section="admin")
+    request.section = "admin"
+    filters = {"verb": request.GET.get("verb", "")[:64], "actor": request.GET.get("actor", "")[:150]}
+    page = audit_event_page(tenant=membership.tenant, cursor=request.GET.get("after", ""), **filters)
+    template = "console/admin_audit.html#rows" if request.htmx else "console/admin_audit.html"
+    return render(request, template, {"page": page, "filters": filters})
+
+
+@login_required
+def admin_tokens(request: HttpRequest, tenant_slug: str) -> HttpResponse:
+    membership = tenant_access(request, tenant_slug, section="admin")
+    request.section = "admin"
+    form = ApiTokenForm(request.POST or None)
+    issued = None
+    if request.method == "POST" and form.is_valid():
+        issued = api_token_create(tenant=membership.tenant, name=form.cleaned_data["name"], actor=request.user)
+        form = ApiTokenForm()
+    tokens = api_token_list(tenant=membership.tenant)
+    return render(request, "console/admin_tokens.html", {"form": form, "tokens": tokens, "issued": issued})
+
+
+@login_required
+@require_POST
+def admin_token_revoke(request: HttpRequest, tenant_slug: str, token_id: int) -> HttpResponse:
+    membership = tenant_access(request, tenant_slug, section="admin")
+    token = get_object_or_404(ApiToken.objects.for_tenant(membership.tenant), pk=token_id)
+    api_token_revoke(token=token, actor=request.user)
+    messages.success(request, f"Token “{token.name}” revoked; requests using it now get 401.")
+    return redirect("admin_tokens", tenant_slug)
+
+
+@never_cache
+@require_GET
+def healthz(request: HttpRequest) -> JsonResponse:
+    report = health_report()
+    response = JsonResponse(report, status=200 if report["status"] == "ok" else 503)
+    response._has_been_logged = True  # a degraded report is an answer, not a server error to log
+    return response
