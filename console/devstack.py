@@ -27,7 +27,7 @@ from pathlib import Path
 import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
-VAR = ROOT / "var"
+VAR = Path(os.environ.get("PROCTOR_VAR_DIR") or ROOT / "var")
 
 # pgserver's import asks platformdirs for a runtime dir; its fallback warning is noise here.
 warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")

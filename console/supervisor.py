@@ -181,6 +181,7 @@ def run_console(stack: DevStack) -> int:
 def run_tests(stack: DevStack, cmd: list[str]) -> int:
     with stack as urls:
         env = {**os.environ, **urls, "PROCTOR_TEST_STACK": "1"}
+        env.setdefault("DEBUG", "1")  # development settings (static files from source, no TLS cookies)
         try:
             return subprocess.call(cmd, cwd=ROOT, env=env)
         except KeyboardInterrupt:

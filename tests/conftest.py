@@ -1,0 +1,204 @@
+"""Shared fixtures. Everything is real: the embedded Postgres and Redis started by
+`make test` (python -m console.devstack test), Celery worker processes, an ASGI
+server process, and Debian's Chromium driven by Playwright."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.test import Client
+
+from console.devstack import ROOT, free_port
+from console.models import Role
+from tests.factories import make_tenant, make_user
+
+CHROMIUM = "/usr/bin/chromium"
+
+if not os.environ.get("PROCTOR_TEST_STACK") and not os.environ.get("DATABASE_URL"):
+    raise pytest.UsageError("Run the tests with `make test` (it starts Postgres and Redis), or set DATABASE_URL and REDIS_URL.")
+
+
+@dataclass
+class Cast:
+    """Acme with one user per role, Globex with one member, and one user in both."""
+
+    acme: object
+    globex: object
+    admin: object
+    reviewer: object
+    finance: object
+    member: object
+    outsider: object  # Globex only
+    both: object  # Acme reviewer, Globex admin
+
+
+@pytest.fixture
+def cast(db) -> Cast:
+    acme, globex = make_tenant("acme", "Acme"), make_tenant("globex", "Globex")
+    return Cast(
+        acme=acme,
+        globex=globex,
+        admin=make_user("ada", {acme: Role.ADMIN}),
+        reviewer=make_user("rita", {acme: Role.REVIEWER}),
+        finance=make_user("finn", {acme: Role.FINANCE}),
+        member=make_user("max", {acme: Role.MEMBER}),
+        outsider=make_user("gus", {globex: Role.MEMBER}),
+        both=make_user("sam", {acme: Role.REVIEWER, globex: Role.ADMIN}),
+    )
+
+
+@pytest.fixture
+def client_for():
+    def login(user) -> Client:
+        client = Client()
+        client.force_login(user)
+        return client
+
+    return login
+
+
+# --- Real processes against the test database ----------------------------------------------
+
+
+def subprocess_env() -> dict[str, str]:
+    """The environment for a web or worker process that must see the test database."""
+    db = settings.DATABASES["default"]
+    url = f"postgresql://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+    return {**os.environ, "DATABASE_URL": url, "REDIS_URL": settings.REDIS_URL, "DEBUG": "1", "PYTHONUNBUFFERED": "1"}
+
+
+@dataclass
+class Proc:
+    process: subprocess.Popen
+    log: Path
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20) -> None:
+        if self.process.poll() is None:
+            try:
+                os.killpg(self.process.pid, sig)
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(5)
+            except ProcessLookupError:
+                pass
+        try:  # pool children left behind by a SIGKILLed parent
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def spawn(argv: list[str], log: Path, env: dict[str, str] | None = None) -> Proc:
+    handle = log.open("w")
+    process = subprocess.Popen(argv, cwd=ROOT, env=env or subprocess_env(), stdout=handle, stderr=subprocess.STDOUT,
+                               stdin=subprocess.DEVNULL, start_new_session=True)
+    return Proc(process=process, log=log)
+
+
+def wait_for(predicate, timeout: float = 30, interval: float = 0.1, message: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if result := predicate():
+            return result
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {message}")
+
+
+@pytest.fixture
+def start_worker(transactional_db, tmp_path):
+    """Start real Celery worker processes (prefork) on the test database; stopped after the test."""
+    started: list[Proc] = []
+
+    def start(name: str = "w1", *, concurrency: int = 2, beat: bool = False) -> Proc:
+        argv = [sys.executable, "-m", "celery", "-A", "console", "worker", "--loglevel", "INFO",
+                "--concurrency", str(concurrency), "--hostname", f"{name}@test", "--without-mingle", "--without-gossip"]
+        if beat:
+            argv += ["--beat", "--schedule", str(tmp_path / f"beat-{name}")]
+        proc = spawn(argv, tmp_path / f"{name}.log")
+        started.append(proc)
+        wait_for(lambda: "ready." in proc.output() or proc.process.poll() is not None, 60, message=f"worker {name}")
+        assert proc.process.poll() is None, proc.output()
+        return proc
+
+    yield start
+    for proc in started:
+        proc.stop()
+
+
+@pytest.fixture(scope="session")
+def console_server(django_db_setup, django_db_blocker, tmp_path_factory):
+    """The real ASGI app (uvicorn: HTTP + websockets) serving the test database."""
+    port = free_port()
+    log = tmp_path_factory.mktemp("web") / "web.log"
+    proc = spawn([sys.executable, "-m", "uvicorn", "console.asgi:application", "--host", "127.0.0.1",
+                  "--port", str(port), "--lifespan", "off"], log)
+    url = f"http://127.0.0.1:{port}"
+
+    def up():
+        try:
+            return urllib.request.urlopen(url + "/login/", timeout=1).status == 200
+        except OSError:
+            return proc.process.poll() is not None
+
+    wait_for(up, 60, message="the ASGI server")
+    assert proc.process.poll() is None, proc.output()
+    yield url
+    proc.stop()
+
+
+# --- Browser --------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args):
+    if not Path(CHROMIUM).exists():
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{CHROMIUM} is missing: under CI browser tests must run")
+        pytest.skip(f"{CHROMIUM} is missing (install Debian's chromium package)")
+    return {
+        **browser_type_launch_args,
+        "executable_path": CHROMIUM,
+        "args": ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+    }
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _allow_orm_beside_playwright():
+    # Playwright's sync API runs an event loop in the test thread; the ORM calls our
+    # browser tests make (set-up, checks) are still plain synchronous code.
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+
+
+@pytest.fixture(autouse=True)
+def _fresh_redis_keys():
+    """Heartbeats and canaries from one test must not make the next one look healthy."""
+    import redis
+
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    for key in client.scan_iter("proctor:heartbeat:*"):
+        client.delete(key)
+    yield
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if "e2e" in item.path.parts:
+            item.add_marker(pytest.mark.browser)
+
+
+def which_chromium() -> str | None:
+    return shutil.which("chromium") or (CHROMIUM if Path(CHROMIUM).exists() else None)

@@ -1,0 +1,28 @@
+"""Plain factory functions: the standing cast of the tests."""
+
+from __future__ import annotations
+
+from functools import cache
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.hashers import make_password
+
+from console.models import Membership, Role, Tenant
+
+PASSWORD = "correct horse battery"
+
+
+def make_tenant(slug: str, name: str | None = None) -> Tenant:
+    return Tenant.objects.get_or_create(slug=slug, defaults={"name": name or slug.title()})[0]
+
+
+@cache
+def password_hash() -> str:
+    return make_password(PASSWORD)  # hashing is slow on purpose: do it once per test session
+
+
+def make_user(username: str, memberships: dict[Tenant, Role] | None = None, **extra):
+    user = get_user_model().objects.create(username=username, password=password_hash(), **extra)
+    for tenant, role in (memberships or {}).items():
+        Membership.objects.create(user=user, tenant=tenant, role=role)
+    return user
