@@ -45,7 +45,7 @@ bench: $(STAMP)
 	@$(PY) -m bench
 
 check-compose:
-	docker compose config --quiet && echo "docker-compose.yml is valid"
+	@SECRET_KEY=$${SECRET_KEY:-compose-check} sh -c 'if docker compose version >/dev/null 2>&1; then docker compose config --quiet; else docker-compose config -q; fi' && echo "docker-compose.yml is valid"
 
 clean:
 	rm -rf $(VENV) var/test staticfiles
