@@ -1,0 +1,33 @@
+"""One TracerProvider per process, named for its role; OTLP export only when configured."""
+
+import subprocess
+import sys
+
+from console.devstack import ROOT
+
+PROBE = """
+import django, os
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "console.settings")
+django.setup()
+from console.telemetry import configure_tracing
+first = configure_tracing("worker")
+assert configure_tracing("web") is first
+processors = first._active_span_processor._span_processors
+print(first.resource.attributes["service.name"], [type(p._exporter).__name__ for p in processors])
+"""
+
+
+def run_probe(**env) -> str:
+    import os
+
+    result = subprocess.run([sys.executable, "-c", PROBE], cwd=ROOT, env={**os.environ, **env},
+                            capture_output=True, text=True, check=True)
+    return result.stdout.strip()
+
+
+def test_the_provider_is_set_once_with_the_service_name():
+    assert run_probe(OTEL_EXPORTER_OTLP_ENDPOINT="") == "proctor-worker []"
+
+
+def test_spans_are_exported_over_otlp_when_an_endpoint_is_set():
+    assert run_probe(OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:4318") == "proctor-worker ['OTLPSpanExporter']"
