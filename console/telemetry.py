@@ -15,6 +15,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
 _lock = threading.Lock()
 _provider: TracerProvider | None = None
+_exporters: list[str] = []
 
 
 def configure_tracing(role: str, *, extra_processors: list[SpanProcessor] | None = None) -> TracerProvider:
@@ -31,6 +32,7 @@ def configure_tracing(role: str, *, extra_processors: list[SpanProcessor] | None
             from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
             provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+            _exporters.append("otlp")
         for processor in extra_processors or []:
             provider.add_span_processor(processor)
         trace.set_tracer_provider(provider)
@@ -40,3 +42,7 @@ def configure_tracing(role: str, *, extra_processors: list[SpanProcessor] | None
 
 def current_provider() -> TracerProvider | None:
     return _provider
+
+
+def configured_exporters() -> list[str]:
+    return list(_exporters)
