@@ -42,6 +42,7 @@ test: $(STAMP) browser
 	@$(PY) -m console.devstack test -- $(PY) -m pytest $(PYTEST_ARGS)
 
 bench: $(STAMP)
+	@$(PY) -m pip install -q -e ".[embedded,dev,bench]"
 	@$(PY) -m bench
 
 check-compose:

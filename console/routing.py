@@ -1,3 +1,5 @@
 """Websocket routes of every app, gathered in one list for console/asgi.py."""
 
-websocket_urlpatterns: list = []
+from agents.routing import websocket_urlpatterns as agent_routes
+
+websocket_urlpatterns: list = [*agent_routes]

@@ -127,7 +127,16 @@ CELERY_BEAT_SCHEDULE = {
     # Cheap (one Redis SET), so frequent: start-up is ready within seconds.
     "scheduler-canary": {"task": "console.tasks.scheduler_canary", "schedule": 5.0},
 }
+# Re-enqueue runs whose lease expired (a worker died) or that sit queued without a task.
+CELERY_BEAT_SCHEDULE["sweep-runs"] = {"task": "agents.sweep_runs", "schedule": float(env_int("RUN_SWEEP_SECONDS", 5))}
 WORKER_HEARTBEAT_SECONDS = 10
+
+# --- The run loop ----------------------------------------------------------------------------
+
+RUN_LEASE_SECONDS = env_int("RUN_LEASE_SECONDS", 30)
+RUN_SWEEP_AFTER_SECONDS = env_int("RUN_SWEEP_AFTER_SECONDS", 10)
+MODEL_TIMEOUT_SECONDS = env_int("MODEL_TIMEOUT_SECONDS", 60)
+MODEL_BACKOFF_SECONDS = float(env_str("MODEL_BACKOFF_SECONDS", "0.5"))
 
 # --- Auth, sessions, security -------------------------------------------------------------
 

@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
+from agents import views as agent_views
 from console import views
 from console.api import api
 
@@ -14,7 +15,11 @@ urlpatterns = [
     path("api/v1/", api.urls),
     path("django-admin/", admin.site.urls),
     path("t/<slug:tenant_slug>/", views.tenant_home, name="tenant_home"),
-    path("t/<slug:tenant_slug>/runs/", views.section_page("runs"), name="runs"),
+    path("t/<slug:tenant_slug>/runs/", agent_views.runs, name="runs"),
+    path("t/<slug:tenant_slug>/runs/<int:run_id>/", agent_views.run_detail, name="run_detail"),
+    path("t/<slug:tenant_slug>/runs/<int:run_id>/<str:action>/", agent_views.run_control, name="run_control"),
+    path("t/<slug:tenant_slug>/approvals/<int:approval_id>/decide/", agent_views.approval_decision, name="approval_decide"),
+    path("t/<slug:tenant_slug>/demo-systems/", agent_views.demo_systems_page, name="demo_systems"),
     path("t/<slug:tenant_slug>/approvals/", views.section_page("approvals"), name="approvals"),
     path("t/<slug:tenant_slug>/memory/", views.section_page("memory"), name="memory"),
     path("t/<slug:tenant_slug>/traces/", views.section_page("traces"), name="traces"),

@@ -61,6 +61,10 @@ class Command(BaseCommand):
         if created_users:
             audit_record(tenant=tenants["acme"], actor=None, verb="demo.seeded", target="Acme",
                          data={"users": created_users})
+        from agents.demo_data import seed_demo_systems
+
+        for tenant in tenants.values():
+            seed_demo_systems(tenant)
         token = self._demo_token(tenants["acme"])
         summary = {
             "password": DEMO_PASSWORD,

@@ -1,0 +1,80 @@
+"""Websockets for the run page and the runs list. Thin: access check, group join, forward."""
+
+from __future__ import annotations
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+
+from agents.live import render_run_row, render_run_update, run_group, tenant_group
+from agents.models import Run
+from console.access import membership_for
+
+
+@database_sync_to_async
+def _membership(user, slug):
+    return membership_for(user, slug)
+
+
+class RunConsumer(AsyncJsonWebsocketConsumer):
+    """/ws/t/<tenant>/runs/<id>/?after=<seq>: replays what the client missed, then streams."""
+
+    async def connect(self):
+        kwargs = self.scope["url_route"]["kwargs"]
+        membership = await _membership(self.scope["user"], kwargs["tenant_slug"])
+        run = await database_sync_to_async(lambda: Run.objects.for_tenant(membership.tenant).filter(
+            pk=kwargs["run_id"]).first())() if membership else None
+        if run is None:
+            await self.close(code=4404)
+            return
+        self.run_id, self.tenant = run.pk, membership.tenant
+        query = dict(part.split("=", 1) for part in self.scope["query_string"].decode().split("&") if "=" in part)
+        self.last_seq = int(query.get("after", "0")) if query.get("after", "0").isdigit() else 0
+        await self.channel_layer.group_add(run_group(self.run_id), self.channel_name)
+        await self.accept()
+        await self._catch_up()
+
+    async def disconnect(self, code):
+        if hasattr(self, "run_id"):
+            await self.channel_layer.group_discard(run_group(self.run_id), self.channel_name)
+
+    async def run_changed(self, message):
+        if message["seq"] > self.last_seq:
+            await self._catch_up()
+
+    async def _catch_up(self):
+        while True:
+            update = await database_sync_to_async(self._render)()
+            if not update["events"]:
+                return
+            self.last_seq = update["seq"]
+            await self.send_json(update)
+
+    def _render(self):
+        run = Run.objects.for_tenant(self.tenant).select_related("agent", "requested_by", "control_by").get(pk=self.run_id)
+        return render_run_update(run, self.last_seq)
+
+
+class RunListConsumer(AsyncJsonWebsocketConsumer):
+    """/ws/t/<tenant>/runs/: one row re-rendered whenever a run of the tenant changes."""
+
+    async def connect(self):
+        membership = await _membership(self.scope["user"], self.scope["url_route"]["kwargs"]["tenant_slug"])
+        if membership is None:
+            await self.close(code=4404)
+            return
+        self.tenant = membership.tenant
+        await self.channel_layer.group_add(tenant_group(self.tenant.id), self.channel_name)
+        await self.accept()
+
+    async def disconnect(self, code):
+        if hasattr(self, "tenant"):
+            await self.channel_layer.group_discard(tenant_group(self.tenant.id), self.channel_name)
+
+    async def runs_changed(self, message):
+        row = await database_sync_to_async(self._render)(message["run_id"])
+        if row:
+            await self.send_json(row)
+
+    def _render(self, run_id):
+        run = Run.objects.for_tenant(self.tenant).select_related("agent", "requested_by").filter(pk=run_id).first()
+        return render_run_row(run) if run else None

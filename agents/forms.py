@@ -1,0 +1,21 @@
+from django import forms
+
+from agents.models import Agent
+
+
+class StartRunForm(forms.Form):
+    agent = forms.ModelChoiceField(queryset=Agent.objects.none(), empty_label=None)
+    goal = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), max_length=5000, strip=True)
+
+    def __init__(self, *args, tenant, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["agent"].queryset = Agent.objects.for_tenant(tenant)
+
+
+class InstructionForm(forms.Form):
+    text = forms.CharField(max_length=2000, strip=True)
+
+
+class DecisionForm(forms.Form):
+    decision = forms.ChoiceField(choices=[("approve", "Approve"), ("reject", "Reject")])
+    note = forms.CharField(max_length=2000, required=False, strip=True)

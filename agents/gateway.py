@@ -1,0 +1,290 @@
+"""The model gateway: one call that turns the run's conversation into a ModelReply.
+
+Built on pydantic-ai's direct model-request API. The conversation is rebuilt
+from the checkpoint every step; tool definitions come from the registry.
+Transient failures (timeouts, 429, 5xx) are retried with exponential backoff
+and jitter; then the agent's fallback models are tried in order. A circuit
+breaker per provider lives in Redis so every worker shares it. Every attempt is
+reported (for ModelCall rows), priced with genai-prices at call time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import time
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+import httpx
+from pydantic_ai.direct import model_request
+from pydantic_ai.exceptions import ModelHTTPError, UnexpectedModelBehavior
+from pydantic_ai.messages import (
+    ModelMessage,
+    ModelRequest,
+    ModelResponse,
+    RetryPromptPart,
+    SystemPromptPart,
+    TextPart,
+    ToolCallPart,
+    ToolReturnPart,
+    UserPromptPart,
+)
+from pydantic_ai.models import ModelRequestParameters
+from pydantic_ai.tools import ToolDefinition
+
+from agents.engine import PLAN_TOOL, ModelReply, ToolCall
+from agents.tools.registry import Tool
+
+PLAN_TOOL_DEFINITION = ToolDefinition(
+    name=PLAN_TOOL,
+    description="Propose the plan for this run before acting: a short list of steps.",
+    parameters_json_schema={"type": "object", "properties": {"steps": {"type": "array", "items": {"type": "string"}}},
+                            "required": ["steps"]},
+)
+
+
+@dataclass
+class GatewayPolicy:
+    max_attempts_per_model: int = 3
+    backoff_base_seconds: float = 0.5
+    backoff_max_seconds: float = 8.0
+    repair_attempts: int = 2
+    breaker_failures: int = 5
+    breaker_window_seconds: int = 60
+    breaker_open_seconds: int = 30
+    timeout_seconds: float = 60.0
+
+
+@dataclass
+class Attempt:
+    provider: str
+    model: str
+    status: str  # ok, error, skipped
+    error: str = ""
+    latency_ms: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cached_tokens: int = 0
+    cost_usd: Decimal = Decimal("0")
+    price: dict = field(default_factory=dict)
+
+
+@dataclass
+class GatewayResult:
+    reply: ModelReply | None
+    attempts: list[Attempt]
+    error: str = ""
+
+
+class TransientModelError(Exception):
+    pass
+
+
+# --- Conversation ↔ pydantic-ai messages -----------------------------------------------------
+
+
+def to_messages(instructions: str, conversation: list[dict]) -> list[ModelMessage]:
+    """Our stored conversation (plain JSON in the checkpoint) as pydantic-ai messages."""
+    messages: list[ModelMessage] = []
+    pending: list = [SystemPromptPart(content=instructions)] if instructions else []
+    for item in conversation:
+        if item["role"] == "user":
+            pending.append(UserPromptPart(content=item["text"]))
+        elif item["role"] == "assistant":
+            if pending:
+                messages.append(ModelRequest(parts=pending))
+                pending = []
+            parts = [TextPart(content=item["text"])] if item.get("text") else []
+            if call := item.get("tool_call"):
+                parts.append(ToolCallPart(tool_name=call["tool"], args=call["arguments"], tool_call_id=call["id"]))
+            messages.append(ModelResponse(parts=parts))
+        elif item["role"] == "tool":
+            pending.append(ToolReturnPart(tool_name=item["tool"], content=json.dumps(item["result"]),
+                                          tool_call_id=item["call_id"]))
+    if pending:
+        messages.append(ModelRequest(parts=pending))
+    return messages
+
+
+def tool_definitions(tools: list[Tool], *, plan_mode: bool) -> list[ToolDefinition]:
+    definitions = [ToolDefinition(name=t.name, description=t.description, parameters_json_schema=t.json_schema())
+                   for t in tools]
+    return ([PLAN_TOOL_DEFINITION] if plan_mode else []) + definitions
+
+
+def to_reply(response: ModelResponse) -> ModelReply:
+    """Raises ValueError when a tool call's arguments are not a JSON object (the repair loop catches it)."""
+    text = "".join(p.content for p in response.parts if isinstance(p, TextPart))
+    calls = []
+    for part in response.parts:
+        if not isinstance(part, ToolCallPart):
+            continue
+        args = part.args
+        if isinstance(args, str):
+            try:
+                args = json.loads(args) if args.strip() else {}
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"{part.tool_name}: arguments are not valid JSON ({exc.msg})") from None
+        if not isinstance(args, dict):
+            raise ValueError(f"{part.tool_name}: arguments must be a JSON object")
+        args = dict(args)
+        reason = str(args.pop("_reason", ""))[:1000]
+        plan_step = args.pop("_plan_step", None)
+        calls.append(ToolCall(call_id=part.tool_call_id or f"call_{len(calls) + 1}", tool=part.tool_name,
+                              arguments=args, reason=reason,
+                              plan_step=plan_step if isinstance(plan_step, int) else None))
+    usage = response.usage
+    return ModelReply(text=text, tool_calls=tuple(calls), input_tokens=usage.input_tokens or 0,
+                      output_tokens=usage.output_tokens or 0)
+
+
+# --- Models, prices, breaker -------------------------------------------------------------------
+
+
+def resolve_model(name: str):
+    """'demo:planner', 'openai:gpt-4o-mini', 'anthropic:claude-…', 'openai-compatible:<model>'."""
+    from django.conf import settings
+
+    provider, _, model = name.partition(":")
+    if provider == "demo":
+        from agents.demo_model import demo_model
+
+        return demo_model(model)
+    if provider == "openai-compatible":
+        from pydantic_ai.models.openai import OpenAIChatModel
+        from pydantic_ai.providers.openai import OpenAIProvider
+
+        return OpenAIChatModel(model, provider=OpenAIProvider(base_url=settings.OPENAI_BASE_URL,
+                                                              api_key=settings.OPENAI_API_KEY or "none"))
+    if provider == "openai":
+        from pydantic_ai.models.openai import OpenAIChatModel
+        from pydantic_ai.providers.openai import OpenAIProvider
+
+        return OpenAIChatModel(model, provider=OpenAIProvider(api_key=settings.OPENAI_API_KEY,
+                                                              base_url=settings.OPENAI_BASE_URL or None))
+    if provider == "anthropic":
+        from pydantic_ai.models.anthropic import AnthropicModel
+        from pydantic_ai.providers.anthropic import AnthropicProvider
+
+        return AnthropicModel(model, provider=AnthropicProvider(api_key=settings.ANTHROPIC_API_KEY))
+    raise ValueError(f"unknown model provider '{provider}' in '{name}'")
+
+
+def price(provider: str, model: str, input_tokens: int, output_tokens: int, cached_tokens: int) -> tuple[Decimal, dict]:
+    if provider == "demo":
+        return Decimal("0"), {"source": "demo model (free)", "input_mtok": "0", "output_mtok": "0"}
+    try:
+        from genai_prices import Usage, calc_price
+
+        calc = calc_price(Usage(input_tokens=input_tokens, output_tokens=output_tokens, cache_read_tokens=cached_tokens),
+                          model, provider_id=provider.replace("openai-compatible", "openai"))
+        return Decimal(str(calc.total_price)), {"source": "genai-prices", "model": calc.model.id,
+                                                "provider": calc.provider.id, "price": str(calc.model_price)}
+    except Exception as exc:  # an unknown model is priced at 0 and says so
+        return Decimal("0"), {"source": "unpriced", "reason": str(exc)[:200]}
+
+
+class Breaker:
+    """Per-provider circuit breaker in Redis: closed → open after N failures in a window →
+    half-open after a cool-down (one trial call) → closed on success."""
+
+    def __init__(self, client, policy: GatewayPolicy):
+        self.redis, self.policy = client, policy
+
+    def _key(self, provider: str, what: str) -> str:
+        return f"proctor:breaker:{provider}:{what}"
+
+    def allows(self, provider: str) -> bool:
+        open_until = self.redis.get(self._key(provider, "open_until"))
+        if open_until is None or float(open_until) <= time.time():
+            if open_until is not None:  # half-open: exactly one caller gets the trial
+                return bool(self.redis.set(self._key(provider, "trial"), "1", nx=True, ex=self.policy.breaker_open_seconds))
+            return True
+        return False
+
+    def state(self, provider: str) -> str:
+        open_until = self.redis.get(self._key(provider, "open_until"))
+        if open_until is None:
+            return "closed"
+        return "open" if float(open_until) > time.time() else "half_open"
+
+    def record_success(self, provider: str) -> None:
+        self.redis.delete(self._key(provider, "open_until"), self._key(provider, "failures"), self._key(provider, "trial"))
+
+    def record_failure(self, provider: str) -> None:
+        key = self._key(provider, "failures")
+        failures = self.redis.incr(key)
+        self.redis.expire(key, self.policy.breaker_window_seconds)
+        if failures >= self.policy.breaker_failures or self.state(provider) == "half_open":
+            self.redis.set(self._key(provider, "open_until"), str(time.time() + self.policy.breaker_open_seconds))
+            self.redis.delete(key, self._key(provider, "trial"))
+
+
+def _transient(exc: Exception) -> bool:
+    if isinstance(exc, ModelHTTPError):
+        return exc.status_code == 429 or exc.status_code >= 500
+    return isinstance(exc, (httpx.TimeoutException, httpx.TransportError, asyncio.TimeoutError, TimeoutError))
+
+
+def complete(*, models: list[str], instructions: str, conversation: list[dict], tools: list[Tool], plan_mode: bool,
+             breaker: Breaker | None = None, policy: GatewayPolicy | None = None) -> GatewayResult:
+    policy = policy or GatewayPolicy()
+    attempts: list[Attempt] = []
+    parameters = ModelRequestParameters(function_tools=tool_definitions(tools, plan_mode=plan_mode), allow_text_output=True)
+    last_error = ""
+    for name in models:
+        provider, _, model_name = name.partition(":")
+        if breaker and not breaker.allows(provider):
+            attempts.append(Attempt(provider, model_name, "skipped", f"circuit open for {provider}"))
+            last_error = f"circuit open for {provider}"
+            continue
+        try:
+            model = resolve_model(name)
+        except Exception as exc:
+            attempts.append(Attempt(provider, model_name, "error", f"cannot use model: {exc}"[:500]))
+            last_error = str(exc)
+            continue
+        messages = to_messages(instructions, conversation)
+        repairs = 0
+        for attempt_number in range(1, policy.max_attempts_per_model + policy.repair_attempts + 1):
+            started = time.perf_counter()
+            try:
+                response = asyncio.run(asyncio.wait_for(model_request(model, messages, model_request_parameters=parameters),
+                                                        timeout=policy.timeout_seconds))
+            except Exception as exc:
+                latency = int((time.perf_counter() - started) * 1000)
+                transient = _transient(exc)
+                message = f"{type(exc).__name__}: {exc}"[:500]
+                attempts.append(Attempt(provider, model_name, "error", message, latency))
+                last_error = message
+                if breaker and (transient or isinstance(exc, UnexpectedModelBehavior)):
+                    breaker.record_failure(provider)
+                if not transient or attempt_number >= policy.max_attempts_per_model:
+                    break
+                delay = min(policy.backoff_max_seconds, policy.backoff_base_seconds * 2 ** (attempt_number - 1))
+                time.sleep(delay * random.uniform(0.5, 1.0))  # jitter: workers do not retry in lockstep
+                continue
+            latency = int((time.perf_counter() - started) * 1000)
+            usage = response.usage
+            cached = getattr(usage, "cache_read_tokens", 0) or 0
+            cost, price_used = price(provider, response.model_name or model_name, usage.input_tokens or 0,
+                                     usage.output_tokens or 0, cached)
+            record = Attempt(provider, response.model_name or model_name, "ok", "", latency, usage.input_tokens or 0,
+                             usage.output_tokens or 0, cached, cost, price_used)
+            attempts.append(record)
+            if breaker:
+                breaker.record_success(provider)
+            try:
+                return GatewayResult(reply=to_reply(response), attempts=attempts)
+            except ValueError as exc:
+                # Malformed output: tell the model what was wrong and ask again (bounded).
+                record.status, record.error = "invalid", str(exc)
+                last_error = str(exc)
+                repairs += 1
+                if repairs > policy.repair_attempts:
+                    break
+                messages = [*messages, response, ModelRequest(parts=[RetryPromptPart(
+                    content=f"Your last reply was not usable: {exc}. Reply again with valid JSON arguments.")])]
+    return GatewayResult(reply=None, attempts=attempts, error=last_error or "no model available")

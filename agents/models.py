@@ -1,0 +1,295 @@
+"""The runtime's records: agents, runs and everything a run leaves behind.
+
+Postgres is the system of record. A worker holds nothing between steps: the run
+row, its last checkpoint, its events, model calls and tool invocations are all it
+needs to continue anywhere.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import models
+
+from console.models import TenantScopedQuerySet
+
+
+class Agent(models.Model):
+    tenant = models.ForeignKey("console.Tenant", on_delete=models.CASCADE, related_name="agents")
+    name = models.CharField(max_length=100)
+    slug = models.SlugField(max_length=60)
+    description = models.CharField(max_length=300, blank=True)
+    instructions = models.TextField()
+    version = models.PositiveIntegerField(default=1)
+    model = models.CharField(max_length=100, default="demo:planner")  # "<provider>:<model>"
+    fallback_models = models.JSONField(default=list, blank=True)
+    tools = models.JSONField(default=list, blank=True)  # allowlist of tool names
+    max_steps = models.PositiveIntegerField(default=30)
+    max_tokens = models.PositiveIntegerField(default=200_000)
+    max_cost_usd = models.DecimalField(max_digits=10, decimal_places=4, default=Decimal("5"))
+    max_seconds = models.PositiveIntegerField(default=3600)
+    plan_mode = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = TenantScopedQuerySet.as_manager()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["tenant", "slug"], name="agent_slug_per_tenant")]
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def uses_demo_model(self) -> bool:
+        return self.model.startswith("demo:")
+
+
+class AgentVersion(models.Model):
+    """The instructions and configuration as they were at each version (runs point here)."""
+
+    agent = models.ForeignKey(Agent, on_delete=models.CASCADE, related_name="versions")
+    version = models.PositiveIntegerField()
+    instructions = models.TextField()
+    config = models.JSONField(default=dict)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["agent", "version"], name="one_row_per_agent_version")]
+
+
+class RunStatus(models.TextChoices):
+    CREATED = "created"
+    QUEUED = "queued"
+    PLANNING = "planning"
+    WAITING_FOR_MODEL = "waiting_for_model"
+    WAITING_FOR_TOOL = "waiting_for_tool"
+    WAITING_FOR_HUMAN = "waiting_for_human"
+    RUNNING_TOOL = "running_tool"
+    PAUSED = "paused"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+TERMINAL = frozenset({RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELLED})
+
+
+class Run(models.Model):
+    tenant = models.ForeignKey("console.Tenant", on_delete=models.CASCADE, related_name="runs")
+    agent = models.ForeignKey(Agent, on_delete=models.PROTECT, related_name="runs")
+    agent_version = models.PositiveIntegerField()
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    goal = models.TextField()
+    status = models.CharField(max_length=24, choices=RunStatus.choices, default=RunStatus.CREATED)
+    step = models.PositiveIntegerField(default=0)  # steps completed
+    # The lease: one owner at a time; the fencing token rises with every claim so a
+    # worker that lost its lease cannot commit over the new owner.
+    lease_owner = models.CharField(max_length=120, blank=True)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    fence = models.PositiveBigIntegerField(default=0)
+    input_tokens = models.PositiveBigIntegerField(default=0)
+    output_tokens = models.PositiveBigIntegerField(default=0)
+    cost_usd = models.DecimalField(max_digits=12, decimal_places=6, default=Decimal("0"))
+    last_action = models.CharField(max_length=300, blank=True)
+    next_action = models.CharField(max_length=300, blank=True)
+    terminal_reason = models.CharField(max_length=300, blank=True)
+    answer = models.TextField(blank=True)
+    event_seq = models.PositiveIntegerField(default=0)  # last RunEvent.seq written
+    inbox = models.JSONField(default=list, blank=True)  # instructions added mid-run, for the next step
+    pause_requested = models.BooleanField(default=False)
+    cancel_requested = models.BooleanField(default=False)
+    control_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")  # who paused/cancelled last
+    control_at = models.DateTimeField(null=True, blank=True)
+    trace_id = models.CharField(max_length=32, blank=True)
+    idempotency_key = models.CharField(max_length=200, null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = TenantScopedQuerySet.as_manager()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "idempotency_key"], name="run_idempotency_key_per_tenant"),
+        ]
+        indexes = [
+            models.Index(fields=["tenant", "-created_at"], name="run_tenant_recent"),
+            models.Index(fields=["status", "lease_expires_at"], name="run_sweep"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Run {self.pk} ({self.status})"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in TERMINAL
+
+
+class RunEvent(models.Model):
+    """Append-only; `seq` is dense per run (1, 2, 3 …), written with the change it describes."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="events")
+    seq = models.PositiveIntegerField()
+    type = models.CharField(max_length=40)
+    payload = models.JSONField(default=dict)
+    at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["run", "seq"], name="dense_event_seq_per_run")]
+        ordering = ["run", "seq"]
+
+
+class Checkpoint(models.Model):
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="checkpoints")
+    step = models.PositiveIntegerField()
+    state = models.JSONField()
+    state_hash = models.CharField(max_length=64)
+    at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["run", "step"], name="one_checkpoint_per_step")]
+
+
+class PlanStep(models.Model):
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="plan_steps")
+    position = models.PositiveIntegerField()
+    title = models.CharField(max_length=300)
+    status = models.CharField(max_length=16, default="pending")  # pending, active, done, skipped
+
+    class Meta:
+        ordering = ["position"]
+        constraints = [models.UniqueConstraint(fields=["run", "position"], name="plan_position_per_run")]
+
+
+class ModelCall(models.Model):
+    tenant = models.ForeignKey("console.Tenant", on_delete=models.CASCADE)
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="model_calls")
+    step = models.PositiveIntegerField()
+    attempt = models.PositiveSmallIntegerField(default=1)
+    provider = models.CharField(max_length=40)
+    model = models.CharField(max_length=100)
+    input_tokens = models.PositiveIntegerField(default=0)
+    output_tokens = models.PositiveIntegerField(default=0)
+    cached_tokens = models.PositiveIntegerField(default=0)
+    latency_ms = models.PositiveIntegerField(default=0)
+    cost_usd = models.DecimalField(max_digits=12, decimal_places=6, default=Decimal("0"))
+    price = models.JSONField(default=dict)  # the price used, kept with the row
+    status = models.CharField(max_length=16)  # ok, error
+    error = models.CharField(max_length=500, blank=True)
+    at = models.DateTimeField(auto_now_add=True)
+
+    objects = TenantScopedQuerySet.as_manager()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["run", "step", "attempt"], name="one_model_call_per_attempt")]
+
+
+class ToolInvocation(models.Model):
+    tenant = models.ForeignKey("console.Tenant", on_delete=models.CASCADE)
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="tool_invocations")
+    step = models.PositiveIntegerField()
+    call_id = models.CharField(max_length=100)
+    tool = models.CharField(max_length=100)
+    arguments = models.JSONField(default=dict)
+    idempotency_key = models.CharField(max_length=200)  # "<run>:<step>:<call>"
+    status = models.CharField(max_length=16, default="running")  # running, ok, error
+    result = models.JSONField(null=True, blank=True)
+    started_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    duration_ms = models.PositiveIntegerField(null=True, blank=True)
+
+    objects = TenantScopedQuerySet.as_manager()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["tool", "idempotency_key"], name="tool_idempotency_key")]
+
+
+class Span(models.Model):
+    """Spans stored by the batching exporter, for the trace timeline."""
+
+    trace_id = models.CharField(max_length=32, db_index=True)
+    span_id = models.CharField(max_length=16)
+    parent_span_id = models.CharField(max_length=16, blank=True)
+    run = models.ForeignKey(Run, null=True, blank=True, on_delete=models.CASCADE, related_name="spans")
+    name = models.CharField(max_length=200)
+    started_at = models.DateTimeField()
+    ended_at = models.DateTimeField()
+    status = models.CharField(max_length=16, default="unset")
+    attributes = models.JSONField(default=dict)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["trace_id", "span_id"], name="span_unique")]
+
+
+# --- Demo systems: the real tables the built-in demo tools act on -----------------------------
+
+
+class CrmAccount(models.Model):
+    tenant = models.ForeignKey("console.Tenant", on_delete=models.CASCADE)
+    key = models.CharField(max_length=20)  # e.g. ACME-042
+    name = models.CharField(max_length=200)
+    success_manager = models.EmailField()
+    arr_usd = models.PositiveIntegerField(default=0)
+    renewal_date = models.DateField(null=True, blank=True)
+    health = models.CharField(max_length=20, default="good")
+
+    objects = TenantScopedQuerySet.as_manager()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["tenant", "key"], name="crm_key_per_tenant")]
+        ordering = ["key"]
+
+
+class CrmNote(models.Model):
+    tenant = models.ForeignKey("console.Tenant", on_delete=models.CASCADE)
+    account = models.ForeignKey(CrmAccount, on_delete=models.CASCADE, related_name="notes")
+    body = models.TextField()
+    author = models.CharField(max_length=100)
+    run = models.ForeignKey(Run, null=True, blank=True, on_delete=models.SET_NULL)
+    at = models.DateTimeField(auto_now_add=True)
+
+    objects = TenantScopedQuerySet.as_manager()
+
+
+class EmailMessage(models.Model):
+    """Drafts and the outbox. `sent_at` set = it left the building (exactly once per key)."""
+
+    tenant = models.ForeignKey("console.Tenant", on_delete=models.CASCADE)
+    run = models.ForeignKey(Run, null=True, blank=True, on_delete=models.SET_NULL)
+    to = models.EmailField()
+    subject = models.CharField(max_length=300)
+    body = models.TextField()
+    sent_at = models.DateTimeField(null=True, blank=True)
+    idempotency_key = models.CharField(max_length=200, null=True, blank=True, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = TenantScopedQuerySet.as_manager()
+
+
+class CalendarBooking(models.Model):
+    tenant = models.ForeignKey("console.Tenant", on_delete=models.CASCADE)
+    run = models.ForeignKey(Run, null=True, blank=True, on_delete=models.SET_NULL)
+    title = models.CharField(max_length=200)
+    attendees = models.JSONField(default=list)
+    starts_at = models.DateTimeField()
+    minutes = models.PositiveIntegerField(default=30)
+    idempotency_key = models.CharField(max_length=200, unique=True)
+
+    objects = TenantScopedQuerySet.as_manager()
+
+
+class Invoice(models.Model):
+    tenant = models.ForeignKey("console.Tenant", on_delete=models.CASCADE)
+    run = models.ForeignKey(Run, null=True, blank=True, on_delete=models.SET_NULL)
+    account = models.ForeignKey(CrmAccount, on_delete=models.PROTECT)
+    amount_usd = models.DecimalField(max_digits=12, decimal_places=2)
+    memo = models.CharField(max_length=300, blank=True)
+    idempotency_key = models.CharField(max_length=200, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = TenantScopedQuerySet.as_manager()

@@ -1,0 +1,471 @@
+"""The runtime's writes: starting runs, advancing them one step, controlling them."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+import time
+from contextlib import contextmanager
+from datetime import timedelta
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
+
+from agents import engine
+from agents.events import emit
+from agents.gateway import Breaker, GatewayPolicy, complete
+from agents.models import TERMINAL, Agent, Checkpoint, ModelCall, PlanStep, Run, RunStatus, ToolInvocation
+from agents.tools import REGISTRY, ToolContext
+from agents.tools.registry import parse_arguments, run_tool
+from console.health import redis_client
+
+RUNNABLE = (RunStatus.QUEUED, RunStatus.PLANNING, RunStatus.WAITING_FOR_MODEL, RunStatus.RUNNING_TOOL,
+            RunStatus.WAITING_FOR_TOOL)
+APPROVAL_RISK = 3  # default policy: risk ≥ 3 needs one approval
+MAX_GOAL_CHARS = 5000
+
+
+class RunError(Exception):
+    """A user-facing refusal (bad input, wrong state); the message says what to do."""
+
+
+class LeaseLost(Exception):
+    """Another worker holds the run now: drop this step's work."""
+
+
+def lease_seconds() -> int:
+    return settings.RUN_LEASE_SECONDS
+
+
+# --- Starting -----------------------------------------------------------------------------------
+
+
+def run_start(*, tenant, agent: Agent, goal: str, requested_by=None, idempotency_key: str | None = None) -> Run:
+    goal = (goal or "").strip()
+    if not goal:
+        raise RunError("Write a goal for the run.")
+    if len(goal) > MAX_GOAL_CHARS:
+        raise RunError(f"The goal is {len(goal)} characters; keep it under {MAX_GOAL_CHARS}.")
+    if agent.tenant_id != tenant.id:
+        raise RunError("That agent does not belong to this tenant.")
+    if idempotency_key and (existing := Run.objects.for_tenant(tenant).filter(idempotency_key=idempotency_key).first()):
+        return existing
+    try:
+        with transaction.atomic():
+            run = Run.objects.create(
+                tenant=tenant, agent=agent, agent_version=agent.version, requested_by=requested_by, goal=goal,
+                status=RunStatus.QUEUED, trace_id=secrets.token_hex(16), idempotency_key=idempotency_key or None,
+            )
+            state = {"conversation": [{"role": "user", "text": goal}], "pending_call": None}
+            _checkpoint(run, state)
+            emit(run, "run.created", {"goal": goal, "agent": agent.name, "agent_version": agent.version,
+                                      "model": agent.model, "by": getattr(requested_by, "username", "api")})
+            emit(run, "status", {"from": "created", "to": RunStatus.QUEUED})
+            _enqueue_on_commit(run.pk)
+    except IntegrityError:
+        # Two requests with the same Idempotency-Key at once: the other one won.
+        return Run.objects.for_tenant(tenant).get(idempotency_key=idempotency_key)
+    return run
+
+
+def _enqueue_on_commit(run_id: int) -> None:
+    from agents.tasks import run_step
+
+    transaction.on_commit(lambda: run_step.delay(run_id))
+
+
+def _checkpoint(run: Run, state: dict) -> None:
+    blob = json.dumps(state, sort_keys=True, separators=(",", ":"))
+    Checkpoint.objects.update_or_create(run=run, step=run.step,
+                                        defaults={"state": state, "state_hash": hashlib.sha256(blob.encode()).hexdigest()})
+
+
+def _latest_state(run: Run) -> dict:
+    return Checkpoint.objects.filter(run=run).order_by("-step").values_list("state", flat=True).first()
+
+
+def _set_status(run: Run, new: str, **payload) -> None:
+    engine.RUN_STATES.check(run.status, new)
+    if run.status == new:
+        return
+    emit(run, "status", {"from": run.status, "to": new, **payload})
+    run.status = new
+    if new in TERMINAL:
+        run.finished_at = timezone.now()
+        run.next_action = ""
+
+
+# --- The lease ------------------------------------------------------------------------------------
+
+
+def lease_claim(*, run_id: int, worker: str) -> int | None:
+    """Claim the run if nobody holds a live lease. Returns the new fencing token, or None."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            UPDATE agents_run SET lease_owner = %s, lease_expires_at = now() + make_interval(secs => %s),
+                   fence = fence + 1
+             WHERE id = %s AND status = ANY(%s) AND (lease_expires_at IS NULL OR lease_expires_at < now())
+         RETURNING fence
+            """,
+            [worker, lease_seconds(), run_id, list(RUNNABLE)],
+        )
+        row = cursor.fetchone()
+    return row[0] if row else None
+
+
+@contextmanager
+def fenced(run_id: int, fence: int):
+    """A transaction on the run that commits only while we still hold the lease."""
+    with transaction.atomic():
+        run = Run.objects.select_for_update().filter(pk=run_id, fence=fence).select_related("agent", "tenant").first()
+        if run is None:
+            raise LeaseLost(run_id)
+        yield run
+        run.save()
+
+
+def _release(run: Run) -> None:
+    run.lease_owner = ""
+    run.lease_expires_at = None
+
+
+# --- One step -------------------------------------------------------------------------------------
+
+
+def run_advance(*, run_id: int, worker: str) -> str:
+    """Advance a run by one step. Safe to call twice at once and after a crash."""
+    fence = lease_claim(run_id=run_id, worker=worker)
+    if fence is None:
+        return "no_lease"
+    try:
+        with fenced(run_id, fence) as run:
+            if run.cancel_requested:
+                _cancel_now(run)
+                return "cancelled"
+            if run.pause_requested:
+                _set_status(run, RunStatus.PAUSED, by=run.control_by.username if run.control_by else "")
+                run.pause_requested = False
+                _release(run)
+                return "paused"
+            state = _latest_state(run)
+        pending = state.get("pending_call")
+        outcome = _tool_step(run_id, fence, state) if pending else _model_step(run_id, fence, state)
+    except LeaseLost:
+        return "lease_lost"
+    return outcome
+
+
+def _budgets(run: Run) -> engine.Fail | None:
+    agent = run.agent
+    started = run.started_at or run.created_at
+    return engine.budget_exhausted(
+        engine.Budgets(agent.max_steps, agent.max_tokens, float(agent.max_cost_usd), agent.max_seconds),
+        engine.Usage(run.step, run.input_tokens + run.output_tokens, float(run.cost_usd),
+                     (timezone.now() - started).total_seconds()),
+    )
+
+
+def _verdicts(agent: Agent) -> dict[str, engine.ToolVerdict]:
+    verdicts = {}
+    for name in agent.tools:
+        if spec := REGISTRY.get(name):
+            needs = spec.risk >= APPROVAL_RISK
+            verdicts[name] = engine.ToolVerdict(spec.risk, needs, f"risk ≥ {APPROVAL_RISK} needs one approval (default policy)"
+                                                if needs else "")
+    return verdicts
+
+
+def _model_step(run_id: int, fence: int, state: dict) -> str:
+    with fenced(run_id, fence) as run:
+        if exhausted := _budgets(run):
+            _fail(run, exhausted.reason)
+            return "failed"
+        if run.inbox:
+            for item in run.inbox:
+                state["conversation"].append({"role": "user", "text": f"Instruction from operator: {item['text']}"})
+                emit(run, "instruction.applied", item)
+            run.inbox = []
+        run.started_at = run.started_at or timezone.now()
+        planning = run.agent.plan_mode and not PlanStep.objects.filter(run=run).exists()
+        _set_status(run, RunStatus.PLANNING if planning else RunStatus.WAITING_FOR_MODEL)
+        # The model call happens outside any transaction; keep the lease long enough for it.
+        run.lease_expires_at = timezone.now() + timedelta(seconds=lease_seconds() + settings.MODEL_TIMEOUT_SECONDS)
+        agent, step = run.agent, run.step + 1
+    tools = [REGISTRY[name] for name in agent.tools if name in REGISTRY]
+    result = complete(models=[agent.model, *agent.fallback_models], instructions=agent.instructions,
+                      conversation=state["conversation"], tools=tools, plan_mode=agent.plan_mode,
+                      breaker=Breaker(redis_client(timeout=2), GatewayPolicy()),
+                      policy=GatewayPolicy(timeout_seconds=settings.MODEL_TIMEOUT_SECONDS,
+                                           backoff_base_seconds=settings.MODEL_BACKOFF_SECONDS))
+    with fenced(run_id, fence) as run:
+        run.step = step
+        for number, attempt in enumerate(result.attempts, start=1):
+            ModelCall.objects.create(
+                tenant=run.tenant, run=run, step=step, attempt=number, provider=attempt.provider, model=attempt.model,
+                input_tokens=attempt.input_tokens, output_tokens=attempt.output_tokens,
+                cached_tokens=attempt.cached_tokens, latency_ms=attempt.latency_ms, cost_usd=attempt.cost_usd,
+                price=attempt.price, status=attempt.status, error=attempt.error,
+            )
+            run.input_tokens += attempt.input_tokens
+            run.output_tokens += attempt.output_tokens
+            run.cost_usd += attempt.cost_usd
+            emit(run, "model.call", {"step": step, "provider": attempt.provider, "model": attempt.model,
+                                     "status": attempt.status, "error": attempt.error, "latency_ms": attempt.latency_ms,
+                                     "input_tokens": attempt.input_tokens, "output_tokens": attempt.output_tokens,
+                                     "cost_usd": str(attempt.cost_usd)})
+        if result.reply is None:
+            _fail(run, f"model_error: {result.error}"[:300])
+            _checkpoint(run, state)
+            return "failed"
+        action = engine.next_action(result.reply, verdicts=_verdicts(run.agent), plan_mode=run.agent.plan_mode,
+                                    has_plan=PlanStep.objects.filter(run=run).exists())
+        outcome = _apply(run, action, state)
+        _checkpoint(run, state)
+        if outcome == "tool_pending":
+            pending_state = state  # keep the lease: the tool runs next, in its own transaction
+        else:
+            _release(run)
+            if run.status in RUNNABLE:
+                _enqueue_on_commit(run.pk)
+    if outcome == "tool_pending":
+        return _tool_step(run_id, fence, pending_state)
+    return outcome
+
+
+def _remember_call(state: dict, call: engine.ToolCall, text: str = "") -> None:
+    state["conversation"].append({"role": "assistant", "text": text,
+                                  "tool_call": {"id": call.call_id, "tool": call.tool, "arguments": call.arguments}})
+
+
+def _tool_result(state: dict, call_id: str, tool: str, result: dict) -> None:
+    state["conversation"].append({"role": "tool", "call_id": call_id, "tool": tool, "result": result})
+
+
+def _apply(run: Run, action: engine.Action, state: dict) -> str:
+    match action:
+        case engine.Finish(answer=answer):
+            state["conversation"].append({"role": "assistant", "text": answer})
+            PlanStep.objects.filter(run=run).exclude(status="done").update(status="done")
+            run.answer, run.last_action, run.terminal_reason = answer, "Answered", "completed"
+            emit(run, "model.answer", {"text": answer})
+            _set_status(run, RunStatus.COMPLETED)
+            return "completed"
+        case engine.Fail(reason=reason):
+            _fail(run, reason)
+            return "failed"
+        case engine.ProposePlan(steps=steps, call=call):
+            PlanStep.objects.filter(run=run).delete()
+            PlanStep.objects.bulk_create(PlanStep(run=run, position=i, title=t) for i, t in enumerate(steps, start=1))
+            _remember_call(state, call)
+            _tool_result(state, call.call_id, call.tool, {"status": "ok", "data": {"accepted": True}})
+            run.last_action = f"Proposed a plan of {len(steps)} steps"
+            emit(run, "plan.proposed", {"steps": list(steps)})
+            _set_status(run, RunStatus.QUEUED)
+            return "planned"
+        case engine.RefuseToolCall(call=call, message=message):
+            _remember_call(state, call)
+            _tool_result(state, call.call_id, call.tool, {"status": "error", "error_type": "refused",
+                                                          "retryable": False, "message": message})
+            emit(run, "tool.refused", {"tool": call.tool, "arguments": call.arguments, "message": message})
+            _set_status(run, RunStatus.QUEUED)
+            return "refused"
+        case engine.CallTool(call=call, risk=risk) | engine.AskApproval(call=call, risk=risk):
+            _remember_call(state, call)
+            needs_approval = isinstance(action, engine.AskApproval)
+            state["pending_call"] = {"id": call.call_id, "tool": call.tool, "arguments": call.arguments,
+                                     "reason": call.reason, "risk": risk, "step": run.step,
+                                     "plan_step": call.plan_step, "needs_approval": needs_approval}
+            if call.plan_step:
+                PlanStep.objects.filter(run=run, position__lt=call.plan_step).exclude(status="done").update(status="done")
+                PlanStep.objects.filter(run=run, position=call.plan_step).update(status="active")
+            emit(run, "tool.proposed", {"tool": call.tool, "arguments": call.arguments, "reason": call.reason,
+                                        "risk": risk, "needs_approval": needs_approval})
+            if needs_approval:
+                from approvals.services import approval_request_create
+
+                approval_request_create(run=run, step=run.step, call=call, risk=risk, rule=action.rule)
+                run.next_action = f"{call.tool} waits for approval"
+                _set_status(run, RunStatus.WAITING_FOR_HUMAN, reason=f"{call.tool} needs approval")
+                return "waiting_for_human"
+            run.next_action = f"Run {call.tool}"
+            _set_status(run, RunStatus.RUNNING_TOOL)
+            return "tool_pending"
+    raise AssertionError(f"unhandled action {action!r}")
+
+
+def _tool_step(run_id: int, fence: int, state: dict) -> str:
+    """Execute the pending tool call exactly once (idempotency key run:step:call) and record its result."""
+    pending = state["pending_call"]
+    key = f"{run_id}:{pending['step']}:{pending['id']}"
+    with fenced(run_id, fence) as run:
+        arguments = pending["arguments"]
+        if pending["needs_approval"]:
+            from approvals.services import approval_for_call
+
+            approval = approval_for_call(run=run, step=pending["step"], call_id=pending["id"])
+            if approval is None or approval.status == "pending":
+                _set_status(run, RunStatus.WAITING_FOR_HUMAN)
+                _release(run)
+                return "waiting_for_human"
+            if approval.status != "approved":
+                note = approval.decision_note or "no reason given"
+                result = {"status": "error", "error_type": "rejected_by_reviewer", "retryable": False,
+                          "message": f"A reviewer ({approval.decided_by.username if approval.decided_by else 'policy'}) "
+                                     f"rejected this call: {note}. Do not try it again; choose another way or finish."}
+                return _finish_tool(run, state, pending, result, None)
+        spec = REGISTRY.get(pending["tool"])
+        if run.status != RunStatus.RUNNING_TOOL:
+            _set_status(run, RunStatus.RUNNING_TOOL)
+        done = ToolInvocation.objects.filter(tool=pending["tool"], idempotency_key=key).first()
+        if done is not None:  # executed before a crash: reuse the recorded result, repeat nothing
+            return _finish_tool(run, state, pending, done.result, done)
+        parsed = parse_arguments(spec, arguments)
+        started = time.perf_counter()
+        invocation = ToolInvocation(tenant=run.tenant, run=run, step=pending["step"], call_id=pending["id"],
+                                    tool=pending["tool"], arguments=arguments, idempotency_key=key)
+        if isinstance(parsed, dict):
+            result = parsed
+        else:
+            try:
+                with transaction.atomic():  # a savepoint: a failing tool leaves the step's own writes intact
+                    with connection.cursor() as cursor:
+                        cursor.execute("SET LOCAL statement_timeout = %s", [int(spec.timeout_seconds * 1000)])
+                    result = run_tool(spec, ToolContext(tenant=run.tenant, run=run, idempotency_key=key), parsed)
+                    with connection.cursor() as cursor:
+                        cursor.execute("SET LOCAL statement_timeout = 0")
+            except Exception as exc:
+                result = {"status": "error", "error_type": "tool_crashed", "retryable": False,
+                          "message": f"{pending['tool']} failed: {type(exc).__name__}."}
+        invocation.status = result["status"]
+        invocation.result = result
+        invocation.finished_at = timezone.now()
+        invocation.duration_ms = int((time.perf_counter() - started) * 1000)
+        invocation.save()
+        return _finish_tool(run, state, pending, result, invocation)
+
+
+def _finish_tool(run: Run, state: dict, pending: dict, result: dict, invocation) -> str:
+    _tool_result(state, pending["id"], pending["tool"], result)
+    state["pending_call"] = None
+    emit(run, "tool.result", {"tool": pending["tool"], "arguments": pending["arguments"], "result": result,
+                              "duration_ms": getattr(invocation, "duration_ms", None)})
+    ok = result.get("status") == "ok"
+    run.last_action = f"{pending['tool']} {'succeeded' if ok else 'failed: ' + result.get('error_type', '')}"[:300]
+    run.next_action = ""
+    _set_status(run, RunStatus.QUEUED)
+    _checkpoint(run, state)
+    _release(run)
+    _enqueue_on_commit(run.pk)
+    return "tool_done"
+
+
+def _fail(run: Run, reason: str) -> None:
+    run.terminal_reason = reason[:300]
+    run.last_action = reason[:300]
+    _set_status(run, RunStatus.FAILED, reason=reason)
+    _release(run)
+
+
+def _cancel_now(run: Run) -> None:
+    from approvals.services import approvals_cancel_for_run
+
+    approvals_cancel_for_run(run=run)
+    run.terminal_reason = f"cancelled by {run.control_by.username if run.control_by else 'system'}"
+    run.cancel_requested = False
+    _set_status(run, RunStatus.CANCELLED, by=run.control_by.username if run.control_by else "")
+    _release(run)
+
+
+# --- Control from people ----------------------------------------------------------------------------
+
+
+@contextmanager
+def _locked(run: Run):
+    with transaction.atomic():
+        locked = Run.objects.select_for_update().select_related("agent", "tenant").get(pk=run.pk)
+        yield locked
+        locked.save()
+
+
+def run_cancel(*, run: Run, actor) -> Run:
+    with _locked(run) as locked:
+        if locked.is_terminal:
+            raise RunError(f"The run is already {locked.status}.")
+        locked.control_by, locked.control_at = actor, timezone.now()
+        if locked.status in (RunStatus.WAITING_FOR_HUMAN, RunStatus.PAUSED, RunStatus.QUEUED, RunStatus.CREATED) \
+                and not locked.lease_owner:
+            _cancel_now(locked)
+        else:  # a worker is mid-step: it stops at the step boundary
+            locked.cancel_requested = True
+            emit(locked, "control.cancel_requested", {"by": actor.username})
+    return locked
+
+
+def run_pause(*, run: Run, actor) -> Run:
+    with _locked(run) as locked:
+        if locked.is_terminal or locked.status == RunStatus.PAUSED:
+            raise RunError(f"The run is {locked.status}; it cannot be paused.")
+        locked.control_by, locked.control_at = actor, timezone.now()
+        if locked.status in (RunStatus.QUEUED, RunStatus.WAITING_FOR_HUMAN) and not locked.lease_owner:
+            _set_status(locked, RunStatus.PAUSED, by=actor.username)
+        else:
+            locked.pause_requested = True
+            emit(locked, "control.pause_requested", {"by": actor.username})
+    return locked
+
+
+def run_resume(*, run: Run, actor) -> Run:
+    with _locked(run) as locked:
+        if locked.pause_requested:
+            locked.pause_requested = False
+            emit(locked, "control.resumed", {"by": actor.username})
+            return locked
+        if locked.status != RunStatus.PAUSED:
+            raise RunError(f"The run is {locked.status}, not paused.")
+        locked.control_by, locked.control_at = actor, timezone.now()
+        state = _latest_state(locked)
+        pending = state.get("pending_call") if state else None
+        waiting = pending and pending["needs_approval"]
+        _set_status(locked, RunStatus.QUEUED, by=actor.username)
+        if waiting:
+            from approvals.services import approval_for_call
+
+            approval = approval_for_call(run=locked, step=pending["step"], call_id=pending["id"])
+            if approval is not None and approval.status == "pending":
+                _set_status(locked, RunStatus.WAITING_FOR_HUMAN)
+                return locked
+        _enqueue_on_commit(locked.pk)
+    return locked
+
+
+def run_add_instruction(*, run: Run, actor, text: str) -> Run:
+    text = (text or "").strip()
+    if not text:
+        raise RunError("Write the instruction to add.")
+    if len(text) > 2000:
+        raise RunError("Keep the instruction under 2000 characters.")
+    with _locked(run) as locked:
+        if locked.is_terminal:
+            raise RunError(f"The run is already {locked.status}.")
+        item = {"text": text, "by": actor.username if actor else "api", "at": timezone.now().isoformat()}
+        locked.inbox = [*locked.inbox, item]
+        emit(locked, "instruction.added", item)
+    return locked
+
+
+def runs_sweep() -> int:
+    """Re-enqueue runs whose lease expired (crashed worker) or that sit queued with no task."""
+    from agents.tasks import run_step
+
+    now = timezone.now()
+    stale = Run.objects.filter(status__in=RUNNABLE).filter(
+        lease_expires_at__lt=now) | Run.objects.filter(status__in=RUNNABLE, lease_expires_at__isnull=True,
+                                                        updated_at__lt=now - timedelta(seconds=settings.RUN_SWEEP_AFTER_SECONDS))
+    ids = list(stale.values_list("id", flat=True)[:500])
+    for run_id in ids:
+        run_step.delay(run_id)
+    return len(ids)

@@ -1,0 +1,107 @@
+"""Runs list, run page, run controls, the Demo systems page."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from agents import services
+from agents.forms import DecisionForm, InstructionForm, StartRunForm
+from agents.models import Run
+from agents.selectors import demo_systems, run_events_after, run_get, run_list, run_plan
+from approvals.models import ApprovalRequest
+from approvals.services import DecisionRefused, approval_decide
+from console.access import tenant_access
+from console.roles import can_open
+
+
+def _run(request, membership, run_id: int) -> Run:
+    try:
+        return run_get(tenant=membership.tenant, run_id=run_id)
+    except Run.DoesNotExist:
+        raise Http404("No such run") from None
+
+
+@login_required
+def runs(request: HttpRequest, tenant_slug: str) -> HttpResponse:
+    membership = tenant_access(request, tenant_slug, section="runs")
+    request.section = "runs"
+    form = StartRunForm(request.POST or None, tenant=membership.tenant)
+    if request.method == "POST" and form.is_valid():
+        try:
+            run = services.run_start(tenant=membership.tenant, agent=form.cleaned_data["agent"],
+                                     goal=form.cleaned_data["goal"], requested_by=request.user)
+            return redirect("run_detail", tenant_slug, run.pk)
+        except services.RunError as error:
+            form.add_error("goal", str(error))
+    status = request.GET.get("status", "")
+    return render(request, "agents/runs.html", {"runs": run_list(tenant=membership.tenant, status=status[:24]),
+                                                "form": form, "status": status})
+
+
+@login_required
+def run_detail(request: HttpRequest, tenant_slug: str, run_id: int) -> HttpResponse:
+    membership = tenant_access(request, tenant_slug, section="runs")
+    request.section = "runs"
+    run = _run(request, membership, run_id)
+    events = run_events_after(run=run, after=0, limit=10_000)
+    return render(request, "agents/run.html", {
+        "run": run, "plan": run_plan(run=run), "events": events, "last_seq": events[-1].seq if events else 0,
+        "instruction_form": InstructionForm(), "can_decide": can_open(membership.role, "approvals"),
+    })
+
+
+@login_required
+@require_POST
+def run_control(request: HttpRequest, tenant_slug: str, run_id: int, action: str) -> HttpResponse:
+    membership = tenant_access(request, tenant_slug, section="runs")
+    run = _run(request, membership, run_id)
+    try:
+        if action == "cancel":
+            services.run_cancel(run=run, actor=request.user)
+        elif action == "pause":
+            services.run_pause(run=run, actor=request.user)
+        elif action == "resume":
+            services.run_resume(run=run, actor=request.user)
+        elif action == "instruct":
+            form = InstructionForm(request.POST)
+            if not form.is_valid():
+                raise services.RunError("Write the instruction to add (up to 2000 characters).")
+            services.run_add_instruction(run=run, actor=request.user, text=form.cleaned_data["text"])
+        else:
+            raise Http404("No such action")
+    except services.RunError as error:
+        messages.error(request, str(error))
+    return redirect("run_detail", tenant_slug, run.pk)
+
+
+@login_required
+@require_POST
+def approval_decision(request: HttpRequest, tenant_slug: str, approval_id: int) -> HttpResponse:
+    membership = tenant_access(request, tenant_slug, section="runs")
+    approval = ApprovalRequest.objects.for_tenant(membership.tenant).filter(pk=approval_id).first()
+    if approval is None:
+        raise Http404("No such approval request")
+    if not can_open(membership.role, "approvals"):
+        raise PermissionDenied(f"Your role ({membership.role}) cannot decide approvals.")
+    form = DecisionForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Choose approve or reject.")
+    else:
+        try:
+            approval_decide(approval=approval, approve=form.cleaned_data["decision"] == "approve", actor=request.user,
+                            note=form.cleaned_data["note"])
+        except DecisionRefused as error:
+            messages.error(request, str(error))
+    return redirect("run_detail", tenant_slug, approval.run_id)
+
+
+@login_required
+def demo_systems_page(request: HttpRequest, tenant_slug: str) -> HttpResponse:
+    membership = tenant_access(request, tenant_slug, section="runs")
+    request.section = "runs"
+    return render(request, "agents/demo_systems.html", demo_systems(tenant=membership.tenant))

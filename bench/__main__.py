@@ -1,0 +1,58 @@
+"""``python -m bench`` runs every benchmark; ``python -m bench NAME [NAME ...]`` runs those.
+
+One embedded stack (Postgres 16 + Redis, throwaway) is started for the whole invocation
+and stopped at exit. Each benchmark prints its table and replaces its section of
+bench/RESULTS.md.
+
+To add a benchmark, add one line to REGISTRY: ``"name": callable(ctx) -> markdown``.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import time
+
+from bench import baselines, langgraph_noop
+from bench.harness import RESULTS, Context, machine_note, stack, write_results
+
+REGISTRY = {
+    "baselines": baselines.run,
+    "langgraph": langgraph_noop.run,
+}
+
+
+def main(argv: list[str]) -> int:
+    if any(a in {"-h", "--help"} for a in argv):
+        print(__doc__.strip())
+        print("\nbenchmarks:", ", ".join(REGISTRY))
+        return 0
+    names = argv or list(REGISTRY)
+    unknown = [n for n in names if n not in REGISTRY]
+    if unknown:
+        print(f"unknown benchmark(s): {', '.join(unknown)}; known: {', '.join(REGISTRY)}", file=sys.stderr)
+        return 2
+    started = time.monotonic()
+    print("Starting the embedded stack (Postgres + Redis) ...", flush=True)
+    with stack() as env:
+        ctx = Context(env)
+        for name in names:
+            print(f"\n== {name} ==", flush=True)
+            t0 = time.monotonic()
+            section = REGISTRY[name](ctx)
+            section = f"{section}\n\n{machine_note()} Took {time.monotonic() - t0:.0f} s."
+            print(section, flush=True)
+            write_results(name, section)
+    print(f"\nUpdated {RESULTS} in {time.monotonic() - started:.0f} s; stack stopped.")
+    return 0
+
+
+if __name__ == "__main__":
+    # A SIGTERM unwinds like Ctrl-C, so the stack and the Bh server are stopped.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        sys.exit(main(sys.argv[1:]))
+    except KeyboardInterrupt:
+        print("\ninterrupted; the stack was stopped and nothing was written for the unfinished benchmark.",
+              file=sys.stderr)
+        sys.exit(130)

@@ -1,0 +1,58 @@
+// Live run pages. The server renders every fragment with the page's own partials;
+// this only places them, remembers the last event seq, and reconnects from it.
+(function () {
+  "use strict";
+
+  function connect(path, onMessage, afterSeq) {
+    let delay = 500;
+    let seq = afterSeq;
+    function open() {
+      const scheme = location.protocol === "https:" ? "wss://" : "ws://";
+      const url = scheme + location.host + path + (seq !== null ? "?after=" + seq : "");
+      const socket = new WebSocket(url);
+      socket.onopen = function () { delay = 500; document.body.dataset.live = "connected"; };
+      socket.onmessage = function (message) {
+        const data = JSON.parse(message.data);
+        if (typeof data.seq === "number") seq = data.seq;
+        onMessage(data);
+      };
+      socket.onclose = function (event) {
+        document.body.dataset.live = "reconnecting";
+        if (event.code === 4404) return; // not allowed: do not retry
+        setTimeout(open, delay);
+        delay = Math.min(delay * 2, 10000);
+      };
+    }
+    open();
+  }
+
+  function replace(id, html) {
+    const target = document.getElementById(id);
+    if (target) target.innerHTML = html;
+  }
+
+  const run = document.querySelector("[data-live-run]");
+  if (run) {
+    connect(run.dataset.liveRun, function (data) {
+      Object.entries(data.replace || {}).forEach(function ([id, html]) { replace(id, html); });
+      Object.entries(data.append || {}).forEach(function ([id, html]) {
+        const list = document.getElementById(id);
+        if (list && html) list.insertAdjacentHTML("beforeend", html);
+      });
+      run.dataset.seq = data.seq;
+    }, parseInt(run.dataset.seq, 10) || 0);
+  }
+
+  const list = document.querySelector("[data-live-list]");
+  if (list) {
+    connect(list.dataset.liveList, function (data) {
+      const row = data.replace_or_prepend;
+      if (!row) return;
+      const existing = document.getElementById(row.id);
+      if (existing) { existing.outerHTML = row.html; return; }
+      const body = document.getElementById(row.container);
+      body.querySelectorAll(".empty-row").forEach(function (el) { el.remove(); });
+      body.insertAdjacentHTML("afterbegin", row.html);
+    }, null);
+  }
+})();

@@ -1,0 +1,63 @@
+"""The pure engine, without a database."""
+
+from agents import engine
+from agents.engine import AskApproval, Budgets, CallTool, Fail, Finish, ModelReply, ProposePlan, RefuseToolCall, ToolCall, ToolVerdict, Usage
+
+VERDICTS = {"crm.get_account": ToolVerdict(0, False), "email.send": ToolVerdict(3, True, "risk ≥ 3")}
+
+
+def reply(*calls, text=""):
+    return ModelReply(text=text, tool_calls=tuple(calls))
+
+
+def decide(r, plan_mode=True):
+    return engine.next_action(r, verdicts=VERDICTS, plan_mode=plan_mode, has_plan=False)
+
+
+def test_text_without_tool_calls_finishes():
+    assert decide(reply(text=" done ")) == Finish("done")
+
+
+def test_an_empty_reply_fails_with_a_reason():
+    assert isinstance(decide(reply()), Fail)
+
+
+def test_a_safe_tool_is_called_and_a_risky_one_asks_for_approval():
+    assert decide(reply(ToolCall("1", "crm.get_account", {"key": "A-1"}))) == CallTool(ToolCall("1", "crm.get_account", {"key": "A-1"}), 0)
+    action = decide(reply(ToolCall("2", "email.send", {})))
+    assert isinstance(action, AskApproval) and action.rule == "risk ≥ 3"
+
+
+def test_an_unknown_tool_is_refused_with_the_tools_it_can_use():
+    action = decide(reply(ToolCall("1", "shell.exec", {})))
+    assert isinstance(action, RefuseToolCall)
+    assert "crm.get_account" in action.message and "shell.exec" in action.message
+
+
+def test_plans_are_proposed_only_in_plan_mode_and_must_be_steps():
+    call = ToolCall("1", "plan.propose", {"steps": ["a", "b"]})
+    assert decide(reply(call)) == ProposePlan(("a", "b"), call)
+    assert isinstance(decide(reply(call), plan_mode=False), RefuseToolCall)
+    assert isinstance(decide(reply(ToolCall("1", "plan.propose", {"steps": "x"}))), RefuseToolCall)
+
+
+def test_only_the_first_of_several_calls_is_taken():
+    action = decide(reply(ToolCall("1", "crm.get_account", {}), ToolCall("2", "email.send", {})))
+    assert isinstance(action, CallTool) and action.call.call_id == "1"
+
+
+def test_each_budget_names_itself():
+    budgets = Budgets(max_steps=10, max_tokens=1000, max_cost_usd=1.0, max_seconds=60)
+    assert engine.budget_exhausted(budgets, Usage(1, 10, 0.1, 1)) is None
+    assert "steps" in engine.budget_exhausted(budgets, Usage(10, 0, 0, 0)).reason
+    assert "tokens" in engine.budget_exhausted(budgets, Usage(1, 1000, 0, 0)).reason
+    assert "budget_exhausted: cost" in engine.budget_exhausted(budgets, Usage(1, 0, 1.5, 0)).reason
+    assert "wall_clock" in engine.budget_exhausted(budgets, Usage(1, 0, 0, 61)).reason
+
+
+def test_the_state_machine_refuses_leaving_a_terminal_state():
+    import pytest
+
+    with pytest.raises(engine.InvalidTransition):
+        engine.RUN_STATES.check("completed", "queued")
+    engine.RUN_STATES.check("waiting_for_human", "queued")

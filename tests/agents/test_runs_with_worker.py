@@ -1,0 +1,89 @@
+"""Runs driven by real Celery worker processes."""
+
+import pytest
+
+from agents.demo_data import seed_demo_systems
+from agents.models import Agent, EmailMessage, ModelCall, RunEvent, RunStatus, ToolInvocation
+from agents.services import run_add_instruction, run_cancel, run_start
+from approvals.models import ApprovalRequest
+from approvals.services import approval_decide
+from tests.conftest import wait_for
+
+GOAL = "Prepare the renewal plan for account ACME-042 and email it to its success manager"
+
+
+@pytest.fixture
+def renewals(cast):
+    seed_demo_systems(cast.acme)
+    return Agent.objects.get(tenant=cast.acme, slug="renewals")
+
+
+def status_of(run, *statuses, timeout=30):
+    def reached():
+        run.refresh_from_db()
+        return run.status in statuses
+    wait_for(reached, timeout, interval=0.1, message=f"run {run.pk} to reach {statuses} (is {run.status})")
+    return run.status
+
+
+def assert_gapless(run):
+    seqs = list(RunEvent.objects.filter(run=run).order_by("seq").values_list("seq", flat=True))
+    assert seqs == list(range(1, len(seqs) + 1))
+
+
+def test_a_demo_run_waits_for_approval_then_completes_and_sends_once(cast, renewals, start_worker):
+    start_worker()
+    run = run_start(tenant=cast.acme, agent=renewals, goal=GOAL, requested_by=cast.member)
+    status_of(run, RunStatus.WAITING_FOR_HUMAN)
+    approval = ApprovalRequest.objects.get(run=run)
+    assert approval.tool == "email.send" and approval.risk == 3
+    assert not EmailMessage.objects.filter(sent_at__isnull=False).exists()  # never unapproved
+    approval_decide(approval=approval, approve=True, actor=cast.reviewer)
+    assert status_of(run, RunStatus.COMPLETED, RunStatus.FAILED) == RunStatus.COMPLETED
+    sent = EmailMessage.objects.get(sent_at__isnull=False)
+    assert sent.to == "csm-042@acme.example" and "ACME-042" in sent.subject
+    assert "sent to csm-042@acme.example" in run.answer
+    assert_gapless(run)
+    assert list(run.plan_steps.values_list("status", flat=True)) == ["done"] * 4
+    assert ToolInvocation.objects.filter(run=run, tool="email.send").count() == 1
+    assert ModelCall.objects.filter(run=run, status="ok").count() == run.step
+
+
+def test_a_rejection_goes_back_to_the_agent_which_adapts(cast, renewals, start_worker):
+    start_worker()
+    run = run_start(tenant=cast.acme, agent=renewals, goal=GOAL, requested_by=cast.member)
+    status_of(run, RunStatus.WAITING_FOR_HUMAN)
+    approval_decide(approval=ApprovalRequest.objects.get(run=run), approve=False, actor=cast.reviewer,
+                    note="wrong recipient, send to the champion")
+    status_of(run, RunStatus.COMPLETED, RunStatus.FAILED)
+    assert run.status == RunStatus.COMPLETED
+    assert "wrong recipient" in run.answer
+    assert not EmailMessage.objects.filter(sent_at__isnull=False).exists()
+
+
+def test_cancel_ends_a_waiting_run_and_its_approval(cast, renewals, start_worker):
+    start_worker()
+    run = run_start(tenant=cast.acme, agent=renewals, goal=GOAL, requested_by=cast.member)
+    status_of(run, RunStatus.WAITING_FOR_HUMAN)
+    run_cancel(run=run, actor=cast.member)
+    run.refresh_from_db()
+    assert run.status == RunStatus.CANCELLED and run.terminal_reason == "cancelled by max"
+    assert ApprovalRequest.objects.get(run=run).status == "cancelled"
+
+
+def test_an_added_instruction_reaches_the_next_step(cast, renewals, start_worker):
+    run = run_start(tenant=cast.acme, agent=renewals, goal=GOAL, requested_by=cast.member)
+    run_add_instruction(run=run, actor=cast.member, text="Mention the SSO discount")
+    start_worker()
+    status_of(run, RunStatus.WAITING_FOR_HUMAN)
+    assert "Mention the SSO discount" in ApprovalRequest.objects.get(run=run).arguments["body"]
+    assert RunEvent.objects.filter(run=run, type="instruction.applied").count() == 1
+
+
+def test_the_step_budget_stops_a_run_with_a_stated_reason(cast, renewals, start_worker):
+    renewals.max_steps = 2
+    renewals.save()
+    start_worker()
+    run = run_start(tenant=cast.acme, agent=renewals, goal=GOAL, requested_by=cast.member)
+    status_of(run, RunStatus.FAILED)
+    assert run.terminal_reason == "budget_exhausted: steps (2 of 2)"
