@@ -122,12 +122,12 @@ def start_worker(transactional_db, tmp_path):
     """Start real Celery worker processes (prefork) on the test database; stopped after the test."""
     started: list[Proc] = []
 
-    def start(name: str = "w1", *, concurrency: int = 2, beat: bool = False) -> Proc:
+    def start(name: str = "w1", *, concurrency: int = 2, beat: bool = False, env: dict | None = None) -> Proc:
         argv = [sys.executable, "-m", "celery", "-A", "console", "worker", "--loglevel", "INFO",
                 "--concurrency", str(concurrency), "--hostname", f"{name}@test", "--without-mingle", "--without-gossip"]
         if beat:
             argv += ["--beat", "--schedule", str(tmp_path / f"beat-{name}")]
-        proc = spawn(argv, tmp_path / f"{name}.log")
+        proc = spawn(argv, tmp_path / f"{name}-{len(started)}.log", {**subprocess_env(), **(env or {})})
         started.append(proc)
         wait_for(lambda: "ready." in proc.output() or proc.process.poll() is not None, 60, message=f"worker {name}")
         assert proc.process.poll() is None, proc.output()
