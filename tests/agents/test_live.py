@@ -1,0 +1,85 @@
+"""Websockets: outsiders are refused; a reconnecting socket gets exactly what it missed."""
+
+import pytest
+from channels.db import database_sync_to_async
+from channels.testing import WebsocketCommunicator
+
+from agents.demo_data import seed_demo_systems
+from agents.models import Agent
+from agents.services import run_add_instruction, run_start
+from console.asgi import application
+
+pytestmark = [pytest.mark.anyio, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture
+def anyio_backend():
+    return "asyncio"
+
+
+def communicator(user_client, path):
+    session = user_client.cookies["sessionid"].value
+    return WebsocketCommunicator(application, path, headers=[(b"cookie", f"sessionid={session}".encode()),
+                                                            (b"origin", b"http://localhost")])
+
+
+@pytest.fixture
+def run(cast):
+    seed_demo_systems(cast.acme)
+    agent = Agent.objects.get(tenant=cast.acme, slug="renewals")
+    return run_start(tenant=cast.acme, agent=agent, goal="Prepare the renewal plan for ACME-042", requested_by=cast.member)
+
+
+def login(client_for, user):
+    client = client_for(user)
+    client.get("/")  # materialise the session cookie
+    return client
+
+
+async def test_an_outsider_cannot_open_a_run_socket(cast, run, client_for):
+    client = await database_sync_to_async(login)(client_for, cast.outsider)
+    socket = communicator(client, f"/ws/t/acme/runs/{run.pk}/")
+    connected, code = await socket.connect()
+    assert not connected and code == 4404
+    socket = communicator(client, f"/ws/t/globex/runs/{run.pk}/")  # the right tenant for him, not his run
+    connected, code = await socket.connect()
+    assert not connected
+
+
+async def test_a_reconnecting_socket_receives_exactly_the_missed_events_in_order(cast, run, client_for):
+    client = await database_sync_to_async(login)(client_for, cast.member)
+    socket = communicator(client, f"/ws/t/acme/runs/{run.pk}/?after=0")
+    connected, _ = await socket.connect()
+    assert connected
+    first = await socket.receive_json_from(timeout=5)
+    assert [e["seq"] for e in first["events"]] == [1, 2]
+    assert "run-card" in first["replace"] and "run.created" in first["append"]["run-timeline"]
+    await socket.disconnect()
+
+    # While disconnected, things happen.
+    for text in ["one", "two", "three"]:
+        await database_sync_to_async(run_add_instruction)(run=run, actor=cast.member, text=text)
+
+    socket = communicator(client, f"/ws/t/acme/runs/{run.pk}/?after={first['seq']}")
+    connected, _ = await socket.connect()
+    assert connected
+    caught_up = await socket.receive_json_from(timeout=5)
+    assert [e["seq"] for e in caught_up["events"]] == [3, 4, 5]
+    assert [e["type"] for e in caught_up["events"]] == ["instruction.added"] * 3
+    # And then it streams live.
+    await database_sync_to_async(run_add_instruction)(run=run, actor=cast.member, text="four")
+    live = await socket.receive_json_from(timeout=5)
+    assert [e["seq"] for e in live["events"]] == [6]
+    assert await socket.receive_nothing(timeout=0.3)
+    await socket.disconnect()
+
+
+async def test_the_runs_list_socket_gets_a_row_when_a_run_changes(cast, run, client_for):
+    client = await database_sync_to_async(login)(client_for, cast.admin)
+    socket = communicator(client, "/ws/t/acme/runs/")
+    connected, _ = await socket.connect()
+    assert connected
+    await database_sync_to_async(run_add_instruction)(run=run, actor=cast.admin, text="hello")
+    row = await socket.receive_json_from(timeout=5)
+    assert row["replace_or_prepend"]["id"] == f"run-row-{run.pk}"
+    await socket.disconnect()
