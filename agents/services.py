@@ -374,13 +374,17 @@ def _cancel_now(run: Run) -> None:
     from approvals.services import approvals_cancel_for_run
 
     approvals_cancel_for_run(run=run)
-    run.terminal_reason = f"cancelled by {run.control_by.username if run.control_by else 'system'}"
+    run.terminal_reason = f"cancelled by {run.control_by.username if run.control_by else 'api'}"
     run.cancel_requested = False
     _set_status(run, RunStatus.CANCELLED, by=run.control_by.username if run.control_by else "")
     _release(run)
 
 
 # --- Control from people ----------------------------------------------------------------------------
+
+
+def _who(actor) -> str:
+    return getattr(actor, "username", None) or "api"
 
 
 @contextmanager
@@ -401,7 +405,7 @@ def run_cancel(*, run: Run, actor) -> Run:
             _cancel_now(locked)
         else:  # a worker is mid-step: it stops at the step boundary
             locked.cancel_requested = True
-            emit(locked, "control.cancel_requested", {"by": actor.username})
+            emit(locked, "control.cancel_requested", {"by": _who(actor)})
     return locked
 
 
@@ -411,10 +415,10 @@ def run_pause(*, run: Run, actor) -> Run:
             raise RunError(f"The run is {locked.status}; it cannot be paused.")
         locked.control_by, locked.control_at = actor, timezone.now()
         if locked.status in (RunStatus.QUEUED, RunStatus.WAITING_FOR_HUMAN) and not locked.lease_owner:
-            _set_status(locked, RunStatus.PAUSED, by=actor.username)
+            _set_status(locked, RunStatus.PAUSED, by=_who(actor))
         else:
             locked.pause_requested = True
-            emit(locked, "control.pause_requested", {"by": actor.username})
+            emit(locked, "control.pause_requested", {"by": _who(actor)})
     return locked
 
 
@@ -422,7 +426,7 @@ def run_resume(*, run: Run, actor) -> Run:
     with _locked(run) as locked:
         if locked.pause_requested:
             locked.pause_requested = False
-            emit(locked, "control.resumed", {"by": actor.username})
+            emit(locked, "control.resumed", {"by": _who(actor)})
             return locked
         if locked.status != RunStatus.PAUSED:
             raise RunError(f"The run is {locked.status}, not paused.")
@@ -430,7 +434,7 @@ def run_resume(*, run: Run, actor) -> Run:
         state = _latest_state(locked)
         pending = state.get("pending_call") if state else None
         waiting = pending and pending["needs_approval"]
-        _set_status(locked, RunStatus.QUEUED, by=actor.username)
+        _set_status(locked, RunStatus.QUEUED, by=_who(actor))
         if waiting:
             from approvals.services import approval_for_call
 

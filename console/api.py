@@ -36,6 +36,11 @@ def _error(request, status: int, code: str, message: str, **extra):
     return api.create_response(request, {"code": code, "message": message, **extra}, status=status)
 
 
+from agents.api import router as runs_router  # noqa: E402
+
+api.add_router("/", runs_router)
+
+
 @api.exception_handler(ValidationError)
 def on_validation_error(request, exc: ValidationError):
     return _error(request, 422, "invalid_input", "The request is not valid.", errors=exc.errors)

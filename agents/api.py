@@ -1,0 +1,126 @@
+"""Run lifecycle over the API: the same services as the console."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+from django.http import Http404
+from ninja import Field, Router, Schema
+from ninja.errors import HttpError
+
+from agents import services
+from agents.models import Agent, Run
+from agents.selectors import run_events_after, run_list
+
+router = Router(tags=["runs"])
+
+
+class RunIn(Schema):
+    agent: str = Field(description="The agent's slug", max_length=60)
+    goal: str = Field(max_length=5000)
+
+
+class RunOut(Schema):
+    id: int
+    agent: str
+    goal: str
+    status: str
+    step: int
+    last_action: str
+    next_action: str
+    terminal_reason: str
+    answer: str
+    input_tokens: int
+    output_tokens: int
+    cost_usd: Decimal
+    trace_id: str
+    created_at: datetime
+    finished_at: datetime | None
+
+    @staticmethod
+    def resolve_agent(run: Run) -> str:
+        return run.agent.slug
+
+
+class EventOut(Schema):
+    seq: int
+    type: str
+    payload: dict
+    at: datetime
+
+
+class MessageIn(Schema):
+    text: str = Field(max_length=2000)
+
+
+def _run(request, run_id: int) -> Run:
+    run = Run.objects.for_tenant(request.tenant).select_related("agent").filter(pk=run_id).first()
+    if run is None:
+        raise Http404
+    return run
+
+
+def _refuse(error: services.RunError):
+    raise HttpError(409, str(error))
+
+
+@router.post("/runs", response={201: RunOut, 200: RunOut}, summary="Start a run (Idempotency-Key header supported)")
+def create_run(request, body: RunIn):
+    agent = Agent.objects.for_tenant(request.tenant).filter(slug=body.agent).first()
+    if agent is None:
+        raise HttpError(422, f"No agent '{body.agent}' in this tenant.")
+    key = request.headers.get("Idempotency-Key", "")[:200] or None
+    existed = key and Run.objects.for_tenant(request.tenant).filter(idempotency_key=key).exists()
+    try:
+        run = services.run_start(tenant=request.tenant, agent=agent, goal=body.goal, idempotency_key=key)
+    except services.RunError as error:
+        raise HttpError(422, str(error)) from None
+    return (200 if existed else 201), run
+
+
+@router.get("/runs", response=list[RunOut], summary="Recent runs, newest first")
+def list_runs(request, status: str = "", limit: int = 50):
+    return run_list(tenant=request.tenant, status=status[:24], limit=max(1, min(limit, 200)))
+
+
+@router.get("/runs/{run_id}", response=RunOut)
+def get_run(request, run_id: int):
+    return _run(request, run_id)
+
+
+@router.get("/runs/{run_id}/events", response=list[EventOut], summary="Events after a sequence number")
+def run_events(request, run_id: int, after: int = 0, limit: int = 500):
+    return run_events_after(run=_run(request, run_id), after=max(0, after), limit=max(1, min(limit, 1000)))
+
+
+@router.post("/runs/{run_id}/cancel", response=RunOut)
+def cancel_run(request, run_id: int):
+    try:
+        return services.run_cancel(run=_run(request, run_id), actor=None)
+    except services.RunError as error:
+        _refuse(error)
+
+
+@router.post("/runs/{run_id}/pause", response=RunOut)
+def pause_run(request, run_id: int):
+    try:
+        return services.run_pause(run=_run(request, run_id), actor=None)
+    except services.RunError as error:
+        _refuse(error)
+
+
+@router.post("/runs/{run_id}/resume", response=RunOut)
+def resume_run(request, run_id: int):
+    try:
+        return services.run_resume(run=_run(request, run_id), actor=None)
+    except services.RunError as error:
+        _refuse(error)
+
+
+@router.post("/runs/{run_id}/messages", response=RunOut, summary="Add an instruction the next step will see")
+def add_message(request, run_id: int, body: MessageIn):
+    try:
+        return services.run_add_instruction(run=_run(request, run_id), actor=None, text=body.text)
+    except services.RunError as error:
+        raise HttpError(422, str(error)) from None

@@ -1,0 +1,68 @@
+"""The run API: idempotent create, tenant isolation, clear errors."""
+
+import pytest
+
+from agents.demo_data import seed_demo_systems
+from console.services import api_token_create
+
+
+@pytest.fixture
+def api(cast, client):
+    seed_demo_systems(cast.acme)
+    seed_demo_systems(cast.globex)
+    acme = api_token_create(tenant=cast.acme, name="acme", actor=None).secret
+    globex = api_token_create(tenant=cast.globex, name="globex", actor=None).secret
+
+    def call(method, path, token=acme, **kwargs):
+        return getattr(client, method)("/api/v1" + path, HTTP_AUTHORIZATION=f"Bearer {token}",
+                                       content_type="application/json", **kwargs)
+
+    call.globex = globex
+    return call
+
+
+def test_create_is_idempotent_with_a_key(api):
+    body = {"agent": "renewals", "goal": "Prepare the renewal plan for ACME-042"}
+    first = api("post", "/runs", data=body, HTTP_IDEMPOTENCY_KEY="abc")
+    again = api("post", "/runs", data=body, HTTP_IDEMPOTENCY_KEY="abc")
+    assert first.status_code == 201 and again.status_code == 200
+    assert first.json()["id"] == again.json()["id"]
+    assert api("post", "/runs", data=body).json()["id"] != first.json()["id"]
+
+
+def test_every_run_endpoint_is_404_for_another_tenant(api):
+    run_id = api("post", "/runs", data={"agent": "renewals", "goal": "x"}).json()["id"]
+    for method, path in [("get", f"/runs/{run_id}"), ("get", f"/runs/{run_id}/events"),
+                         ("post", f"/runs/{run_id}/cancel"), ("post", f"/runs/{run_id}/pause"),
+                         ("post", f"/runs/{run_id}/resume")]:
+        response = api(method, path, token=api.globex)
+        assert response.status_code == 404 and response.json()["code"] == "not_found", path
+    assert api("post", f"/runs/{run_id}/messages", token=api.globex, data={"text": "hi"}).status_code == 404
+    assert run_id not in [r["id"] for r in api("get", "/runs", token=api.globex).json()]
+
+
+def test_events_after_a_sequence_number(api):
+    run_id = api("post", "/runs", data={"agent": "renewals", "goal": "x"}).json()["id"]
+    api("post", f"/runs/{run_id}/messages", data={"text": "hello"})
+    events = api("get", f"/runs/{run_id}/events?after=2").json()
+    assert [(e["seq"], e["type"]) for e in events] == [(3, "instruction.added")]
+
+
+@pytest.mark.parametrize("body,status", [
+    ({"agent": "nope", "goal": "x"}, 422),
+    ({"agent": "renewals", "goal": ""}, 422),
+    ({"agent": "renewals"}, 422),
+    ({"agent": "renewals", "goal": "x" * 6000}, 422),
+])
+def test_bad_input_gets_a_4xx_with_a_message(api, body, status):
+    response = api("post", "/runs", data=body)
+    assert response.status_code == status
+    assert response.json()["message"]
+
+
+def test_controls_refuse_impossible_transitions_with_409(api):
+    run_id = api("post", "/runs", data={"agent": "renewals", "goal": "x"}).json()["id"]
+    assert api("post", f"/runs/{run_id}/resume").status_code == 409
+    assert api("post", f"/runs/{run_id}/cancel").json()["status"] == "cancelled"
+    response = api("post", f"/runs/{run_id}/cancel")
+    assert response.status_code == 409 and "already cancelled" in response.json()["message"]
