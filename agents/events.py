@@ -17,17 +17,7 @@ def emit(run: Run, type: str, payload: dict | None = None) -> RunEvent:
 
 
 def _publish_on_commit(run: Run) -> None:
-    # One publish per transaction and run: it sends every event after the last one published.
-    connection = transaction.get_connection()
-    pending = connection.__dict__.setdefault("_proctor_runs_to_publish", set())
-    if run.pk in pending:
-        return
-    pending.add(run.pk)
+    from agents.live import publish_run
 
-    def publish():
-        pending.discard(run.pk)
-        from agents.live import publish_run
-
-        publish_run(run.pk)
-
-    transaction.on_commit(publish)
+    run_id = run.pk
+    transaction.on_commit(lambda: publish_run(run_id))

@@ -4,12 +4,17 @@ with the same partials the page uses. Replay on reconnect is the same code path.
 
 from __future__ import annotations
 
+import logging
+
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.template.loader import render_to_string
 
 from agents.models import Run
 from agents.selectors import run_events_after, run_plan
+
+
+logger = logging.getLogger(__name__)
 
 
 def run_group(run_id: int) -> str:
@@ -30,7 +35,7 @@ def publish_run(run_id: int) -> None:
         async_to_sync(layer.group_send)(run_group(run_id), {"type": "run.changed", "seq": run["event_seq"]})
         async_to_sync(layer.group_send)(tenant_group(run["tenant_id"]), {"type": "runs.changed", "run_id": run_id})
     except Exception:  # Redis down: the events are committed; browsers catch up when they reconnect
-        pass
+        logger.warning("could not publish run %s", run_id, exc_info=True)
 
 
 def render_run_update(run: Run, after_seq: int) -> dict:

@@ -28,7 +28,9 @@
 
   function replace(id, html) {
     const target = document.getElementById(id);
-    if (target) target.innerHTML = html;
+    if (!target) return;
+    target.innerHTML = html;
+    if (window.htmx) window.htmx.process(target); // wire hx-* attributes of the new fragment
   }
 
   const run = document.querySelector("[data-live-run]");

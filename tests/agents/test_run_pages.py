@@ -1,0 +1,49 @@
+"""Run pages and controls: outsiders 404, roles 403, bad input handled."""
+
+import pytest
+
+from agents.demo_data import seed_demo_systems
+from agents.models import Agent
+from agents.services import run_start
+from approvals.models import ApprovalRequest
+
+
+@pytest.fixture
+def run(cast):
+    seed_demo_systems(cast.acme)
+    return run_start(tenant=cast.acme, agent=Agent.objects.get(tenant=cast.acme, slug="renewals"), goal="ACME-042 renewal",
+                     requested_by=cast.member)
+
+
+def test_run_urls_are_404_for_outsiders(cast, run, client_for):
+    client = client_for(cast.outsider)
+    assert client.get(f"/t/acme/runs/{run.pk}/").status_code == 404
+    assert client.get(f"/t/globex/runs/{run.pk}/").status_code == 404  # his tenant, not his run
+    assert client.post(f"/t/acme/runs/{run.pk}/cancel/").status_code == 404
+    assert client.get("/t/acme/demo-systems/").status_code == 404
+
+
+def test_only_reviewers_decide_approvals(cast, run, client_for):
+    approval = ApprovalRequest.objects.create(tenant=cast.acme, run=run, step=1, call_id="c", tool="email.send",
+                                              arguments={}, risk=3, policy="test")
+    url = f"/t/acme/approvals/{approval.pk}/decide/"
+    assert client_for(cast.member).post(url, {"decision": "approve"}).status_code == 403
+    assert client_for(cast.outsider).post(url, {"decision": "approve"}).status_code == 404
+    client_for(cast.reviewer).post(url, {"decision": "approve"})
+    response = client_for(cast.both).post(url, {"decision": "reject"}, follow=True)
+    assert "Already approved by rita" in response.content.decode()
+
+
+def test_the_run_page_shows_goal_status_and_the_demo_label(cast, run, client_for):
+    page = client_for(cast.member).get(f"/t/acme/runs/{run.pk}/").content.decode()
+    assert "ACME-042 renewal" in page and "Queued" in page and "offline demo model" in page
+
+
+def test_starting_a_run_without_a_goal_says_so(cast, run, client_for):
+    agent = Agent.objects.get(tenant=cast.acme, slug="renewals")
+    response = client_for(cast.member).post("/t/acme/runs/", {"agent": agent.pk, "goal": "  "})
+    assert response.status_code == 200 and "This field is required" in response.content.decode()
+
+
+def test_an_unknown_control_action_is_404(cast, run, client_for):
+    assert client_for(cast.member).post(f"/t/acme/runs/{run.pk}/explode/").status_code == 404
