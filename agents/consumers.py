@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from urllib.parse import parse_qs
+
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from agents.live import render_run_row, render_run_update, run_group, tenant_group
 from agents.models import Run
+from agents.selectors import run_get
 from console.access import membership_for
 
 
@@ -15,20 +18,26 @@ def _membership(user, slug):
     return membership_for(user, slug)
 
 
+def _run_or_none(tenant, run_id: int) -> Run | None:
+    try:
+        return run_get(tenant=tenant, run_id=run_id)
+    except Run.DoesNotExist:
+        return None
+
+
 class RunConsumer(AsyncJsonWebsocketConsumer):
     """/ws/t/<tenant>/runs/<id>/?after=<seq>: replays what the client missed, then streams."""
 
     async def connect(self):
         kwargs = self.scope["url_route"]["kwargs"]
         membership = await _membership(self.scope["user"], kwargs["tenant_slug"])
-        run = await database_sync_to_async(lambda: Run.objects.for_tenant(membership.tenant).filter(
-            pk=kwargs["run_id"]).first())() if membership else None
+        run = await database_sync_to_async(_run_or_none)(membership.tenant, kwargs["run_id"]) if membership else None
         if run is None:
             await self.close(code=4404)
             return
         self.run_id, self.tenant = run.pk, membership.tenant
-        query = dict(part.split("=", 1) for part in self.scope["query_string"].decode().split("&") if "=" in part)
-        self.last_seq = int(query.get("after", "0")) if query.get("after", "0").isdigit() else 0
+        after = parse_qs(self.scope["query_string"].decode()).get("after", ["0"])[0]
+        self.last_seq = int(after) if after.isdigit() else 0
         await self.channel_layer.group_add(run_group(self.run_id), self.channel_name)
         await self.accept()
         await self._catch_up()
@@ -50,8 +59,7 @@ class RunConsumer(AsyncJsonWebsocketConsumer):
             await self.send_json(update)
 
     def _render(self):
-        run = Run.objects.for_tenant(self.tenant).select_related("agent", "requested_by", "control_by").get(pk=self.run_id)
-        return render_run_update(run, self.last_seq)
+        return render_run_update(run_get(tenant=self.tenant, run_id=self.run_id), self.last_seq)
 
 
 class RunListConsumer(AsyncJsonWebsocketConsumer):
@@ -76,5 +84,5 @@ class RunListConsumer(AsyncJsonWebsocketConsumer):
             await self.send_json(row)
 
     def _render(self, run_id):
-        run = Run.objects.for_tenant(self.tenant).select_related("agent", "requested_by").filter(pk=run_id).first()
+        run = _run_or_none(self.tenant, run_id)
         return render_run_row(run) if run else None

@@ -110,7 +110,7 @@ def budget_exhausted(budgets: Budgets, usage: Usage) -> Fail | None:
     return None
 
 
-def next_action(reply: ModelReply, *, verdicts: dict[str, ToolVerdict], plan_mode: bool, has_plan: bool) -> Action:
+def next_action(reply: ModelReply, *, verdicts: dict[str, ToolVerdict], plan_mode: bool) -> Action:
     """Decide what the run does with this reply. `verdicts` holds only the tools this agent may use."""
     if not reply.tool_calls:
         if reply.text.strip():

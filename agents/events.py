@@ -8,16 +8,28 @@ from agents.models import Run, RunEvent
 
 
 def emit(run: Run, type: str, payload: dict | None = None) -> RunEvent:
-    """Append the next event of a run whose row the caller has locked (dense `seq`)."""
+    """Append the next event (dense `seq`) of a run whose row the caller has locked and saves before commit."""
     run.event_seq += 1
-    Run.objects.filter(pk=run.pk).update(event_seq=run.event_seq)
     event = RunEvent.objects.create(run=run, seq=run.event_seq, type=type, payload=payload or {})
     _publish_on_commit(run)
     return event
 
 
 def _publish_on_commit(run: Run) -> None:
-    from agents.live import publish_run
+    """One publish per run and transaction: it announces the last seq, whatever came before it.
 
+    The mark lives on the locked instance, which lives as long as its transaction, so a
+    rolled-back transaction cannot leave it set for a later one.
+    """
+    if getattr(run, "_publish_pending", False):
+        return
+    run._publish_pending = True
     run_id = run.pk
-    transaction.on_commit(lambda: publish_run(run_id))
+
+    def publish():
+        from agents.live import publish_run
+
+        run._publish_pending = False
+        publish_run(run_id)
+
+    transaction.on_commit(publish)

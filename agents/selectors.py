@@ -4,24 +4,26 @@ from __future__ import annotations
 
 from django.db.models import QuerySet
 
-from agents.models import Agent, CalendarBooking, CrmAccount, CrmNote, EmailMessage, Invoice, PlanStep, Run, RunEvent
+from agents.models import CalendarBooking, CrmAccount, CrmNote, EmailMessage, Invoice, PlanStep, Run, RunEvent
 
 EVENTS_PAGE = 500
 
 
-def agent_list(*, tenant) -> QuerySet[Agent]:
-    return Agent.objects.for_tenant(tenant)
+def _runs(tenant) -> QuerySet[Run]:
+    # Everything a run row, the run card and the run page read, in the same query.
+    return Run.objects.for_tenant(tenant).select_related("agent", "tenant", "requested_by", "control_by")
 
 
 def run_list(*, tenant, status: str = "", limit: int = 100) -> list[Run]:
-    runs = Run.objects.for_tenant(tenant).select_related("agent", "requested_by").order_by("-created_at", "-id")
+    runs = _runs(tenant).order_by("-created_at", "-id")
     if status:
         runs = runs.filter(status=status)
     return list(runs[:limit])
 
 
 def run_get(*, tenant, run_id: int) -> Run:
-    return Run.objects.for_tenant(tenant).select_related("agent", "requested_by", "control_by").get(pk=run_id)
+    """Raises Run.DoesNotExist for a run of another tenant as for a missing one."""
+    return _runs(tenant).get(pk=run_id)
 
 
 def run_events_after(*, run: Run, after: int, limit: int = EVENTS_PAGE) -> list[RunEvent]:

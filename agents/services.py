@@ -64,6 +64,7 @@ def run_start(*, tenant, agent: Agent, goal: str, requested_by=None, idempotency
             emit(run, "run.created", {"goal": goal, "agent": agent.name, "agent_version": agent.version,
                                       "model": agent.model, "by": getattr(requested_by, "username", "api")})
             emit(run, "status", {"from": "created", "to": RunStatus.QUEUED})
+            run.save(update_fields=["event_seq"])
             _enqueue_on_commit(run.pk)
     except IntegrityError:
         # Two requests with the same Idempotency-Key at once: the other one won.
@@ -196,11 +197,11 @@ def _model_step(run_id: int, fence: int, state: dict) -> str:
         run.lease_expires_at = timezone.now() + timedelta(seconds=lease_seconds() + settings.MODEL_TIMEOUT_SECONDS)
         agent, step = run.agent, run.step + 1
     tools = [REGISTRY[name] for name in agent.tools if name in REGISTRY]
+    policy = GatewayPolicy(timeout_seconds=settings.MODEL_TIMEOUT_SECONDS,
+                           backoff_base_seconds=settings.MODEL_BACKOFF_SECONDS)
     result = complete(models=[agent.model, *agent.fallback_models], instructions=agent.instructions,
                       conversation=state["conversation"], tools=tools, plan_mode=agent.plan_mode,
-                      breaker=Breaker(redis_client(timeout=2), GatewayPolicy()),
-                      policy=GatewayPolicy(timeout_seconds=settings.MODEL_TIMEOUT_SECONDS,
-                                           backoff_base_seconds=settings.MODEL_BACKOFF_SECONDS))
+                      breaker=Breaker(redis_client(timeout=2), policy), policy=policy)
     with fenced(run_id, fence) as run:
         run.step = step
         for number, attempt in enumerate(result.attempts, start=1):
@@ -221,8 +222,7 @@ def _model_step(run_id: int, fence: int, state: dict) -> str:
             _fail(run, f"model_error: {result.error}"[:300])
             _checkpoint(run, state)
             return "failed"
-        action = engine.next_action(result.reply, verdicts=_verdicts(run.agent), plan_mode=run.agent.plan_mode,
-                                    has_plan=PlanStep.objects.filter(run=run).exists())
+        action = engine.next_action(result.reply, verdicts=_verdicts(run.agent), plan_mode=run.agent.plan_mode)
         outcome = _apply(run, action, state)
         _checkpoint(run, state)
         if outcome == "tool_pending":

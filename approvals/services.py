@@ -66,6 +66,6 @@ def approval_decide(*, approval: ApprovalRequest, approve: bool, actor, note: st
         if run.status == RunStatus.WAITING_FOR_HUMAN:
             _set_status(run, RunStatus.QUEUED, by=actor.username)
             run.next_action = f"Run {approval.tool}" if approve else "Tell the agent the call was rejected"
-            run.save()
             _enqueue_on_commit(run.pk)
+        run.save()
     return approval

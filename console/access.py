@@ -27,5 +27,6 @@ def tenant_access(request, tenant_slug: str, *, section: str) -> Membership:
     request.tenant = membership.tenant
     if not can_open(membership.role, section):
         raise PermissionDenied(f"Your role in {membership.tenant.name} ({membership.role}) cannot open {section}.")
-    request.session["tenant"] = membership.tenant.slug
+    if request.session.get("tenant") != membership.tenant.slug:  # assigning always marks the session dirty
+        request.session["tenant"] = membership.tenant.slug
     return membership

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from functools import cache
 
 import redis
 from django.conf import settings
@@ -14,7 +15,13 @@ SCHEDULER_STALE_AFTER = 30  # beat schedules the canary every 5s
 
 
 def redis_client(timeout: float = 1.0) -> redis.Redis:
-    return redis.Redis.from_url(settings.REDIS_URL, socket_timeout=timeout, socket_connect_timeout=timeout)
+    """A client per process (its pool reuses connections; redis-py resets pools after fork)."""
+    return _client(settings.REDIS_URL, timeout)
+
+
+@cache
+def _client(url: str, timeout: float) -> redis.Redis:
+    return redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
 
 
 def worker_heartbeat(hostname: str) -> None:

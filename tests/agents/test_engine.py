@@ -11,7 +11,7 @@ def reply(*calls, text=""):
 
 
 def decide(r, plan_mode=True):
-    return engine.next_action(r, verdicts=VERDICTS, plan_mode=plan_mode, has_plan=False)
+    return engine.next_action(r, verdicts=VERDICTS, plan_mode=plan_mode)
 
 
 def test_text_without_tool_calls_finishes():

@@ -47,3 +47,19 @@ def test_starting_a_run_without_a_goal_says_so(cast, run, client_for):
 
 def test_an_unknown_control_action_is_404(cast, run, client_for):
     assert client_for(cast.member).post(f"/t/acme/runs/{run.pk}/explode/").status_code == 404
+
+
+def test_the_runs_list_makes_as_many_queries_for_twenty_runs_as_for_one(cast, run, client_for):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    client = client_for(cast.member)
+    client.get("/t/acme/runs/")  # the first visit remembers the tenant in the session
+    with CaptureQueriesContext(connection) as one:
+        client.get("/t/acme/runs/")
+    for _ in range(19):
+        run_start(tenant=cast.acme, agent=run.agent, goal="another", requested_by=cast.member)
+    with CaptureQueriesContext(connection) as twenty:
+        page = client.get("/t/acme/runs/").content.decode()
+    assert page.count('id="run-row-') == 20
+    assert len(twenty) == len(one)
