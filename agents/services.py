@@ -190,6 +190,7 @@ def _model_step(run_id: int, fence: int, state: dict) -> str:
                 state["conversation"].append({"role": "user", "text": f"Instruction from operator: {item['text']}"})
                 emit(run, "instruction.applied", item)
             run.inbox = []
+            _checkpoint(run, state)  # with the emptied inbox, or a crash before the next commit loses them
         run.started_at = run.started_at or timezone.now()
         planning = run.agent.plan_mode and not PlanStep.objects.filter(run=run).exists()
         _set_status(run, RunStatus.PLANNING if planning else RunStatus.WAITING_FOR_MODEL)
@@ -320,7 +321,7 @@ def _tool_step(run_id: int, fence: int, state: dict) -> str:
         spec = REGISTRY.get(pending["tool"])
         if run.status != RunStatus.RUNNING_TOOL:
             _set_status(run, RunStatus.RUNNING_TOOL)
-        done = ToolInvocation.objects.filter(tool=pending["tool"], idempotency_key=key).first()
+        done = ToolInvocation.objects.for_tenant(run.tenant).filter(run=run, tool=pending["tool"], idempotency_key=key).first()
         if done is not None:  # executed before a crash: reuse the recorded result, repeat nothing
             return _finish_tool(run, state, pending, done.result, done)
         parsed = parse_arguments(spec, arguments)
@@ -336,7 +337,7 @@ def _tool_step(run_id: int, fence: int, state: dict) -> str:
                         cursor.execute("SET LOCAL statement_timeout = %s", [int(spec.timeout_seconds * 1000)])
                     result = run_tool(spec, ToolContext(tenant=run.tenant, run=run, idempotency_key=key), parsed)
                     with connection.cursor() as cursor:
-                        cursor.execute("SET LOCAL statement_timeout = 0")
+                        cursor.execute("SET LOCAL statement_timeout TO DEFAULT")
             except Exception as exc:
                 result = {"status": "error", "error_type": "tool_crashed", "retryable": False,
                           "message": f"{pending['tool']} failed: {type(exc).__name__}."}
@@ -387,21 +388,37 @@ def _who(actor) -> str:
     return getattr(actor, "username", None) or "api"
 
 
+def _lease_held(run: Run) -> bool:
+    # A worker that died keeps lease_owner until the sweeper; only an unexpired lease means one is mid-step.
+    return bool(run.lease_owner) and run.lease_expires_at is not None and run.lease_expires_at > timezone.now()
+
+
 @contextmanager
-def _locked(run: Run):
+def run_locked(*, tenant, run_id: int):
+    """A transaction holding the run's row lock, for changes made by people (and by approvals)."""
     with transaction.atomic():
-        locked = Run.objects.select_for_update().select_related("agent", "tenant").get(pk=run.pk)
+        locked = Run.objects.for_tenant(tenant).select_for_update().select_related("agent", "tenant").get(pk=run_id)
         yield locked
         locked.save()
 
 
+def run_continue_after_decision(*, run: Run, tool: str, approved: bool, actor) -> None:
+    """With the row locked by run_locked: a run that waited for this decision goes back to the queue.
+    A paused run stays paused; resuming it picks the decision up."""
+    if run.status != RunStatus.WAITING_FOR_HUMAN:
+        return
+    _set_status(run, RunStatus.QUEUED, by=_who(actor))
+    run.next_action = f"Run {tool}" if approved else "Tell the agent the call was rejected"
+    _enqueue_on_commit(run.pk)
+
+
 def run_cancel(*, run: Run, actor) -> Run:
-    with _locked(run) as locked:
+    with run_locked(tenant=run.tenant_id, run_id=run.pk) as locked:
         if locked.is_terminal:
             raise RunError(f"The run is already {locked.status}.")
         locked.control_by, locked.control_at = actor, timezone.now()
         if locked.status in (RunStatus.WAITING_FOR_HUMAN, RunStatus.PAUSED, RunStatus.QUEUED, RunStatus.CREATED) \
-                and not locked.lease_owner:
+                and not _lease_held(locked):
             _cancel_now(locked)
         else:  # a worker is mid-step: it stops at the step boundary
             locked.cancel_requested = True
@@ -410,11 +427,11 @@ def run_cancel(*, run: Run, actor) -> Run:
 
 
 def run_pause(*, run: Run, actor) -> Run:
-    with _locked(run) as locked:
+    with run_locked(tenant=run.tenant_id, run_id=run.pk) as locked:
         if locked.is_terminal or locked.status == RunStatus.PAUSED:
             raise RunError(f"The run is {locked.status}; it cannot be paused.")
         locked.control_by, locked.control_at = actor, timezone.now()
-        if locked.status in (RunStatus.QUEUED, RunStatus.WAITING_FOR_HUMAN) and not locked.lease_owner:
+        if locked.status in (RunStatus.QUEUED, RunStatus.WAITING_FOR_HUMAN) and not _lease_held(locked):
             _set_status(locked, RunStatus.PAUSED, by=_who(actor))
         else:
             locked.pause_requested = True
@@ -423,7 +440,7 @@ def run_pause(*, run: Run, actor) -> Run:
 
 
 def run_resume(*, run: Run, actor) -> Run:
-    with _locked(run) as locked:
+    with run_locked(tenant=run.tenant_id, run_id=run.pk) as locked:
         if locked.pause_requested:
             locked.pause_requested = False
             emit(locked, "control.resumed", {"by": _who(actor)})
@@ -452,7 +469,7 @@ def run_add_instruction(*, run: Run, actor, text: str) -> Run:
         raise RunError("Write the instruction to add.")
     if len(text) > 2000:
         raise RunError("Keep the instruction under 2000 characters.")
-    with _locked(run) as locked:
+    with run_locked(tenant=run.tenant_id, run_id=run.pk) as locked:
         if locked.is_terminal:
             raise RunError(f"The run is already {locked.status}.")
         item = {"text": text, "by": actor.username if actor else "api", "at": timezone.now().isoformat()}

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from django.db import transaction
 from django.utils import timezone
 
@@ -37,16 +35,9 @@ def approvals_cancel_for_run(*, run) -> int:
         status=ApprovalStatus.CANCELLED, decided_at=timezone.now())
 
 
-@dataclass(frozen=True)
-class Decision:
-    approval: ApprovalRequest
-    won: bool
-
-
 def approval_decide(*, approval: ApprovalRequest, approve: bool, actor, note: str = "") -> ApprovalRequest:
     from agents.events import emit
-    from agents.models import Run, RunStatus
-    from agents.services import _enqueue_on_commit, _set_status
+    from agents.services import run_continue_after_decision, run_locked
 
     status = ApprovalStatus.APPROVED if approve else ApprovalStatus.REJECTED
     note = (note or "").strip()[:2000]
@@ -58,14 +49,10 @@ def approval_decide(*, approval: ApprovalRequest, approve: bool, actor, note: st
             who = approval.decided_by.username if approval.decided_by else "the system"
             when = approval.decided_at.strftime("%Y-%m-%d %H:%M:%S UTC") if approval.decided_at else ""
             raise DecisionRefused(f"Already {approval.status} by {who} at {when}.")
-        run = Run.objects.select_for_update().get(pk=approval.run_id)
-        emit(run, "approval.decided", {"approval_id": approval.id, "decision": status.value, "by": actor.username,
-                                       "note": note})
-        audit_record(tenant=approval.tenant, actor=actor, verb=f"approval.{status.value}",
-                     target=f"run {run.id}: {approval.tool}", data={"approval_id": approval.id, "note": note})
-        if run.status == RunStatus.WAITING_FOR_HUMAN:
-            _set_status(run, RunStatus.QUEUED, by=actor.username)
-            run.next_action = f"Run {approval.tool}" if approve else "Tell the agent the call was rejected"
-            _enqueue_on_commit(run.pk)
-        run.save()
+        with run_locked(tenant=approval.tenant_id, run_id=approval.run_id) as run:
+            emit(run, "approval.decided", {"approval_id": approval.id, "decision": status.value,
+                                           "by": actor.username, "note": note})
+            audit_record(tenant=approval.tenant, actor=actor, verb=f"approval.{status.value}",
+                         target=f"run {run.id}: {approval.tool}", data={"approval_id": approval.id, "note": note})
+            run_continue_after_decision(run=run, tool=approval.tool, approved=approve, actor=actor)
     return approval

@@ -1,0 +1,48 @@
+"""One step, in process: what survives a step that dies half-way."""
+
+import pytest
+
+from agents.demo_data import seed_demo_systems
+from agents.models import Agent, Run
+from agents.services import run_add_instruction, run_advance, run_start
+
+
+@pytest.fixture
+def run(cast):
+    seed_demo_systems(cast.acme)
+    agent = Agent.objects.get(tenant=cast.acme, slug="renewals")
+    return run_start(tenant=cast.acme, agent=agent, goal="Prepare the renewal plan for ACME-042", requested_by=cast.member)
+
+
+def conversation(run) -> list[dict]:
+    return run.checkpoints.order_by("-step").first().state["conversation"]
+
+
+def test_an_instruction_is_not_lost_when_the_step_dies_during_the_model_call(cast, run, monkeypatch):
+    run_add_instruction(run=run, actor=cast.member, text="Mention the SSO discount")
+
+    def dies(**kwargs):
+        raise RuntimeError("worker died mid-call")
+
+    monkeypatch.setattr("agents.services.complete", dies)
+    with pytest.raises(RuntimeError):
+        run_advance(run_id=run.pk, worker="w1")
+    monkeypatch.undo()
+    Run.objects.filter(pk=run.pk).update(lease_expires_at=None)  # as if the lease had expired
+
+    run_advance(run_id=run.pk, worker="w2")
+    texts = [m.get("text") for m in conversation(run) if m["role"] == "user"]
+    assert "Instruction from operator: Mention the SSO discount" in texts
+
+
+def test_cancelling_a_run_whose_worker_died_takes_effect_at_once(cast, run):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from agents.services import run_cancel
+
+    Run.objects.filter(pk=run.pk).update(lease_owner="dead-worker:1", lease_expires_at=timezone.now() - timedelta(seconds=5))
+    run_cancel(run=run, actor=cast.member)
+    run.refresh_from_db()
+    assert run.status == "cancelled" and run.terminal_reason == "cancelled by max"
