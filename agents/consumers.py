@@ -11,6 +11,7 @@ from agents.live import render_run_row, render_run_update, run_group, tenant_gro
 from agents.models import Run
 from agents.selectors import run_get
 from console.access import membership_for
+from console.roles import can_open
 
 
 @database_sync_to_async
@@ -36,6 +37,7 @@ class RunConsumer(AsyncJsonWebsocketConsumer):
             await self.close(code=4404)
             return
         self.run_id, self.tenant = run.pk, membership.tenant
+        self.can_decide = can_open(membership.role, "approvals")
         after = parse_qs(self.scope["query_string"].decode()).get("after", ["0"])[0]
         self.last_seq = int(after) if after.isdigit() else 0
         await self.channel_layer.group_add(run_group(self.run_id), self.channel_name)
@@ -59,7 +61,7 @@ class RunConsumer(AsyncJsonWebsocketConsumer):
             await self.send_json(update)
 
     def _render(self):
-        return render_run_update(run_get(tenant=self.tenant, run_id=self.run_id), self.last_seq)
+        return render_run_update(run_get(tenant=self.tenant, run_id=self.run_id), self.last_seq, can_decide=self.can_decide)
 
 
 class RunListConsumer(AsyncJsonWebsocketConsumer):

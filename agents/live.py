@@ -38,13 +38,13 @@ def publish_run(run_id: int) -> None:
         logger.warning("could not publish run %s", run_id, exc_info=True)
 
 
-def render_run_update(run: Run, after_seq: int) -> dict:
-    """What a run page's socket needs to catch up from `after_seq`."""
+def render_run_update(run: Run, after_seq: int, *, can_decide: bool) -> dict:
+    """What a run page's socket needs to catch up from `after_seq` (the viewer's role decides the card's buttons)."""
     events = run_events_after(run=run, after=after_seq)
     return {
         "seq": events[-1].seq if events else after_seq,
         "replace": {
-            "run-card": render_to_string("agents/partials/run_card.html", {"run": run}),
+            "run-card": render_to_string("agents/partials/run_card.html", {"run": run, "can_decide": can_decide}),
             "run-plan": render_to_string("agents/partials/run_plan.html", {"run": run, "plan": run_plan(run=run)}),
         },
         "append": {"run-timeline": "".join(render_to_string("agents/partials/event_row.html", {"event": e}) for e in events)},

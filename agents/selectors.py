@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from django.db.models import QuerySet
+from django.db.models import Prefetch, QuerySet
 
 from agents.models import CalendarBooking, CrmAccount, CrmNote, EmailMessage, Invoice, PlanStep, Run, RunEvent
+from approvals.models import ApprovalRequest
 
 EVENTS_PAGE = 500
 
@@ -22,8 +23,10 @@ def run_list(*, tenant, status: str = "", limit: int = 100) -> list[Run]:
 
 
 def run_get(*, tenant, run_id: int) -> Run:
-    """Raises Run.DoesNotExist for a run of another tenant as for a missing one."""
-    return _runs(tenant).get(pk=run_id)
+    """Raises Run.DoesNotExist for a run of another tenant as for a missing one.
+    Comes with its approvals and who decided them, as the run card shows."""
+    approvals = Prefetch("approval_requests", queryset=ApprovalRequest.objects.select_related("decided_by").order_by("id"))
+    return _runs(tenant).prefetch_related(approvals).get(pk=run_id)
 
 
 def run_events_after(*, run: Run, after: int, limit: int = EVENTS_PAGE) -> list[RunEvent]:

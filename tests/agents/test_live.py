@@ -74,6 +74,26 @@ async def test_a_reconnecting_socket_receives_exactly_the_missed_events_in_order
     await socket.disconnect()
 
 
+async def test_the_live_card_offers_approval_buttons_only_to_reviewers(cast, run, client_for):
+    from approvals.models import ApprovalRequest
+
+    await database_sync_to_async(ApprovalRequest.objects.create)(
+        tenant=cast.acme, run=run, step=1, call_id="c", tool="email.send", arguments={}, risk=3, policy="test")
+    for user, sees_buttons in [(cast.member, False), (cast.reviewer, True)]:
+        client = await database_sync_to_async(login)(client_for, user)
+        socket = communicator(client, f"/ws/t/acme/runs/{run.pk}/?after=0")
+        assert (await socket.connect())[0]
+        card = (await socket.receive_json_from(timeout=5))["replace"]["run-card"]
+        assert (">Approve<" in card) is sees_buttons
+        await socket.disconnect()
+
+
+async def test_an_outsider_cannot_open_the_runs_list_socket(cast, client_for):
+    client = await database_sync_to_async(login)(client_for, cast.outsider)
+    connected, code = await communicator(client, "/ws/t/acme/runs/").connect()
+    assert not connected and code == 4404
+
+
 async def test_the_runs_list_socket_gets_a_row_when_a_run_changes(cast, run, client_for):
     client = await database_sync_to_async(login)(client_for, cast.admin)
     socket = communicator(client, "/ws/t/acme/runs/")

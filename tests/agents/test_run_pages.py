@@ -63,3 +63,11 @@ def test_the_runs_list_makes_as_many_queries_for_twenty_runs_as_for_one(cast, ru
         page = client.get("/t/acme/runs/").content.decode()
     assert page.count('id="run-row-') == 20
     assert len(twenty) == len(one)
+
+
+def test_only_people_who_may_decide_see_the_approval_buttons(cast, run, client_for):
+    ApprovalRequest.objects.create(tenant=cast.acme, run=run, step=1, call_id="c", tool="email.send",
+                                   arguments={"to": "x@example.test"}, risk=3, policy="test")
+    member_page = client_for(cast.member).get(f"/t/acme/runs/{run.pk}/").content.decode()
+    assert "email.send" in member_page and ">Approve<" not in member_page and "A reviewer decides" in member_page
+    assert ">Approve<" in client_for(cast.reviewer).get(f"/t/acme/runs/{run.pk}/").content.decode()
