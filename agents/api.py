@@ -61,10 +61,6 @@ def _run(request, run_id: int) -> Run:
     return run
 
 
-def _refuse(error: services.RunError):
-    raise HttpError(409, str(error))
-
-
 @router.post("/runs", response={201: RunOut, 200: RunOut}, summary="Start a run (Idempotency-Key header supported)")
 def create_run(request, body: RunIn):
     agent = Agent.objects.for_tenant(request.tenant).filter(slug=body.agent).first()
@@ -94,28 +90,26 @@ def run_events(request, run_id: int, after: int = 0, limit: int = 500):
     return run_events_after(run=_run(request, run_id), after=max(0, after), limit=max(1, min(limit, 1000)))
 
 
+def _control(request, run_id: int, service):
+    try:
+        return service(run=_run(request, run_id), actor=None)
+    except services.RunError as error:
+        raise HttpError(409, str(error)) from None
+
+
 @router.post("/runs/{run_id}/cancel", response=RunOut)
 def cancel_run(request, run_id: int):
-    try:
-        return services.run_cancel(run=_run(request, run_id), actor=None)
-    except services.RunError as error:
-        _refuse(error)
+    return _control(request, run_id, services.run_cancel)
 
 
 @router.post("/runs/{run_id}/pause", response=RunOut)
 def pause_run(request, run_id: int):
-    try:
-        return services.run_pause(run=_run(request, run_id), actor=None)
-    except services.RunError as error:
-        _refuse(error)
+    return _control(request, run_id, services.run_pause)
 
 
 @router.post("/runs/{run_id}/resume", response=RunOut)
 def resume_run(request, run_id: int):
-    try:
-        return services.run_resume(run=_run(request, run_id), actor=None)
-    except services.RunError as error:
-        _refuse(error)
+    return _control(request, run_id, services.run_resume)
 
 
 @router.post("/runs/{run_id}/messages", response=RunOut, summary="Add an instruction the next step will see")

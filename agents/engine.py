@@ -7,7 +7,7 @@ each tool's verdict (risk, needs approval) and the model cannot argue past it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
@@ -133,34 +133,29 @@ def next_action(reply: ModelReply, *, verdicts: dict[str, ToolVerdict], plan_mod
     return CallTool(call, verdict.risk)
 
 
-@dataclass
-class Transition:
-    """The run state machine, in one place. Services ask it before every status change."""
-
-    allowed: dict[str, frozenset[str]] = field(default_factory=lambda: {
-        "created": frozenset({"queued", "cancelled"}),
-        # queued → running_tool / waiting_for_human: a pending tool call resumes (after approval or a crash)
-        "queued": frozenset({"planning", "waiting_for_model", "running_tool", "waiting_for_human", "paused",
-                             "cancelled", "failed", "completed"}),
-        "planning": frozenset({"waiting_for_model", "waiting_for_human", "queued", "paused", "cancelled", "failed"}),
-        "waiting_for_model": frozenset({"running_tool", "waiting_for_human", "queued", "completed", "failed",
-                                        "paused", "cancelled", "planning"}),
-        "running_tool": frozenset({"queued", "waiting_for_model", "failed", "paused", "cancelled", "completed"}),
-        "waiting_for_tool": frozenset({"running_tool", "queued", "failed", "cancelled"}),
-        "waiting_for_human": frozenset({"queued", "cancelled", "failed", "paused"}),
-        "paused": frozenset({"queued", "cancelled"}),
-        "completed": frozenset(),
-        "failed": frozenset(),
-        "cancelled": frozenset(),
-    })
-
-    def check(self, current: str, new: str) -> None:
-        if current != new and new not in self.allowed.get(current, frozenset()):
-            raise InvalidTransition(f"a run cannot go from {current} to {new}")
+# The run state machine, in one place: services ask check_transition before every status change.
+ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
+    "created": frozenset({"queued", "cancelled"}),
+    # queued → running_tool / waiting_for_human: a pending tool call resumes (after approval or a crash)
+    "queued": frozenset({"planning", "waiting_for_model", "running_tool", "waiting_for_human", "paused",
+                         "cancelled", "failed", "completed"}),
+    "planning": frozenset({"waiting_for_model", "waiting_for_human", "queued", "paused", "cancelled", "failed"}),
+    "waiting_for_model": frozenset({"running_tool", "waiting_for_human", "queued", "completed", "failed",
+                                    "paused", "cancelled", "planning"}),
+    "running_tool": frozenset({"queued", "waiting_for_model", "failed", "paused", "cancelled", "completed"}),
+    "waiting_for_tool": frozenset({"running_tool", "queued", "failed", "cancelled"}),
+    "waiting_for_human": frozenset({"queued", "cancelled", "failed", "paused"}),
+    "paused": frozenset({"queued", "cancelled"}),
+    "completed": frozenset(),
+    "failed": frozenset(),
+    "cancelled": frozenset(),
+}
 
 
 class InvalidTransition(Exception):
     pass
 
 
-RUN_STATES = Transition()
+def check_transition(current: str, new: str) -> None:
+    if current != new and new not in ALLOWED_TRANSITIONS.get(current, frozenset()):
+        raise InvalidTransition(f"a run cannot go from {current} to {new}")

@@ -12,10 +12,6 @@ class StartRunForm(forms.Form):
         self.fields["agent"].queryset = Agent.objects.for_tenant(tenant)
 
 
-class InstructionForm(forms.Form):
-    text = forms.CharField(max_length=2000, strip=True)
-
-
 class DecisionForm(forms.Form):
     decision = forms.ChoiceField(choices=[("approve", "Approve"), ("reject", "Reject")])
     note = forms.CharField(max_length=2000, required=False, strip=True)

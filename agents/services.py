@@ -36,10 +36,6 @@ class LeaseLost(Exception):
     """Another worker holds the run now: drop this step's work."""
 
 
-def lease_seconds() -> int:
-    return settings.RUN_LEASE_SECONDS
-
-
 # --- Starting -----------------------------------------------------------------------------------
 
 
@@ -72,6 +68,10 @@ def run_start(*, tenant, agent: Agent, goal: str, requested_by=None, idempotency
     return run
 
 
+def _who(actor) -> str:
+    return getattr(actor, "username", None) or "api"
+
+
 def _enqueue_on_commit(run_id: int) -> None:
     from agents.tasks import run_step
 
@@ -89,7 +89,7 @@ def _latest_state(run: Run) -> dict:
 
 
 def _set_status(run: Run, new: str, **payload) -> None:
-    engine.RUN_STATES.check(run.status, new)
+    engine.check_transition(run.status, new)
     if run.status == new:
         return
     emit(run, "status", {"from": run.status, "to": new, **payload})
@@ -112,7 +112,7 @@ def lease_claim(*, run_id: int, worker: str) -> int | None:
              WHERE id = %s AND status = ANY(%s) AND (lease_expires_at IS NULL OR lease_expires_at < now())
          RETURNING fence
             """,
-            [worker, lease_seconds(), run_id, list(RUNNABLE)],
+            [worker, settings.RUN_LEASE_SECONDS, run_id, list(RUNNABLE)],
         )
         row = cursor.fetchone()
     return row[0] if row else None
@@ -148,7 +148,7 @@ def run_advance(*, run_id: int, worker: str) -> str:
                 _cancel_now(run)
                 return "cancelled"
             if run.pause_requested:
-                _set_status(run, RunStatus.PAUSED, by=run.control_by.username if run.control_by else "")
+                _set_status(run, RunStatus.PAUSED, by=_who(run.control_by))
                 run.pause_requested = False
                 _release(run)
                 return "paused"
@@ -195,7 +195,7 @@ def _model_step(run_id: int, fence: int, state: dict) -> str:
         planning = run.agent.plan_mode and not PlanStep.objects.filter(run=run).exists()
         _set_status(run, RunStatus.PLANNING if planning else RunStatus.WAITING_FOR_MODEL)
         # The model call happens outside any transaction; keep the lease long enough for it.
-        run.lease_expires_at = timezone.now() + timedelta(seconds=lease_seconds() + settings.MODEL_TIMEOUT_SECONDS)
+        run.lease_expires_at = timezone.now() + timedelta(seconds=settings.RUN_LEASE_SECONDS + settings.MODEL_TIMEOUT_SECONDS)
         agent, step = run.agent, run.step + 1
     tools = [REGISTRY[name] for name in agent.tools if name in REGISTRY]
     policy = GatewayPolicy(timeout_seconds=settings.MODEL_TIMEOUT_SECONDS,
@@ -375,17 +375,13 @@ def _cancel_now(run: Run) -> None:
     from approvals.services import approvals_cancel_for_run
 
     approvals_cancel_for_run(run=run)
-    run.terminal_reason = f"cancelled by {run.control_by.username if run.control_by else 'api'}"
+    run.terminal_reason = f"cancelled by {_who(run.control_by)}"
     run.cancel_requested = False
-    _set_status(run, RunStatus.CANCELLED, by=run.control_by.username if run.control_by else "")
+    _set_status(run, RunStatus.CANCELLED, by=_who(run.control_by))
     _release(run)
 
 
 # --- Control from people ----------------------------------------------------------------------------
-
-
-def _who(actor) -> str:
-    return getattr(actor, "username", None) or "api"
 
 
 def _lease_held(run: Run) -> bool:
@@ -472,7 +468,7 @@ def run_add_instruction(*, run: Run, actor, text: str) -> Run:
     with run_locked(tenant=run.tenant_id, run_id=run.pk) as locked:
         if locked.is_terminal:
             raise RunError(f"The run is already {locked.status}.")
-        item = {"text": text, "by": actor.username if actor else "api", "at": timezone.now().isoformat()}
+        item = {"text": text, "by": _who(actor), "at": timezone.now().isoformat()}
         locked.inbox = [*locked.inbox, item]
         emit(locked, "instruction.added", item)
     return locked

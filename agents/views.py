@@ -10,7 +10,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from agents import services
-from agents.forms import DecisionForm, InstructionForm, StartRunForm
+from agents.forms import DecisionForm, StartRunForm
 from agents.models import Run
 from agents.selectors import demo_systems, run_events_after, run_get, run_list, run_plan
 from approvals.models import ApprovalRequest
@@ -19,7 +19,7 @@ from console.access import tenant_access
 from console.roles import can_open
 
 
-def _run(request, membership, run_id: int) -> Run:
+def _run(membership, run_id: int) -> Run:
     try:
         return run_get(tenant=membership.tenant, run_id=run_id)
     except Run.DoesNotExist:
@@ -47,33 +47,32 @@ def runs(request: HttpRequest, tenant_slug: str) -> HttpResponse:
 def run_detail(request: HttpRequest, tenant_slug: str, run_id: int) -> HttpResponse:
     membership = tenant_access(request, tenant_slug, section="runs")
     request.section = "runs"
-    run = _run(request, membership, run_id)
+    run = _run(membership, run_id)
     events = run_events_after(run=run, after=0, limit=10_000)
     return render(request, "agents/run.html", {
         "run": run, "plan": run_plan(run=run), "events": events, "last_seq": events[-1].seq if events else 0,
-        "instruction_form": InstructionForm(), "can_decide": can_open(membership.role, "approvals"),
+        "can_decide": can_open(membership.role, "approvals"),
     })
+
+
+RUN_CONTROLS = {
+    "cancel": services.run_cancel,
+    "pause": services.run_pause,
+    "resume": services.run_resume,
+    "instruct": services.run_add_instruction,  # validates the text itself, with messages to show
+}
 
 
 @login_required
 @require_POST
 def run_control(request: HttpRequest, tenant_slug: str, run_id: int, action: str) -> HttpResponse:
     membership = tenant_access(request, tenant_slug, section="runs")
-    run = _run(request, membership, run_id)
+    run = _run(membership, run_id)
+    if action not in RUN_CONTROLS:
+        raise Http404("No such action")
     try:
-        if action == "cancel":
-            services.run_cancel(run=run, actor=request.user)
-        elif action == "pause":
-            services.run_pause(run=run, actor=request.user)
-        elif action == "resume":
-            services.run_resume(run=run, actor=request.user)
-        elif action == "instruct":
-            form = InstructionForm(request.POST)
-            if not form.is_valid():
-                raise services.RunError("Write the instruction to add (up to 2000 characters).")
-            services.run_add_instruction(run=run, actor=request.user, text=form.cleaned_data["text"])
-        else:
-            raise Http404("No such action")
+        RUN_CONTROLS[action](run=run, actor=request.user, **({"text": request.POST.get("text", "")}
+                                                            if action == "instruct" else {}))
     except services.RunError as error:
         messages.error(request, str(error))
     return redirect("run_detail", tenant_slug, run.pk)

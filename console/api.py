@@ -8,6 +8,7 @@ from ninja import NinjaAPI, Schema
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 from ninja.security import HttpBearer
 
+from agents.api import router as runs_router
 from console.services import api_token_authenticate
 
 
@@ -30,15 +31,11 @@ api = NinjaAPI(
     auth=TenantTokenAuth(),
     urls_namespace="api",
 )
+api.add_router("/", runs_router)
 
 
 def _error(request, status: int, code: str, message: str, **extra):
     return api.create_response(request, {"code": code, "message": message, **extra}, status=status)
-
-
-from agents.api import router as runs_router  # noqa: E402
-
-api.add_router("/", runs_router)
 
 
 @api.exception_handler(ValidationError)

@@ -105,8 +105,7 @@ class EmbeddedPostgres:
         """Stop a server left running by a crashed run; drop pid files nobody owns."""
         if not self.pid_file.exists():
             return
-        lines = self.pid_file.read_text().splitlines()
-        pid = int(lines[0]) if lines and lines[0].strip().isdigit() else 0
+        pid = self.pid()
         if pid and _process_running_with(pid, str(self.data_dir)):
             with contextlib.suppress(subprocess.SubprocessError):
                 self._run(self._bin("pg_ctl"), "-D", str(self.data_dir), "-m", "immediate", "-w", "stop")

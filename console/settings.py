@@ -126,9 +126,9 @@ CELERY_BEAT_SCHEDULE = {
     # A canary: beat schedules it, a worker runs it; /healthz reads when it last ran.
     # Cheap (one Redis SET), so frequent: start-up is ready within seconds.
     "scheduler-canary": {"task": "console.tasks.scheduler_canary", "schedule": 5.0},
+    # Re-enqueue runs whose lease expired (a worker died) or that sit queued without a task.
+    "sweep-runs": {"task": "agents.sweep_runs", "schedule": float(env_int("RUN_SWEEP_SECONDS", 5))},
 }
-# Re-enqueue runs whose lease expired (a worker died) or that sit queued without a task.
-CELERY_BEAT_SCHEDULE["sweep-runs"] = {"task": "agents.sweep_runs", "schedule": float(env_int("RUN_SWEEP_SECONDS", 5))}
 WORKER_HEARTBEAT_SECONDS = 10
 
 # --- The run loop ----------------------------------------------------------------------------

@@ -5,7 +5,6 @@ server process, and Debian's Chromium driven by Playwright."""
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -198,7 +197,3 @@ def pytest_collection_modifyitems(items):
     for item in items:
         if "e2e" in item.path.parts:
             item.add_marker(pytest.mark.browser)
-
-
-def which_chromium() -> str | None:
-    return shutil.which("chromium") or (CHROMIUM if Path(CHROMIUM).exists() else None)

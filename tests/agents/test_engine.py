@@ -59,5 +59,5 @@ def test_the_state_machine_refuses_leaving_a_terminal_state():
     import pytest
 
     with pytest.raises(engine.InvalidTransition):
-        engine.RUN_STATES.check("completed", "queued")
-    engine.RUN_STATES.check("waiting_for_human", "queued")
+        engine.check_transition("completed", "queued")
+    engine.check_transition("waiting_for_human", "queued")

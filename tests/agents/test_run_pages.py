@@ -19,7 +19,10 @@ def test_run_urls_are_404_for_outsiders(cast, run, client_for):
     client = client_for(cast.outsider)
     assert client.get(f"/t/acme/runs/{run.pk}/").status_code == 404
     assert client.get(f"/t/globex/runs/{run.pk}/").status_code == 404  # his tenant, not his run
-    assert client.post(f"/t/acme/runs/{run.pk}/cancel/").status_code == 404
+    for action in ["cancel", "pause", "resume", "instruct"]:
+        assert client.post(f"/t/acme/runs/{run.pk}/{action}/", {"text": "x"}).status_code == 404, action
+    assert client.post("/t/acme/runs/", {"agent": run.agent_id, "goal": "sneaky"}).status_code == 404
+    assert not run.agent.runs.filter(goal="sneaky").exists()
     assert client.get("/t/acme/demo-systems/").status_code == 404
 
 
@@ -47,6 +50,13 @@ def test_starting_a_run_without_a_goal_says_so(cast, run, client_for):
 
 def test_an_unknown_control_action_is_404(cast, run, client_for):
     assert client_for(cast.member).post(f"/t/acme/runs/{run.pk}/explode/").status_code == 404
+
+
+def test_an_empty_instruction_is_refused_with_a_message(cast, run, client_for):
+    response = client_for(cast.member).post(f"/t/acme/runs/{run.pk}/instruct/", {"text": "  "}, follow=True)
+    assert "Write the instruction to add." in response.content.decode()
+    run.refresh_from_db()
+    assert run.inbox == []
 
 
 def test_the_runs_list_makes_as_many_queries_for_twenty_runs_as_for_one(cast, run, client_for):
