@@ -17,9 +17,16 @@ import time
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-import httpx
 from pydantic_ai.direct import model_request
-from pydantic_ai.exceptions import ModelHTTPError, UnexpectedModelBehavior
+from pydantic_ai.exceptions import (
+    ModelConnectionError,
+    ModelHTTPError,
+    ModelRateLimitError,
+    ModelRequestTimeout,
+    ModelServerError,
+    ModelUnavailableError,
+    UnexpectedModelBehavior,
+)
 from pydantic_ai.messages import (
     ModelMessage,
     ModelRequest,
@@ -225,7 +232,8 @@ class Breaker:
 def _transient(exc: Exception) -> bool:
     if isinstance(exc, ModelHTTPError):
         return exc.status_code == 429 or exc.status_code >= 500
-    return isinstance(exc, (httpx.TimeoutException, httpx.TransportError, asyncio.TimeoutError, TimeoutError))
+    return isinstance(exc, (ModelConnectionError, ModelRequestTimeout, ModelRateLimitError, ModelServerError,
+                            ModelUnavailableError, asyncio.TimeoutError, TimeoutError))
 
 
 def complete(*, models: list[str], instructions: str, conversation: list[dict], tools: list[Tool], plan_mode: bool,
