@@ -43,6 +43,7 @@ from pydantic_ai.tools import ToolDefinition
 
 from agents.engine import PLAN_TOOL, ModelReply, ToolCall
 from agents.tools.registry import Tool
+from agents.tracing import model_call_finished, model_call_span, span_failed
 
 PLAN_TOOL_DEFINITION = ToolDefinition(
     name=PLAN_TOOL,
@@ -236,6 +237,23 @@ def _transient(exc: Exception) -> bool:
                             ModelUnavailableError, asyncio.TimeoutError, TimeoutError))
 
 
+def _request(model, messages: list[ModelMessage], parameters: ModelRequestParameters, timeout: float, *,
+             provider: str, model_name: str) -> ModelResponse:
+    """One attempt at one model, in its own GenAI span."""
+    with model_call_span(provider=provider, model=model_name) as span:
+        try:
+            response = asyncio.run(asyncio.wait_for(model_request(model, messages, model_request_parameters=parameters),
+                                                    timeout=timeout))
+        except Exception as exc:
+            span_failed(span, type(exc).__name__, str(exc))
+            raise
+        model_call_finished(span, response_model=response.model_name or model_name,
+                            input_tokens=response.usage.input_tokens or 0, output_tokens=response.usage.output_tokens or 0,
+                            cached_tokens=getattr(response.usage, "cache_read_tokens", 0) or 0,
+                            finish=str(getattr(response, "finish_reason", None) or "stop"))
+        return response
+
+
 def complete(*, models: list[str], instructions: str, conversation: list[dict], tools: list[Tool], plan_mode: bool,
              breaker: Breaker | None = None, policy: GatewayPolicy | None = None) -> GatewayResult:
     policy = policy or GatewayPolicy()
@@ -259,8 +277,8 @@ def complete(*, models: list[str], instructions: str, conversation: list[dict], 
         for attempt_number in range(1, policy.max_attempts_per_model + policy.repair_attempts + 1):
             started = time.perf_counter()
             try:
-                response = asyncio.run(asyncio.wait_for(model_request(model, messages, model_request_parameters=parameters),
-                                                        timeout=policy.timeout_seconds))
+                response = _request(model, messages, parameters, policy.timeout_seconds,
+                                    provider=provider, model_name=model_name)
             except Exception as exc:
                 latency = int((time.perf_counter() - started) * 1000)
                 transient = _transient(exc)

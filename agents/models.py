@@ -104,7 +104,7 @@ class Run(models.Model):
     control_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                    related_name="+")  # who paused/cancelled last
     control_at = models.DateTimeField(null=True, blank=True)
-    trace_id = models.CharField(max_length=32, blank=True)
+    trace_id = models.CharField(max_length=32, blank=True, db_index=True)
     idempotency_key = models.CharField(max_length=200, null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
@@ -210,20 +210,25 @@ class ToolInvocation(models.Model):
 
 
 class Span(models.Model):
-    """Spans stored by the batching exporter, for the trace timeline."""
+    """Spans stored by the batching exporter (agents.tracing), for the trace timeline."""
 
-    trace_id = models.CharField(max_length=32, db_index=True)
+    tenant = models.ForeignKey("console.Tenant", on_delete=models.CASCADE, related_name="+")
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="spans")
+    trace_id = models.CharField(max_length=32)
     span_id = models.CharField(max_length=16)
     parent_span_id = models.CharField(max_length=16, blank=True)
-    run = models.ForeignKey(Run, null=True, blank=True, on_delete=models.CASCADE, related_name="spans")
     name = models.CharField(max_length=200)
+    kind = models.CharField(max_length=16)  # run, step, model, tool, other
     started_at = models.DateTimeField()
     ended_at = models.DateTimeField()
-    status = models.CharField(max_length=16, default="unset")
+    status = models.CharField(max_length=16, default="unset")  # unset, ok, error
     attributes = models.JSONField(default=dict)
+
+    objects = TenantScopedQuerySet.as_manager()
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["trace_id", "span_id"], name="span_unique")]
+        indexes = [models.Index(fields=["run", "started_at"], name="span_run_timeline")]
 
 
 # --- Demo systems: the real tables the built-in demo tools act on -----------------------------

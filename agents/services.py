@@ -9,6 +9,7 @@ import time
 from contextlib import contextmanager
 from datetime import timedelta
 from decimal import Decimal
+from typing import NamedTuple
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
@@ -20,6 +21,7 @@ from agents.gateway import Breaker, GatewayPolicy, complete
 from agents.models import TERMINAL, Agent, Checkpoint, ModelCall, PlanStep, Run, RunStatus, ToolInvocation
 from agents.tools import REGISTRY, ToolContext
 from agents.tools.registry import parse_arguments, run_tool
+from agents.tracing import record_run_span, span_failed, step_span, tool_span
 from console.health import redis_client
 
 RUNNABLE = (RunStatus.QUEUED, RunStatus.PLANNING, RunStatus.WAITING_FOR_MODEL, RunStatus.RUNNING_TOOL,
@@ -97,12 +99,25 @@ def _set_status(run: Run, new: str, **payload) -> None:
     if new in TERMINAL:
         run.finished_at = timezone.now()
         run.next_action = ""
+        _record_run_span_on_commit(run)
+
+
+def _record_run_span_on_commit(run: Run) -> None:
+    span = {"trace_id": run.trace_id, "run_id": run.pk, "agent": run.agent.name, "status": run.status,
+            "started": run.created_at, "ended": run.finished_at}
+    transaction.on_commit(lambda: record_run_span(**span))
 
 
 # --- The lease ------------------------------------------------------------------------------------
 
 
-def lease_claim(*, run_id: int, worker: str) -> int | None:
+class Lease(NamedTuple):
+    fence: int
+    trace_id: str
+    step: int
+
+
+def lease_claim(*, run_id: int, worker: str) -> Lease | None:
     """Claim the run if nobody holds a live lease. Returns the new fencing token, or None."""
     with connection.cursor() as cursor:
         cursor.execute(
@@ -110,12 +125,12 @@ def lease_claim(*, run_id: int, worker: str) -> int | None:
             UPDATE agents_run SET lease_owner = %s, lease_expires_at = now() + make_interval(secs => %s),
                    fence = fence + 1
              WHERE id = %s AND status = ANY(%s) AND (lease_expires_at IS NULL OR lease_expires_at < now())
-         RETURNING fence
+         RETURNING fence, trace_id, step
             """,
             [worker, settings.RUN_LEASE_SECONDS, run_id, list(RUNNABLE)],
         )
         row = cursor.fetchone()
-    return row[0] if row else None
+    return Lease(*row) if row else None
 
 
 @contextmanager
@@ -139,25 +154,31 @@ def _release(run: Run) -> None:
 
 def run_advance(*, run_id: int, worker: str) -> str:
     """Advance a run by one step. Safe to call twice at once and after a crash."""
-    fence = lease_claim(run_id=run_id, worker=worker)
-    if fence is None:
+    lease = lease_claim(run_id=run_id, worker=worker)
+    if lease is None:
         return "no_lease"
-    try:
-        with fenced(run_id, fence) as run:
-            if run.cancel_requested:
-                _cancel_now(run)
-                return "cancelled"
-            if run.pause_requested:
-                _set_status(run, RunStatus.PAUSED, by=_who(run.control_by))
-                run.pause_requested = False
-                _release(run)
-                return "paused"
-            state = _latest_state(run)
-        pending = state.get("pending_call")
-        outcome = _tool_step(run_id, fence, state) if pending else _model_step(run_id, fence, state)
-    except LeaseLost:
-        return "lease_lost"
-    return outcome
+    fence = lease.fence
+    with step_span(trace_id=lease.trace_id, run_id=run_id, step=lease.step + 1, worker=worker) as span:
+        try:
+            with fenced(run_id, fence) as run:
+                if span is not None:
+                    span.set_attribute("gen_ai.agent.name", run.agent.name)
+                if run.cancel_requested:
+                    _cancel_now(run)
+                    return "cancelled"
+                if run.pause_requested:
+                    _set_status(run, RunStatus.PAUSED, by=_who(run.control_by))
+                    run.pause_requested = False
+                    _release(run)
+                    return "paused"
+                state = _latest_state(run)
+            pending = state.get("pending_call")
+            outcome = _tool_step(run_id, fence, state) if pending else _model_step(run_id, fence, state)
+        except LeaseLost:
+            outcome = "lease_lost"
+        if span is not None:
+            span.set_attribute("proctor.outcome", outcome)
+        return outcome
 
 
 def _budgets(run: Run) -> engine.Fail | None:
@@ -328,19 +349,22 @@ def _tool_step(run_id: int, fence: int, state: dict) -> str:
         started = time.perf_counter()
         invocation = ToolInvocation(tenant=run.tenant, run=run, step=pending["step"], call_id=pending["id"],
                                     tool=pending["tool"], arguments=arguments, idempotency_key=key)
-        if isinstance(parsed, dict):
-            result = parsed
-        else:
-            try:
-                with transaction.atomic():  # a savepoint: a failing tool leaves the step's own writes intact
-                    with connection.cursor() as cursor:
-                        cursor.execute("SET LOCAL statement_timeout = %s", [int(spec.timeout_seconds * 1000)])
-                    result = run_tool(spec, ToolContext(tenant=run.tenant, run=run, idempotency_key=key), parsed)
-                    with connection.cursor() as cursor:
-                        cursor.execute("SET LOCAL statement_timeout TO DEFAULT")
-            except Exception as exc:
-                result = {"status": "error", "error_type": "tool_crashed", "retryable": False,
-                          "message": f"{pending['tool']} failed: {type(exc).__name__}."}
+        with tool_span(tool=pending["tool"], call_id=pending["id"], risk=pending["risk"]) as span:
+            if isinstance(parsed, dict):
+                result = parsed
+            else:
+                try:
+                    with transaction.atomic():  # a savepoint: a failing tool leaves the step's own writes intact
+                        with connection.cursor() as cursor:
+                            cursor.execute("SET LOCAL statement_timeout = %s", [int(spec.timeout_seconds * 1000)])
+                        result = run_tool(spec, ToolContext(tenant=run.tenant, run=run, idempotency_key=key), parsed)
+                        with connection.cursor() as cursor:
+                            cursor.execute("SET LOCAL statement_timeout TO DEFAULT")
+                except Exception as exc:
+                    result = {"status": "error", "error_type": "tool_crashed", "retryable": False,
+                              "message": f"{pending['tool']} failed: {type(exc).__name__}."}
+            if result["status"] != "ok":
+                span_failed(span, result["error_type"], result["message"])
         invocation.status = result["status"]
         invocation.result = result
         invocation.finished_at = timezone.now()

@@ -6,7 +6,7 @@ import os
 import threading
 
 from celery import Celery
-from celery.signals import worker_process_init, worker_ready, worker_shutdown
+from celery.signals import worker_process_init, worker_process_shutdown, worker_ready, worker_shutdown
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "console.settings")
 
@@ -43,6 +43,15 @@ def stop_heartbeat(**kwargs):
 
 @worker_process_init.connect
 def init_worker_process(**kwargs):
+    from agents.tracing import DatabaseSpanExporter
     from console.telemetry import configure_tracing
 
-    configure_tracing("worker")
+    configure_tracing("worker", exporters={"database": DatabaseSpanExporter()})
+
+
+@worker_process_shutdown.connect
+def flush_worker_spans(**kwargs):
+    from console.telemetry import current_provider
+
+    if provider := current_provider():
+        provider.shutdown()  # flushes the spans still waiting for a batch

@@ -203,6 +203,8 @@ DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "proctor@localhost")
 
 OTEL_SERVICE_NAME = env_str("OTEL_SERVICE_NAME", "proctor")
 OTEL_EXPORTER_OTLP_ENDPOINT = env_str("OTEL_EXPORTER_OTLP_ENDPOINT")
+# How long finished spans may wait before a batch goes to the Span table (and OTLP).
+SPAN_EXPORT_DELAY_MS = env_int("SPAN_EXPORT_DELAY_MS", 1000)
 
 LOGGING = {
     "version": 1,

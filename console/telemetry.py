@@ -1,25 +1,53 @@
 """OpenTelemetry: one TracerProvider per process (web or worker), with a service name.
 
-Spans go to OTLP over HTTP when OTEL_EXPORTER_OTLP_ENDPOINT is set. The exporter that
-stores spans in Postgres for the console's timeline is added by the agents app.
+Spans go to OTLP over HTTP when OTEL_EXPORTER_OTLP_ENDPOINT is set. The worker adds the
+agents app's exporter that stores spans in Postgres for the console's timeline.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
+from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 
 _lock = threading.Lock()
 _provider: TracerProvider | None = None
 _exporters: list[str] = []
+_forced_ids: ContextVar[tuple[int, int] | None] = ContextVar("proctor_forced_ids", default=None)
 
 
-def configure_tracing(role: str, *, extra_processors: list[SpanProcessor] | None = None) -> TracerProvider:
-    """Idempotent: the first call in a process wins, later calls return the same provider."""
+class _Ids(RandomIdGenerator):
+    """Random ids, except inside ``forced_ids``: a span recorded after the fact (a run's root,
+    whose id its children already use) gets the trace and span id it must have."""
+
+    def generate_trace_id(self) -> int:
+        forced = _forced_ids.get()
+        return forced[0] if forced else super().generate_trace_id()
+
+    def generate_span_id(self) -> int:
+        forced = _forced_ids.get()
+        return forced[1] if forced else super().generate_span_id()
+
+
+@contextmanager
+def forced_ids(trace_id: int, span_id: int) -> Iterator[None]:
+    token = _forced_ids.set((trace_id, span_id))
+    try:
+        yield
+    finally:
+        _forced_ids.reset(token)
+
+
+def configure_tracing(role: str, *, exporters: dict[str, SpanExporter] | None = None) -> TracerProvider:
+    """Idempotent: the first call in a process wins, later calls return the same provider.
+    ``exporters`` (name → exporter) are added next to OTLP, each behind its own batching processor."""
     global _provider
     with _lock:
         if _provider is not None:
@@ -27,14 +55,15 @@ def configure_tracing(role: str, *, extra_processors: list[SpanProcessor] | None
         from django.conf import settings
 
         resource = Resource.create({"service.name": f"{settings.OTEL_SERVICE_NAME}-{role}", "proctor.role": role})
-        provider = TracerProvider(resource=resource)
+        provider = TracerProvider(resource=resource, id_generator=_Ids())
         if settings.OTEL_EXPORTER_OTLP_ENDPOINT:
             from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
             provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
             _exporters.append("otlp")
-        for processor in extra_processors or []:
-            provider.add_span_processor(processor)
+        for name, exporter in (exporters or {}).items():
+            provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=settings.SPAN_EXPORT_DELAY_MS))
+            _exporters.append(name)
         trace.set_tracer_provider(provider)
         _provider = provider
         return provider

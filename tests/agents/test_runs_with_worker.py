@@ -3,7 +3,7 @@
 import pytest
 
 from agents.demo_data import seed_demo_systems
-from agents.models import Agent, EmailMessage, ModelCall, RunEvent, RunStatus, ToolInvocation
+from agents.models import Agent, EmailMessage, ModelCall, RunEvent, RunStatus, Span, ToolInvocation
 from agents.services import run_add_instruction, run_cancel, run_start
 from approvals.models import ApprovalRequest
 from approvals.services import approval_decide
@@ -87,3 +87,35 @@ def test_the_step_budget_stops_a_run_with_a_stated_reason(cast, renewals, start_
     run = run_start(tenant=cast.acme, agent=renewals, goal=GOAL, requested_by=cast.member)
     status_of(run, RunStatus.FAILED)
     assert run.terminal_reason == "budget_exhausted: steps (2 of 2)"
+
+
+def test_a_run_is_one_trace_of_steps_with_model_and_tool_calls_inside(cast, renewals, start_worker):
+    start_worker(env={"SPAN_EXPORT_DELAY_MS": "100"})
+    run = run_start(tenant=cast.acme, agent=renewals, goal=GOAL, requested_by=cast.member)
+    status_of(run, RunStatus.WAITING_FOR_HUMAN)
+    approval_decide(approval=ApprovalRequest.objects.get(run=run), approve=True, actor=cast.reviewer)
+    status_of(run, RunStatus.COMPLETED)
+    wait_for(lambda: Span.objects.for_tenant(cast.acme).filter(run=run, kind="run").exists(), 15,
+             message="the run's root span to be stored")
+
+    spans = list(Span.objects.for_tenant(cast.acme).filter(run=run).order_by("started_at"))
+    assert {s.trace_id for s in spans} == {run.trace_id}
+    by_kind = {kind: [s for s in spans if s.kind == kind] for kind in ("run", "step", "model", "tool")}
+    [root] = by_kind["run"]
+    assert root.parent_span_id == "" and root.name == f"invoke_agent {renewals.name}" and root.status == "unset"
+    assert all(s.parent_span_id == root.span_id for s in by_kind["step"])
+    step_ids = {s.span_id for s in by_kind["step"]}
+    assert all(s.parent_span_id in step_ids for s in by_kind["model"] + by_kind["tool"])
+
+    calls = list(ModelCall.objects.filter(run=run).order_by("step", "attempt"))
+    assert len(by_kind["model"]) == len(calls)
+    for span, call in zip(by_kind["model"], calls, strict=True):
+        assert span.attributes["gen_ai.operation.name"] == "chat"
+        assert span.attributes["gen_ai.provider.name"] == "demo"
+        assert span.attributes["gen_ai.usage.input_tokens"] == call.input_tokens
+        assert span.attributes["gen_ai.usage.output_tokens"] == call.output_tokens
+    tools = sorted(s.attributes["gen_ai.tool.name"] for s in by_kind["tool"])
+    assert tools == sorted(ToolInvocation.objects.filter(run=run).values_list("tool", flat=True))
+    assert "email.send" in tools
+    calls_inside = by_kind["model"] + by_kind["tool"]
+    assert root.started_at <= spans[0].started_at and root.ended_at >= max(s.ended_at for s in calls_inside)

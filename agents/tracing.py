@@ -1,0 +1,152 @@
+"""Traces: one per run. Its id is ``Run.trace_id``; each step is a span, with a span per model
+call (GenAI semantic-convention attributes) and per tool call inside it.
+
+The spans are ordinary OpenTelemetry spans, so an OTLP collector receives them too when one
+is configured. ``DatabaseSpanExporter`` stores them in the ``Span`` table, in batches, from
+the BatchSpanProcessor's thread: a step never waits for its spans to be written. The run
+itself is the trace's root span (id derived from the trace id), recorded when the run ends.
+
+Without a configured TracerProvider (tests that call the services in-process) every span
+here is a no-op.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, Status, StatusCode, TraceFlags
+
+from console.telemetry import forced_ids
+
+logger = logging.getLogger(__name__)
+tracer = trace.get_tracer("proctor.agents")
+
+
+def root_span_id(trace_id: str) -> int:
+    """The run's own span: its id is derived from the trace id, so every step can name it as parent."""
+    return int(trace_id[:16], 16) or 1
+
+
+def _run_parent(trace_id: str) -> otel_context.Context:
+    parent = SpanContext(trace_id=int(trace_id, 16), span_id=root_span_id(trace_id), is_remote=True,
+                         trace_flags=TraceFlags(TraceFlags.SAMPLED))
+    return trace.set_span_in_context(NonRecordingSpan(parent))
+
+
+@contextmanager
+def step_span(*, trace_id: str, run_id: int, step: int, worker: str) -> Iterator[trace.Span | None]:
+    """The span of one step of a run (the model call and tool call it makes are its children)."""
+    if not trace_id:
+        yield None
+        return
+    attributes = {"gen_ai.operation.name": "invoke_agent", "proctor.run_id": run_id, "proctor.step": step,
+                  "proctor.worker": worker}
+    with tracer.start_as_current_span(f"step {step}", context=_run_parent(trace_id), attributes=attributes) as span:
+        yield span
+
+
+@contextmanager
+def model_call_span(*, provider: str, model: str) -> Iterator[trace.Span]:
+    """One attempt at a model: GenAI client span named ``chat {model}``."""
+    attributes = {"gen_ai.operation.name": "chat", "gen_ai.provider.name": provider, "gen_ai.system": provider,
+                  "gen_ai.request.model": model}
+    with tracer.start_as_current_span(f"chat {model}", kind=SpanKind.CLIENT, attributes=attributes,
+                                      record_exception=False, set_status_on_exception=False) as span:
+        yield span
+
+
+def model_call_finished(span: trace.Span, *, response_model: str, input_tokens: int, output_tokens: int,
+                        cached_tokens: int = 0, finish: str = "stop") -> None:
+    span.set_attributes({"gen_ai.response.model": response_model, "gen_ai.usage.input_tokens": input_tokens,
+                         "gen_ai.usage.output_tokens": output_tokens, "gen_ai.usage.cache_read.input_tokens": cached_tokens,
+                         "gen_ai.response.finish_reasons": [finish]})
+
+
+def span_failed(span: trace.Span | None, error_type: str, message: str) -> None:
+    if span is None:
+        return
+    span.set_attribute("error.type", error_type)
+    span.set_status(Status(StatusCode.ERROR, message[:200]))
+
+
+@contextmanager
+def tool_span(*, tool: str, call_id: str, risk: int) -> Iterator[trace.Span]:
+    attributes = {"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": tool, "gen_ai.tool.call.id": call_id,
+                  "gen_ai.tool.type": "function", "proctor.tool.risk": risk}
+    with tracer.start_as_current_span(f"execute_tool {tool}", kind=SpanKind.INTERNAL, attributes=attributes) as span:
+        yield span
+
+
+def record_run_span(*, trace_id: str, run_id: int, agent: str, status: str, started: datetime, ended: datetime) -> None:
+    """The trace's root: the whole run, from creation to its end, with the id every step named as parent."""
+    if not trace_id:
+        return
+    with forced_ids(int(trace_id, 16), root_span_id(trace_id)):
+        span = tracer.start_span(f"invoke_agent {agent}", context=otel_context.Context(),
+                                 start_time=_ns(started),
+                                 attributes={"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": agent,
+                                             "proctor.run_id": run_id, "proctor.status": status})
+    if status == "failed":
+        span.set_status(Status(StatusCode.ERROR, "run failed"))
+    span.end(end_time=_ns(ended))
+
+
+def _ns(moment: datetime) -> int:
+    return int(moment.timestamp() * 1_000_000_000)
+
+
+# --- Storage ---------------------------------------------------------------------------------------
+
+KINDS = {"chat": "model", "execute_tool": "tool", "invoke_agent": "step"}
+
+
+def _kind(span: ReadableSpan) -> str:
+    operation = (span.attributes or {}).get("gen_ai.operation.name", "")
+    if operation == "invoke_agent" and span.parent is None:
+        return "run"
+    return KINDS.get(operation, "other")
+
+
+class DatabaseSpanExporter(SpanExporter):
+    """Writes a batch of finished spans to the Span table in one INSERT. Spans of traces that
+    belong to no run are not stored here (OTLP, when configured, still gets them)."""
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        from django.db import DatabaseError, close_old_connections
+
+        from agents.models import Run, Span
+
+        try:
+            trace_ids = {format(s.context.trace_id, "032x") for s in spans}
+            runs = {trace_id: (run_id, tenant_id) for trace_id, run_id, tenant_id in
+                    Run.objects.filter(trace_id__in=trace_ids).values_list("trace_id", "id", "tenant_id")}
+            rows = []
+            for s in spans:
+                trace_id = format(s.context.trace_id, "032x")
+                if trace_id not in runs:
+                    continue
+                run_id, tenant_id = runs[trace_id]
+                rows.append(Span(
+                    tenant_id=tenant_id, run_id=run_id, trace_id=trace_id, span_id=format(s.context.span_id, "016x"),
+                    parent_span_id=format(s.parent.span_id, "016x") if s.parent else "", name=s.name[:200],
+                    kind=_kind(s), status=s.status.status_code.name.lower(),
+                    started_at=datetime.fromtimestamp(s.start_time / 1e9, tz=UTC),
+                    ended_at=datetime.fromtimestamp(s.end_time / 1e9, tz=UTC),
+                    attributes=dict(s.attributes or {}),
+                ))
+            Span.objects.bulk_create(rows, ignore_conflicts=True)
+            return SpanExportResult.SUCCESS
+        except DatabaseError:
+            logger.warning("could not store %d spans", len(spans), exc_info=True)
+            close_old_connections()
+            return SpanExportResult.FAILURE
+
+    def shutdown(self) -> None:
+        pass
