@@ -138,6 +138,17 @@ def start_worker(transactional_db, tmp_path):
 
 
 @pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    """The test database, and at the end the connection pool emptied so it can be dropped."""
+    yield
+    from django.db import connections
+
+    with django_db_blocker.unblock():
+        for connection in connections.all():
+            connection.close_pool()
+
+
+@pytest.fixture(scope="session")
 def console_server(django_db_setup, django_db_blocker, tmp_path_factory):
     """The real ASGI app (uvicorn: HTTP + websockets) serving the test database."""
     port = free_port()
