@@ -31,7 +31,6 @@ from pydantic_ai.messages import (
     ModelMessage,
     ModelRequest,
     ModelResponse,
-    RetryPromptPart,
     SystemPromptPart,
     TextPart,
     ToolCallPart,
@@ -236,6 +235,15 @@ def _transient(exc: Exception) -> bool:
                             ModelUnavailableError, asyncio.TimeoutError, TimeoutError))
 
 
+async def _request(model, messages: list[ModelMessage], parameters: ModelRequestParameters, timeout: float) -> ModelResponse:
+    # Entering the model gives it an HTTP client of this event loop (every attempt runs its own, and a pooled
+    # connection from a closed loop fails with "Event loop is closed") and closes it after. max_retries=0: the
+    # SDK's own silent retries would multiply ours and hide attempts from the record and the breaker.
+    async with model:
+        return await asyncio.wait_for(model_request(model, messages, model_settings={"max_retries": 0},
+                                                    model_request_parameters=parameters), timeout=timeout)
+
+
 def complete(*, models: list[str], instructions: str, conversation: list[dict], tools: list[Tool], plan_mode: bool,
              breaker: Breaker | None = None, policy: GatewayPolicy | None = None) -> GatewayResult:
     policy = policy or GatewayPolicy()
@@ -259,8 +267,7 @@ def complete(*, models: list[str], instructions: str, conversation: list[dict], 
         for attempt_number in range(1, policy.max_attempts_per_model + policy.repair_attempts + 1):
             started = time.perf_counter()
             try:
-                response = asyncio.run(asyncio.wait_for(model_request(model, messages, model_request_parameters=parameters),
-                                                        timeout=policy.timeout_seconds))
+                response = asyncio.run(_request(model, messages, parameters, policy.timeout_seconds))
             except Exception as exc:
                 latency = int((time.perf_counter() - started) * 1000)
                 transient = _transient(exc)
@@ -271,6 +278,8 @@ def complete(*, models: list[str], instructions: str, conversation: list[dict], 
                     breaker.record_failure(provider)
                 if not transient or attempt_number >= policy.max_attempts_per_model:
                     break
+                if breaker and breaker.state(provider) == "open":
+                    break  # this failure opened the circuit (or re-opened it after the half-open trial)
                 delay = min(policy.backoff_max_seconds, policy.backoff_base_seconds * 2 ** (attempt_number - 1))
                 time.sleep(delay * random.uniform(0.5, 1.0))  # jitter: workers do not retry in lockstep
                 continue
@@ -293,6 +302,10 @@ def complete(*, models: list[str], instructions: str, conversation: list[dict], 
                 repairs += 1
                 if repairs > policy.repair_attempts:
                     break
-                messages = [*messages, response, ModelRequest(parts=[RetryPromptPart(
-                    content=f"Your last reply was not usable: {exc}. Reply again with valid JSON arguments.")])]
+                # Each of its tool calls gets the feedback as its result: chat APIs reject a call left unanswered.
+                feedback = f"Your last reply was not usable: {exc}. Reply again with valid JSON arguments."
+                messages = [*messages, response, ModelRequest(parts=[
+                    ToolReturnPart(tool_name=part.tool_name, content=feedback, tool_call_id=part.tool_call_id,
+                                   outcome="retried")
+                    for part in response.parts if isinstance(part, ToolCallPart)])]
     return GatewayResult(reply=None, attempts=attempts, error=last_error or "no model available")
