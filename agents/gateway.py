@@ -31,7 +31,6 @@ from pydantic_ai.messages import (
     ModelMessage,
     ModelRequest,
     ModelResponse,
-    RetryPromptPart,
     SystemPromptPart,
     TextPart,
     ToolCallPart,
@@ -237,13 +236,21 @@ def _transient(exc: Exception) -> bool:
                             ModelUnavailableError, asyncio.TimeoutError, TimeoutError))
 
 
-def _request(model, messages: list[ModelMessage], parameters: ModelRequestParameters, timeout: float, *,
+async def _request(model, messages: list[ModelMessage], parameters: ModelRequestParameters, timeout: float) -> ModelResponse:
+    # Entering the model gives it an HTTP client of this event loop (every attempt runs its own, and a pooled
+    # connection from a closed loop fails with "Event loop is closed") and closes it after. max_retries=0: the
+    # SDK's own silent retries would multiply ours and hide attempts from the record and the breaker.
+    async with model:
+        return await asyncio.wait_for(model_request(model, messages, model_settings={"max_retries": 0},
+                                                    model_request_parameters=parameters), timeout=timeout)
+
+
+def _attempt(model, messages: list[ModelMessage], parameters: ModelRequestParameters, timeout: float, *,
              provider: str, model_name: str) -> ModelResponse:
     """One attempt at one model, in its own GenAI span."""
     with model_call_span(provider=provider, model=model_name) as span:
         try:
-            response = asyncio.run(asyncio.wait_for(model_request(model, messages, model_request_parameters=parameters),
-                                                    timeout=timeout))
+            response = asyncio.run(_request(model, messages, parameters, timeout))
         except Exception as exc:
             span_failed(span, type(exc).__name__, str(exc))
             raise
@@ -277,7 +284,7 @@ def complete(*, models: list[str], instructions: str, conversation: list[dict], 
         for attempt_number in range(1, policy.max_attempts_per_model + policy.repair_attempts + 1):
             started = time.perf_counter()
             try:
-                response = _request(model, messages, parameters, policy.timeout_seconds,
+                response = _attempt(model, messages, parameters, policy.timeout_seconds,
                                     provider=provider, model_name=model_name)
             except Exception as exc:
                 latency = int((time.perf_counter() - started) * 1000)
@@ -289,6 +296,8 @@ def complete(*, models: list[str], instructions: str, conversation: list[dict], 
                     breaker.record_failure(provider)
                 if not transient or attempt_number >= policy.max_attempts_per_model:
                     break
+                if breaker and breaker.state(provider) == "open":
+                    break  # this failure opened the circuit (or re-opened it after the half-open trial)
                 delay = min(policy.backoff_max_seconds, policy.backoff_base_seconds * 2 ** (attempt_number - 1))
                 time.sleep(delay * random.uniform(0.5, 1.0))  # jitter: workers do not retry in lockstep
                 continue
@@ -311,6 +320,10 @@ def complete(*, models: list[str], instructions: str, conversation: list[dict], 
                 repairs += 1
                 if repairs > policy.repair_attempts:
                     break
-                messages = [*messages, response, ModelRequest(parts=[RetryPromptPart(
-                    content=f"Your last reply was not usable: {exc}. Reply again with valid JSON arguments.")])]
+                # Each of its tool calls gets the feedback as its result: chat APIs reject a call left unanswered.
+                feedback = f"Your last reply was not usable: {exc}. Reply again with valid JSON arguments."
+                messages = [*messages, response, ModelRequest(parts=[
+                    ToolReturnPart(tool_name=part.tool_name, content=feedback, tool_call_id=part.tool_call_id,
+                                   outcome="retried")
+                    for part in response.parts if isinstance(part, ToolCallPart)])]
     return GatewayResult(reply=None, attempts=attempts, error=last_error or "no model available")
