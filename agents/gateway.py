@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import threading
 import time
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -236,13 +237,35 @@ def _transient(exc: Exception) -> bool:
                             ModelUnavailableError, asyncio.TimeoutError, TimeoutError))
 
 
+_thread = threading.local()
+
+
+def _event_loop() -> asyncio.AbstractEventLoop:
+    """One event loop per worker thread, kept between calls: a model's HTTP client belongs to the loop
+    it was first used on, so reusing both keeps the provider connection alive from step to step
+    (asyncio.run per call would close the loop under the client: "Event loop is closed")."""
+    loop = getattr(_thread, "loop", None)
+    if loop is None or loop.is_closed():
+        loop = _thread.loop = asyncio.new_event_loop()
+        _thread.models = {}
+    return loop
+
+
+def _model(name: str):
+    """The thread's model for ``name``, made again when the provider settings change."""
+    from django.conf import settings
+
+    _event_loop()
+    key = (name, settings.OPENAI_BASE_URL, settings.OPENAI_API_KEY, settings.ANTHROPIC_API_KEY)
+    if key not in _thread.models:
+        _thread.models[key] = resolve_model(name)
+    return _thread.models[key]
+
+
 async def _request(model, messages: list[ModelMessage], parameters: ModelRequestParameters, timeout: float) -> ModelResponse:
-    # Entering the model gives it an HTTP client of this event loop (every attempt runs its own, and a pooled
-    # connection from a closed loop fails with "Event loop is closed") and closes it after. max_retries=0: the
-    # SDK's own silent retries would multiply ours and hide attempts from the record and the breaker.
-    async with model:
-        return await asyncio.wait_for(model_request(model, messages, model_settings={"max_retries": 0},
-                                                    model_request_parameters=parameters), timeout=timeout)
+    # max_retries=0: the SDK's own silent retries would multiply ours and hide attempts from the record and the breaker.
+    return await asyncio.wait_for(model_request(model, messages, model_settings={"max_retries": 0},
+                                                model_request_parameters=parameters), timeout=timeout)
 
 
 def _attempt(model, messages: list[ModelMessage], parameters: ModelRequestParameters, timeout: float, *,
@@ -250,7 +273,7 @@ def _attempt(model, messages: list[ModelMessage], parameters: ModelRequestParame
     """One attempt at one model, in its own GenAI span."""
     with model_call_span(provider=provider, model=model_name) as span:
         try:
-            response = asyncio.run(_request(model, messages, parameters, timeout))
+            response = _event_loop().run_until_complete(_request(model, messages, parameters, timeout))
         except Exception as exc:
             span_failed(span, type(exc).__name__, str(exc))
             raise
@@ -274,7 +297,7 @@ def complete(*, models: list[str], instructions: str, conversation: list[dict], 
             last_error = f"circuit open for {provider}"
             continue
         try:
-            model = resolve_model(name)
+            model = _model(name)
         except Exception as exc:
             attempts.append(Attempt(provider, model_name, "error", f"cannot use model: {exc}"[:500]))
             last_error = str(exc)
