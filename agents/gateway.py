@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import random
 import threading
 import time
@@ -237,29 +238,36 @@ def _transient(exc: Exception) -> bool:
                             ModelUnavailableError, asyncio.TimeoutError, TimeoutError))
 
 
-_thread = threading.local()
+_calls_lock = threading.Lock()
+_calls_loop: asyncio.AbstractEventLoop | None = None
+_calls_pid = 0
+_models: dict[tuple, object] = {}
 
 
 def _event_loop() -> asyncio.AbstractEventLoop:
-    """One event loop per worker thread, kept between calls: a model's HTTP client belongs to the loop
-    it was first used on, so reusing both keeps the provider connection alive from step to step
-    (asyncio.run per call would close the loop under the client: "Event loop is closed")."""
-    loop = getattr(_thread, "loop", None)
-    if loop is None or loop.is_closed():
-        loop = _thread.loop = asyncio.new_event_loop()
-        _thread.models = {}
-    return loop
+    """The process's event loop for model calls, running on its own daemon thread and kept for the
+    life of the process: a model's HTTP client belongs to the loop it was first used on, so keeping
+    both keeps provider connections alive from step to step; every worker thread submits to it, so
+    concurrent calls share one loop; and it works whatever the calling thread runs (a caller's own
+    running loop would refuse a nested one). Made again in a forked child."""
+    global _calls_loop, _calls_pid
+    with _calls_lock:
+        if _calls_loop is None or _calls_pid != os.getpid():
+            _calls_loop, _calls_pid = asyncio.new_event_loop(), os.getpid()
+            _models.clear()
+            threading.Thread(target=_calls_loop.run_forever, daemon=True, name="proctor-model-calls").start()
+        return _calls_loop
 
 
 def _model(name: str):
-    """The thread's model for ``name``, made again when the provider settings change."""
+    """The process's model for ``name``, made again when the provider settings change."""
     from django.conf import settings
 
-    _event_loop()
-    key = (name, settings.OPENAI_BASE_URL, settings.OPENAI_API_KEY, settings.ANTHROPIC_API_KEY)
-    if key not in _thread.models:
-        _thread.models[key] = resolve_model(name)
-    return _thread.models[key]
+    key = (os.getpid(), name, settings.OPENAI_BASE_URL, settings.OPENAI_API_KEY, settings.ANTHROPIC_API_KEY)
+    with _calls_lock:
+        if key not in _models:
+            _models[key] = resolve_model(name)
+        return _models[key]
 
 
 async def _request(model, messages: list[ModelMessage], parameters: ModelRequestParameters, timeout: float) -> ModelResponse:
@@ -273,7 +281,8 @@ def _attempt(model, messages: list[ModelMessage], parameters: ModelRequestParame
     """One attempt at one model, in its own GenAI span."""
     with model_call_span(provider=provider, model=model_name) as span:
         try:
-            response = _event_loop().run_until_complete(_request(model, messages, parameters, timeout))
+            response = asyncio.run_coroutine_threadsafe(_request(model, messages, parameters, timeout),
+                                                        _event_loop()).result()
         except Exception as exc:
             span_failed(span, type(exc).__name__, str(exc))
             raise

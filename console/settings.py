@@ -90,6 +90,12 @@ TEMPLATES = [
 DATABASE_URL = env_str("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/proctor")
 DATABASES = {"default": {**database_from_url(DATABASE_URL), "CONN_MAX_AGE": env_int("DB_CONN_MAX_AGE", 0)}}
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# psycopg's pool per process (web threads, each worker child): a step or request borrows a
+# connection instead of opening one (~4 ms saved each, see bench Bh). DB_POOL_MAX_SIZE bounds
+# the connections one process holds; with the threads pool give it the worker's concurrency.
+if env_bool("DB_POOL", True):
+    DATABASES["default"]["CONN_MAX_AGE"] = 0  # the pool keeps the connections, Django must not
+    DATABASES["default"]["OPTIONS"]["pool"] = {"min_size": 1, "max_size": env_int("DB_POOL_MAX_SIZE", 8), "timeout": 10}
 DATABASES["default"]["OPTIONS"].setdefault("connect_timeout", 5)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

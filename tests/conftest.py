@@ -145,6 +145,7 @@ def django_db_setup(django_db_setup, django_db_blocker):
 
     with django_db_blocker.unblock():
         for connection in connections.all():
+            connection.close()  # hand back the connection the last test held, then close the pool
             connection.close_pool()
 
 

@@ -13,6 +13,7 @@ def log_in(page, base_url, username):
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Log in").click()
     expect(page).to_have_url(re.compile(r"/t/[\w-]+/runs/$"))
+    page.wait_for_load_state("load")  # the deferred scripts (keyboard shortcuts, live updates) are in
 
 
 def test_a_reviewer_sees_the_shell_is_refused_globex_and_logs_out(cast, console_server, page):
