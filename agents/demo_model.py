@@ -8,6 +8,7 @@ draft the email, send it, report.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 
@@ -123,9 +124,16 @@ def noop_looper(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
     return ModelResponse(parts=[TextPart(f"done after {len(calls)} calls")])
 
 
+async def noop_looper_200ms(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+    """The no-op looper behind a provider that takes 200 ms to answer (benchmark P2)."""
+    await asyncio.sleep(0.2)
+    return noop_looper(messages, info)
+
+
 DEMO_MODELS = {
     "planner": renewal_planner,
     "noop": noop_looper,
+    "noop-200ms": noop_looper_200ms,
 }
 
 

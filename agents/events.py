@@ -8,9 +8,11 @@ from agents.models import Run, RunEvent
 
 
 def emit(run: Run, type: str, payload: dict | None = None) -> RunEvent:
-    """Append the next event (dense `seq`) of a run whose row the caller has locked and saves before commit."""
+    """Append the next event (dense `seq`) of a run whose row the caller has locked. The events of a
+    transaction are written together, in one INSERT, when the caller saves the run (Run.save)."""
     run.event_seq += 1
-    event = RunEvent.objects.create(run=run, seq=run.event_seq, type=type, payload=payload or {})
+    event = RunEvent(run=run, seq=run.event_seq, type=type, payload=payload or {})
+    run.__dict__.setdefault("_events_to_write", []).append(event)
     _publish_on_commit(run)
     return event
 
@@ -24,12 +26,11 @@ def _publish_on_commit(run: Run) -> None:
     if getattr(run, "_publish_pending", False):
         return
     run._publish_pending = True
-    run_id = run.pk
 
     def publish():
         from agents.live import publish_run
 
         run._publish_pending = False
-        publish_run(run_id)
+        publish_run(run.pk, seq=run.event_seq, tenant_id=run.tenant_id)
 
     transaction.on_commit(publish)

@@ -45,6 +45,7 @@ from pydantic_ai.tools import ToolDefinition
 from agents.engine import PLAN_TOOL, ModelReply, ToolCall
 from agents.tools.registry import Tool
 from agents.tracing import model_call_finished, model_call_span, span_failed
+from console import aio
 
 PLAN_TOOL_DEFINITION = ToolDefinition(
     name=PLAN_TOOL,
@@ -238,33 +239,17 @@ def _transient(exc: Exception) -> bool:
                             ModelUnavailableError, asyncio.TimeoutError, TimeoutError))
 
 
-_calls_lock = threading.Lock()
-_calls_loop: asyncio.AbstractEventLoop | None = None
-_calls_pid = 0
+_models_lock = threading.Lock()
 _models: dict[tuple, object] = {}
 
 
-def _event_loop() -> asyncio.AbstractEventLoop:
-    """The process's event loop for model calls, running on its own daemon thread and kept for the
-    life of the process: a model's HTTP client belongs to the loop it was first used on, so keeping
-    both keeps provider connections alive from step to step; every worker thread submits to it, so
-    concurrent calls share one loop; and it works whatever the calling thread runs (a caller's own
-    running loop would refuse a nested one). Made again in a forked child."""
-    global _calls_loop, _calls_pid
-    with _calls_lock:
-        if _calls_loop is None or _calls_pid != os.getpid():
-            _calls_loop, _calls_pid = asyncio.new_event_loop(), os.getpid()
-            _models.clear()
-            threading.Thread(target=_calls_loop.run_forever, daemon=True, name="proctor-model-calls").start()
-        return _calls_loop
-
-
 def _model(name: str):
-    """The process's model for ``name``, made again when the provider settings change."""
+    """The process's model for ``name``, made again when the provider settings change. Its HTTP client
+    belongs to the background loop (console.aio), so the provider connection stays alive between calls."""
     from django.conf import settings
 
     key = (os.getpid(), name, settings.OPENAI_BASE_URL, settings.OPENAI_API_KEY, settings.ANTHROPIC_API_KEY)
-    with _calls_lock:
+    with _models_lock:
         if key not in _models:
             _models[key] = resolve_model(name)
         return _models[key]
@@ -281,8 +266,7 @@ def _attempt(model, messages: list[ModelMessage], parameters: ModelRequestParame
     """One attempt at one model, in its own GenAI span."""
     with model_call_span(provider=provider, model=model_name) as span:
         try:
-            response = asyncio.run_coroutine_threadsafe(_request(model, messages, parameters, timeout),
-                                                        _event_loop()).result()
+            response = aio.run(_request(model, messages, parameters, timeout))
         except Exception as exc:
             span_failed(span, type(exc).__name__, str(exc))
             raise

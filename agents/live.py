@@ -4,17 +4,15 @@ with the same partials the page uses. Replay on reconnect is the same code path.
 
 from __future__ import annotations
 
-import logging
 
-from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.template.loader import render_to_string
 
 from agents.models import Run
 from agents.selectors import run_events_after, run_plan
+from console import aio
 
 
-logger = logging.getLogger(__name__)
 
 
 def run_group(run_id: int) -> str:
@@ -25,17 +23,16 @@ def tenant_group(tenant_id: int) -> str:
     return f"tenant-{tenant_id}"
 
 
-def publish_run(run_id: int) -> None:
-    """After commit. Channels delivery is at-most-once; a lost message is caught up on the next one or on reconnect."""
-    run = Run.objects.filter(pk=run_id).values("event_seq", "tenant_id").first()
-    if run is None:
-        return
+def publish_run(run_id: int, *, seq: int, tenant_id: int) -> None:
+    """After commit, without waiting: the step goes on while the background loop sends. Channels
+    delivery is at-most-once anyway; a lost message is caught up on the next one or on reconnect."""
     layer = get_channel_layer()
-    try:
-        async_to_sync(layer.group_send)(run_group(run_id), {"type": "run.changed", "seq": run["event_seq"]})
-        async_to_sync(layer.group_send)(tenant_group(run["tenant_id"]), {"type": "runs.changed", "run_id": run_id})
-    except Exception:  # Redis down: the events are committed; browsers catch up when they reconnect
-        logger.warning("could not publish run %s", run_id, exc_info=True)
+
+    async def send():
+        await layer.group_send(run_group(run_id), {"type": "run.changed", "seq": seq})
+        await layer.group_send(tenant_group(tenant_id), {"type": "runs.changed", "run_id": run_id})
+
+    aio.fire(send(), f"publish run {run_id}")
 
 
 def render_run_update(run: Run, after_seq: int, *, can_decide: bool) -> dict:

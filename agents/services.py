@@ -82,8 +82,11 @@ def _enqueue_on_commit(run_id: int) -> None:
 
 def _checkpoint(run: Run, state: dict) -> None:
     blob = json.dumps(state, sort_keys=True, separators=(",", ":"))
-    Checkpoint.objects.update_or_create(run=run, step=run.step,
-                                        defaults={"state": state, "state_hash": hashlib.sha256(blob.encode()).hexdigest()})
+    checkpoint = Checkpoint(run=run, step=run.step, state=state, state_hash=hashlib.sha256(blob.encode()).hexdigest(),
+                            at=timezone.now())
+    # One statement: the step's checkpoint is written after the model reply and again after the tool result.
+    Checkpoint.objects.bulk_create([checkpoint], update_conflicts=True, unique_fields=["run", "step"],
+                                   update_fields=["state", "state_hash", "at"])
 
 
 def _latest_state(run: Run) -> dict:
@@ -133,11 +136,18 @@ def lease_claim(*, run_id: int, worker: str) -> Lease | None:
     return Lease(*row) if row else None
 
 
+def _locking_run_row(runs):
+    """Lock the run row only, not the agent and tenant rows the query joins (that would serialize
+    every run of a tenant), and FOR NO KEY UPDATE, so rows that reference the run (spans stored
+    by the exporter, say) can still be inserted while a step holds it."""
+    return runs.select_related("agent", "tenant").select_for_update(no_key=True, of=("self",))
+
+
 @contextmanager
 def fenced(run_id: int, fence: int):
     """A transaction on the run that commits only while we still hold the lease."""
     with transaction.atomic():
-        run = Run.objects.select_for_update().filter(pk=run_id, fence=fence).select_related("agent", "tenant").first()
+        run = _locking_run_row(Run.objects.filter(pk=run_id, fence=fence)).first()
         if run is None:
             raise LeaseLost(run_id)
         yield run
@@ -172,8 +182,11 @@ def run_advance(*, run_id: int, worker: str) -> str:
                     _release(run)
                     return "paused"
                 state = _latest_state(run)
-            pending = state.get("pending_call")
-            outcome = _tool_step(run_id, fence, state) if pending else _model_step(run_id, fence, state)
+                pending = state.get("pending_call")
+                if not pending and (refused := _before_model_call(run, state)):
+                    return refused
+                agent, step = run.agent, run.step + 1
+            outcome = _tool_step(run_id, fence, state) if pending else _model_step(run_id, fence, state, agent, step)
         except LeaseLost:
             outcome = "lease_lost"
         if span is not None:
@@ -201,23 +214,27 @@ def _verdicts(agent: Agent) -> dict[str, engine.ToolVerdict]:
     return verdicts
 
 
-def _model_step(run_id: int, fence: int, state: dict) -> str:
-    with fenced(run_id, fence) as run:
-        if exhausted := _budgets(run):
-            _fail(run, exhausted.reason)
-            return "failed"
-        if run.inbox:
-            for item in run.inbox:
-                state["conversation"].append({"role": "user", "text": f"Instruction from operator: {item['text']}"})
-                emit(run, "instruction.applied", item)
-            run.inbox = []
-            _checkpoint(run, state)  # with the emptied inbox, or a crash before the next commit loses them
-        run.started_at = run.started_at or timezone.now()
-        planning = run.agent.plan_mode and not PlanStep.objects.filter(run=run).exists()
-        _set_status(run, RunStatus.PLANNING if planning else RunStatus.WAITING_FOR_MODEL)
-        # The model call happens outside any transaction; keep the lease long enough for it.
-        run.lease_expires_at = timezone.now() + timedelta(seconds=settings.RUN_LEASE_SECONDS + settings.MODEL_TIMEOUT_SECONDS)
-        agent, step = run.agent, run.step + 1
+def _before_model_call(run: Run, state: dict) -> str | None:
+    """In the step's first transaction: budgets, added instructions, status. Returns why the run
+    cannot call the model ("failed"), or None."""
+    if exhausted := _budgets(run):
+        _fail(run, exhausted.reason)
+        return "failed"
+    if run.inbox:
+        for item in run.inbox:
+            state["conversation"].append({"role": "user", "text": f"Instruction from operator: {item['text']}"})
+            emit(run, "instruction.applied", item)
+        run.inbox = []
+        _checkpoint(run, state)  # with the emptied inbox, or a crash before the next commit loses them
+    run.started_at = run.started_at or timezone.now()
+    planning = run.agent.plan_mode and not PlanStep.objects.filter(run=run).exists()
+    _set_status(run, RunStatus.PLANNING if planning else RunStatus.WAITING_FOR_MODEL)
+    # The model call happens outside any transaction; keep the lease long enough for it.
+    run.lease_expires_at = timezone.now() + timedelta(seconds=settings.RUN_LEASE_SECONDS + settings.MODEL_TIMEOUT_SECONDS)
+    return None
+
+
+def _model_step(run_id: int, fence: int, state: dict, agent: Agent, step: int) -> str:
     tools = [REGISTRY[name] for name in agent.tools if name in REGISTRY]
     policy = GatewayPolicy(timeout_seconds=settings.MODEL_TIMEOUT_SECONDS,
                            backoff_base_seconds=settings.MODEL_BACKOFF_SECONDS)
@@ -226,13 +243,13 @@ def _model_step(run_id: int, fence: int, state: dict) -> str:
                       breaker=Breaker(redis_client(timeout=2), policy), policy=policy)
     with fenced(run_id, fence) as run:
         run.step = step
-        for number, attempt in enumerate(result.attempts, start=1):
-            ModelCall.objects.create(
-                tenant=run.tenant, run=run, step=step, attempt=number, provider=attempt.provider, model=attempt.model,
-                input_tokens=attempt.input_tokens, output_tokens=attempt.output_tokens,
-                cached_tokens=attempt.cached_tokens, latency_ms=attempt.latency_ms, cost_usd=attempt.cost_usd,
-                price=attempt.price, status=attempt.status, error=attempt.error,
-            )
+        ModelCall.objects.bulk_create(
+            ModelCall(tenant=run.tenant, run=run, step=step, attempt=number, provider=attempt.provider,
+                      model=attempt.model, input_tokens=attempt.input_tokens, output_tokens=attempt.output_tokens,
+                      cached_tokens=attempt.cached_tokens, latency_ms=attempt.latency_ms, cost_usd=attempt.cost_usd,
+                      price=attempt.price, status=attempt.status, error=attempt.error)
+            for number, attempt in enumerate(result.attempts, start=1))
+        for attempt in result.attempts:
             run.input_tokens += attempt.input_tokens
             run.output_tokens += attempt.output_tokens
             run.cost_usd += attempt.cost_usd
@@ -299,7 +316,7 @@ def _apply(run: Run, action: engine.Action, state: dict) -> str:
             _remember_call(state, call)
             needs_approval = isinstance(action, engine.AskApproval)
             state["pending_call"] = {"id": call.call_id, "tool": call.tool, "arguments": call.arguments,
-                                     "reason": call.reason, "risk": risk, "step": run.step,
+                                     "reason": call.reason, "risk": risk, "step": run.step, "fence": run.fence,
                                      "plan_step": call.plan_step, "needs_approval": needs_approval}
             if call.plan_step:
                 PlanStep.objects.filter(run=run, position__lt=call.plan_step).exclude(status="done").update(status="done")
@@ -342,7 +359,10 @@ def _tool_step(run_id: int, fence: int, state: dict) -> str:
         spec = REGISTRY.get(pending["tool"])
         if run.status != RunStatus.RUNNING_TOOL:
             _set_status(run, RunStatus.RUNNING_TOOL)
-        done = ToolInvocation.objects.for_tenant(run.tenant).filter(run=run, tool=pending["tool"], idempotency_key=key).first()
+        # Proposed under this very lease, the call cannot have run before; otherwise a worker that had
+        # the run earlier may have executed it before it died.
+        done = None if pending.get("fence") == run.fence else ToolInvocation.objects.for_tenant(run.tenant).filter(
+            run=run, tool=pending["tool"], idempotency_key=key).first()
         if done is not None:  # executed before a crash: reuse the recorded result, repeat nothing
             return _finish_tool(run, state, pending, done.result, done)
         parsed = parse_arguments(spec, arguments)
@@ -417,7 +437,7 @@ def _lease_held(run: Run) -> bool:
 def run_locked(*, tenant, run_id: int):
     """A transaction holding the run's row lock, for changes made by people (and by approvals)."""
     with transaction.atomic():
-        locked = Run.objects.for_tenant(tenant).select_for_update().select_related("agent", "tenant").get(pk=run_id)
+        locked = _locking_run_row(Run.objects.for_tenant(tenant)).get(pk=run_id)
         yield locked
         locked.save()
 

@@ -41,17 +41,23 @@ def stop_heartbeat(**kwargs):
     _heartbeat_stop.set()
 
 
-@worker_process_init.connect
-def init_worker_process(**kwargs):
+def _configure_worker_tracing() -> None:
     from agents.tracing import DatabaseSpanExporter
     from console.telemetry import configure_tracing
 
     configure_tracing("worker", exporters={"database": DatabaseSpanExporter()})
 
 
-@worker_process_shutdown.connect
-def flush_worker_spans(**kwargs):
+def _flush_spans() -> None:
     from console.telemetry import current_provider
 
     if provider := current_provider():
         provider.shutdown()  # flushes the spans still waiting for a batch
+
+
+# Prefork: each child sets up its own provider. Threads/solo pools run tasks in the main
+# process, which sets it up once ready (a prefork parent doing so too is harmless: idempotent).
+worker_process_init.connect(lambda **kwargs: _configure_worker_tracing(), weak=False)
+worker_ready.connect(lambda **kwargs: _configure_worker_tracing(), weak=False)
+worker_process_shutdown.connect(lambda **kwargs: _flush_spans(), weak=False)
+worker_shutdown.connect(lambda **kwargs: _flush_spans(), weak=False)

@@ -95,8 +95,13 @@ def test_a_run_is_one_trace_of_steps_with_model_and_tool_calls_inside(cast, rene
     status_of(run, RunStatus.WAITING_FOR_HUMAN)
     approval_decide(approval=ApprovalRequest.objects.get(run=run), approve=True, actor=cast.reviewer)
     status_of(run, RunStatus.COMPLETED)
-    wait_for(lambda: Span.objects.for_tenant(cast.acme).filter(run=run, kind="run").exists(), 15,
-             message="the run's root span to be stored")
+    calls, tool_calls = ModelCall.objects.filter(run=run).count(), ToolInvocation.objects.filter(run=run).count()
+
+    def all_stored():  # each worker process exports its own batches, so they land in any order
+        stored = Span.objects.for_tenant(cast.acme).filter(run=run)
+        return (stored.filter(kind="run").exists() and stored.filter(kind="model").count() == calls
+                and stored.filter(kind="tool").count() == tool_calls)
+    wait_for(all_stored, 15, message="the run's spans to be stored")
 
     spans = list(Span.objects.for_tenant(cast.acme).filter(run=run).order_by("started_at"))
     assert {s.trace_id for s in spans} == {run.trace_id}

@@ -1,0 +1,43 @@
+"""The process's background event loop, on its own daemon thread for the life of the process.
+
+Sync code (worker threads, Django views) hands coroutines to it instead of starting a loop per
+call: clients bound to a loop (a model provider's HTTP client, the channel layer's Redis pool)
+then stay connected from call to call, concurrent callers share the loop, and it works whatever
+the calling thread runs (a caller's own running loop would refuse a nested one). A forked child
+gets a loop of its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import threading
+from collections.abc import Coroutine
+from concurrent.futures import Future
+
+logger = logging.getLogger(__name__)
+_lock = threading.Lock()
+_loop: asyncio.AbstractEventLoop | None = None
+_pid = 0
+
+
+def background_loop() -> asyncio.AbstractEventLoop:
+    global _loop, _pid
+    with _lock:
+        if _loop is None or _pid != os.getpid():
+            _loop, _pid = asyncio.new_event_loop(), os.getpid()
+            threading.Thread(target=_loop.run_forever, daemon=True, name="proctor-background-loop").start()
+        return _loop
+
+
+def run(coroutine: Coroutine):
+    """Run on the background loop and wait for the result (exceptions are raised here)."""
+    return asyncio.run_coroutine_threadsafe(coroutine, background_loop()).result()
+
+
+def fire(coroutine: Coroutine, what: str) -> Future:
+    """Run on the background loop without waiting; a failure is logged as ``could not <what>``."""
+    future = asyncio.run_coroutine_threadsafe(coroutine, background_loop())
+    future.add_done_callback(lambda f: f.exception() and logger.warning("could not %s", what, exc_info=f.exception()))
+    return future
