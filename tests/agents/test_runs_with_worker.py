@@ -1,10 +1,12 @@
 """Runs driven by real Celery worker processes."""
 
+import time
+
 import pytest
 
 from agents.demo_data import seed_demo_systems
 from agents.models import Agent, EmailMessage, ModelCall, RunEvent, RunStatus, Span, ToolInvocation
-from agents.services import run_add_instruction, run_cancel, run_start
+from agents.services import run_add_instruction, run_cancel, run_pause, run_resume, run_start
 from approvals.models import ApprovalRequest
 from approvals.services import approval_decide
 from tests.conftest import wait_for
@@ -124,3 +126,24 @@ def test_a_run_is_one_trace_of_steps_with_model_and_tool_calls_inside(cast, rene
     assert "email.send" in tools
     calls_inside = by_kind["model"] + by_kind["tool"]
     assert root.started_at <= spans[0].started_at and root.ended_at >= max(s.ended_at for s in calls_inside)
+
+
+def test_pause_takes_effect_at_the_step_boundary_and_resume_carries_on(cast, start_worker):
+    looper = Agent.objects.create(tenant=cast.acme, name="Looper", slug="looper", instructions="Call noop.",
+                                  model="demo:noop-200ms", tools=["noop"], plan_mode=False, max_steps=100)
+    start_worker()
+    run = run_start(tenant=cast.acme, agent=looper, goal="Call noop 12 times", requested_by=cast.member)
+    wait_for(lambda: ToolInvocation.objects.filter(run=run).count() >= 2, 30, message="a few steps")
+
+    run_pause(run=run, actor=cast.member)
+    status_of(run, RunStatus.PAUSED)
+    assert run.control_by == cast.member and run.control_at is not None
+    done_at_pause = ToolInvocation.objects.filter(run=run).count()
+    time.sleep(1)  # five model-call lengths: a paused run takes no step
+    assert ToolInvocation.objects.filter(run=run).count() == done_at_pause
+    assert RunEvent.objects.filter(run=run, type="status", payload__to="paused", payload__by="max").exists()
+
+    run_resume(run=run, actor=cast.member)
+    assert status_of(run, RunStatus.COMPLETED, RunStatus.FAILED) == RunStatus.COMPLETED
+    assert ToolInvocation.objects.filter(run=run).count() == 12
+    assert_gapless(run)
