@@ -13,12 +13,14 @@ import signal
 import sys
 import time
 
-from bench import baselines, langgraph_noop
+from bench import agent_loop, baselines, langgraph_noop
 from bench.harness import RESULTS, Context, machine_note, stack, write_results
 
 REGISTRY = {
     "baselines": baselines.run,
     "langgraph": langgraph_noop.run,
+    "p1": agent_loop.run_p1,
+    "p2": agent_loop.run_p2,
 }
 
 

@@ -1,0 +1,313 @@
+"""P1 and P2: the agent loop's own cost per step, and how a worker scales with concurrent runs.
+
+Everything is the real runtime against the embedded stack: `run_advance` with its lease,
+checkpoint, events, ModelCall row, spans (DatabaseSpanExporter), publish and next-step
+enqueue, and a real Celery worker process picking the steps up. The model is the offline
+demo model (a pydantic-ai FunctionModel through the gateway); the tool is the registry's
+`noop`.
+
+P1 (zero-latency model, one run at a time):
+- *in process*: `run_advance` called in a loop here; one sample = one call = one step
+  (model call + the no-op tool call it asks for). No broker hop.
+- *through a worker*: runs started here, executed by `celery worker` (prefork, 1 process);
+  one sample = a step's start → the next step's start, from the stored step spans: the
+  step, its commit, the enqueue, the broker and the worker picking up the next task. This
+  is the like-for-like row against LangGraph's node start → next node start.
+
+P2 (demo model that answers in 200 ms): one worker process, threads pool, 50 slots; 1, 10
+and 50 runs started at once. Throughput = steps / wall; linearity = throughput(N) /
+(N × throughput(1)). Step overhead = a step's start → the next step's start minus that
+step's model time (its model span). Worker RSS (process and children) sampled every
+100 ms; the peak is reported.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from bench.harness import Context, Row, summary, table
+
+ROOT = Path(__file__).resolve().parent.parent
+P1_STEPS = 50
+
+
+def _django(ctx: Context) -> None:
+    """Django in this process, on the bench stack, migrated, with spans going to the Span table."""
+    import django
+
+    if getattr(_django, "done", False):
+        return
+    os.environ.update(DATABASE_URL=ctx.database_url, REDIS_URL=ctx.redis_url, DJANGO_SETTINGS_MODULE="console.settings")
+    os.environ.setdefault("SECRET_KEY", "bench-only-secret-key")
+    django.setup()
+    from django.core.management import call_command
+
+    from agents.tracing import DatabaseSpanExporter
+    from console.telemetry import configure_tracing
+
+    call_command("migrate", verbosity=0)
+    configure_tracing("bench", exporters={"database": DatabaseSpanExporter()})
+    _django.done = True
+
+
+def _agent(model: str):
+    from agents.models import Agent
+    from console.models import Tenant
+
+    tenant, _ = Tenant.objects.get_or_create(slug="bench", defaults={"name": "Bench"})
+    agent, _ = Agent.objects.update_or_create(
+        tenant=tenant, slug=model.replace(":", "-"),
+        defaults={"name": f"bench {model}", "instructions": "Call noop as often as the goal says.", "model": model,
+                  "tools": ["noop"], "plan_mode": False, "max_steps": 10_000, "max_seconds": 86_400},
+    )
+    return tenant, agent
+
+
+def _start(tenant, agent, steps: int):
+    from agents.services import run_start
+
+    return run_start(tenant=tenant, agent=agent, goal=f"Call noop {steps} times")
+
+
+def _purge_queue() -> None:
+    from console.celery import app
+
+    app.control.purge()  # the in-process phase enqueued next steps nobody consumed
+
+
+def _step_spans(run_ids: list[int]) -> dict[int, list]:
+    """run id → its step spans in order, once the exporter has stored all of them."""
+    from agents.models import Span
+
+    spans: dict[int, list] = {run_id: [] for run_id in run_ids}
+    for span in Span.objects.filter(run_id__in=run_ids, kind__in=["step", "model"]).order_by("started_at"):
+        spans[span.run_id].append(span)
+    return spans
+
+
+def _wait_for_spans(run_ids: list[int], steps_per_run: int, timeout: float = 60) -> dict[int, list]:
+    from agents.models import Span
+
+    deadline = time.monotonic() + timeout
+    wanted = len(run_ids) * (steps_per_run + 1)
+    while Span.objects.filter(run_id__in=run_ids, kind="step").count() < wanted:
+        if time.monotonic() > deadline:
+            raise RuntimeError("the worker's step spans did not arrive")
+        time.sleep(0.2)
+    return _step_spans(run_ids)
+
+
+def _intervals(spans: list) -> tuple[list[float], list[float]]:
+    """(step start → next step start, the same minus the step's model time) for one run."""
+    steps = [s for s in spans if s.kind == "step"]
+    model_time = {}
+    for span in spans:
+        if span.kind == "model":
+            owner = next((s for s in reversed(steps) if s.span_id == span.parent_span_id), None)
+            if owner is not None:
+                model_time[owner.span_id] = (span.ended_at - span.started_at).total_seconds()
+    gaps, overheads = [], []
+    for this, following in zip(steps, steps[1:], strict=False):
+        gap = (following.started_at - this.started_at).total_seconds()
+        gaps.append(gap)
+        overheads.append(gap - model_time.get(this.span_id, 0.0))
+    return gaps, overheads
+
+
+def _wait_terminal(run_ids: list[int], timeout: float) -> None:
+    from agents.models import TERMINAL, Run
+
+    deadline = time.monotonic() + timeout
+    while Run.objects.filter(pk__in=run_ids).exclude(status__in=TERMINAL).exists():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"runs {run_ids[:5]}… did not finish in {timeout:.0f} s")
+        time.sleep(0.05)
+    failed = list(Run.objects.filter(pk__in=run_ids).exclude(status="completed").values_list("pk", "terminal_reason")[:3])
+    if failed:
+        raise RuntimeError(f"runs did not complete: {failed}")
+
+
+class Worker:
+    """A `celery worker` subprocess on the bench stack; its RSS (with children) sampled while it runs."""
+
+    def __init__(self, ctx: Context, *, pool: str, concurrency: int, log: Path):
+        env = {**os.environ, "DATABASE_URL": ctx.database_url, "REDIS_URL": ctx.redis_url,
+               "DB_POOL_MAX_SIZE": str(max(4, concurrency + 2)), "SPAN_EXPORT_DELAY_MS": "200"}
+        self.log = log
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "console", "worker", "--loglevel", "WARNING", "--pool", pool,
+             "--concurrency", str(concurrency), "--without-mingle", "--without-gossip", "--hostname", f"bench-{pool}@%h"],
+            cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        self.peak_rss = 0
+        self._sampling = threading.Event()
+        self._sampler = threading.Thread(target=self._sample, daemon=True)
+        self._wait_ready()
+        self._sampler.start()
+
+    def _wait_ready(self) -> None:
+        from console.health import redis_client
+
+        deadline = time.monotonic() + 60
+        while not any(k.startswith(b"proctor:heartbeat:worker:bench-") for k in redis_client().keys("proctor:heartbeat:*")):
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the bench worker did not start; see {self.log}")
+            time.sleep(0.2)
+
+    def rss(self) -> int:
+        import psutil
+
+        try:
+            main = psutil.Process(self.process.pid)
+            return sum(p.memory_info().rss for p in [main, *main.children(recursive=True)])
+        except psutil.Error:
+            return 0
+
+    def _sample(self) -> None:
+        while not self._sampling.wait(0.1):
+            self.peak_rss = max(self.peak_rss, self.rss())
+
+    def reset_peak(self) -> None:
+        self.peak_rss = self.rss()
+
+    def stop(self) -> None:
+        self._sampling.set()
+        self.process.terminate()
+        try:
+            self.process.wait(30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+# --- P1 -------------------------------------------------------------------------------------------
+
+
+def p1_in_process(ctx: Context, runs: int = 20, warmup_runs: int = 2) -> list[float]:
+    _django(ctx)
+    from agents.models import Run
+    from agents.services import run_advance
+
+    tenant, agent = _agent("demo:noop")
+    samples: list[float] = []
+    clock = time.perf_counter
+    for i in range(warmup_runs + runs):
+        run = _start(tenant, agent, P1_STEPS)
+        timings = []
+        while True:
+            started = clock()
+            outcome = run_advance(run_id=run.pk, worker="bench")
+            timings.append(clock() - started)
+            if outcome in {"completed", "failed", "no_lease"}:
+                break
+        if Run.objects.get(pk=run.pk).status != "completed" or len(timings) != P1_STEPS + 1:
+            raise RuntimeError(f"the in-process no-op run ended {outcome} after {len(timings)} steps")
+        if i >= warmup_runs:
+            samples.extend(timings)
+    _purge_queue()
+    return samples
+
+
+def p1_through_worker(ctx: Context, runs: int = 40, warmup_runs: int = 2) -> tuple[list[float], list[float]]:
+    """(step start → next step start, step span durations) with one prefork worker process."""
+    _django(ctx)
+    _purge_queue()
+    tenant, agent = _agent("demo:noop")
+    worker = Worker(ctx, pool="prefork", concurrency=1, log=ROOT / "var" / "bench-worker-p1.log")
+    try:
+        run_ids = []
+        for _ in range(warmup_runs + runs):
+            run = _start(tenant, agent, P1_STEPS)
+            _wait_terminal([run.pk], timeout=120)
+            run_ids.append(run.pk)
+        spans = _wait_for_spans(run_ids, P1_STEPS)
+    finally:
+        worker.stop()
+    gaps, durations = [], []
+    for run_id in run_ids[warmup_runs:]:
+        run_gaps, _ = _intervals(spans[run_id])
+        gaps.extend(run_gaps)
+        durations.extend((s.ended_at - s.started_at).total_seconds() for s in spans[run_id] if s.kind == "step")
+    return gaps, durations
+
+
+def run_p1(ctx: Context) -> str:
+    from bench.langgraph_noop import run_langgraph_noop
+
+    b1 = ctx.baseline("B1")
+    print(f"  P1 in process: 20 runs × {P1_STEPS + 1} steps ...", flush=True)
+    in_process = summary(p1_in_process(ctx))
+    print(f"  P1 through a worker: 40 runs × {P1_STEPS + 1} steps ...", flush=True)
+    gaps, durations = p1_through_worker(ctx)
+    print(f"  LangGraph no-op loop (durability=sync): 40 runs × {P1_STEPS} steps ...", flush=True)
+    langgraph = summary(run_langgraph_noop(ctx.database_url, steps=P1_STEPS, state_bytes=1024, runs=40))
+    through = summary(gaps)
+    rows = [
+        Row("P1 step → next step through a worker", through, "B1", b1, note="headline; target p50 ≤ 3×, p99 ≤ 5×"),
+        Row("P1 step span in the worker", summary(durations), "B1", b1, note="the step alone, no broker hop"),
+        Row("P1 step in process (run_advance)", in_process, "B1", b1, note="no broker hop"),
+        Row("LangGraph per step (durability=sync)", langgraph, "B1", b1, note="same loop, same Postgres"),
+        Row("P1 through a worker vs LangGraph", through, "LG", langgraph, note="< 1× means cheaper than LangGraph"),
+        Row("B1 (same run)", b1, "B1", b1),
+    ]
+    notes = (
+        f"One step = the gateway's call to the zero-latency demo model (a pydantic-ai FunctionModel), the `noop` tool "
+        f"it asks for, and all the bookkeeping: lease claim, fenced transactions, checkpoint, RunEvents, ModelCall and "
+        f"ToolInvocation rows, spans (batched into Postgres), the publish and the next-step enqueue on commit. Runs of "
+        f"{P1_STEPS} tool calls plus the final answer ({P1_STEPS + 1} steps), one run at a time; the checkpoint holds the "
+        f"whole conversation, so state grows from ~0.3 KB to ~9 KB over a run (LangGraph's stays at 1 KB). Worker: "
+        f"prefork, 1 process, psycopg pool. LangGraph: StateGraph + PostgresSaver, node start → next node start."
+    )
+    return table(rows) + "\n\n" + notes
+
+
+# --- P2 -------------------------------------------------------------------------------------------
+
+
+def run_p2(ctx: Context, levels: tuple[int, ...] = (1, 10, 50), steps: int = 20, slots: int = 50) -> str:
+    _django(ctx)
+    _purge_queue()
+    tenant, agent = _agent("demo:noop-200ms")
+    p1_reference = None
+    worker = Worker(ctx, pool="threads", concurrency=slots, log=ROOT / "var" / "bench-worker-p2.log")
+    results = {}
+    try:
+        _wait_terminal([_start(tenant, agent, 2).pk], timeout=60)  # warm-up: connections, imports
+        for n in levels:
+            print(f"  P2: {n} concurrent runs × {steps + 1} steps (200 ms model) ...", flush=True)
+            worker.reset_peak()
+            started = time.perf_counter()
+            run_ids = [_start(tenant, agent, steps).pk for _ in range(n)]
+            _wait_terminal(run_ids, timeout=600)
+            wall = time.perf_counter() - started
+            spans = _wait_for_spans(run_ids, steps)
+            overheads = []
+            for run_id in run_ids:
+                overheads.extend(_intervals(spans[run_id])[1])
+            results[n] = {"throughput": n * (steps + 1) / wall, "overhead": summary(overheads), "rss": worker.peak_rss,
+                          "wall": wall}
+    finally:
+        worker.stop()
+    base = results[levels[0]]
+    p1_reference = ctx.baseline("B1")
+    lines = ["| runs at once | steps/s | linearity vs 1 run | step overhead p50 ms | p99 ms | p99 vs 1 run | worker RSS peak |",
+             "|---|---|---|---|---|---|---|"]
+    for n, r in results.items():
+        linear = r["throughput"] / (n * base["throughput"])
+        lines.append(f"| {n} | {r['throughput']:.1f} | {linear:.2f}× | {r['overhead'].p50_ms:.2f} | "
+                     f"{r['overhead'].p99_ms:.2f} | {r['overhead'].p99 / base['overhead'].p99:.2f}× | "
+                     f"{r['rss'] / 2**20:.0f} MB |")
+    rows = [Row(f"P2 step overhead, {n} runs", r["overhead"], "B1", p1_reference) for n, r in results.items()]
+    notes = (
+        f"One worker process, `--pool threads --concurrency {slots}`, psycopg pool of {slots + 2}. Each run: {steps} calls "
+        f"of the no-op tool and the answer, the demo model sleeping 200 ms per call (asyncio, on the gateway's event-loop "
+        f"thread). The runs at each level start together; wall = first start → last run completed. Linearity target "
+        f"≥ 0.8× up to 10; P2 also asks p99 overhead at 50 ≤ 2× P1's (compare with the P1 table). RSS = worker process "
+        f"plus children, peak while that level ran; target ≤ 300 MB at 50."
+    )
+    return "\n".join(lines) + "\n\n" + table(rows) + "\n\n" + notes
