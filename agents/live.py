@@ -4,6 +4,7 @@ with the same partials the page uses. Replay on reconnect is the same code path.
 
 from __future__ import annotations
 
+import logging
 
 from channels.layers import get_channel_layer
 from django.template.loader import render_to_string
@@ -12,7 +13,7 @@ from agents.models import Run
 from agents.selectors import run_events_after, run_plan
 from console import aio
 
-
+logger = logging.getLogger(__name__)
 
 
 def run_group(run_id: int) -> str:
@@ -23,16 +24,38 @@ def tenant_group(tenant_id: int) -> str:
     return f"tenant-{tenant_id}"
 
 
+# Touched on the background loop only: run id → (seq, tenant id) not sent yet; runs with a sender running.
+_latest_unsent: dict[int, tuple[int, int]] = {}
+_sending: set[int] = set()
+
+
 def publish_run(run_id: int, *, seq: int, tenant_id: int) -> None:
-    """After commit, without waiting: the step goes on while the background loop sends. Channels
-    delivery is at-most-once anyway; a lost message is caught up on the next one or on reconnect."""
-    layer = get_channel_layer()
+    """After commit, without waiting: the step goes on while the background loop sends. Commits that
+    come while a run's message is being sent coalesce into one message with the latest seq (the
+    sockets read the events from the database anyway). Channels delivery is at-most-once; a lost
+    message is caught up on the next one or on reconnect."""
+    loop = aio.background_loop()
+
+    def queue():
+        if seq >= _latest_unsent.get(run_id, (0, 0))[0]:  # never announce less than a message already waiting
+            _latest_unsent[run_id] = (seq, tenant_id)
+        if run_id not in _sending:
+            _sending.add(run_id)
+            loop.create_task(send())
 
     async def send():
-        await layer.group_send(run_group(run_id), {"type": "run.changed", "seq": seq})
-        await layer.group_send(tenant_group(tenant_id), {"type": "runs.changed", "run_id": run_id})
+        layer = get_channel_layer()
+        try:
+            while run_id in _latest_unsent:
+                latest_seq, latest_tenant = _latest_unsent.pop(run_id)
+                await layer.group_send(run_group(run_id), {"type": "run.changed", "seq": latest_seq})
+                await layer.group_send(tenant_group(latest_tenant), {"type": "runs.changed", "run_id": run_id})
+        except Exception:  # Redis down: the events are committed; browsers catch up when they reconnect
+            logger.warning("could not publish run %s", run_id, exc_info=True)
+        finally:
+            _sending.discard(run_id)
 
-    aio.fire(send(), f"publish run {run_id}")
+    loop.call_soon_threadsafe(queue)
 
 
 def render_run_update(run: Run, after_seq: int, *, can_decide: bool) -> dict:

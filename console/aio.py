@@ -10,13 +10,10 @@ gets a loop of its own.
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 import threading
 from collections.abc import Coroutine
-from concurrent.futures import Future
 
-logger = logging.getLogger(__name__)
 _lock = threading.Lock()
 _loop: asyncio.AbstractEventLoop | None = None
 _pid = 0
@@ -34,10 +31,3 @@ def background_loop() -> asyncio.AbstractEventLoop:
 def run(coroutine: Coroutine):
     """Run on the background loop and wait for the result (exceptions are raised here)."""
     return asyncio.run_coroutine_threadsafe(coroutine, background_loop()).result()
-
-
-def fire(coroutine: Coroutine, what: str) -> Future:
-    """Run on the background loop without waiting; a failure is logged as ``could not <what>``."""
-    future = asyncio.run_coroutine_threadsafe(coroutine, background_loop())
-    future.add_done_callback(lambda f: f.exception() and logger.warning("could not %s", what, exc_info=f.exception()))
-    return future

@@ -128,8 +128,7 @@ def run_console(stack: DevStack) -> int:
     children = [
         Child("web", [python, "-m", "uvicorn", "console.asgi:application", "--host", os.environ.get("HOST", "127.0.0.1"),
                       "--port", str(port), "--lifespan", "off", "--no-access-log"]),
-        Child("worker", [python, "-m", "celery", "-A", "console", "worker", "--loglevel", "INFO",
-                         "--concurrency", os.environ.get("WORKER_CONCURRENCY", "4"), "--hostname", "worker@%h"]),
+        Child("worker", [python, "-m", "celery", "-A", "console", "worker", "--loglevel", "INFO", "--hostname", "worker@%h"]),
         Child("beat", [python, "-m", "celery", "-A", "console", "beat", "--loglevel", "INFO",
                        "--schedule", str(VAR / "celerybeat-schedule")]),
     ]

@@ -119,6 +119,9 @@ def wait_for(predicate, timeout: float = 30, interval: float = 0.1, message: str
 @pytest.fixture
 def start_worker(transactional_db, tmp_path):
     """Start real Celery worker processes (prefork) on the test database; stopped after the test."""
+    from console.celery import app
+
+    app.control.purge()  # step tasks an earlier test left in the broker are not this test's
     started: list[Proc] = []
 
     def start(name: str = "w1", *, concurrency: int = 2, beat: bool = False, env: dict | None = None) -> Proc:

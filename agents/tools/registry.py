@@ -8,6 +8,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import cache
 
 from pydantic import BaseModel, ValidationError
 
@@ -43,7 +44,13 @@ class Tool:
     cost_usd: Decimal = Decimal("0")
 
     def json_schema(self) -> dict:
-        return self.arguments.model_json_schema()
+        return _schema(self.arguments)
+
+
+@cache
+def _schema(arguments: type[BaseModel]) -> dict:
+    """Generated once per tool (it cost ~1 ms per step); callers must not modify it."""
+    return arguments.model_json_schema()
 
 
 REGISTRY: dict[str, Tool] = {}
