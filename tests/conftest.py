@@ -147,6 +147,9 @@ def django_db_setup(django_db_setup, django_db_blocker):
     from django.db import connections
 
     with django_db_blocker.unblock():
+        with connections["default"].cursor() as cursor:  # connections other threads never handed back
+            cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                           "WHERE datname = current_database() AND pid <> pg_backend_pid()")
         for connection in connections.all():
             connection.close()  # hand back the connection the last test held, then close the pool
             connection.close_pool()
