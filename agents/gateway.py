@@ -207,7 +207,12 @@ class Breaker:
         return f"proctor:breaker:{provider}:{what}"
 
     def allows(self, provider: str) -> bool:
-        open_until = self.redis.get(self._key(provider, "open_until"))
+        open_until, failures = self.redis.mget(self._key(provider, "open_until"), self._key(provider, "failures"))
+        self._clean = getattr(self, "_clean", set())
+        if open_until is None and failures is None:
+            self._clean.add(provider)  # nothing for a success to reset
+        else:
+            self._clean.discard(provider)
         if open_until is None or float(open_until) <= time.time():
             if open_until is not None:  # half-open: exactly one caller gets the trial
                 return bool(self.redis.set(self._key(provider, "trial"), "1", nx=True, ex=self.policy.breaker_open_seconds))
@@ -221,6 +226,8 @@ class Breaker:
         return "open" if float(open_until) > time.time() else "half_open"
 
     def record_success(self, provider: str) -> None:
+        if provider in getattr(self, "_clean", ()):
+            return
         self.redis.delete(self._key(provider, "open_until"), self._key(provider, "failures"), self._key(provider, "trial"))
 
     def record_failure(self, provider: str) -> None:

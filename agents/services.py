@@ -187,10 +187,15 @@ def _locking_run_row(runs):
 
 
 @contextmanager
-def fenced(run_id: int, fence: int):
-    """A transaction on the run that commits only while we still hold the lease."""
+def fenced(run_id: int, fence: int, *, known: Run | None = None):
+    """A transaction on the run that commits only while we still hold the lease. ``known``, the run
+    as an earlier transaction of this step loaded it, lends its agent and tenant (no join again)."""
     with transaction.atomic():
-        run = _locking_run_row(Run.objects.filter(pk=run_id, fence=fence)).first()
+        runs = Run.objects.filter(pk=run_id, fence=fence)
+        if known is None:
+            run = _locking_run_row(runs).first()
+        elif run := runs.select_for_update(no_key=True).first():
+            run.agent, run.tenant = known.agent, known.tenant
         if run is None:
             raise LeaseLost(run_id)
         yield run
@@ -228,8 +233,7 @@ def run_advance(*, run_id: int, worker: str) -> str:
                 pending = state.get("pending_call")
                 if not pending and (refused := _before_model_call(run, state)):
                     return refused
-                agent, step = run.agent, run.step + 1
-            outcome = _tool_step(run_id, fence, state) if pending else _model_step(run_id, fence, state, agent, step)
+            outcome = _tool_step(run_id, fence, state, run) if pending else _model_step(run_id, fence, state, run)
         except LeaseLost:
             outcome = "lease_lost"
         if span is not None:
@@ -277,14 +281,15 @@ def _before_model_call(run: Run, state: dict) -> str | None:
     return None
 
 
-def _model_step(run_id: int, fence: int, state: dict, agent: Agent, step: int) -> str:
+def _model_step(run_id: int, fence: int, state: dict, known: Run) -> str:
+    agent, step = known.agent, known.step + 1
     tools = [REGISTRY[name] for name in agent.tools if name in REGISTRY]
     policy = GatewayPolicy(timeout_seconds=settings.MODEL_TIMEOUT_SECONDS,
                            backoff_base_seconds=settings.MODEL_BACKOFF_SECONDS)
     result = complete(models=[agent.model, *agent.fallback_models], instructions=agent.instructions,
                       conversation=state["conversation"], tools=tools, plan_mode=agent.plan_mode,
                       breaker=Breaker(redis_client(timeout=2), policy), policy=policy)
-    with fenced(run_id, fence) as run:
+    with fenced(run_id, fence, known=known) as run:
         run.step = step
         ModelCall.objects.bulk_create(
             ModelCall(tenant=run.tenant, run=run, step=step, attempt=number, provider=attempt.provider,
@@ -314,7 +319,7 @@ def _model_step(run_id: int, fence: int, state: dict, agent: Agent, step: int) -
             if run.status in RUNNABLE:
                 _enqueue_on_commit(run.pk)
     if outcome == "tool_pending":
-        return _tool_step(run_id, fence, pending_state)
+        return _tool_step(run_id, fence, pending_state, known)
     return outcome
 
 
@@ -379,11 +384,11 @@ def _apply(run: Run, action: engine.Action, state: dict) -> str:
     raise AssertionError(f"unhandled action {action!r}")
 
 
-def _tool_step(run_id: int, fence: int, state: dict) -> str:
+def _tool_step(run_id: int, fence: int, state: dict, known: Run) -> str:
     """Execute the pending tool call exactly once (idempotency key run:step:call) and record its result."""
     pending = state["pending_call"]
     key = f"{run_id}:{pending['step']}:{pending['id']}"
-    with fenced(run_id, fence) as run:
+    with fenced(run_id, fence, known=known) as run:
         arguments = pending["arguments"]
         if pending["needs_approval"]:
             from approvals.services import approval_for_call
