@@ -311,6 +311,10 @@ def _model_step(run_id: int, fence: int, state: dict, known: Run) -> str:
             return "failed"
         action = engine.next_action(result.reply, verdicts=_verdicts(run.agent), plan_mode=run.agent.plan_mode)
         outcome = _apply(run, action, state)
+        if outcome == "tool_pending" and REGISTRY[state["pending_call"]["tool"]].transactional:
+            # Its effects live only in our database: it runs in this transaction, with the reply that asked
+            # for it, so a crash undoes both together and the step is simply taken again.
+            return _execute_pending(run, state, state["pending_call"])
         _checkpoint(run, state)
         if outcome == "tool_pending":
             pending_state = state  # keep the lease: the tool runs next, in its own transaction
@@ -387,9 +391,7 @@ def _apply(run: Run, action: engine.Action, state: dict) -> str:
 def _tool_step(run_id: int, fence: int, state: dict, known: Run) -> str:
     """Execute the pending tool call exactly once (idempotency key run:step:call) and record its result."""
     pending = state["pending_call"]
-    key = f"{run_id}:{pending['step']}:{pending['id']}"
     with fenced(run_id, fence, known=known) as run:
-        arguments = pending["arguments"]
         if pending["needs_approval"]:
             from approvals.services import approval_for_call
 
@@ -404,41 +406,48 @@ def _tool_step(run_id: int, fence: int, state: dict, known: Run) -> str:
                           "message": f"A reviewer ({approval.decided_by.username if approval.decided_by else 'policy'}) "
                                      f"rejected this call: {note}. Do not try it again; choose another way or finish."}
                 return _finish_tool(run, state, pending, result, None)
-        spec = REGISTRY.get(pending["tool"])
-        if run.status != RunStatus.RUNNING_TOOL:
-            _set_status(run, RunStatus.RUNNING_TOOL)
-        # Proposed under this very lease, the call cannot have run before; otherwise a worker that had
-        # the run earlier may have executed it before it died.
-        done = None if pending.get("fence") == run.fence else ToolInvocation.objects.for_tenant(run.tenant).filter(
-            run=run, tool=pending["tool"], idempotency_key=key).first()
-        if done is not None:  # executed before a crash: reuse the recorded result, repeat nothing
-            return _finish_tool(run, state, pending, done.result, done)
-        parsed = parse_arguments(spec, arguments)
-        started = time.perf_counter()
-        invocation = ToolInvocation(tenant=run.tenant, run=run, step=pending["step"], call_id=pending["id"],
-                                    tool=pending["tool"], arguments=arguments, idempotency_key=key)
-        with tool_span(tool=pending["tool"], call_id=pending["id"], risk=pending["risk"]) as span:
-            if isinstance(parsed, dict):
-                result = parsed
-            else:
-                try:
-                    with transaction.atomic():  # a savepoint: a failing tool leaves the step's own writes intact
-                        with connection.cursor() as cursor:
-                            cursor.execute("SET LOCAL statement_timeout = %s", [int(spec.timeout_seconds * 1000)])
-                        result = run_tool(spec, ToolContext(tenant=run.tenant, run=run, idempotency_key=key), parsed)
-                        with connection.cursor() as cursor:
-                            cursor.execute("SET LOCAL statement_timeout TO DEFAULT")
-                except Exception as exc:
-                    result = {"status": "error", "error_type": "tool_crashed", "retryable": False,
-                              "message": f"{pending['tool']} failed: {type(exc).__name__}."}
-            if result["status"] != "ok":
-                span_failed(span, result["error_type"], result["message"])
-        invocation.status = result["status"]
-        invocation.result = result
-        invocation.finished_at = timezone.now()
-        invocation.duration_ms = int((time.perf_counter() - started) * 1000)
-        invocation.save()
-        return _finish_tool(run, state, pending, result, invocation)
+        return _execute_pending(run, state, pending)
+
+
+def _execute_pending(run: Run, state: dict, pending: dict) -> str:
+    """In a fenced transaction: run the pending call once and record its result with the checkpoint."""
+    key = f"{run.pk}:{pending['step']}:{pending['id']}"
+    arguments = pending["arguments"]
+    spec = REGISTRY.get(pending["tool"])
+    if run.status != RunStatus.RUNNING_TOOL:
+        _set_status(run, RunStatus.RUNNING_TOOL)
+    # Proposed under this very lease, the call cannot have run before; otherwise a worker that had
+    # the run earlier may have executed it before it died.
+    done = None if pending.get("fence") == run.fence else ToolInvocation.objects.for_tenant(run.tenant).filter(
+        run=run, tool=pending["tool"], idempotency_key=key).first()
+    if done is not None:  # executed before a crash: reuse the recorded result, repeat nothing
+        return _finish_tool(run, state, pending, done.result, done)
+    parsed = parse_arguments(spec, arguments)
+    started = time.perf_counter()
+    invocation = ToolInvocation(tenant=run.tenant, run=run, step=pending["step"], call_id=pending["id"],
+                                tool=pending["tool"], arguments=arguments, idempotency_key=key)
+    with tool_span(tool=pending["tool"], call_id=pending["id"], risk=pending["risk"]) as span:
+        if isinstance(parsed, dict):
+            result = parsed
+        else:
+            try:
+                with transaction.atomic():  # a savepoint: a failing tool leaves the step's own writes intact
+                    with connection.cursor() as cursor:
+                        cursor.execute("SET LOCAL statement_timeout = %s", [int(spec.timeout_seconds * 1000)])
+                    result = run_tool(spec, ToolContext(tenant=run.tenant, run=run, idempotency_key=key), parsed)
+                    with connection.cursor() as cursor:
+                        cursor.execute("SET LOCAL statement_timeout TO DEFAULT")
+            except Exception as exc:
+                result = {"status": "error", "error_type": "tool_crashed", "retryable": False,
+                          "message": f"{pending['tool']} failed: {type(exc).__name__}."}
+        if result["status"] != "ok":
+            span_failed(span, result["error_type"], result["message"])
+    invocation.status = result["status"]
+    invocation.result = result
+    invocation.finished_at = timezone.now()
+    invocation.duration_ms = int((time.perf_counter() - started) * 1000)
+    invocation.save()
+    return _finish_tool(run, state, pending, result, invocation)
 
 
 def _finish_tool(run: Run, state: dict, pending: dict, result: dict, invocation) -> str:

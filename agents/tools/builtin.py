@@ -25,7 +25,8 @@ class SearchAccounts(BaseModel):
     limit: int = Field(default=5, ge=1, le=25)
 
 
-@tool("crm.search_accounts", description="Find CRM accounts by name or key.", risk=0, idempotent=True)
+@tool("crm.search_accounts", description="Find CRM accounts by name or key.", risk=0, idempotent=True,
+      transactional=True)
 def search_accounts(context: ToolContext, args: SearchAccounts) -> dict:
     rows = CrmAccount.objects.for_tenant(context.tenant).filter(Q(name__icontains=args.query) | Q(key__icontains=args.query))
     return {"accounts": [{"key": a.key, "name": a.name} for a in rows[: args.limit]]}
@@ -35,7 +36,8 @@ class GetAccount(BaseModel):
     key: str = Field(min_length=1, max_length=20, description="Account key, e.g. ACME-042")
 
 
-@tool("crm.get_account", description="Read one CRM account with its notes.", risk=0, idempotent=True)
+@tool("crm.get_account", description="Read one CRM account with its notes.", risk=0, idempotent=True,
+      transactional=True)
 def get_account(context: ToolContext, args: GetAccount) -> dict:
     account = _account(context, args.key)
     return {
@@ -51,7 +53,7 @@ class WriteNote(BaseModel):
     body: str = Field(min_length=1, max_length=5000)
 
 
-@tool("notes.write", description="Add a note to a CRM account.", risk=1)
+@tool("notes.write", description="Add a note to a CRM account.", risk=1, transactional=True)
 def write_note(context: ToolContext, args: WriteNote) -> dict:
     note = CrmNote.objects.create(tenant=context.tenant, account=_account(context, args.account_key), body=args.body,
                                   author="agent", run=context.run)
@@ -64,14 +66,15 @@ class Email(BaseModel):
     body: str = Field(min_length=1, max_length=20000)
 
 
-@tool("email.draft", description="Save an email draft (nothing is sent).", risk=2)
+@tool("email.draft", description="Save an email draft (nothing is sent).", risk=2, transactional=True)
 def draft_email(context: ToolContext, args: Email) -> dict:
     draft = EmailMessage.objects.create(tenant=context.tenant, run=context.run, to=args.to, subject=args.subject,
                                         body=args.body)
     return {"draft_id": draft.id}
 
 
-@tool("email.send", description="Send an email now (it goes to the outbox and leaves).", risk=3)
+@tool("email.send", description="Send an email now (it goes to the outbox and leaves).", risk=3,
+      transactional=True)
 def send_email(context: ToolContext, args: Email) -> dict:
     sent = EmailMessage.objects.create(tenant=context.tenant, run=context.run, to=args.to, subject=args.subject,
                                        body=args.body, sent_at=timezone.now(), idempotency_key=context.idempotency_key)
@@ -85,7 +88,8 @@ class Booking(BaseModel):
     minutes: int = Field(default=30, ge=5, le=480)
 
 
-@tool("calendar.book", description="Book a calendar meeting and invite attendees.", risk=3)
+@tool("calendar.book", description="Book a calendar meeting and invite attendees.", risk=3,
+      transactional=True)
 def book_meeting(context: ToolContext, args: Booking) -> dict:
     booking = CalendarBooking.objects.create(
         tenant=context.tenant, run=context.run, title=args.title, attendees=[str(a) for a in args.attendees],
@@ -100,7 +104,8 @@ class CreateInvoice(BaseModel):
     memo: str = Field(default="", max_length=300)
 
 
-@tool("billing.create_invoice", description="Create and issue an invoice to an account.", risk=4)
+@tool("billing.create_invoice", description="Create and issue an invoice to an account.", risk=4,
+      transactional=True)
 def create_invoice(context: ToolContext, args: CreateInvoice) -> dict:
     invoice = Invoice.objects.create(tenant=context.tenant, run=context.run, account=_account(context, args.account_key),
                                      amount_usd=args.amount_usd, memo=args.memo, idempotency_key=context.idempotency_key)
@@ -111,6 +116,6 @@ class Noop(BaseModel):
     n: int = 0
 
 
-@tool("noop", description="Does nothing (benchmarks and tests).", risk=0, idempotent=True)
+@tool("noop", description="Does nothing (benchmarks and tests).", risk=0, idempotent=True, transactional=True)
 def noop(context: ToolContext, args: Noop) -> dict:
     return {"n": args.n}

@@ -42,6 +42,9 @@ class Tool:
     max_retries: int = 0
     idempotent: bool = False
     cost_usd: Decimal = Decimal("0")
+    # Its effects are rows in our own database only (no call out): it can run inside the step's
+    # transaction, and a crash rolls its effects back with the step.
+    transactional: bool = False
 
     def json_schema(self) -> dict:
         return _schema(self.arguments)

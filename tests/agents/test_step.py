@@ -46,3 +46,28 @@ def test_cancelling_a_run_whose_worker_died_takes_effect_at_once(cast, run):
     run_cancel(run=run, actor=cast.member)
     run.refresh_from_db()
     assert run.status == "cancelled" and run.terminal_reason == "cancelled by max"
+
+
+def test_a_tool_that_calls_out_runs_after_its_call_is_checkpointed(cast, monkeypatch):
+    """Not every tool's effects can roll back with the step: those run in a transaction of their own,
+    after the reply that proposed them is committed."""
+    import dataclasses
+
+    from agents.models import ToolInvocation
+    from agents.tools import REGISTRY
+
+    seen_pending = []
+
+    def calls_out(context, args):
+        latest = Run.objects.get(pk=context.run.pk).checkpoints.order_by("-step").first()
+        seen_pending.append(latest.state["pending_call"]["tool"])
+        return {"n": args.n}
+
+    monkeypatch.setitem(REGISTRY, "noop", dataclasses.replace(REGISTRY["noop"], transactional=False, function=calls_out))
+    agent = Agent.objects.create(tenant=cast.acme, name="Looper", slug="looper", instructions="Call noop.",
+                                 model="demo:noop", tools=["noop"], plan_mode=False)
+    run = run_start(tenant=cast.acme, agent=agent, goal="Call noop 2 times", requested_by=cast.member)
+    outcomes = [run_advance(run_id=run.pk, worker="w1") for _ in range(3)]
+    assert outcomes == ["tool_done", "tool_done", "completed"]
+    assert seen_pending == ["noop", "noop"]  # the pending call was in the checkpoint when the tool ran
+    assert ToolInvocation.objects.filter(run=run, status="ok").count() == 2
