@@ -26,7 +26,6 @@ from console.health import redis_client
 
 RUNNABLE = (RunStatus.QUEUED, RunStatus.PLANNING, RunStatus.WAITING_FOR_MODEL, RunStatus.RUNNING_TOOL,
             RunStatus.WAITING_FOR_TOOL)
-APPROVAL_RISK = 3  # default policy: risk ≥ 3 needs one approval
 MAX_GOAL_CHARS = 5000
 
 
@@ -251,13 +250,21 @@ def _budgets(run: Run) -> engine.Fail | None:
     )
 
 
-def _verdicts(agent: Agent) -> dict[str, engine.ToolVerdict]:
+def _verdicts(run: Run, reply: engine.ModelReply) -> dict[str, engine.ToolVerdict]:
+    """Policy's verdict on the call the reply makes, evaluated outside the model with the call's own
+    arguments (the engine acts on the first call; the other tools are listed by name only)."""
+    from approvals.services import call_requirement
+
+    call = reply.tool_calls[0] if reply.tool_calls else None
     verdicts = {}
-    for name in agent.tools:
+    for name in run.agent.tools:
         if spec := REGISTRY.get(name):
-            needs = spec.risk >= APPROVAL_RISK
-            verdicts[name] = engine.ToolVerdict(spec.risk, needs, f"risk ≥ {APPROVAL_RISK} needs one approval (default policy)"
-                                                if needs else "")
+            if call is not None and call.tool == name:
+                need = call_requirement(run=run, tool=name, risk=spec.risk, arguments=call.arguments)
+                verdicts[name] = engine.ToolVerdict(spec.risk, need.needs_approval,
+                                                    need.rule.describe() if need.needs_approval else "")
+            else:
+                verdicts[name] = engine.ToolVerdict(spec.risk, False)
     return verdicts
 
 
@@ -309,7 +316,7 @@ def _model_step(run_id: int, fence: int, state: dict, known: Run) -> str:
             _fail(run, f"model_error: {result.error}"[:300])
             _checkpoint(run, state)
             return "failed"
-        action = engine.next_action(result.reply, verdicts=_verdicts(run.agent), plan_mode=run.agent.plan_mode)
+        action = engine.next_action(result.reply, verdicts=_verdicts(run, result.reply), plan_mode=run.agent.plan_mode)
         outcome = _apply(run, action, state)
         if outcome == "tool_pending" and REGISTRY[state["pending_call"]["tool"]].transactional:
             # Its effects live only in our database: it runs in this transaction, with the reply that asked
@@ -396,20 +403,28 @@ def _tool_step(run_id: int, fence: int, state: dict, known: Run) -> str:
             from approvals.services import approval_for_call
 
             approval = approval_for_call(run=run, step=pending["step"], call_id=pending["id"])
-            if approval is None or approval.status == "pending":
+            if approval is None or approval.is_open:
                 _set_status(run, RunStatus.WAITING_FOR_HUMAN)
                 _release(run)
                 return "waiting_for_human"
+            if approval.status == "expired":
+                result = {"status": "error", "error_type": "rejected_by_reviewer", "retryable": False,
+                          "message": "Nobody approved this call before its approval expired, so it did not run. "
+                                     "Do not try it again; choose another way or finish."}
+                return _finish_tool(run, state, pending, result, None)
             if approval.status != "approved":
                 note = approval.decision_note or "no reason given"
                 result = {"status": "error", "error_type": "rejected_by_reviewer", "retryable": False,
                           "message": f"A reviewer ({approval.decided_by.username if approval.decided_by else 'policy'}) "
                                      f"rejected this call: {note}. Do not try it again; choose another way or finish."}
                 return _finish_tool(run, state, pending, result, None)
+            if approval.approved_arguments is not None:  # a reviewer edited them: what runs is what was approved
+                pending = {**pending, "arguments": approval.approved_arguments, "edited_by_reviewer": True}
+            return _execute_pending(run, state, pending, approval=approval)
         return _execute_pending(run, state, pending)
 
 
-def _execute_pending(run: Run, state: dict, pending: dict) -> str:
+def _execute_pending(run: Run, state: dict, pending: dict, approval=None) -> str:
     """In a fenced transaction: run the pending call once and record its result with the checkpoint."""
     key = f"{run.pk}:{pending['step']}:{pending['id']}"
     arguments = pending["arguments"]
@@ -421,6 +436,7 @@ def _execute_pending(run: Run, state: dict, pending: dict) -> str:
     done = None if pending.get("fence") == run.fence else ToolInvocation.objects.for_tenant(run.tenant).filter(
         run=run, tool=pending["tool"], idempotency_key=key).first()
     if done is not None:  # executed before a crash: reuse the recorded result, repeat nothing
+        _link_approval(approval, done)
         return _finish_tool(run, state, pending, done.result, done)
     parsed = parse_arguments(spec, arguments)
     started = time.perf_counter()
@@ -443,11 +459,21 @@ def _execute_pending(run: Run, state: dict, pending: dict) -> str:
         if result["status"] != "ok":
             span_failed(span, result["error_type"], result["message"])
     invocation.status = result["status"]
-    invocation.result = result
     invocation.finished_at = timezone.now()
     invocation.duration_ms = int((time.perf_counter() - started) * 1000)
+    if pending.get("edited_by_reviewer"):
+        result = {**result, "reviewer_edited_arguments": arguments}  # the model learns what actually ran
+    invocation.result = result
     invocation.save()
+    _link_approval(approval, invocation)
     return _finish_tool(run, state, pending, result, invocation)
+
+
+def _link_approval(approval, invocation) -> None:
+    if approval is not None:
+        from approvals.models import ApprovalRequest
+
+        ApprovalRequest.objects.for_tenant(approval.tenant_id).filter(pk=approval.pk).update(tool_invocation=invocation)
 
 
 def _finish_tool(run: Run, state: dict, pending: dict, result: dict, invocation) -> str:
@@ -472,13 +498,14 @@ def _fail(run: Run, reason: str) -> None:
     _release(run)
 
 
-def _cancel_now(run: Run) -> None:
+def _cancel_now(run: Run, by: str = "") -> None:
     from approvals.services import approvals_cancel_for_run
 
     approvals_cancel_for_run(run=run)
-    run.terminal_reason = f"cancelled by {_who(run.control_by)}"
+    by = by or _who(run.control_by)
+    run.terminal_reason = f"cancelled by {by}"
     run.cancel_requested = False
-    _set_status(run, RunStatus.CANCELLED, by=_who(run.control_by))
+    _set_status(run, RunStatus.CANCELLED, by=by)
     _release(run)
 
 
@@ -509,14 +536,15 @@ def run_continue_after_decision(*, run: Run, tool: str, approved: bool, actor) -
     _enqueue_on_commit(run.pk)
 
 
-def run_cancel(*, run: Run, actor) -> Run:
+def run_cancel(*, run: Run, actor, by: str = "") -> Run:
+    """``by`` names who cancels when it is not a person (e.g. "policy (approval expired)")."""
     with run_locked(tenant=run.tenant_id, run_id=run.pk) as locked:
         if locked.is_terminal:
             raise RunError(f"The run is already {locked.status}.")
         locked.control_by, locked.control_at = actor, timezone.now()
         if locked.status in (RunStatus.WAITING_FOR_HUMAN, RunStatus.PAUSED, RunStatus.QUEUED, RunStatus.CREATED) \
                 and not _lease_held(locked):
-            _cancel_now(locked)
+            _cancel_now(locked, by=by)
         else:  # a worker is mid-step: it stops at the step boundary
             locked.cancel_requested = True
             emit(locked, "control.cancel_requested", {"by": _who(actor)})

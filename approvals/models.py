@@ -1,4 +1,4 @@
-"""Approval records. This issue's minimal form: one reviewer decides a gated tool call."""
+"""Approval policies, requests and the decisions people take on them."""
 
 from __future__ import annotations
 
@@ -10,9 +10,39 @@ from console.models import TenantScopedQuerySet
 
 class ApprovalStatus(models.TextChoices):
     PENDING = "pending"
+    ESCALATED = "escalated"  # overdue: still open, and the escalation was notified
     APPROVED = "approved"
     REJECTED = "rejected"
+    EXPIRED = "expired"
     CANCELLED = "cancelled"
+
+
+OPEN = (ApprovalStatus.PENDING, ApprovalStatus.ESCALATED)
+
+
+class ApprovalPolicy(models.Model):
+    """A tenant's rule for which tool calls need approval (see approvals.policy for how rules combine)."""
+
+    tenant = models.ForeignKey("console.Tenant", on_delete=models.CASCADE, related_name="approval_policies")
+    name = models.CharField(max_length=100)
+    agent = models.ForeignKey("agents.Agent", null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    tool = models.CharField(max_length=100, blank=True)
+    min_risk = models.PositiveSmallIntegerField(default=3)
+    required_approvals = models.PositiveSmallIntegerField(default=1)
+    condition = models.JSONField(default=dict, blank=True)
+    allow_self_approval = models.BooleanField(default=False)
+    sla_minutes = models.PositiveIntegerField(default=60)
+    expire_minutes = models.PositiveIntegerField(default=24 * 60)
+    expiry_outcome = models.CharField(max_length=16, default="reject")  # reject | cancel_run
+    escalate_to_role = models.CharField(max_length=16, default="admin")
+    enabled = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = TenantScopedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name"]
 
 
 class ApprovalRequest(models.Model):
@@ -27,6 +57,18 @@ class ApprovalRequest(models.Model):
     risk = models.PositiveSmallIntegerField()
     policy = models.CharField(max_length=200)  # which rule required approval
     status = models.CharField(max_length=16, choices=ApprovalStatus.choices, default=ApprovalStatus.PENDING)
+    required_approvals = models.PositiveSmallIntegerField(default=1)
+    allow_self_approval = models.BooleanField(default=False)
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                     related_name="+")  # who started the run
+    due_at = models.DateTimeField(null=True, blank=True)  # the SLA: escalated when overdue
+    expires_at = models.DateTimeField(null=True, blank=True)  # then the expiry outcome applies
+    expiry_outcome = models.CharField(max_length=16, default="reject")
+    escalate_to_role = models.CharField(max_length=16, default="admin")
+    escalated_at = models.DateTimeField(null=True, blank=True)
+    approved_arguments = models.JSONField(null=True, blank=True)  # set when a reviewer edited them
+    tool_invocation = models.ForeignKey("agents.ToolInvocation", null=True, blank=True, on_delete=models.SET_NULL,
+                                        related_name="+")
     decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     decided_at = models.DateTimeField(null=True, blank=True)
     decision_note = models.TextField(blank=True)
@@ -38,4 +80,33 @@ class ApprovalRequest(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["run", "step", "call_id"], name="one_approval_per_call"),
         ]
-        indexes = [models.Index(fields=["tenant", "status", "-created_at"], name="approval_queue")]
+        indexes = [models.Index(fields=["tenant", "status", "-created_at"], name="approval_queue"),
+                   models.Index(fields=["status", "due_at"], name="approval_sla")]
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in OPEN
+
+    @property
+    def arguments_to_run(self) -> dict:
+        return self.approved_arguments if self.approved_arguments is not None else self.arguments
+
+
+class ApprovalDecision(models.Model):
+    """One person's decision on a request. Four-eyes counts distinct people who approved the same arguments."""
+
+    tenant = models.ForeignKey("console.Tenant", on_delete=models.CASCADE, related_name="+")
+    approval = models.ForeignKey(ApprovalRequest, on_delete=models.CASCADE, related_name="decisions")
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    verdict = models.CharField(max_length=16)  # approve | reject
+    arguments = models.JSONField(default=dict)  # what an approval approved
+    note = models.TextField(blank=True)
+    client_key = models.CharField(max_length=100, blank=True)  # a repeated submit with the same key is the same decision
+    at = models.DateTimeField(auto_now_add=True)
+
+    objects = TenantScopedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["at"]
+        constraints = [models.UniqueConstraint(fields=["approval", "client_key"], condition=~models.Q(client_key=""),
+                                               name="one_decision_per_client_key")]

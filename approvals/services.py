@@ -1,11 +1,16 @@
-"""Approval writes. Decisions are a compare-and-set: exactly one wins."""
+"""Approval writes. A decision is taken under the request's row lock: exactly one final decision
+wins, a repeated submit is harmless, and the loser is told who decided and when."""
 
 from __future__ import annotations
 
-from django.db import transaction
+from datetime import timedelta
+
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from approvals.models import ApprovalRequest, ApprovalStatus
+from approvals.models import OPEN, ApprovalDecision, ApprovalRequest, ApprovalStatus
+from approvals.policy import Requirement, requirement
+from approvals.selectors import policy_rules
 from console.services import audit_record
 
 
@@ -13,15 +18,44 @@ class DecisionRefused(Exception):
     """The decision cannot be taken; the message says why (and who decided first)."""
 
 
+def call_requirement(*, run, tool: str, risk: int, arguments: dict) -> Requirement:
+    """What the tenant's policy asks of this call (evaluated outside the model)."""
+    return requirement(policy_rules(tenant=run.tenant), agent_id=run.agent_id, tool=tool, risk=risk, arguments=arguments)
+
+
+DEMO_POLICIES = [
+    {"name": "Side effects need a reviewer", "min_risk": 3, "required_approvals": 1, "allow_self_approval": True},
+    {"name": "Large invoices need two reviewers", "tool": "billing.create_invoice", "min_risk": 0,
+     "required_approvals": 2, "condition": {"argument": "amount_usd", "op": "gt", "value": 1000},
+     "expiry_outcome": "cancel_run"},
+]
+
+
+def approval_policies_seed_demo(tenant) -> None:
+    """Idempotent: the demo tenants' policies, so the policy behaviour can be seen without setting any up."""
+    from approvals.models import ApprovalPolicy
+
+    for policy in DEMO_POLICIES:
+        ApprovalPolicy.objects.get_or_create(tenant=tenant, name=policy["name"], defaults=policy)
+
+
 def approval_request_create(*, run, step: int, call, risk: int, rule: str) -> ApprovalRequest:
     from agents.events import emit
 
+    need = call_requirement(run=run, tool=call.tool, risk=risk, arguments=call.arguments).rule
+    now = timezone.now()
     approval, _ = ApprovalRequest.objects.get_or_create(
         run=run, step=step, call_id=call.call_id,
         defaults={"tenant": run.tenant, "tool": call.tool, "arguments": call.arguments, "reason": call.reason,
-                  "risk": risk, "policy": rule},
+                  "risk": risk, "policy": rule[:200], "required_approvals": max(1, need.required_approvals),
+                  "allow_self_approval": need.allow_self_approval, "requested_by": run.requested_by,
+                  "due_at": now + timedelta(minutes=need.sla_minutes),
+                  "expires_at": now + timedelta(minutes=max(need.expire_minutes, need.sla_minutes)),
+                  "expiry_outcome": need.expiry_outcome, "escalate_to_role": need.escalate_to_role},
     )
-    emit(run, "approval.requested", {"approval_id": approval.id, "tool": call.tool, "risk": risk, "policy": rule})
+    emit(run, "approval.requested", {"approval_id": approval.id, "tool": call.tool, "risk": risk, "policy": rule,
+                                     "required_approvals": approval.required_approvals,
+                                     "due_at": approval.due_at.isoformat()})
     return approval
 
 
@@ -31,28 +65,151 @@ def approval_for_call(*, run, step: int, call_id: str) -> ApprovalRequest | None
 
 
 def approvals_cancel_for_run(*, run) -> int:
-    return ApprovalRequest.objects.for_tenant(run.tenant).filter(run=run, status=ApprovalStatus.PENDING).update(
+    return ApprovalRequest.objects.for_tenant(run.tenant).filter(run=run, status__in=OPEN).update(
         status=ApprovalStatus.CANCELLED, decided_at=timezone.now())
 
 
-def approval_decide(*, approval: ApprovalRequest, approve: bool, actor, note: str = "") -> ApprovalRequest:
+def _refusal(approval: ApprovalRequest) -> str:
+    when = approval.decided_at.strftime("%Y-%m-%d %H:%M:%S UTC") if approval.decided_at else ""
+    if approval.status == ApprovalStatus.EXPIRED:
+        return f"This request expired at {when} without a decision; the policy's outcome ({approval.expiry_outcome}) applied."
+    if approval.status == ApprovalStatus.CANCELLED:
+        return f"The run was cancelled at {when}; there is nothing left to decide."
+    who = approval.decided_by.username if approval.decided_by else "the system"
+    return f"Already {approval.status} by {who} at {when}."
+
+
+def approval_decide(*, approval: ApprovalRequest, approve: bool, actor, note: str = "", arguments: dict | None = None,
+                    client_key: str = "") -> ApprovalRequest:
+    """Approve (optionally with edited arguments, validated against the tool's schema) or reject.
+    Rejecting is final at once; approving is final when enough distinct people approved the same arguments."""
+    note = (note or "").strip()[:2000]
+    client_key = (client_key or "").strip()[:100]
+    with transaction.atomic():
+        # No join: the row is read again after any decision we waited for, and so is its decider.
+        locked = ApprovalRequest.objects.for_tenant(approval.tenant_id).select_for_update().get(pk=approval.pk)
+        if client_key and locked.decisions.filter(client_key=client_key).exists():
+            return locked  # the same submit again: already taken
+        if locked.is_open and locked.expires_at and locked.expires_at <= timezone.now():
+            _expire(locked)  # committed, then refused below
+        if locked.is_open:
+            if not locked.allow_self_approval and locked.requested_by_id == actor.pk:
+                raise DecisionRefused("You started this run; the policy needs someone else to decide on it.")
+            if not approve:
+                return _reject(locked, actor, note, client_key)
+            return _approve(locked, actor, note, arguments, client_key)
+    raise DecisionRefused(_refusal(locked))
+
+
+def _record(approval, actor, verdict: str, arguments: dict, note: str, client_key: str) -> None:
+    try:
+        with transaction.atomic():
+            ApprovalDecision.objects.create(tenant_id=approval.tenant_id, approval=approval, actor=actor, verdict=verdict,
+                                            arguments=arguments, note=note, client_key=client_key)
+    except IntegrityError:
+        raise DecisionRefused("That decision was already submitted.") from None
+    audit_record(tenant=approval.tenant, actor=actor, verb=f"approval.{verdict}",
+                 target=f"run {approval.run_id}: {approval.tool}",
+                 data={"approval_id": approval.id, "note": note, "edited": arguments != approval.arguments})
+
+
+def _reject(approval, actor, note: str, client_key: str) -> ApprovalRequest:
+    _record(approval, actor, "reject", approval.arguments_to_run, note, client_key)
+    _close(approval, ApprovalStatus.REJECTED, actor=actor, note=note)
+    return approval
+
+
+def _approve(approval, actor, note: str, arguments: dict | None, client_key: str) -> ApprovalRequest:
+    from agents.tools import REGISTRY
+    from agents.tools.registry import parse_arguments
+
+    if arguments is not None and arguments != approval.arguments_to_run:
+        spec = REGISTRY.get(approval.tool)
+        checked = parse_arguments(spec, arguments) if spec else arguments
+        if isinstance(checked, dict) and checked.get("status") == "error":
+            raise DecisionRefused(checked["message"])
+        approval.approved_arguments = arguments  # earlier approvals were of other arguments: they no longer count
+        approval.save(update_fields=["approved_arguments"])
+    current = approval.arguments_to_run
+    approvers = set(approval.decisions.filter(verdict="approve", arguments=current).values_list("actor_id", flat=True))
+    if actor.pk in approvers:
+        raise DecisionRefused(f"You already approved this; it needs {approval.required_approvals} different people.")
+    _record(approval, actor, "approve", current, note, client_key)
+    if len(approvers) + 1 < approval.required_approvals:
+        _announce(approval, "approval.partial", actor=actor, note=note,
+                  extra={"approvals": len(approvers) + 1, "required": approval.required_approvals})
+        return approval
+    _close(approval, ApprovalStatus.APPROVED, actor=actor, note=note)
+    return approval
+
+
+def _announce(approval, event: str, *, actor, note: str, extra: dict | None = None) -> None:
+    from agents.events import emit
+    from agents.services import run_locked
+
+    with run_locked(tenant=approval.tenant_id, run_id=approval.run_id) as run:
+        emit(run, event, {"approval_id": approval.id, "by": getattr(actor, "username", "policy"), "note": note,
+                          **(extra or {})})
+
+
+def _close(approval, status: str, *, actor, note: str) -> None:
+    """Final: record it, tell the run, and let a run that waited for it go on."""
     from agents.events import emit
     from agents.services import run_continue_after_decision, run_locked
 
-    status = ApprovalStatus.APPROVED if approve else ApprovalStatus.REJECTED
-    note = (note or "").strip()[:2000]
-    with transaction.atomic():
-        won = ApprovalRequest.objects.filter(pk=approval.pk, status=ApprovalStatus.PENDING).update(
-            status=status, decided_by=actor, decided_at=timezone.now(), decision_note=note) == 1
-        approval.refresh_from_db()
-        if not won:
-            who = approval.decided_by.username if approval.decided_by else "the system"
-            when = approval.decided_at.strftime("%Y-%m-%d %H:%M:%S UTC") if approval.decided_at else ""
-            raise DecisionRefused(f"Already {approval.status} by {who} at {when}.")
-        with run_locked(tenant=approval.tenant_id, run_id=approval.run_id) as run:
-            emit(run, "approval.decided", {"approval_id": approval.id, "decision": status.value,
-                                           "by": actor.username, "note": note})
-            audit_record(tenant=approval.tenant, actor=actor, verb=f"approval.{status.value}",
-                         target=f"run {run.id}: {approval.tool}", data={"approval_id": approval.id, "note": note})
-            run_continue_after_decision(run=run, tool=approval.tool, approved=approve, actor=actor)
-    return approval
+    approval.status, approval.decided_by, approval.decided_at, approval.decision_note = status, actor, timezone.now(), note
+    approval.save(update_fields=["status", "decided_by", "decided_at", "decision_note"])
+    payload = {"approval_id": approval.id, "decision": status, "by": getattr(actor, "username", "policy"), "note": note}
+    if approval.approved_arguments is not None:
+        payload["edited_arguments"] = approval.approved_arguments
+    with run_locked(tenant=approval.tenant_id, run_id=approval.run_id) as run:
+        emit(run, "approval.decided", payload)
+        run_continue_after_decision(run=run, tool=approval.tool, approved=status == ApprovalStatus.APPROVED,
+                                    actor=actor)
+
+
+def _expire(approval) -> None:
+    """The policy's outcome on expiry: reject (the agent is told), or cancel the run."""
+    from agents.models import Run
+    from agents.services import run_cancel
+
+    if approval.expiry_outcome == "cancel_run":
+        approval.status, approval.decided_at = ApprovalStatus.EXPIRED, timezone.now()
+        approval.save(update_fields=["status", "decided_at"])
+        run = Run.objects.for_tenant(approval.tenant_id).get(pk=approval.run_id)
+        if not run.is_terminal:
+            run_cancel(run=run, actor=None, by="policy (approval expired)")
+        return
+    _close(approval, ApprovalStatus.EXPIRED, actor=None, note="expired without a decision")
+
+
+def approvals_sweep() -> dict:
+    """Beat: escalate overdue requests (once), then apply the expiry outcome to expired ones."""
+    from agents.events import emit
+    from agents.services import run_locked
+
+    now, escalated, expired = timezone.now(), 0, 0
+    for approval_id in ApprovalRequest.objects.filter(status=ApprovalStatus.PENDING, due_at__lt=now).values_list(
+            "id", flat=True)[:500]:
+        with transaction.atomic():
+            approval = ApprovalRequest.objects.select_for_update().filter(pk=approval_id, status=ApprovalStatus.PENDING).first()
+            if approval is None:
+                continue
+            approval.status, approval.escalated_at = ApprovalStatus.ESCALATED, now
+            approval.save(update_fields=["status", "escalated_at"])
+            audit_record(tenant=approval.tenant, actor=None, verb="approval.escalated",
+                         target=f"run {approval.run_id}: {approval.tool}",
+                         data={"approval_id": approval.id, "to_role": approval.escalate_to_role})
+            with run_locked(tenant=approval.tenant_id, run_id=approval.run_id) as run:
+                emit(run, "approval.escalated", {"approval_id": approval.id, "to_role": approval.escalate_to_role,
+                                                 "due_at": approval.due_at.isoformat()})
+            escalated += 1
+    for approval_id in ApprovalRequest.objects.filter(status__in=OPEN, expires_at__lt=now).values_list(
+            "id", flat=True)[:500]:
+        with transaction.atomic():
+            approval = ApprovalRequest.objects.select_for_update().filter(pk=approval_id, status__in=OPEN).first()
+            if approval is None:
+                continue
+            _expire(approval)
+            expired += 1
+    return {"escalated": escalated, "expired": expired}

@@ -139,6 +139,8 @@ CELERY_BEAT_SCHEDULE = {
     "scheduler-canary": {"task": "console.tasks.scheduler_canary", "schedule": 5.0},
     # Re-enqueue runs whose lease expired (a worker died) or that sit queued without a task.
     "sweep-runs": {"task": "agents.sweep_runs", "schedule": float(env_int("RUN_SWEEP_SECONDS", 5))},
+    # Approval SLAs: escalate overdue requests, apply the policy's outcome to expired ones.
+    "sweep-approvals": {"task": "approvals.sweep", "schedule": float(env_int("APPROVAL_SWEEP_SECONDS", 30))},
 }
 WORKER_HEARTBEAT_SECONDS = 10
 

@@ -63,8 +63,11 @@ class Command(BaseCommand):
                          data={"users": created_users})
         from agents.demo_data import seed_demo_systems
 
+        from approvals.services import approval_policies_seed_demo
+
         for tenant in tenants.values():
             seed_demo_systems(tenant)
+            approval_policies_seed_demo(tenant)
         token = self._demo_token(tenants["acme"])
         summary = {
             "password": DEMO_PASSWORD,

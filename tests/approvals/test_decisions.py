@@ -1,0 +1,155 @@
+"""Decisions on approval requests: four-eyes, self-approval, edit-and-approve, races, expiry, escalation."""
+
+import threading
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from agents.demo_data import seed_demo_systems
+from agents.models import Agent, EmailMessage, Run, RunEvent, ToolInvocation
+from agents.services import run_advance, run_start
+from approvals.models import ApprovalPolicy, ApprovalRequest
+from approvals.services import DecisionRefused, approval_decide, approvals_sweep
+from console.models import AuditEvent
+
+GOAL = "Prepare the renewal plan for account ACME-042 and email it to its success manager"
+
+
+@pytest.fixture
+def renewals(cast):
+    seed_demo_systems(cast.acme)
+    return Agent.objects.get(tenant=cast.acme, slug="renewals")
+
+
+def advance(run, until=("waiting_for_human", "completed", "failed", "cancelled")):
+    for _ in range(20):
+        if run_advance(run_id=run.pk, worker="w1") in until:
+            break
+    run.refresh_from_db()
+    return run
+
+
+def waiting_send(cast, renewals, requester=None):
+    run = advance(run_start(tenant=cast.acme, agent=renewals, goal=GOAL, requested_by=requester or cast.member))
+    assert run.status == "waiting_for_human"
+    return run, ApprovalRequest.objects.get(run=run)
+
+
+def test_four_eyes_needs_two_different_people(cast, renewals):
+    ApprovalPolicy.objects.create(tenant=cast.acme, name="two for email", tool="email.send", min_risk=0,
+                                  required_approvals=2)
+    run, approval = waiting_send(cast, renewals)
+    assert approval.required_approvals == 2 and "2 distinct reviewers" in approval.policy
+
+    approval_decide(approval=approval, approve=True, actor=cast.reviewer)
+    approval.refresh_from_db()
+    assert approval.status == "pending"
+    with pytest.raises(DecisionRefused, match="You already approved this; it needs 2 different people"):
+        approval_decide(approval=approval, approve=True, actor=cast.reviewer)
+
+    approval_decide(approval=approval, approve=True, actor=cast.admin)
+    approval.refresh_from_db()
+    assert approval.status == "approved" and approval.decided_by == cast.admin
+    assert advance(run).status == "completed"
+    assert EmailMessage.objects.filter(sent_at__isnull=False).count() == 1
+    assert AuditEvent.objects.filter(tenant=cast.acme, verb="approval.approve").count() == 2
+
+
+def test_a_requester_may_not_approve_their_own_run_when_policy_says_so(cast, renewals):
+    ApprovalPolicy.objects.create(tenant=cast.acme, name="no self", min_risk=3, required_approvals=1)
+    run, approval = waiting_send(cast, renewals, requester=cast.reviewer)
+    with pytest.raises(DecisionRefused, match="You started this run"):
+        approval_decide(approval=approval, approve=True, actor=cast.reviewer)
+    approval_decide(approval=approval, approve=True, actor=cast.admin)
+    assert advance(run).status == "completed"
+
+
+def test_edit_and_approve_runs_the_edited_call_and_tells_the_agent(cast, renewals):
+    run, approval = waiting_send(cast, renewals)
+    edited = {**approval.arguments, "to": "dana@acme.example", "body": "Short version."}
+    approval_decide(approval=approval, approve=True, actor=cast.reviewer, arguments=edited)
+    assert advance(run).status == "completed"
+
+    sent = EmailMessage.objects.get(sent_at__isnull=False)
+    assert (sent.to, sent.body) == ("dana@acme.example", "Short version.")
+    approval.refresh_from_db()
+    invocation = ToolInvocation.objects.get(run=run, tool="email.send")
+    assert approval.tool_invocation == invocation and invocation.arguments["to"] == "dana@acme.example"
+    decided = RunEvent.objects.get(run=run, type="approval.decided")
+    assert decided.payload["edited_arguments"]["to"] == "dana@acme.example"
+    assert invocation.result["reviewer_edited_arguments"]["to"] == "dana@acme.example"
+
+
+def test_edited_arguments_that_fail_the_schema_are_refused_with_the_reason(cast, renewals):
+    _, approval = waiting_send(cast, renewals)
+    with pytest.raises(DecisionRefused, match="not valid"):
+        approval_decide(approval=approval, approve=True, actor=cast.reviewer, arguments={"to": "not an address"})
+    approval.refresh_from_db()
+    assert approval.status == "pending" and approval.approved_arguments is None
+
+
+def test_a_repeated_submit_with_the_same_key_is_one_decision(cast, renewals):
+    _, approval = waiting_send(cast, renewals)
+    approval_decide(approval=approval, approve=True, actor=cast.reviewer, client_key="click-1")
+    approval_decide(approval=approval, approve=True, actor=cast.reviewer, client_key="click-1")
+    assert approval.decisions.count() == 1
+
+
+def test_approve_and_reject_at_once_exactly_one_wins(cast, renewals, transactional_db):
+    run, approval = waiting_send(cast, renewals)
+    start, outcomes = threading.Barrier(2), {}
+
+    def decide(actor, approve):
+        start.wait()
+        try:
+            approval_decide(approval=approval, approve=approve, actor=actor)
+            outcomes[actor.username] = "won"
+        except DecisionRefused as refused:
+            outcomes[actor.username] = str(refused)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=decide, args=(cast.reviewer, True)),
+               threading.Thread(target=decide, args=(cast.admin, False))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert sorted(outcomes.values()).count("won") == 1
+    [loser_message] = [m for m in outcomes.values() if m != "won"]
+    approval.refresh_from_db()
+    assert loser_message.startswith(f"Already {approval.status} by {approval.decided_by.username} at ")
+    advance(run)
+    assert ToolInvocation.objects.filter(run=run, tool="email.send").count() <= 1
+
+
+def test_a_decision_after_expiry_is_refused_and_the_agent_is_told(cast, renewals):
+    run, approval = waiting_send(cast, renewals)
+    ApprovalRequest.objects.filter(pk=approval.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+    with pytest.raises(DecisionRefused, match="expired .* without a decision"):
+        approval_decide(approval=approval, approve=True, actor=cast.reviewer)
+    approval.refresh_from_db()
+    assert approval.status == "expired"
+    run = advance(run)
+    assert run.status == "completed" and "did not run email.send: Nobody approved this call" in run.answer
+    assert not EmailMessage.objects.filter(sent_at__isnull=False).exists()
+
+
+def test_overdue_requests_escalate_and_expired_ones_cancel_the_run_when_policy_says_so(cast, renewals):
+    ApprovalPolicy.objects.create(tenant=cast.acme, name="strict", min_risk=3, required_approvals=1,
+                                  expiry_outcome="cancel_run", escalate_to_role="admin")
+    run, approval = waiting_send(cast, renewals)
+    ApprovalRequest.objects.filter(pk=approval.pk).update(due_at=timezone.now() - timedelta(seconds=1))
+    assert approvals_sweep() == {"escalated": 1, "expired": 0}
+    approval.refresh_from_db()
+    assert approval.status == "escalated" and approval.escalated_at is not None
+    assert RunEvent.objects.filter(run=run, type="approval.escalated", payload__to_role="admin").exists()
+    assert AuditEvent.objects.filter(tenant=cast.acme, verb="approval.escalated").exists()
+    assert approvals_sweep() == {"escalated": 0, "expired": 0}  # once
+
+    ApprovalRequest.objects.filter(pk=approval.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+    assert approvals_sweep() == {"escalated": 0, "expired": 1}
+    run = Run.objects.get(pk=run.pk)
+    assert run.status == "cancelled" and run.terminal_reason == "cancelled by policy (approval expired)"
