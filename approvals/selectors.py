@@ -14,3 +14,25 @@ def policy_rules(*, tenant) -> list[Rule]:
              escalate_to_role=p.escalate_to_role)
         for p in ApprovalPolicy.objects.for_tenant(tenant).filter(enabled=True)
     ]
+
+
+SORTS = {"newest": ["-created_at"], "oldest": ["created_at"], "risk": ["-risk", "created_at"], "due": ["due_at"]}
+
+
+def approval_list(*, tenant, status: str = "open", tool: str = "", agent: str = "", min_risk: int = 0,
+                  sort: str = "newest", limit: int = 50):
+    from approvals.models import OPEN, ApprovalRequest
+
+    approvals = ApprovalRequest.objects.for_tenant(tenant).select_related("decided_by", "run__agent").prefetch_related(
+        "decisions__actor")
+    if status == "open":
+        approvals = approvals.filter(status__in=OPEN)
+    elif status:
+        approvals = approvals.filter(status=status)
+    if tool:
+        approvals = approvals.filter(tool=tool)
+    if agent:
+        approvals = approvals.filter(run__agent__slug=agent)
+    if min_risk:
+        approvals = approvals.filter(risk__gte=min_risk)
+    return list(approvals.order_by(*SORTS.get(sort, SORTS["newest"]))[:limit])

@@ -15,7 +15,13 @@ from console.services import audit_record
 
 
 class DecisionRefused(Exception):
-    """The decision cannot be taken; the message says why (and who decided first)."""
+    """The decision cannot be taken; the message says why (and who decided first). ``kind`` is
+    "conflict" (decided, expired or cancelled already), "forbidden" (not this person) or
+    "invalid" (the edited arguments fail the tool's schema)."""
+
+    def __init__(self, message: str, kind: str = "conflict"):
+        super().__init__(message)
+        self.kind = kind
 
 
 def call_requirement(*, run, tool: str, risk: int, arguments: dict) -> Requirement:
@@ -94,7 +100,7 @@ def approval_decide(*, approval: ApprovalRequest, approve: bool, actor, note: st
             _expire(locked)  # committed, then refused below
         if locked.is_open:
             if not locked.allow_self_approval and locked.requested_by_id == actor.pk:
-                raise DecisionRefused("You started this run; the policy needs someone else to decide on it.")
+                raise DecisionRefused("You started this run; the policy needs someone else to decide on it.", "forbidden")
             if not approve:
                 return _reject(locked, actor, note, client_key)
             return _approve(locked, actor, note, arguments, client_key)
@@ -127,7 +133,7 @@ def _approve(approval, actor, note: str, arguments: dict | None, client_key: str
         spec = REGISTRY.get(approval.tool)
         checked = parse_arguments(spec, arguments) if spec else arguments
         if isinstance(checked, dict) and checked.get("status") == "error":
-            raise DecisionRefused(checked["message"])
+            raise DecisionRefused(checked["message"], "invalid")
         approval.approved_arguments = arguments  # earlier approvals were of other arguments: they no longer count
         approval.save(update_fields=["approved_arguments"])
     current = approval.arguments_to_run

@@ -9,6 +9,8 @@ from ninja.errors import AuthenticationError, HttpError, ValidationError
 from ninja.security import HttpBearer
 
 from agents.api import router as runs_router
+from approvals.api import router as approvals_router
+from approvals.services import DecisionRefused
 from console.services import api_token_authenticate
 
 
@@ -32,6 +34,7 @@ api = NinjaAPI(
     urls_namespace="api",
 )
 api.add_router("/", runs_router)
+api.add_router("/", approvals_router)
 
 
 def _error(request, status: int, code: str, message: str, **extra):
@@ -56,6 +59,13 @@ def on_not_found(request, exc):
 @api.exception_handler(PermissionDenied)
 def on_forbidden(request, exc):
     return _error(request, 403, "forbidden", str(exc) or "This token may not do that.")
+
+
+@api.exception_handler(DecisionRefused)
+def on_decision_refused(request, exc: DecisionRefused):
+    status = {"conflict": 409, "forbidden": 403, "invalid": 422}[exc.kind]
+    return _error(request, status, {"conflict": "conflict", "forbidden": "forbidden",
+                                    "invalid": "invalid_arguments"}[exc.kind], str(exc))
 
 
 @api.exception_handler(HttpError)

@@ -1,0 +1,113 @@
+"""Approvals over the API. A token acts as the person who created it, with their current role."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from django.core.exceptions import PermissionDenied
+from django.http import Http404
+from ninja import Field, Router, Schema
+
+from approvals.models import ApprovalRequest
+from approvals.selectors import approval_list
+from approvals.services import DecisionRefused, approval_decide
+from console.models import Membership
+from console.roles import can_open
+
+router = Router(tags=["approvals"])
+
+
+class DecisionOut(Schema):
+    actor: str
+    verdict: str
+    arguments: dict
+    note: str
+    at: datetime
+
+    @staticmethod
+    def resolve_actor(decision) -> str:
+        return decision.actor.username
+
+
+class ApprovalOut(Schema):
+    id: int
+    run_id: int
+    kind: str
+    tool: str
+    arguments: dict
+    approved_arguments: dict | None
+    reason: str
+    risk: int
+    policy: str
+    status: str
+    required_approvals: int
+    due_at: datetime | None
+    expires_at: datetime | None
+    decided_by: str | None
+    decided_at: datetime | None
+    decision_note: str
+    tool_invocation_id: int | None
+    created_at: datetime
+    decisions: list[DecisionOut]
+
+    @staticmethod
+    def resolve_decided_by(approval) -> str | None:
+        return approval.decided_by.username if approval.decided_by else None
+
+    @staticmethod
+    def resolve_decisions(approval) -> list:
+        return list(approval.decisions.all())
+
+
+class DecisionIn(Schema):
+    decision: Literal["approve", "reject", "edit", "respond"]
+    note: str = Field(default="", max_length=2000)
+    arguments: dict | None = Field(default=None, description="For edit: the arguments to run instead")
+    client_key: str = Field(default="", max_length=100, description="Repeat a submit with the same key: one decision")
+
+
+def _approval(request, approval_id: int) -> ApprovalRequest:
+    approval = ApprovalRequest.objects.for_tenant(request.tenant).select_related("decided_by").filter(
+        pk=approval_id).first()
+    if approval is None:
+        raise Http404
+    return approval
+
+
+def _reviewer(request):
+    """The token's person, if their current role in this tenant opens approvals (reviewer, admin)."""
+    person = request.api_token.created_by
+    membership = Membership.objects.filter(tenant=request.tenant, user=person).first() if person else None
+    if membership is None or not can_open(membership.role, "approvals"):
+        raise PermissionDenied("Approvals need a token made by a reviewer or admin of this tenant.")
+    return person
+
+
+@router.get("/approvals", response=list[ApprovalOut], summary="Approval requests, open ones first by default")
+def list_approvals(request, status: str = "open", tool: str = "", agent: str = "", min_risk: int = 0,
+                   sort: Literal["newest", "oldest", "risk", "due"] = "newest", limit: int = 50):
+    _reviewer(request)
+    return approval_list(tenant=request.tenant, status=status[:16], tool=tool[:100], agent=agent[:60],
+                         min_risk=max(0, min_risk), sort=sort, limit=max(1, min(limit, 200)))
+
+
+@router.get("/approvals/{approval_id}", response=ApprovalOut)
+def get_approval(request, approval_id: int):
+    approval = _approval(request, approval_id)
+    _reviewer(request)
+    return approval
+
+
+@router.post("/approvals/{approval_id}/decisions", response=ApprovalOut,
+             summary="Approve, reject, or edit the arguments and approve (409 when already decided)")
+def decide(request, approval_id: int, body: DecisionIn):
+    approval = _approval(request, approval_id)
+    person = _reviewer(request)
+    if body.decision == "respond":
+        raise DecisionRefused("This request is a tool call, not a question; approve, reject or edit it.", "invalid")
+    if body.decision == "edit" and body.arguments is None:
+        raise DecisionRefused("An edit needs 'arguments': the arguments to run instead.", "invalid")
+    approval_decide(approval=approval, approve=body.decision != "reject", actor=person, note=body.note,
+                    arguments=body.arguments if body.decision == "edit" else None, client_key=body.client_key)
+    return _approval(request, approval_id)

@@ -1,0 +1,92 @@
+"""The approvals API: a token decides as the person who made it; clear codes for every refusal."""
+
+import pytest
+
+from agents.models import Agent, EmailMessage
+from agents.services import run_start
+from console.services import api_token_create
+from tests.approvals.test_decisions import GOAL, advance
+
+
+@pytest.fixture
+def pending(cast, renewals):
+    run = advance(run_start(tenant=cast.acme, agent=renewals, goal=GOAL, requested_by=cast.member))
+    return run, run.approval_requests.get()
+
+
+@pytest.fixture
+def renewals(cast):
+    from agents.demo_data import seed_demo_systems
+
+    seed_demo_systems(cast.acme)
+    return Agent.objects.get(tenant=cast.acme, slug="renewals")
+
+
+@pytest.fixture
+def api(cast, client):
+    tokens = {user: api_token_create(tenant=tenant, name=user.username, actor=user).secret
+              for user, tenant in [(cast.reviewer, cast.acme), (cast.admin, cast.acme), (cast.member, cast.acme),
+                                   (cast.outsider, cast.globex), (cast.both, cast.globex)]}
+
+    def call(method, path, as_user=cast.reviewer, **kwargs):
+        return getattr(client, method)("/api/v1" + path, HTTP_AUTHORIZATION=f"Bearer {tokens[as_user]}",
+                                       content_type="application/json", **kwargs)
+    return call
+
+
+def test_list_and_read_the_open_requests(cast, api, pending):
+    _, approval = pending
+    listed = api("get", "/approvals?sort=risk").json()
+    assert [a["id"] for a in listed] == [approval.id] and listed[0]["tool"] == "email.send"
+    assert api("get", "/approvals?status=approved").json() == []
+    assert api("get", f"/approvals/{approval.id}").json()["required_approvals"] == 1
+
+
+def test_edit_then_a_second_submit_is_a_conflict_naming_the_winner(cast, api, pending):
+    run, approval = pending
+    edited = {**approval.arguments, "to": "dana@acme.example"}
+    response = api("post", f"/approvals/{approval.id}/decisions", data={"decision": "edit", "arguments": edited})
+    assert response.status_code == 200 and response.json()["status"] == "approved"
+    assert response.json()["approved_arguments"]["to"] == "dana@acme.example"
+    again = api("post", f"/approvals/{approval.id}/decisions", as_user=cast.admin, data={"decision": "reject"})
+    assert again.status_code == 409 and again.json()["code"] == "conflict"
+    assert again.json()["message"].startswith("Already approved by rita at ")
+    advance(run)
+    assert EmailMessage.objects.get(sent_at__isnull=False).to == "dana@acme.example"
+
+
+def test_the_same_client_key_twice_is_one_decision(api, pending):
+    _, approval = pending
+    body = {"decision": "approve", "client_key": "tab-1"}
+    assert api("post", f"/approvals/{approval.id}/decisions", data=body).status_code == 200
+    assert api("post", f"/approvals/{approval.id}/decisions", data=body).status_code == 200
+    assert approval.decisions.count() == 1
+
+
+def test_bad_input_gets_a_4xx_with_a_message(api, pending):
+    _, approval = pending
+    invalid = api("post", f"/approvals/{approval.id}/decisions", data={"decision": "edit", "arguments": {"to": "x"}})
+    assert invalid.status_code == 422 and invalid.json()["code"] == "invalid_arguments"
+    assert "not valid" in invalid.json()["message"]
+    assert api("post", f"/approvals/{approval.id}/decisions", data={"decision": "edit"}).status_code == 422
+    assert api("post", f"/approvals/{approval.id}/decisions", data={"decision": "respond"}).status_code == 422
+    assert api("post", f"/approvals/{approval.id}/decisions", data={"decision": "maybe"}).status_code == 422
+    approval.refresh_from_db()
+    assert approval.status == "pending"
+
+
+def test_a_member_token_gets_403_on_every_approvals_endpoint(cast, api, pending):
+    _, approval = pending
+    for method, path, data in [("get", "/approvals", None), ("get", f"/approvals/{approval.id}", None),
+                               ("post", f"/approvals/{approval.id}/decisions", {"decision": "approve"})]:
+        refused = api(method, path, as_user=cast.member, **({"data": data} if data else {}))
+        assert refused.status_code == 403 and "reviewer or admin" in refused.json()["message"], path
+
+
+def test_every_approvals_endpoint_is_404_for_another_tenant(cast, api, pending):
+    _, approval = pending
+    assert api("get", "/approvals", as_user=cast.both).json() == []  # sam's Globex token (admin there)
+    assert api("get", f"/approvals/{approval.id}", as_user=cast.both).status_code == 404
+    assert api("get", f"/approvals/{approval.id}", as_user=cast.outsider).status_code == 404
+    response = api("post", f"/approvals/{approval.id}/decisions", as_user=cast.outsider, data={"decision": "approve"})
+    assert response.status_code == 404 and response.json()["code"] == "not_found"
