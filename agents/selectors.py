@@ -30,7 +30,9 @@ def run_get(*, tenant, run_id: int) -> Run:
 
 
 def run_events_after(*, run: Run, after: int, limit: int = EVENTS_PAGE) -> list[RunEvent]:
-    return list(RunEvent.objects.filter(run=run, seq__gt=after).order_by("seq")[:limit])
+    """Events after ``after`` up to the run row's own ``event_seq``: rendered with that row, they
+    agree with it (events committed since are the next update's, never skipped past)."""
+    return list(RunEvent.objects.filter(run=run, seq__gt=after, seq__lte=run.event_seq).order_by("seq")[:limit])
 
 
 def run_plan(*, run: Run) -> list[PlanStep]:

@@ -103,3 +103,18 @@ async def test_the_runs_list_socket_gets_a_row_when_a_run_changes(cast, run, cli
     row = await socket.receive_json_from(timeout=5)
     assert row["replace_or_prepend"]["id"] == f"run-row-{run.pk}"
     await socket.disconnect()
+
+
+def test_an_update_never_runs_ahead_of_the_card_it_renders(cast):
+    """A step that commits between reading the run and reading its events must not leave the page
+    with a stale card and a seq that makes it ignore the next message."""
+    from agents.live import render_run_update
+    from agents.models import Run
+
+    seed_demo_systems(cast.acme)
+    run = run_start(tenant=cast.acme, agent=Agent.objects.get(tenant=cast.acme, slug="renewals"), goal="Renew ACME-042",
+                    requested_by=cast.member)
+    read_first = Run.objects.get(pk=run.pk)
+    run_add_instruction(run=run, actor=cast.member, text="Mention the SSO discount")  # commits the next event
+    update = render_run_update(read_first, 0, can_decide=False)
+    assert update["seq"] == read_first.event_seq and [e["seq"] for e in update["events"]] == [1, 2]
