@@ -3,6 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import path
 
 from agents import views as agent_views
+from approvals import views as approval_views
 from console import views
 from console.api import api
 
@@ -20,7 +21,10 @@ urlpatterns = [
     path("t/<slug:tenant_slug>/runs/<int:run_id>/<str:action>/", agent_views.run_control, name="run_control"),
     path("t/<slug:tenant_slug>/approvals/<int:approval_id>/decide/", agent_views.approval_decision, name="approval_decide"),
     path("t/<slug:tenant_slug>/demo-systems/", agent_views.demo_systems_page, name="demo_systems"),
-    path("t/<slug:tenant_slug>/approvals/", views.section_page("approvals"), name="approvals"),
+    path("t/<slug:tenant_slug>/approvals/", approval_views.queue, name="approvals"),
+    path("t/<slug:tenant_slug>/approvals/<int:approval_id>/", approval_views.detail, name="approval_detail"),
+    path("t/<slug:tenant_slug>/approvals/<int:approval_id>/decision/", approval_views.decide,
+         name="approval_decide_queue"),
     path("t/<slug:tenant_slug>/memory/", views.section_page("memory"), name="memory"),
     path("t/<slug:tenant_slug>/traces/", views.section_page("traces"), name="traces"),
     path("t/<slug:tenant_slug>/costs/", views.section_page("costs"), name="costs"),

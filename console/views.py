@@ -18,7 +18,6 @@ from console.services import LastAdminError, api_token_create, api_token_revoke,
 
 # What each section will hold. Pages say so plainly until their feature lands.
 UPCOMING = {
-    "approvals": "The reviewer queue: proposed tool calls and plans waiting for a decision.",
     "memory": "What agents remember about people, teams and this tenant; inspect, correct, pin, delete.",
     "traces": "The timeline of each run's spans: steps, model calls, tool calls, approval waits.",
     "costs": "Spend per agent, model, user and run, with budgets, alerts and CSV export.",

@@ -1,0 +1,69 @@
+"""The reviewer queue pages: what a reviewer sees and does; outsiders 404, members 403."""
+
+import json
+
+import pytest
+from django.urls import reverse
+
+from agents.demo_data import seed_demo_systems
+from agents.models import Agent
+from agents.services import run_start
+from tests.approvals.test_decisions import GOAL, advance
+
+HTMX = {"HTTP_HX_REQUEST": "true"}
+
+
+@pytest.fixture
+def approval(cast):
+    seed_demo_systems(cast.acme)
+    agent = Agent.objects.get(tenant=cast.acme, slug="renewals")
+    run = advance(run_start(tenant=cast.acme, agent=agent, goal=GOAL, requested_by=cast.member))
+    return run.approval_requests.get()
+
+
+def decide(client, approval, **data):
+    return client.post(reverse("approval_decide_queue", args=["acme", approval.pk]), data, **HTMX)
+
+
+def test_the_queue_shows_everything_needed_to_decide(cast, client_for, approval):
+    page = client_for(cast.reviewer).get(reverse("approvals", args=["acme"])).content.decode()
+    assert f'id="queue-item-{approval.pk}"' in page and "email.send" in page
+    for fact in (approval.reason, approval.policy, GOAL, "csm-042@acme.example", "Approve", "Reject"):
+        assert fact in page, fact
+    filtered = client_for(cast.reviewer).get(reverse("approvals", args=["acme"]) + "?tool=calendar.book&sort=due")
+    assert f'id="queue-item-{approval.pk}"' not in filtered.content.decode()
+
+
+def test_approve_from_the_detail_pane(cast, client_for, approval):
+    response = decide(client_for(cast.reviewer), approval, decision="approve")
+    assert response.status_code == 200 and "Approved by rita" in response.content.decode()
+    again = decide(client_for(cast.admin), approval, decision="reject")
+    assert again.status_code == 409 and "Already approved by rita at" in again.content.decode()
+
+
+def test_edit_shows_the_diff_and_bad_edits_say_why(cast, client_for, approval):
+    client = client_for(cast.reviewer)
+    bad_json = decide(client, approval, decision="edit", arguments="{not json")
+    assert bad_json.status_code == 422 and "must be a JSON object" in bad_json.content.decode()
+    bad_schema = decide(client, approval, decision="edit", arguments=json.dumps({"to": "nobody"}))
+    assert bad_schema.status_code == 422 and "not valid" in bad_schema.content.decode()
+    edited = {**approval.arguments, "to": "dana@acme.example"}
+    done = decide(client, approval, decision="edit", arguments=json.dumps(edited)).content.decode()
+    assert "Edited before approval" in done and "dana@acme.example" in done and "csm-042@acme.example" in done
+
+
+def test_reject_with_a_reason(cast, client_for, approval):
+    response = decide(client_for(cast.reviewer), approval, decision="reject", note="Wrong recipient")
+    assert response.status_code == 200 and "Wrong recipient" in response.content.decode()
+    approval.refresh_from_db()
+    assert approval.status == "rejected" and approval.decision_note == "Wrong recipient"
+
+
+def test_outsiders_get_404_and_members_403_everywhere(cast, client_for, approval):
+    urls = [("get", reverse("approvals", args=["acme"])), ("get", reverse("approval_detail", args=["acme", approval.pk])),
+            ("post", reverse("approval_decide_queue", args=["acme", approval.pk]))]
+    for method, url in urls:
+        assert getattr(client_for(cast.outsider), method)(url, {"decision": "approve"}, **HTMX).status_code == 404, url
+        assert getattr(client_for(cast.member), method)(url, {"decision": "approve"}, **HTMX).status_code == 403, url
+    approval.refresh_from_db()
+    assert approval.status == "pending"
