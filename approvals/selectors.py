@@ -36,3 +36,9 @@ def approval_list(*, tenant, status: str = "open", tool: str = "", agent: str = 
     if min_risk:
         approvals = approvals.filter(risk__gte=min_risk)
     return list(approvals.order_by(*SORTS.get(sort, SORTS["newest"]))[:limit])
+
+
+def open_count(*, tenant) -> int:
+    from approvals.models import OPEN, ApprovalRequest
+
+    return ApprovalRequest.objects.for_tenant(tenant).filter(status__in=OPEN).count()

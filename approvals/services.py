@@ -8,6 +8,7 @@ from datetime import timedelta
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from approvals.live import publish_queue_changed_on_commit
 from approvals.models import OPEN, ApprovalDecision, ApprovalRequest, ApprovalStatus
 from approvals.policy import Requirement, requirement
 from approvals.selectors import policy_rules
@@ -59,6 +60,7 @@ def approval_request_create(*, run, step: int, call, risk: int, rule: str) -> Ap
                   "expires_at": now + timedelta(minutes=max(need.expire_minutes, need.sla_minutes)),
                   "expiry_outcome": need.expiry_outcome, "escalate_to_role": need.escalate_to_role},
     )
+    publish_queue_changed_on_commit(run.tenant_id)
     emit(run, "approval.requested", {"approval_id": approval.id, "tool": call.tool, "risk": risk, "policy": rule,
                                      "required_approvals": approval.required_approvals,
                                      "due_at": approval.due_at.isoformat()})
@@ -71,8 +73,11 @@ def approval_for_call(*, run, step: int, call_id: str) -> ApprovalRequest | None
 
 
 def approvals_cancel_for_run(*, run) -> int:
-    return ApprovalRequest.objects.for_tenant(run.tenant).filter(run=run, status__in=OPEN).update(
+    cancelled = ApprovalRequest.objects.for_tenant(run.tenant).filter(run=run, status__in=OPEN).update(
         status=ApprovalStatus.CANCELLED, decided_at=timezone.now())
+    if cancelled:
+        publish_queue_changed_on_commit(run.tenant_id)
+    return cancelled
 
 
 def _refusal(approval: ApprovalRequest) -> str:
@@ -165,6 +170,7 @@ def _close(approval, status: str, *, actor, note: str) -> None:
 
     approval.status, approval.decided_by, approval.decided_at, approval.decision_note = status, actor, timezone.now(), note
     approval.save(update_fields=["status", "decided_by", "decided_at", "decision_note"])
+    publish_queue_changed_on_commit(approval.tenant_id)
     payload = {"approval_id": approval.id, "decision": status, "by": getattr(actor, "username", "policy"), "note": note}
     if approval.approved_arguments is not None:
         payload["edited_arguments"] = approval.approved_arguments
@@ -182,6 +188,7 @@ def _expire(approval) -> None:
     if approval.expiry_outcome == "cancel_run":
         approval.status, approval.decided_at = ApprovalStatus.EXPIRED, timezone.now()
         approval.save(update_fields=["status", "decided_at"])
+        publish_queue_changed_on_commit(approval.tenant_id)
         run = Run.objects.for_tenant(approval.tenant_id).get(pk=approval.run_id)
         if not run.is_terminal:
             run_cancel(run=run, actor=None, by="policy (approval expired)")
@@ -203,6 +210,7 @@ def approvals_sweep() -> dict:
                 continue
             approval.status, approval.escalated_at = ApprovalStatus.ESCALATED, now
             approval.save(update_fields=["status", "escalated_at"])
+            publish_queue_changed_on_commit(approval.tenant_id)
             audit_record(tenant=approval.tenant, actor=None, verb="approval.escalated",
                          target=f"run {approval.run_id}: {approval.tool}",
                          data={"approval_id": approval.id, "to_role": approval.escalate_to_role})

@@ -15,7 +15,13 @@ def shell(request) -> dict:
             for section, label, url_name, key in NAVIGATION
             if can_open(membership.role, section)
         ]
+    approvals_open = None
+    if membership is not None and can_open(membership.role, "approvals"):
+        from approvals.selectors import open_count
+
+        approvals_open = open_count(tenant=membership.tenant)
     return {
+        "approvals_open": approvals_open,
         "membership": membership,
         "memberships": memberships_of(getattr(request, "user", None)),
         "nav": nav,

@@ -1,5 +1,6 @@
 """Websocket routes of every app, gathered in one list for console/asgi.py."""
 
 from agents.routing import websocket_urlpatterns as agent_routes
+from approvals.routing import websocket_urlpatterns as approval_routes
 
-websocket_urlpatterns: list = [*agent_routes]
+websocket_urlpatterns: list = [*agent_routes, *approval_routes]

@@ -45,6 +45,36 @@
     }, parseInt(run.dataset.seq, 10) || 0);
   }
 
+  // Approvals: the navigation badge everywhere; on the queue page the list too (one socket either way).
+  const badge = document.getElementById("approvals-badge");
+  const queue = document.querySelector("[data-live-queue]");
+  function toast(text) {
+    const note = document.createElement("div");
+    note.className = "toast";
+    note.setAttribute("role", "status");
+    note.textContent = text;
+    document.body.appendChild(note);
+    setTimeout(function () { note.remove(); }, 4000);
+  }
+  if (badge || queue) {
+    let count = badge ? parseInt(badge.textContent, 10) || 0 : 0;
+    connect(queue ? queue.dataset.liveQueue : badge.dataset.liveBadge, function (data) {
+      if (typeof data.count === "number") {
+        if (data.count > count) toast(data.count - count === 1 ? "A new request waits for approval" : (data.count - count) + " new requests wait for approval");
+        count = data.count;
+        if (badge) {
+          badge.textContent = count;
+          badge.hidden = count === 0;
+          badge.setAttribute("aria-label", count + " waiting for a decision");
+        }
+      }
+      if (queue && typeof data.list === "string") {
+        queue.innerHTML = data.list;
+        if (window.htmx) window.htmx.process(queue);
+      }
+    }, null);
+  }
+
   const list = document.querySelector("[data-live-list]");
   if (list) {
     connect(list.dataset.liveList, function (data) {

@@ -52,12 +52,23 @@ def test_a_reviewer_edits_and_approves_while_the_requester_watches_live(cast, co
     assert [(m.to, m.body) for m in sent] == [("dana@acme.example", "Edited by the reviewer.")]
 
 
-def test_approve_with_the_a_key(cast, console_server, page, browser, start_worker):
+def test_a_new_request_arrives_live_and_is_approved_from_the_keyboard(cast, console_server, page, browser,
+                                                                     start_worker):
     seed_demo_systems(cast.acme)
     start_worker()
+    open_queue(page, console_server, "rita")
+    expect(page.locator("#queue-list")).to_contain_text("Nothing waits for a decision")
+    expect(page.locator("#approvals-badge")).to_be_hidden()
+
     requester = browser.new_context().new_page()
     status = start_run_as(requester, console_server, "max")
-    open_queue(page, console_server, "rita")
+    expect(page.locator("#queue-list")).to_contain_text("email.send")  # no reload
+    expect(page.locator("#approvals-badge")).to_have_text("1")
+    expect(page.get_by_role("status").filter(has_text="waits for approval")).to_be_visible()
+
+    page.keyboard.press("j")
+    expect(page.locator("#approval-detail")).to_contain_text("Why the agent wants it")
     page.keyboard.press("a")
     expect(page.locator("#approval-detail")).to_contain_text("Approved by rita")
     expect(status).to_have_text("Completed", timeout=20_000)
+    expect(page.locator("#approvals-badge")).to_be_hidden()

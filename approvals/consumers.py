@@ -1,0 +1,43 @@
+"""The reviewer queue's socket: the open count (the navigation badge) and, on the queue page, the list."""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qs
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+
+from approvals.live import queue_group, render_queue_update
+from approvals.selectors import SORTS
+from console.access import membership_for
+from console.roles import can_open
+
+
+class ApprovalQueueConsumer(AsyncJsonWebsocketConsumer):
+    """/ws/t/<tenant>/approvals/?badge=1 (count only) or ?sort=&tool=&agent=&min_risk=&id= (the list too)."""
+
+    async def connect(self):
+        slug = self.scope["url_route"]["kwargs"]["tenant_slug"]
+        self.membership = await database_sync_to_async(membership_for)(self.scope["user"], slug)
+        if self.membership is None:
+            await self.close(code=4404)
+            return
+        if not can_open(self.membership.role, "approvals"):
+            await self.close(code=4403)
+            return
+        query = {k: v[0] for k, v in parse_qs(self.scope["query_string"].decode()).items()}
+        risk = query.get("min_risk", "")
+        self.filters = None if query.get("badge") else {
+            "sort": query.get("sort") if query.get("sort") in SORTS else "risk", "tool": query.get("tool", "")[:100],
+            "agent": query.get("agent", "")[:60], "min_risk": int(risk) if risk.isdigit() else 0}
+        self.selected_id = int(query["id"]) if query.get("id", "").isdigit() else None
+        await self.channel_layer.group_add(queue_group(self.membership.tenant_id), self.channel_name)
+        await self.accept()
+
+    async def disconnect(self, code):
+        if getattr(self, "membership", None) is not None:
+            await self.channel_layer.group_discard(queue_group(self.membership.tenant_id), self.channel_name)
+
+    async def queue_changed(self, message):
+        await self.send_json(await database_sync_to_async(render_queue_update)(
+            membership=self.membership, filters=self.filters, selected_id=self.selected_id))

@@ -1,0 +1,37 @@
+"""Live approvals: "the tenant's queue changed" goes to one group per tenant after commit; every
+socket re-renders what its viewer sees (the open count, and on the queue page the list with the
+viewer's own filters) from the database, with the page's own partials."""
+
+from __future__ import annotations
+
+from channels.layers import get_channel_layer
+from django.db import transaction
+from django.template.loader import render_to_string
+
+from console import aio
+
+
+def queue_group(tenant_id: int) -> str:
+    return f"approvals-{tenant_id}"
+
+
+def publish_queue_changed_on_commit(tenant_id: int) -> None:
+    def publish():
+        aio.background_loop().call_soon_threadsafe(
+            lambda: aio.background_loop().create_task(
+                get_channel_layer().group_send(queue_group(tenant_id), {"type": "queue.changed"})))
+
+    transaction.on_commit(publish)
+
+
+def render_queue_update(*, membership, filters: dict | None, selected_id: int | None) -> dict:
+    from approvals.selectors import approval_list, open_count
+
+    update = {"count": open_count(tenant=membership.tenant)}
+    if filters is not None:
+        approvals = approval_list(tenant=membership.tenant, status="open", limit=200, **filters)
+        update["list"] = "".join(
+            render_to_string("approvals/partials/queue_item.html",
+                             {"item": item, "membership": membership, "approval": {"pk": selected_id}})
+            for item in approvals) or render_to_string("approvals/partials/queue_empty.html")
+    return update
