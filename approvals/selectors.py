@@ -6,14 +6,19 @@ from approvals.models import ApprovalPolicy
 from approvals.policy import Rule
 
 
+def policy_rule(p: ApprovalPolicy) -> Rule:
+    return Rule(id=p.id, name=p.name, agent_id=p.agent_id, tool=p.tool, min_risk=p.min_risk,
+                required_approvals=p.required_approvals, condition=p.condition or {},
+                allow_self_approval=p.allow_self_approval, sla_minutes=p.sla_minutes, expire_minutes=p.expire_minutes,
+                expiry_outcome=p.expiry_outcome, escalate_to_role=p.escalate_to_role)
+
+
 def policy_rules(*, tenant) -> list[Rule]:
-    return [
-        Rule(id=p.id, name=p.name, agent_id=p.agent_id, tool=p.tool, min_risk=p.min_risk,
-             required_approvals=p.required_approvals, condition=p.condition or {}, allow_self_approval=p.allow_self_approval,
-             sla_minutes=p.sla_minutes, expire_minutes=p.expire_minutes, expiry_outcome=p.expiry_outcome,
-             escalate_to_role=p.escalate_to_role)
-        for p in ApprovalPolicy.objects.for_tenant(tenant).filter(enabled=True)
-    ]
+    return [policy_rule(p) for p in ApprovalPolicy.objects.for_tenant(tenant).filter(enabled=True)]
+
+
+def policy_list(*, tenant) -> list[tuple[ApprovalPolicy, str]]:
+    return [(p, policy_rule(p).describe()) for p in ApprovalPolicy.objects.for_tenant(tenant).select_related("agent")]
 
 
 SORTS = {"newest": ["-created_at"], "oldest": ["created_at"], "risk": ["-risk", "created_at"], "due": ["due_at"]}

@@ -46,6 +46,29 @@ def approval_policies_seed_demo(tenant) -> None:
         ApprovalPolicy.objects.get_or_create(tenant=tenant, name=policy["name"], defaults=policy)
 
 
+def approval_policy_save(*, form, tenant, actor):
+    """Create or change a policy from a valid PolicyForm; audited."""
+    created = form.instance.pk is None
+    policy = form.save(commit=False)
+    policy.tenant = tenant
+    policy.save()
+    audit_record(tenant=tenant, actor=actor, verb="approval_policy.created" if created else "approval_policy.changed",
+                 target=f"policy {policy.name}", data={"policy_id": policy.id, "rule": _describe(policy)})
+    return policy
+
+
+def approval_policy_delete(*, policy, actor) -> None:
+    audit_record(tenant=policy.tenant, actor=actor, verb="approval_policy.deleted", target=f"policy {policy.name}",
+                 data={"rule": _describe(policy)})
+    policy.delete()
+
+
+def _describe(policy) -> str:
+    from approvals.selectors import policy_rule
+
+    return policy_rule(policy).describe()
+
+
 def approval_request_create(*, run, step: int, call, risk: int, rule: str) -> ApprovalRequest:
     from agents.events import emit
 

@@ -100,3 +100,30 @@ def decide(request: HttpRequest, tenant_slug: str, approval_id: int) -> HttpResp
     if request.htmx:
         return render(request, "approvals/partials/detail.html", context, status=status)
     return redirect(f"/t/{tenant_slug}/approvals/?id={approval.pk}")
+
+
+@login_required
+def policies(request: HttpRequest, tenant_slug: str, policy_id: int | None = None) -> HttpResponse:
+    """Admin: the tenant's approval policies; create, change (?edit=<id>) and delete."""
+    from approvals.forms import PolicyForm
+    from approvals.models import ApprovalPolicy
+    from approvals.selectors import policy_list
+    from approvals.services import approval_policy_delete, approval_policy_save
+
+    membership = tenant_access(request, tenant_slug, section="admin")
+    request.section = "admin"
+    editing = None
+    if policy_id is not None:
+        editing = ApprovalPolicy.objects.for_tenant(membership.tenant).filter(pk=policy_id).first()
+        if editing is None:
+            raise Http404("No such policy")
+    if request.method == "POST" and request.POST.get("delete") and editing is not None:
+        approval_policy_delete(policy=editing, actor=request.user)
+        return redirect("approval_policies", tenant_slug)
+    form = PolicyForm(request.POST or None, instance=editing, tenant=membership.tenant)
+    if request.method == "POST" and form.is_valid():
+        approval_policy_save(form=form, tenant=membership.tenant, actor=request.user)
+        return redirect("approval_policies", tenant_slug)
+    return render(request, "approvals/policies.html", {"form": form, "editing": editing,
+                                                       "policies": policy_list(tenant=membership.tenant)},
+                  status=422 if request.method == "POST" else 200)

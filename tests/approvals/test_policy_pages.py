@@ -1,0 +1,55 @@
+"""The approval policy admin page: admins create, change and delete rules; they take effect; bad input is explained."""
+
+from django.urls import reverse
+
+from approvals.models import ApprovalPolicy
+from console.models import AuditEvent
+
+VALID = {"name": "Large invoices", "tool": "billing.create_invoice", "min_risk": 0, "required_approvals": 2,
+         "sla_minutes": 30, "expire_minutes": 120, "expiry_outcome": "reject", "escalate_to_role": "admin",
+         "enabled": "on", "condition_argument": "amount_usd", "condition_op": "gt", "condition_value": "1000"}
+
+
+def test_an_admin_adds_a_policy_and_sees_it_described(cast, client_for):
+    client = client_for(cast.admin)
+    response = client.post(reverse("approval_policies", args=["acme"]), VALID)
+    assert response.status_code == 302
+    policy = ApprovalPolicy.objects.get(tenant=cast.acme)
+    assert policy.condition == {"argument": "amount_usd", "op": "gt", "value": 1000.0}
+    page = client.get(reverse("approval_policies", args=["acme"])).content.decode()
+    assert "tool billing.create_invoice, risk ≥ 0, amount_usd &gt; 1000.0: 2 distinct reviewers" in page
+    assert AuditEvent.objects.filter(tenant=cast.acme, verb="approval_policy.created").exists()
+
+
+def test_bad_rules_are_explained_not_saved(cast, client_for):
+    client = client_for(cast.admin)
+    bad = client.post(reverse("approval_policies", args=["acme"]),
+                      {**VALID, "condition_value": "a lot", "min_risk": 9, "expire_minutes": 5})
+    page = bad.content.decode()
+    assert bad.status_code == 422 and "Compare with a number." in page and "Risk levels go from 0 to 4." in page
+    assert "Expiry comes after the due time" in page
+    assert not ApprovalPolicy.objects.exists()
+
+
+def test_change_and_delete(cast, client_for):
+    client = client_for(cast.admin)
+    client.post(reverse("approval_policies", args=["acme"]), VALID)
+    policy = ApprovalPolicy.objects.get()
+    url = reverse("approval_policy", args=["acme", policy.pk])
+    assert client.post(url, {**VALID, "required_approvals": 3}).status_code == 302
+    policy.refresh_from_db()
+    assert policy.required_approvals == 3
+    assert client.post(url, {"delete": "1"}).status_code == 302
+    assert not ApprovalPolicy.objects.exists()
+
+
+def test_outsiders_get_404_and_non_admins_403(cast, client_for):
+    client_for(cast.admin).post(reverse("approval_policies", args=["acme"]), VALID)
+    policy = ApprovalPolicy.objects.get()
+    for url in (reverse("approval_policies", args=["acme"]), reverse("approval_policy", args=["acme", policy.pk])):
+        assert client_for(cast.outsider).post(url, {"delete": "1"}).status_code == 404
+        assert client_for(cast.reviewer).post(url, {"delete": "1"}).status_code == 403
+    # sam is an admin in Globex: Acme's policy does not exist there
+    assert client_for(cast.both).get(reverse("approval_policy", args=["globex", policy.pk])).status_code == 404
+    assert ApprovalPolicy.objects.filter(pk=policy.pk).exists()
+    assert client_for(cast.admin).get(reverse("approval_policy", args=["acme", 99999])).status_code == 404
