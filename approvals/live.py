@@ -29,7 +29,9 @@ def render_queue_update(*, membership, filters: dict | None, selected_id: int | 
 
     update = {"count": open_count(tenant=membership.tenant)}
     if filters is not None:
-        approvals = approval_list(tenant=membership.tenant, status="open", limit=200, **filters)
+        from approvals.views import QUEUE_PAGE
+
+        approvals = approval_list(tenant=membership.tenant, status="open", limit=QUEUE_PAGE, **filters)
         update["list"] = "".join(
             render_to_string("approvals/partials/queue_item.html",
                              {"item": item, "membership": membership, "approval": {"pk": selected_id}})

@@ -25,11 +25,12 @@ SORTS = {"newest": ["-created_at"], "oldest": ["created_at"], "risk": ["-risk", 
 
 
 def approval_list(*, tenant, status: str = "open", tool: str = "", agent: str = "", min_risk: int = 0,
-                  sort: str = "newest", limit: int = 50):
+                  sort: str = "newest", limit: int = 50, with_decisions: bool = False):
     from approvals.models import OPEN, ApprovalRequest
 
-    approvals = ApprovalRequest.objects.for_tenant(tenant).select_related("decided_by", "run__agent").prefetch_related(
-        "decisions__actor")
+    approvals = ApprovalRequest.objects.for_tenant(tenant).select_related("decided_by", "run__agent")
+    if with_decisions:
+        approvals = approvals.prefetch_related("decisions__actor")
     if status == "open":
         approvals = approvals.filter(status__in=OPEN)
     elif status:

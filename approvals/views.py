@@ -16,6 +16,7 @@ from approvals.services import DecisionRefused, approval_decide
 from console.access import tenant_access
 
 DECISIONS = {"approve", "reject", "edit"}
+QUEUE_PAGE = 50  # the head of the sorted queue; filters narrow it
 
 
 def _filters(request) -> dict:
@@ -51,11 +52,12 @@ def queue(request: HttpRequest, tenant_slug: str) -> HttpResponse:
     membership = tenant_access(request, tenant_slug, section="approvals")
     request.section = "approvals"
     filters = _filters(request)
-    approvals = approval_list(tenant=membership.tenant, status="open", limit=200, **filters)
+    approvals = approval_list(tenant=membership.tenant, status="open", limit=QUEUE_PAGE, **filters)
     selected_id = request.GET.get("id", "")
     selected = (_approval(membership, int(selected_id)) if selected_id.isdigit()
                 else approvals[0] if approvals else None)
     return render(request, "approvals/queue.html", {"approvals": approvals, "filters": filters, "sorts": list(SORTS),
+                                                    "page_size": QUEUE_PAGE,
                                                     **_detail_context(membership, selected)})
 
 

@@ -13,7 +13,7 @@ import signal
 import sys
 import time
 
-from bench import agent_loop, baselines, langgraph_noop
+from bench import agent_loop, approval_queue, baselines, langgraph_noop
 from bench.harness import RESULTS, Context, machine_note, stack, write_results
 
 REGISTRY = {
@@ -21,6 +21,7 @@ REGISTRY = {
     "langgraph": langgraph_noop.run,
     "p1": agent_loop.run_p1,
     "p2": agent_loop.run_p2,
+    "queue": approval_queue.run,
 }
 
 
