@@ -13,7 +13,7 @@ import signal
 import sys
 import time
 
-from bench import agent_loop, approval_queue, baselines, langgraph_noop
+from bench import agent_loop, approval_queue, baselines, click_to_resume, langgraph_noop
 from bench.harness import RESULTS, Context, machine_note, stack, write_results
 
 REGISTRY = {
@@ -22,6 +22,7 @@ REGISTRY = {
     "p1": agent_loop.run_p1,
     "p2": agent_loop.run_p2,
     "queue": approval_queue.run,
+    "p3": click_to_resume.run,
 }
 
 
