@@ -67,3 +67,17 @@ def test_outsiders_get_404_and_members_403_everywhere(cast, client_for, approval
         assert getattr(client_for(cast.member), method)(url, {"decision": "approve"}, **HTMX).status_code == 403, url
     approval.refresh_from_db()
     assert approval.status == "pending"
+
+
+def test_the_run_page_says_what_waits_for_whom_and_then_what_ran(cast, client_for, approval):
+    from approvals.models import ApprovalRequest
+
+    ApprovalRequest.objects.filter(pk=approval.pk).update(required_approvals=2, status="escalated")
+    page = client_for(cast.member).get(reverse("run_detail", args=["acme", approval.run_id])).content.decode()
+    assert "waits for\n    2 different reviewers" in page and "escalated to admins" in page and "due" in page
+    ApprovalRequest.objects.filter(pk=approval.pk).update(required_approvals=1, status="pending")
+    edited = {**approval.arguments, "to": "dana@acme.example"}
+    decide(client_for(cast.reviewer), approval, decision="edit", arguments=json.dumps(edited))
+    advance(approval.run)
+    page = client_for(cast.member).get(reverse("run_detail", args=["acme", approval.run_id])).content.decode()
+    assert "edited before approval" in page and "dana@acme.example" in page and "it ran: ok" in page
