@@ -15,6 +15,13 @@ def queue_group(tenant_id: int) -> str:
     return f"approvals-{tenant_id}"
 
 
+def notify_on_commit(approval_id: int, event: str) -> None:
+    """Emails go out from a worker after commit (approvals.notify), never inside the decision."""
+    from approvals.tasks import notify
+
+    transaction.on_commit(lambda: notify.delay(approval_id, event))
+
+
 def publish_queue_changed_on_commit(tenant_id: int) -> None:
     def publish():
         aio.background_loop().call_soon_threadsafe(

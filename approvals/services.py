@@ -8,7 +8,7 @@ from datetime import timedelta
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from approvals.live import publish_queue_changed_on_commit
+from approvals.live import notify_on_commit, publish_queue_changed_on_commit
 from approvals.models import OPEN, ApprovalDecision, ApprovalRequest, ApprovalStatus
 from approvals.policy import Requirement, requirement
 from approvals.selectors import policy_rules
@@ -84,6 +84,7 @@ def approval_request_create(*, run, step: int, call, risk: int, rule: str) -> Ap
                   "expiry_outcome": need.expiry_outcome, "escalate_to_role": need.escalate_to_role},
     )
     publish_queue_changed_on_commit(run.tenant_id)
+    notify_on_commit(approval.id, "requested")
     emit(run, "approval.requested", {"approval_id": approval.id, "tool": call.tool, "risk": risk, "policy": rule,
                                      "required_approvals": approval.required_approvals,
                                      "due_at": approval.due_at.isoformat()})
@@ -194,6 +195,7 @@ def _close(approval, status: str, *, actor, note: str) -> None:
     approval.status, approval.decided_by, approval.decided_at, approval.decision_note = status, actor, timezone.now(), note
     approval.save(update_fields=["status", "decided_by", "decided_at", "decision_note"])
     publish_queue_changed_on_commit(approval.tenant_id)
+    notify_on_commit(approval.id, "decided")
     payload = {"approval_id": approval.id, "decision": status, "by": getattr(actor, "username", "policy"), "note": note}
     if approval.approved_arguments is not None:
         payload["edited_arguments"] = approval.approved_arguments
@@ -234,6 +236,7 @@ def approvals_sweep() -> dict:
             approval.status, approval.escalated_at = ApprovalStatus.ESCALATED, now
             approval.save(update_fields=["status", "escalated_at"])
             publish_queue_changed_on_commit(approval.tenant_id)
+            notify_on_commit(approval.id, "escalated")
             audit_record(tenant=approval.tenant, actor=None, verb="approval.escalated",
                          target=f"run {approval.run_id}: {approval.tool}",
                          data={"approval_id": approval.id, "to_role": approval.escalate_to_role})

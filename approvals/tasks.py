@@ -8,3 +8,10 @@ from approvals.services import approvals_sweep
 @shared_task(name="approvals.sweep", ignore_result=True)
 def sweep_approvals() -> dict:
     return approvals_sweep()
+
+
+@shared_task(name="approvals.notify", ignore_result=True, autoretry_for=(OSError,), retry_backoff=True, max_retries=5)
+def notify(approval_id: int, event: str) -> int:
+    from approvals.notifications import approval_notify
+
+    return approval_notify(approval_id=approval_id, event=event)

@@ -211,6 +211,8 @@ USE_TZ = True
 
 EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "proctor@localhost")
+# The console's address as people reach it: deep links in notifications.
+CONSOLE_URL = env_str("CONSOLE_URL", "http://127.0.0.1:8000").rstrip("/")
 
 # --- Observability -------------------------------------------------------------------------
 

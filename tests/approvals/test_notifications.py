@@ -1,0 +1,51 @@
+"""Approval emails: reviewers hear of new and overdue requests, the requester of the decision; each links to the console."""
+
+from datetime import timedelta
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.utils import timezone
+
+from agents.demo_data import seed_demo_systems
+from agents.models import Agent
+from agents.services import run_start
+from approvals.models import ApprovalPolicy, ApprovalRequest
+from approvals.notifications import approval_notify
+from approvals.services import approval_decide, approvals_sweep
+from tests.approvals.test_decisions import GOAL, advance
+
+
+@pytest.fixture
+def approval(cast, settings):
+    settings.CONSOLE_URL = "https://proctor.example"
+    for user in (cast.admin, cast.reviewer, cast.member, cast.outsider):
+        get_user_model().objects.filter(pk=user.pk).update(email=f"{user.username}@mail.example")
+    seed_demo_systems(cast.acme)
+    ApprovalPolicy.objects.create(tenant=cast.acme, name="strict", min_risk=3, required_approvals=1)
+    run = advance(run_start(tenant=cast.acme, agent=Agent.objects.get(tenant=cast.acme, slug="renewals"), goal=GOAL,
+                            requested_by=cast.reviewer))
+    return run.approval_requests.get()
+
+
+def test_reviewers_hear_of_a_new_request_with_a_deep_link(cast, approval, mailoutbox):
+    assert approval_notify(approval_id=approval.pk, event="requested") == 1
+    [mail] = mailoutbox
+    assert mail.to == ["ada@mail.example"]  # rita started the run and may not approve it; gus is in Globex
+    assert mail.subject == f"Approval needed: email.send in run {approval.run_id} (Acme)"
+    assert f"https://proctor.example/t/acme/approvals/?id={approval.pk}" in mail.body
+
+
+def test_the_requester_hears_the_decision(cast, approval, mailoutbox):
+    approval_decide(approval=approval, approve=False, actor=cast.admin, note="Wrong recipient")
+    approval_notify(approval_id=approval.pk, event="decided")
+    [mail] = mailoutbox
+    assert mail.to == ["rita@mail.example"] and mail.subject.startswith("Rejected: email.send")
+    assert "Reason: Wrong recipient" in mail.body and f"/t/acme/runs/{approval.run_id}/" in mail.body
+
+
+def test_overdue_requests_go_to_the_escalation_role(cast, approval, mailoutbox):
+    ApprovalRequest.objects.filter(pk=approval.pk).update(due_at=timezone.now() - timedelta(seconds=1))
+    approvals_sweep()
+    approval_notify(approval_id=approval.pk, event="escalated")
+    [mail] = mailoutbox
+    assert mail.to == ["ada@mail.example"] and mail.subject.startswith("Overdue approval")
