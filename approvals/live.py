@@ -16,10 +16,10 @@ def queue_group(tenant_id: int) -> str:
 
 
 def notify_on_commit(approval_id: int, event: str) -> None:
-    """Emails go out from a worker after commit (approvals.notify), never inside the decision."""
-    from approvals.tasks import notify
+    """Emails and the webhook go out from a worker after commit, never inside the decision."""
+    from approvals.tasks import notify, webhook
 
-    transaction.on_commit(lambda: notify.delay(approval_id, event))
+    transaction.on_commit(lambda: (notify.delay(approval_id, event), webhook.delay(approval_id, event)))
 
 
 def publish_queue_changed_on_commit(tenant_id: int) -> None:

@@ -110,3 +110,16 @@ class ApprovalDecision(models.Model):
         ordering = ["at"]
         constraints = [models.UniqueConstraint(fields=["approval", "client_key"], condition=~models.Q(client_key=""),
                                                name="one_decision_per_client_key")]
+
+
+class ApprovalWebhook(models.Model):
+    """Where a tenant's approval events are POSTed, signed with HMAC-SHA256 of the body."""
+
+    tenant = models.OneToOneField("console.Tenant", on_delete=models.CASCADE, related_name="approval_webhook")
+    url = models.URLField(max_length=500)
+    secret = models.CharField(max_length=100)
+    enabled = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_status = models.CharField(max_length=200, blank=True)  # the last delivery's outcome, for the admin page
+
+    objects = TenantScopedQuerySet.as_manager()

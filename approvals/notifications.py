@@ -1,7 +1,15 @@
-"""Approval notifications by email (Django's email backend; the console backend in dev), each with a
-deep link: reviewers hear of new and overdue requests, the requester hears the decision."""
+"""Approval notifications, each with a deep link: email (Django's email backend; the console backend
+in dev) to reviewers for new and overdue requests and to the requester for the decision, and the
+tenant's outgoing webhook, signed with HMAC-SHA256 of the body (X-Proctor-Signature: sha256=…)."""
 
 from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import urllib.error
+import urllib.request
+import uuid
 
 from django.conf import settings
 from django.core.mail import send_mass_mail
@@ -56,3 +64,48 @@ def approval_notify(*, approval_id: int, event: str) -> int:
         return 0
     return send_mass_mail([(subject, body, settings.DEFAULT_FROM_EMAIL, [address]) for address in recipients],
                           fail_silently=False)
+
+
+# --- The outgoing webhook -----------------------------------------------------------------------------
+
+WEBHOOK_EVENTS = {"requested": "approval.requested", "decided": "approval.decided", "escalated": "approval.escalated"}
+
+
+def signature(secret: str, body: bytes) -> str:
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def approval_webhook_deliver(*, approval_id: int, event: str) -> str:
+    """POST the event to the tenant's webhook, if any. Raises OSError on a failed delivery (the task retries)."""
+    from approvals.models import ApprovalWebhook
+
+    approval = ApprovalRequest.objects.select_related("tenant", "decided_by").filter(pk=approval_id).first()
+    hook = ApprovalWebhook.objects.filter(tenant_id=approval.tenant_id, enabled=True).first() if approval else None
+    if hook is None or event not in WEBHOOK_EVENTS:
+        return "no webhook"
+    body = json.dumps({
+        "event": WEBHOOK_EVENTS[event], "tenant": approval.tenant.slug,
+        "approval": {"id": approval.pk, "run_id": approval.run_id, "tool": approval.tool, "risk": approval.risk,
+                     "status": approval.status, "arguments": approval.arguments,
+                     "approved_arguments": approval.approved_arguments, "policy": approval.policy,
+                     "decided_by": approval.decided_by.username if approval.decided_by else None,
+                     "note": approval.decision_note},
+        "link": _link(approval, queue=event != "decided"),
+    }, sort_keys=True).encode()
+    request = urllib.request.Request(hook.url, data=body, method="POST", headers={
+        "Content-Type": "application/json", "User-Agent": "Proctor-Webhook/1", "X-Proctor-Event": WEBHOOK_EVENTS[event],
+        "X-Proctor-Delivery": str(uuid.uuid4()), "X-Proctor-Signature": signature(hook.secret, body)})
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            outcome = f"{WEBHOOK_EVENTS[event]}: HTTP {response.status}"
+    except urllib.error.HTTPError as error:
+        outcome = f"{WEBHOOK_EVENTS[event]}: HTTP {error.code}"
+        ApprovalWebhook.objects.filter(pk=hook.pk).update(last_status=outcome[:200])
+        if error.code >= 500 or error.code == 429:
+            raise OSError(outcome) from None
+        return outcome
+    except OSError as error:
+        ApprovalWebhook.objects.filter(pk=hook.pk).update(last_status=f"{WEBHOOK_EVENTS[event]}: {error}"[:200])
+        raise
+    ApprovalWebhook.objects.filter(pk=hook.pk).update(last_status=outcome[:200])
+    return outcome

@@ -57,6 +57,24 @@ def approval_policy_save(*, form, tenant, actor):
     return policy
 
 
+def approval_webhook_set(*, tenant, url: str, actor):
+    """Set (a new secret each time, shown once), or remove with an empty URL. Returns (hook, secret)."""
+    import secrets
+
+    from approvals.models import ApprovalWebhook
+
+    url = (url or "").strip()
+    if not url:
+        ApprovalWebhook.objects.for_tenant(tenant).delete()
+        audit_record(tenant=tenant, actor=actor, verb="approval_webhook.removed", target="approval webhook")
+        return None, None
+    secret = "whsec_" + secrets.token_urlsafe(24)
+    hook, _ = ApprovalWebhook.objects.update_or_create(tenant=tenant, defaults={"url": url, "secret": secret,
+                                                                                 "enabled": True, "last_status": ""})
+    audit_record(tenant=tenant, actor=actor, verb="approval_webhook.set", target="approval webhook", data={"url": url})
+    return hook, secret
+
+
 def approval_policy_delete(*, policy, actor) -> None:
     audit_record(tenant=policy.tenant, actor=actor, verb="approval_policy.deleted", target=f"policy {policy.name}",
                  data={"rule": _describe(policy)})

@@ -126,6 +126,35 @@ def policies(request: HttpRequest, tenant_slug: str, policy_id: int | None = Non
     if request.method == "POST" and form.is_valid():
         approval_policy_save(form=form, tenant=membership.tenant, actor=request.user)
         return redirect("approval_policies", tenant_slug)
+    from approvals.models import ApprovalWebhook
+
     return render(request, "approvals/policies.html", {"form": form, "editing": editing,
-                                                       "policies": policy_list(tenant=membership.tenant)},
+                                                       "policies": policy_list(tenant=membership.tenant),
+                                                       "webhook": ApprovalWebhook.objects.for_tenant(
+                                                           membership.tenant).first()},
                   status=422 if request.method == "POST" else 200)
+
+
+@login_required
+@require_POST
+def webhook(request: HttpRequest, tenant_slug: str) -> HttpResponse:
+    """Admin: set or remove the approvals webhook; the signing secret is shown once."""
+    from django import forms as django_forms
+    from django.contrib import messages
+
+    from approvals.services import approval_webhook_set
+
+    membership = tenant_access(request, tenant_slug, section="admin")
+    url = request.POST.get("url", "").strip()
+    if url:
+        try:
+            django_forms.URLField(max_length=500, assume_scheme="https").clean(url)
+        except django_forms.ValidationError:
+            messages.error(request, "Give the webhook a full http(s):// URL.")
+            return redirect("approval_policies", tenant_slug)
+    hook, secret = approval_webhook_set(tenant=membership.tenant, url=url, actor=request.user)
+    if hook:
+        messages.success(request, f"Webhook set. Its signing secret, shown only now: {secret}")
+    else:
+        messages.success(request, "Webhook removed.")
+    return redirect("approval_policies", tenant_slug)

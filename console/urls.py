@@ -33,6 +33,7 @@ urlpatterns = [
     path("t/<slug:tenant_slug>/admin/audit/", views.admin_audit, name="admin_audit"),
     path("t/<slug:tenant_slug>/admin/policies/", approval_views.policies, name="approval_policies"),
     path("t/<slug:tenant_slug>/admin/policies/<int:policy_id>/", approval_views.policies, name="approval_policy"),
+    path("t/<slug:tenant_slug>/admin/policies/webhook/", approval_views.webhook, name="approval_webhook"),
     path("t/<slug:tenant_slug>/admin/tokens/", views.admin_tokens, name="admin_tokens"),
     path("t/<slug:tenant_slug>/admin/tokens/<int:token_id>/revoke/", views.admin_token_revoke, name="admin_token_revoke"),
 ]

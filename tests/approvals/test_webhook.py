@@ -1,0 +1,73 @@
+"""The approvals webhook: admins set it (secret shown once); deliveries are signed and say what happened."""
+
+import hashlib
+import hmac
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from django.urls import reverse
+
+from approvals.models import ApprovalWebhook
+from approvals.notifications import approval_webhook_deliver
+from approvals.services import approval_decide, approval_webhook_set
+from tests.approvals.test_queue_pages import approval  # noqa: F401  (fixture)
+
+
+@pytest.fixture
+def receiver():
+    received = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            received.append((dict(self.headers), body))
+            self.send_response(getattr(server, "status", 204))
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    server.received = received
+    server.url = f"http://127.0.0.1:{server.server_address[1]}/hook"
+    yield server
+    server.shutdown()
+
+
+def test_a_decision_is_delivered_signed(cast, approval, receiver):  # noqa: F811
+    _, secret = approval_webhook_set(tenant=cast.acme, url=receiver.url, actor=cast.admin)
+    approval_decide(approval=approval, approve=False, actor=cast.reviewer, note="Wrong recipient")
+    assert approval_webhook_deliver(approval_id=approval.pk, event="decided") == "approval.decided: HTTP 204"
+    [(headers, body)] = receiver.received
+    expected = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    assert headers["X-Proctor-Signature"] == expected and headers["X-Proctor-Event"] == "approval.decided"
+    payload = json.loads(body)
+    assert payload["approval"]["status"] == "rejected" and payload["approval"]["note"] == "Wrong recipient"
+    assert payload["link"].endswith(f"/t/acme/runs/{approval.run_id}/")
+    assert ApprovalWebhook.objects.get(tenant=cast.acme).last_status == "approval.decided: HTTP 204"
+
+
+def test_a_failing_receiver_makes_the_task_retry(cast, approval, receiver):  # noqa: F811
+    approval_webhook_set(tenant=cast.acme, url=receiver.url, actor=cast.admin)
+    receiver.status = 503
+    with pytest.raises(OSError, match="HTTP 503"):
+        approval_webhook_deliver(approval_id=approval.pk, event="requested")
+    assert ApprovalWebhook.objects.get(tenant=cast.acme).last_status == "approval.requested: HTTP 503"
+
+
+def test_admins_set_it_and_see_the_secret_once_others_cannot(cast, client_for):
+    url = reverse("approval_webhook", args=["acme"])
+    assert client_for(cast.outsider).post(url, {"url": "https://x.example/h"}).status_code == 404
+    assert client_for(cast.reviewer).post(url, {"url": "https://x.example/h"}).status_code == 403
+    admin = client_for(cast.admin)
+    page = admin.post(url, {"url": "https://hooks.example/proctor"}, follow=True).content.decode()
+    hook = ApprovalWebhook.objects.get(tenant=cast.acme)
+    assert hook.secret in page and "shown only now" in page
+    assert hook.secret not in admin.get(reverse("approval_policies", args=["acme"])).content.decode()
+    bad = admin.post(url, {"url": "not a url"}, follow=True).content.decode()
+    assert "full http(s):// URL" in bad
+    admin.post(url, {"url": ""})
+    assert not ApprovalWebhook.objects.exists()
