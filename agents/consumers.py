@@ -8,8 +8,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from agents.live import render_run_row, render_run_update, run_group, tenant_group
-from agents.models import Run
-from agents.selectors import run_get
+from agents.selectors import EVENTS_PAGE, run_get, run_row
 from console.access import membership_for
 from console.roles import can_open
 
@@ -19,20 +18,14 @@ def _membership(user, slug):
     return membership_for(user, slug)
 
 
-def _run_or_none(tenant, run_id: int) -> Run | None:
-    try:
-        return run_get(tenant=tenant, run_id=run_id)
-    except Run.DoesNotExist:
-        return None
-
-
 class RunConsumer(AsyncJsonWebsocketConsumer):
     """/ws/t/<tenant>/runs/<id>/?after=<seq>: replays what the client missed, then streams."""
 
     async def connect(self):
         kwargs = self.scope["url_route"]["kwargs"]
         membership = await _membership(self.scope["user"], kwargs["tenant_slug"])
-        run = await database_sync_to_async(_run_or_none)(membership.tenant, kwargs["run_id"]) if membership else None
+        run = (await database_sync_to_async(run_row)(tenant=membership.tenant, run_id=kwargs["run_id"])
+               if membership else None)
         if run is None:
             await self.close(code=4404)
             return
@@ -53,12 +46,13 @@ class RunConsumer(AsyncJsonWebsocketConsumer):
             await self._catch_up()
 
     async def _catch_up(self):
-        while True:
+        while True:  # one render per change; more only while a full page of events came back
             update = await database_sync_to_async(self._render)()
-            if not update["events"]:
+            if update["events"]:
+                self.last_seq = update["seq"]
+                await self.send_json(update)
+            if len(update["events"]) < EVENTS_PAGE:
                 return
-            self.last_seq = update["seq"]
-            await self.send_json(update)
 
     def _render(self):
         return render_run_update(run_get(tenant=self.tenant, run_id=self.run_id), self.last_seq, can_decide=self.can_decide)
@@ -86,5 +80,5 @@ class RunListConsumer(AsyncJsonWebsocketConsumer):
             await self.send_json(row)
 
     def _render(self, run_id):
-        run = _run_or_none(self.tenant, run_id)
+        run = run_row(tenant=self.tenant, run_id=run_id)
         return render_run_row(run) if run else None

@@ -33,9 +33,7 @@ def _conversation(messages: list[ModelMessage]):
         for part in message.parts:
             if isinstance(part, UserPromptPart):
                 prompts.append(part.content if isinstance(part.content, str) else str(part.content))
-            elif isinstance(part, ToolReturnPart):
-                returns.append(part)
-            elif isinstance(part, RetryPromptPart):
+            elif isinstance(part, (ToolReturnPart, RetryPromptPart)):
                 returns.append(part)
             elif isinstance(part, ToolCallPart):
                 calls.append(part)

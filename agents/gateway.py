@@ -202,13 +202,13 @@ class Breaker:
 
     def __init__(self, client, policy: GatewayPolicy):
         self.redis, self.policy = client, policy
+        self._clean: set[str] = set()  # providers last seen with no failures and no open circuit
 
     def _key(self, provider: str, what: str) -> str:
         return f"proctor:breaker:{provider}:{what}"
 
     def allows(self, provider: str) -> bool:
         open_until, failures = self.redis.mget(self._key(provider, "open_until"), self._key(provider, "failures"))
-        self._clean = getattr(self, "_clean", set())
         if open_until is None and failures is None:
             self._clean.add(provider)  # nothing for a success to reset
         else:
@@ -226,7 +226,7 @@ class Breaker:
         return "open" if float(open_until) > time.time() else "half_open"
 
     def record_success(self, provider: str) -> None:
-        if provider in getattr(self, "_clean", ()):
+        if provider in self._clean:
             return
         self.redis.delete(self._key(provider, "open_until"), self._key(provider, "failures"), self._key(provider, "trial"))
 
@@ -290,6 +290,7 @@ def complete(*, models: list[str], instructions: str, conversation: list[dict], 
     attempts: list[Attempt] = []
     parameters = ModelRequestParameters(function_tools=tool_definitions(tools, plan_mode=plan_mode), allow_text_output=True)
     last_error = ""
+    conversation_messages = to_messages(instructions, conversation)
     for name in models:
         provider, _, model_name = name.partition(":")
         if breaker and not breaker.allows(provider):
@@ -302,7 +303,7 @@ def complete(*, models: list[str], instructions: str, conversation: list[dict], 
             attempts.append(Attempt(provider, model_name, "error", f"cannot use model: {exc}"[:500]))
             last_error = str(exc)
             continue
-        messages = to_messages(instructions, conversation)
+        messages = conversation_messages  # each model starts from the conversation; repairs extend a copy
         repairs = 0
         for attempt_number in range(1, policy.max_attempts_per_model + policy.repair_attempts + 1):
             started = time.perf_counter()

@@ -24,9 +24,15 @@ def run_list(*, tenant, status: str = "", limit: int = 100) -> list[Run]:
 
 def run_get(*, tenant, run_id: int) -> Run:
     """Raises Run.DoesNotExist for a run of another tenant as for a missing one.
-    Comes with its approvals and who decided them, as the run card shows."""
-    approvals = Prefetch("approval_requests", queryset=ApprovalRequest.objects.select_related("decided_by").order_by("id"))
+    Comes with its approvals, who decided them and the call that ran, as the run card shows."""
+    approvals = Prefetch("approval_requests", queryset=ApprovalRequest.objects.for_tenant(tenant).select_related(
+        "decided_by", "tool_invocation").order_by("id"))
     return _runs(tenant).prefetch_related(approvals).get(pk=run_id)
+
+
+def run_row(*, tenant, run_id: int) -> Run | None:
+    """The run as a list row needs it (no approvals), or None outside the tenant."""
+    return _runs(tenant).filter(pk=run_id).first()
 
 
 def run_events_after(*, run: Run, after: int, limit: int = EVENTS_PAGE) -> list[RunEvent]:

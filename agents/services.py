@@ -102,7 +102,7 @@ def run_start(*, tenant, agent: Agent, goal: str, requested_by=None, idempotency
             state = {"conversation": [{"role": "user", "text": goal}], "pending_call": None}
             _checkpoint(run, state)
             emit(run, "run.created", {"goal": goal, "agent": agent.name, "agent_version": agent.version,
-                                      "model": agent.model, "by": getattr(requested_by, "username", "api")})
+                                      "model": agent.model, "by": _who(requested_by)})
             emit(run, "status", {"from": "created", "to": RunStatus.QUEUED})
             run.save(update_fields=["event_seq"])
             _enqueue_on_commit(run.pk)
@@ -163,7 +163,8 @@ class Lease(NamedTuple):
 
 
 def lease_claim(*, run_id: int, worker: str) -> Lease | None:
-    """Claim the run if nobody holds a live lease. Returns the new fencing token, or None."""
+    """Claim the run if nobody holds a live lease. Returns the new fencing token, or None.
+    By id alone: the step task carries only the run id; the tenant comes with the row (fenced)."""
     with connection.cursor() as cursor:
         cursor.execute(
             """
@@ -250,13 +251,14 @@ def _budgets(run: Run) -> engine.Fail | None:
     )
 
 
-def _verdicts(run: Run, reply: engine.ModelReply) -> dict[str, engine.ToolVerdict]:
+def _verdicts(run: Run, reply: engine.ModelReply):
     """Policy's verdict on the call the reply makes, evaluated outside the model with the call's own
-    arguments (the engine acts on the first call; the other tools are listed by name only)."""
+    arguments (the engine acts on the first call; the other tools are listed by name only). Returns
+    the verdicts and the policy's requirement for that call (None without a call)."""
     from approvals.services import call_requirement
 
     call = reply.tool_calls[0] if reply.tool_calls else None
-    verdicts = {}
+    verdicts, need = {}, None
     for name in run.agent.tools:
         if spec := REGISTRY.get(name):
             if call is not None and call.tool == name:
@@ -265,7 +267,7 @@ def _verdicts(run: Run, reply: engine.ModelReply) -> dict[str, engine.ToolVerdic
                                                     need.rule.describe() if need.needs_approval else "")
             else:
                 verdicts[name] = engine.ToolVerdict(spec.risk, False)
-    return verdicts
+    return verdicts, need
 
 
 def _before_model_call(run: Run, state: dict) -> str | None:
@@ -316,8 +318,9 @@ def _model_step(run_id: int, fence: int, state: dict, known: Run) -> str:
             _fail(run, f"model_error: {result.error}"[:300])
             _checkpoint(run, state)
             return "failed"
-        action = engine.next_action(result.reply, verdicts=_verdicts(run, result.reply), plan_mode=run.agent.plan_mode)
-        outcome = _apply(run, action, state)
+        verdicts, need = _verdicts(run, result.reply)
+        action = engine.next_action(result.reply, verdicts=verdicts, plan_mode=run.agent.plan_mode)
+        outcome = _apply(run, action, state, need)
         if outcome == "tool_pending" and REGISTRY[state["pending_call"]["tool"]].transactional:
             # Its effects live only in our database: it runs in this transaction, with the reply that asked
             # for it, so a crash undoes both together and the step is simply taken again.
@@ -343,7 +346,8 @@ def _tool_result(state: dict, call_id: str, tool: str, result: dict) -> None:
     state["conversation"].append({"role": "tool", "call_id": call_id, "tool": tool, "result": result})
 
 
-def _apply(run: Run, action: engine.Action, state: dict) -> str:
+def _apply(run: Run, action: engine.Action, state: dict, need=None) -> str:
+    """``need``: the policy's requirement for the reply's call (it sets up an approval request)."""
     match action:
         case engine.Finish(answer=answer):
             state["conversation"].append({"role": "assistant", "text": answer})
@@ -385,7 +389,7 @@ def _apply(run: Run, action: engine.Action, state: dict) -> str:
             if needs_approval:
                 from approvals.services import approval_request_create
 
-                approval_request_create(run=run, step=run.step, call=call, risk=risk, rule=action.rule)
+                approval_request_create(run=run, step=run.step, call=call, risk=risk, rule=need.rule)
                 run.next_action = f"{call.tool} waits for approval"
                 _set_status(run, RunStatus.WAITING_FOR_HUMAN, reason=f"{call.tool} needs approval")
                 return "waiting_for_human"
@@ -429,8 +433,7 @@ def _execute_pending(run: Run, state: dict, pending: dict, approval=None) -> str
     key = f"{run.pk}:{pending['step']}:{pending['id']}"
     arguments = pending["arguments"]
     spec = REGISTRY.get(pending["tool"])
-    if run.status != RunStatus.RUNNING_TOOL:
-        _set_status(run, RunStatus.RUNNING_TOOL)
+    _set_status(run, RunStatus.RUNNING_TOOL)
     # Proposed under this very lease, the call cannot have run before; otherwise a worker that had
     # the run earlier may have executed it before it died.
     done = None if pending.get("fence") == run.fence else ToolInvocation.objects.for_tenant(run.tenant).filter(
@@ -581,7 +584,7 @@ def run_resume(*, run: Run, actor) -> Run:
             from approvals.services import approval_for_call
 
             approval = approval_for_call(run=locked, step=pending["step"], call_id=pending["id"])
-            if approval is not None and approval.status == "pending":
+            if approval is not None and approval.is_open:  # pending or escalated: still nobody's decision
                 _set_status(locked, RunStatus.WAITING_FOR_HUMAN)
                 return locked
         _enqueue_on_commit(locked.pk)
@@ -604,7 +607,8 @@ def run_add_instruction(*, run: Run, actor, text: str) -> Run:
 
 
 def runs_sweep() -> int:
-    """Re-enqueue runs whose lease expired (crashed worker) or that sit queued with no task."""
+    """Re-enqueue runs whose lease expired (crashed worker) or that sit queued with no task.
+    Across tenants by design: a system task that only hands run ids to the step task."""
     from agents.tasks import run_step
 
     now = timezone.now()

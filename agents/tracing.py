@@ -125,6 +125,7 @@ class DatabaseSpanExporter(SpanExporter):
 
         try:
             trace_ids = {format(s.context.trace_id, "032x") for s in spans}
+            # Across tenants by design (one exporter per process): each span gets its run's tenant.
             runs = {trace_id: (run_id, tenant_id) for trace_id, run_id, tenant_id in
                     Run.objects.filter(trace_id__in=trace_ids).values_list("trace_id", "id", "tenant_id")}
             rows = []

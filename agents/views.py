@@ -1,20 +1,17 @@
-"""Runs list, run page, run controls, the Demo systems page."""
+"""Runs list, run page, run controls, the Demo systems page. (Approval decisions: approvals.views.decide.)"""
 
 from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from agents import services
-from agents.forms import DecisionForm, StartRunForm
+from agents.forms import StartRunForm
 from agents.models import Run
 from agents.selectors import demo_systems, run_events_after, run_get, run_list, run_plan
-from approvals.models import ApprovalRequest
-from approvals.services import DecisionRefused, approval_decide
 from console.access import tenant_access
 from console.roles import can_open
 
@@ -76,27 +73,6 @@ def run_control(request: HttpRequest, tenant_slug: str, run_id: int, action: str
     except services.RunError as error:
         messages.error(request, str(error))
     return redirect("run_detail", tenant_slug, run.pk)
-
-
-@login_required
-@require_POST
-def approval_decision(request: HttpRequest, tenant_slug: str, approval_id: int) -> HttpResponse:
-    membership = tenant_access(request, tenant_slug, section="runs")
-    approval = ApprovalRequest.objects.for_tenant(membership.tenant).filter(pk=approval_id).first()
-    if approval is None:
-        raise Http404("No such approval request")
-    if not can_open(membership.role, "approvals"):
-        raise PermissionDenied(f"Your role ({membership.role}) cannot decide approvals.")
-    form = DecisionForm(request.POST)
-    if not form.is_valid():
-        messages.error(request, "Choose approve or reject.")
-    else:
-        try:
-            approval_decide(approval=approval, approve=form.cleaned_data["decision"] == "approve", actor=request.user,
-                            note=form.cleaned_data["note"])
-        except DecisionRefused as error:
-            messages.error(request, str(error))
-    return redirect("run_detail", tenant_slug, approval.run_id)
 
 
 @login_required

@@ -68,8 +68,8 @@ class DecisionIn(Schema):
 
 
 def _approval(request, approval_id: int) -> ApprovalRequest:
-    approval = ApprovalRequest.objects.for_tenant(request.tenant).select_related("decided_by").filter(
-        pk=approval_id).first()
+    approval = ApprovalRequest.objects.for_tenant(request.tenant).select_related("decided_by").prefetch_related(
+        "decisions__actor").filter(pk=approval_id).first()
     if approval is None:
         raise Http404
     return approval

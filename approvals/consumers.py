@@ -8,7 +8,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from approvals.live import queue_group, render_queue_update
-from approvals.selectors import SORTS
+from approvals.selectors import queue_filters
 from console.access import membership_for
 from console.roles import can_open
 
@@ -26,10 +26,7 @@ class ApprovalQueueConsumer(AsyncJsonWebsocketConsumer):
             await self.close(code=4403)
             return
         query = {k: v[0] for k, v in parse_qs(self.scope["query_string"].decode()).items()}
-        risk = query.get("min_risk", "")
-        self.filters = None if query.get("badge") else {
-            "sort": query.get("sort") if query.get("sort") in SORTS else "risk", "tool": query.get("tool", "")[:100],
-            "agent": query.get("agent", "")[:60], "min_risk": int(risk) if risk.isdigit() else 0}
+        self.filters = None if query.get("badge") else queue_filters(query)
         self.selected_id = int(query["id"]) if query.get("id", "").isdigit() else None
         await self.channel_layer.group_add(queue_group(self.membership.tenant_id), self.channel_name)
         await self.accept()

@@ -23,24 +23,18 @@ def notify_on_commit(approval_id: int, event: str) -> None:
 
 
 def publish_queue_changed_on_commit(tenant_id: int) -> None:
-    def publish():
-        aio.background_loop().call_soon_threadsafe(
-            lambda: aio.background_loop().create_task(
-                get_channel_layer().group_send(queue_group(tenant_id), {"type": "queue.changed"})))
-
-    transaction.on_commit(publish)
+    transaction.on_commit(lambda: aio.submit(
+        get_channel_layer().group_send(queue_group(tenant_id), {"type": "queue.changed"}), f"publish queue {tenant_id}"))
 
 
 def render_queue_update(*, membership, filters: dict | None, selected_id: int | None) -> dict:
-    from approvals.selectors import approval_list, open_count
+    from approvals.selectors import QUEUE_PAGE, approval_list, open_count
 
     update = {"count": open_count(tenant=membership.tenant)}
     if filters is not None:
-        from approvals.views import QUEUE_PAGE
-
         approvals = approval_list(tenant=membership.tenant, status="open", limit=QUEUE_PAGE, **filters)
         update["list"] = "".join(
             render_to_string("approvals/partials/queue_item.html",
-                             {"item": item, "membership": membership, "approval": {"pk": selected_id}})
+                             {"item": item, "membership": membership, "selected_id": selected_id})
             for item in approvals) or render_to_string("approvals/partials/queue_empty.html")
     return update

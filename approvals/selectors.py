@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from approvals.models import ApprovalPolicy
+from collections.abc import Mapping
+
+from approvals.models import OPEN, ApprovalPolicy, ApprovalRequest
 from approvals.policy import Rule
 
 
@@ -18,16 +20,22 @@ def policy_rules(*, tenant) -> list[Rule]:
 
 
 def policy_list(*, tenant) -> list[tuple[ApprovalPolicy, str]]:
-    return [(p, policy_rule(p).describe()) for p in ApprovalPolicy.objects.for_tenant(tenant).select_related("agent")]
+    return [(p, policy_rule(p).describe()) for p in ApprovalPolicy.objects.for_tenant(tenant)]
 
 
 SORTS = {"newest": ["-created_at"], "oldest": ["created_at"], "risk": ["-risk", "created_at"], "due": ["due_at"]}
+QUEUE_PAGE = 50  # the queue shows the head of the sorted, filtered list
+
+
+def queue_filters(params: Mapping[str, str]) -> dict:
+    """The queue's filters from a query string (the page's and its socket's), defaults for anything unusable."""
+    risk = params.get("min_risk", "")
+    return {"sort": params.get("sort") if params.get("sort") in SORTS else "risk", "tool": params.get("tool", "")[:100],
+            "agent": params.get("agent", "")[:60], "min_risk": int(risk) if risk.isdigit() else 0}
 
 
 def approval_list(*, tenant, status: str = "open", tool: str = "", agent: str = "", min_risk: int = 0,
                   sort: str = "newest", limit: int = 50, with_decisions: bool = False):
-    from approvals.models import OPEN, ApprovalRequest
-
     approvals = ApprovalRequest.objects.for_tenant(tenant).select_related("decided_by", "run__agent")
     if with_decisions:
         approvals = approvals.prefetch_related("decisions__actor")
@@ -45,6 +53,4 @@ def approval_list(*, tenant, status: str = "open", tool: str = "", agent: str = 
 
 
 def open_count(*, tenant) -> int:
-    from approvals.models import OPEN, ApprovalRequest
-
     return ApprovalRequest.objects.for_tenant(tenant).filter(status__in=OPEN).count()

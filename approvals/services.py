@@ -3,15 +3,16 @@ wins, a repeated submit is harmless, and the loser is told who decided and when.
 
 from __future__ import annotations
 
+import secrets
 from datetime import timedelta
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from approvals.live import notify_on_commit, publish_queue_changed_on_commit
-from approvals.models import OPEN, ApprovalDecision, ApprovalRequest, ApprovalStatus
-from approvals.policy import Requirement, requirement
-from approvals.selectors import policy_rules
+from approvals.models import OPEN, ApprovalDecision, ApprovalPolicy, ApprovalRequest, ApprovalStatus, ApprovalWebhook
+from approvals.policy import Requirement, Rule, requirement
+from approvals.selectors import policy_rule, policy_rules
 from console.services import audit_record
 
 
@@ -23,6 +24,10 @@ class DecisionRefused(Exception):
     def __init__(self, message: str, kind: str = "conflict"):
         super().__init__(message)
         self.kind = kind
+
+
+# How pages and the API answer a refusal.
+REFUSAL_STATUS = {"conflict": 409, "forbidden": 403, "invalid": 422}
 
 
 def call_requirement(*, run, tool: str, risk: int, arguments: dict) -> Requirement:
@@ -40,8 +45,6 @@ DEMO_POLICIES = [
 
 def approval_policies_seed_demo(tenant) -> None:
     """Idempotent: the demo tenants' policies, so the policy behaviour can be seen without setting any up."""
-    from approvals.models import ApprovalPolicy
-
     for policy in DEMO_POLICIES:
         ApprovalPolicy.objects.get_or_create(tenant=tenant, name=policy["name"], defaults=policy)
 
@@ -59,10 +62,6 @@ def approval_policy_save(*, form, tenant, actor):
 
 def approval_webhook_set(*, tenant, url: str, actor):
     """Set (a new secret each time, shown once), or remove with an empty URL. Returns (hook, secret)."""
-    import secrets
-
-    from approvals.models import ApprovalWebhook
-
     url = (url or "").strip()
     if not url:
         ApprovalWebhook.objects.for_tenant(tenant).delete()
@@ -82,28 +81,26 @@ def approval_policy_delete(*, policy, actor) -> None:
 
 
 def _describe(policy) -> str:
-    from approvals.selectors import policy_rule
-
     return policy_rule(policy).describe()
 
 
-def approval_request_create(*, run, step: int, call, risk: int, rule: str) -> ApprovalRequest:
+def approval_request_create(*, run, step: int, call, risk: int, rule: Rule) -> ApprovalRequest:
+    """``rule``: the policy rule that asks for approval (agents evaluated it for this very call)."""
     from agents.events import emit
 
-    need = call_requirement(run=run, tool=call.tool, risk=risk, arguments=call.arguments).rule
-    now = timezone.now()
+    now, policy = timezone.now(), rule.describe()
     approval, _ = ApprovalRequest.objects.get_or_create(
         run=run, step=step, call_id=call.call_id,
         defaults={"tenant": run.tenant, "tool": call.tool, "arguments": call.arguments, "reason": call.reason,
-                  "risk": risk, "policy": rule[:200], "required_approvals": max(1, need.required_approvals),
-                  "allow_self_approval": need.allow_self_approval, "requested_by": run.requested_by,
-                  "due_at": now + timedelta(minutes=need.sla_minutes),
-                  "expires_at": now + timedelta(minutes=max(need.expire_minutes, need.sla_minutes)),
-                  "expiry_outcome": need.expiry_outcome, "escalate_to_role": need.escalate_to_role},
+                  "risk": risk, "policy": policy[:200], "required_approvals": max(1, rule.required_approvals),
+                  "allow_self_approval": rule.allow_self_approval, "requested_by": run.requested_by,
+                  "due_at": now + timedelta(minutes=rule.sla_minutes),
+                  "expires_at": now + timedelta(minutes=max(rule.expire_minutes, rule.sla_minutes)),
+                  "expiry_outcome": rule.expiry_outcome, "escalate_to_role": rule.escalate_to_role},
     )
     publish_queue_changed_on_commit(run.tenant_id)
     notify_on_commit(approval.id, "requested")
-    emit(run, "approval.requested", {"approval_id": approval.id, "tool": call.tool, "risk": risk, "policy": rule,
+    emit(run, "approval.requested", {"approval_id": approval.id, "tool": call.tool, "risk": risk, "policy": policy,
                                      "required_approvals": approval.required_approvals,
                                      "due_at": approval.due_at.isoformat()})
     return approval
@@ -189,38 +186,35 @@ def _approve(approval, actor, note: str, arguments: dict | None, client_key: str
         raise DecisionRefused(f"You already approved this; it needs {approval.required_approvals} different people.")
     _record(approval, actor, "approve", current, note, client_key)
     if len(approvers) + 1 < approval.required_approvals:
-        _announce(approval, "approval.partial", actor=actor, note=note,
-                  extra={"approvals": len(approvers) + 1, "required": approval.required_approvals})
+        _tell_run(approval, "approval.partial", {"by": actor.username, "note": note, "approvals": len(approvers) + 1,
+                                                 "required": approval.required_approvals})
         return approval
     _close(approval, ApprovalStatus.APPROVED, actor=actor, note=note)
     return approval
 
 
-def _announce(approval, event: str, *, actor, note: str, extra: dict | None = None) -> None:
+def _tell_run(approval, event: str, payload: dict, *, decided: bool | None = None) -> None:
+    """The event on the request's run, under its row lock; with ``decided``, a run that waited for
+    this request goes on (approved or not)."""
     from agents.events import emit
-    from agents.services import run_locked
+    from agents.services import run_continue_after_decision, run_locked
 
     with run_locked(tenant=approval.tenant_id, run_id=approval.run_id) as run:
-        emit(run, event, {"approval_id": approval.id, "by": getattr(actor, "username", "policy"), "note": note,
-                          **(extra or {})})
+        emit(run, event, {"approval_id": approval.id, **payload})
+        if decided is not None:
+            run_continue_after_decision(run=run, tool=approval.tool, approved=decided, actor=approval.decided_by)
 
 
 def _close(approval, status: str, *, actor, note: str) -> None:
     """Final: record it, tell the run, and let a run that waited for it go on."""
-    from agents.events import emit
-    from agents.services import run_continue_after_decision, run_locked
-
     approval.status, approval.decided_by, approval.decided_at, approval.decision_note = status, actor, timezone.now(), note
     approval.save(update_fields=["status", "decided_by", "decided_at", "decision_note"])
     publish_queue_changed_on_commit(approval.tenant_id)
     notify_on_commit(approval.id, "decided")
-    payload = {"approval_id": approval.id, "decision": status, "by": getattr(actor, "username", "policy"), "note": note}
+    payload = {"decision": status, "by": getattr(actor, "username", "policy"), "note": note}
     if approval.approved_arguments is not None:
         payload["edited_arguments"] = approval.approved_arguments
-    with run_locked(tenant=approval.tenant_id, run_id=approval.run_id) as run:
-        emit(run, "approval.decided", payload)
-        run_continue_after_decision(run=run, tool=approval.tool, approved=status == ApprovalStatus.APPROVED,
-                                    actor=actor)
+    _tell_run(approval, "approval.decided", payload, decided=status == ApprovalStatus.APPROVED)
 
 
 def _expire(approval) -> None:
@@ -240,10 +234,8 @@ def _expire(approval) -> None:
 
 
 def approvals_sweep() -> dict:
-    """Beat: escalate overdue requests (once), then apply the expiry outcome to expired ones."""
-    from agents.events import emit
-    from agents.services import run_locked
-
+    """Beat: escalate overdue requests (once), then apply the expiry outcome to expired ones.
+    Across tenants by design (a system task); each request is handled under its own row lock."""
     now, escalated, expired = timezone.now(), 0, 0
     for approval_id in ApprovalRequest.objects.filter(status=ApprovalStatus.PENDING, due_at__lt=now).values_list(
             "id", flat=True)[:500]:
@@ -258,9 +250,8 @@ def approvals_sweep() -> dict:
             audit_record(tenant=approval.tenant, actor=None, verb="approval.escalated",
                          target=f"run {approval.run_id}: {approval.tool}",
                          data={"approval_id": approval.id, "to_role": approval.escalate_to_role})
-            with run_locked(tenant=approval.tenant_id, run_id=approval.run_id) as run:
-                emit(run, "approval.escalated", {"approval_id": approval.id, "to_role": approval.escalate_to_role,
-                                                 "due_at": approval.due_at.isoformat()})
+            _tell_run(approval, "approval.escalated", {"to_role": approval.escalate_to_role,
+                                                       "due_at": approval.due_at.isoformat()})
             escalated += 1
     for approval_id in ApprovalRequest.objects.filter(status__in=OPEN, expires_at__lt=now).values_list(
             "id", flat=True)[:500]:

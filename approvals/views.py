@@ -4,29 +4,27 @@ from __future__ import annotations
 
 import json
 
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from agents.selectors import run_events_after, run_plan
 from approvals.models import ApprovalRequest
-from approvals.selectors import SORTS, approval_list
-from approvals.services import DecisionRefused, approval_decide
+from approvals.selectors import QUEUE_PAGE, SORTS, approval_list, queue_filters
+from approvals.services import REFUSAL_STATUS, DecisionRefused, approval_decide
 from console.access import tenant_access
 
 DECISIONS = {"approve", "reject", "edit"}
-QUEUE_PAGE = 50  # the head of the sorted queue; filters narrow it
 
 
-def _filters(request) -> dict:
-    get = request.GET
-    risk = get.get("min_risk", "")
-    return {"sort": get.get("sort", "risk") if get.get("sort") in SORTS else "risk", "tool": get.get("tool", "")[:100],
-            "agent": get.get("agent", "")[:60], "min_risk": int(risk) if risk.isdigit() else 0}
+def _queue_url(tenant_slug: str, approval_id: int) -> str:
+    return f"{reverse('approvals', args=[tenant_slug])}?id={approval_id}"
 
 
-def _detail_context(membership, approval: ApprovalRequest | None) -> dict:
+def _detail_context(approval: ApprovalRequest | None) -> dict:
     if approval is None:
         return {"approval": None}
     run = approval.run
@@ -51,14 +49,14 @@ def _approval(membership, approval_id: int) -> ApprovalRequest:
 def queue(request: HttpRequest, tenant_slug: str) -> HttpResponse:
     membership = tenant_access(request, tenant_slug, section="approvals")
     request.section = "approvals"
-    filters = _filters(request)
+    filters = queue_filters(request.GET)
     approvals = approval_list(tenant=membership.tenant, status="open", limit=QUEUE_PAGE, **filters)
     selected_id = request.GET.get("id", "")
     selected = (_approval(membership, int(selected_id)) if selected_id.isdigit()
                 else approvals[0] if approvals else None)
     return render(request, "approvals/queue.html", {"approvals": approvals, "filters": filters, "sorts": list(SORTS),
-                                                    "page_size": QUEUE_PAGE,
-                                                    **_detail_context(membership, selected)})
+                                                    "page_size": QUEUE_PAGE, "selected_id": getattr(selected, "pk", None),
+                                                    **_detail_context(selected)})
 
 
 @login_required
@@ -67,46 +65,53 @@ def detail(request: HttpRequest, tenant_slug: str, approval_id: int) -> HttpResp
     request.section = "approvals"
     approval = _approval(membership, approval_id)
     if not request.htmx:
-        return redirect(f"{request.path.rsplit('/', 2)[0]}/?id={approval.pk}")
-    return render(request, "approvals/partials/detail.html", _detail_context(membership, approval))
+        return redirect(_queue_url(tenant_slug, approval.pk))
+    return render(request, "approvals/partials/detail.html", _detail_context(approval))
 
 
 @login_required
 @require_POST
 def decide(request: HttpRequest, tenant_slug: str, approval_id: int) -> HttpResponse:
+    """A decision from the queue's detail pane, or from the run page (``from=run``)."""
     membership = tenant_access(request, tenant_slug, section="approvals")
     approval = _approval(membership, approval_id)
-    decision, error = request.POST.get("decision", ""), ""
+    decision, error, status = request.POST.get("decision", ""), "", 200
     arguments = None
     if decision not in DECISIONS:
-        error = "Choose approve, reject or edit."
+        error, status = "Choose approve, reject or edit.", 422
     elif decision == "edit":
         try:
             arguments = json.loads(request.POST.get("arguments", ""))
             if not isinstance(arguments, dict):
                 raise ValueError
         except ValueError:
-            error = "The edited arguments must be a JSON object, e.g. {\"to\": \"dana@acme.example\"}."
+            error, status = "The edited arguments must be a JSON object, e.g. {\"to\": \"dana@acme.example\"}.", 422
     if not error:
         try:
             approval_decide(approval=approval, approve=decision != "reject", actor=request.user,
                             note=request.POST.get("note", ""), arguments=arguments,
                             client_key=request.POST.get("client_key", ""))
         except DecisionRefused as refused:
-            error = str(refused)
-    approval = _approval(membership, approval_id)
-    context = {**_detail_context(membership, approval), "error": error}
-    if error and arguments is not None or decision == "edit" and error:
-        context["arguments_json"] = request.POST.get("arguments", "")
-    status = 200 if not error else 409 if "Already" in error else 422
-    if request.htmx:
-        return render(request, "approvals/partials/detail.html", context, status=status)
-    return redirect(f"/t/{tenant_slug}/approvals/?id={approval.pk}")
+            error, status = str(refused), REFUSAL_STATUS[refused.kind]
+    if request.POST.get("from") == "run":  # the run card: it updates live, so only a refusal needs saying
+        if request.htmx:
+            return HttpResponse(error, status=status)
+        if error:
+            messages.error(request, error)
+        return redirect("run_detail", tenant_slug, approval.run_id)
+    if not request.htmx:
+        if error:
+            messages.error(request, error)
+        return redirect(_queue_url(tenant_slug, approval.pk))
+    context = {**_detail_context(_approval(membership, approval_id)), "error": error}
+    if error and decision == "edit":
+        context["arguments_json"] = request.POST.get("arguments", "")  # keep what they typed
+    return render(request, "approvals/partials/detail.html", context, status=status)
 
 
 @login_required
 def policies(request: HttpRequest, tenant_slug: str, policy_id: int | None = None) -> HttpResponse:
-    """Admin: the tenant's approval policies; create, change (?edit=<id>) and delete."""
+    """Admin: the tenant's approval policies; create, and with ``policy_id`` change or delete one."""
     from approvals.forms import PolicyForm
     from approvals.models import ApprovalPolicy
     from approvals.selectors import policy_list

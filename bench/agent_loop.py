@@ -282,7 +282,6 @@ def run_p2(ctx: Context, levels: tuple[int, ...] = (1, 10, 50), steps: int = 20,
     _django(ctx)
     _purge_queue()
     tenant, agent = _agent("demo:noop-200ms")
-    p1_reference = None
     worker = Worker(ctx, pool="threads", concurrency=slots, log=ROOT / "var" / "bench-worker-p2.log")
     results = {}
     try:
@@ -305,7 +304,7 @@ def run_p2(ctx: Context, levels: tuple[int, ...] = (1, 10, 50), steps: int = 20,
     finally:
         worker.stop()
     base = results[levels[0]]
-    p1_reference = ctx.baseline("B1")
+    b1 = ctx.baseline("B1")
     lines = ["| runs at once | steps/s | linearity vs 1 run | step overhead p50 ms | p99 ms | p99 vs 1 run | worker CPU per step |"
              " worker RSS peak |", "|---|---|---|---|---|---|---|---|"]
     for n, r in results.items():
@@ -313,7 +312,7 @@ def run_p2(ctx: Context, levels: tuple[int, ...] = (1, 10, 50), steps: int = 20,
         lines.append(f"| {n} | {r['throughput']:.1f} | {linear:.2f}× | {r['overhead'].p50_ms:.2f} | "
                      f"{r['overhead'].p99_ms:.2f} | {r['overhead'].p99 / base['overhead'].p99:.2f}× | "
                      f"{r['cpu_per_step'] * 1000:.1f} ms | {r['rss'] / 2**20:.0f} MB |")
-    rows = [Row(f"P2 step overhead, {n} runs", r["overhead"], "B1", p1_reference) for n, r in results.items()]
+    rows = [Row(f"P2 step overhead, {n} runs", r["overhead"], "B1", b1) for n, r in results.items()]
     notes = (
         f"One worker process, `--pool threads --concurrency {slots}`, psycopg pool of {slots + 2}. Each run: {steps} calls "
         f"of the no-op tool and the answer, the demo model sleeping 200 ms per call (asyncio, on the gateway's event-loop "

@@ -12,7 +12,6 @@ a fresh connection per request (Django's default).
 from __future__ import annotations
 
 import os
-from urllib.parse import parse_qsl, unquote, urlsplit
 
 import django
 from django.conf import settings
@@ -20,25 +19,17 @@ from django.http import HttpResponse
 from django.urls import path
 from django.views.decorators.csrf import csrf_exempt
 
+from console.env import database_from_url
+
 PAYLOAD = "x" * 300
 TABLE = "bench_bh"
 
 
 def _database(url: str, pooled: bool) -> dict:
-    parts = urlsplit(url)
-    options: dict = dict(parse_qsl(parts.query))
+    database = {**database_from_url(url), "CONN_MAX_AGE": 0}  # the project's own URL parsing
     if pooled:
-        options["pool"] = {"min_size": 2, "max_size": 4}
-    return {
-        "ENGINE": "django.db.backends.postgresql",
-        "NAME": unquote(parts.path.lstrip("/")),
-        "USER": unquote(parts.username or ""),
-        "PASSWORD": unquote(parts.password or ""),
-        "HOST": parts.hostname or "",
-        "PORT": str(parts.port or ""),
-        "OPTIONS": options,
-        "CONN_MAX_AGE": 0,
-    }
+        database["OPTIONS"]["pool"] = {"min_size": 2, "max_size": 4}
+    return database
 
 
 @csrf_exempt

@@ -10,9 +10,13 @@ gets a loop of its own.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import threading
 from collections.abc import Coroutine
+from concurrent.futures import Future
+
+logger = logging.getLogger(__name__)
 
 _lock = threading.Lock()
 _loop: asyncio.AbstractEventLoop | None = None
@@ -31,3 +35,11 @@ def background_loop() -> asyncio.AbstractEventLoop:
 def run(coroutine: Coroutine):
     """Run on the background loop and wait for the result (exceptions are raised here)."""
     return asyncio.run_coroutine_threadsafe(coroutine, background_loop()).result()
+
+
+def submit(coroutine: Coroutine, what: str) -> Future:
+    """Run on the background loop without waiting; a failure is logged as ``could not <what>``."""
+    future = asyncio.run_coroutine_threadsafe(coroutine, background_loop())
+    future.add_done_callback(lambda done: done.exception() and logger.warning(
+        "could not %s", what, exc_info=done.exception()))
+    return future

@@ -10,7 +10,7 @@ from ninja.security import HttpBearer
 
 from agents.api import router as runs_router
 from approvals.api import router as approvals_router
-from approvals.services import DecisionRefused
+from approvals.services import REFUSAL_STATUS, DecisionRefused
 from console.services import api_token_authenticate
 
 
@@ -63,9 +63,8 @@ def on_forbidden(request, exc):
 
 @api.exception_handler(DecisionRefused)
 def on_decision_refused(request, exc: DecisionRefused):
-    status = {"conflict": 409, "forbidden": 403, "invalid": 422}[exc.kind]
-    return _error(request, status, {"conflict": "conflict", "forbidden": "forbidden",
-                                    "invalid": "invalid_arguments"}[exc.kind], str(exc))
+    code = "invalid_arguments" if exc.kind == "invalid" else exc.kind
+    return _error(request, REFUSAL_STATUS[exc.kind], code, str(exc))
 
 
 @api.exception_handler(HttpError)

@@ -57,6 +57,16 @@ def cast(db) -> Cast:
 
 
 @pytest.fixture
+def renewals(cast):
+    """Acme's demo renewals agent, with the demo CRM it reads."""
+    from agents.demo_data import seed_demo_systems
+    from agents.models import Agent
+
+    seed_demo_systems(cast.acme)
+    return Agent.objects.get(tenant=cast.acme, slug="renewals")
+
+
+@pytest.fixture
 def client_for():
     def login(user) -> Client:
         client = Client()
@@ -146,7 +156,11 @@ def django_db_setup(django_db_setup, django_db_blocker):
     yield
     from django.db import connections
 
+    from console.telemetry import current_provider
+
     with django_db_blocker.unblock():
+        if provider := current_provider():  # tests that import console.asgi set one up: flush its spans first
+            provider.shutdown()
         with connections["default"].cursor() as cursor:  # connections other threads never handed back
             cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
                            "WHERE datname = current_database() AND pid <> pg_backend_pid()")

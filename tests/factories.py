@@ -26,3 +26,18 @@ def make_user(username: str, memberships: dict[Tenant, Role] | None = None, **ex
     for tenant, role in (memberships or {}).items():
         Membership.objects.create(user=user, tenant=tenant, role=role)
     return user
+
+
+RENEWAL_GOAL = "Prepare the renewal plan for account ACME-042 and email it to its success manager"
+STOPS = ("waiting_for_human", "completed", "failed", "cancelled")
+
+
+def advance(run, until=STOPS):
+    """Step a run in this process (no worker) until it stops at one of ``until``; the run, refreshed."""
+    from agents.services import run_advance
+
+    for _ in range(20):
+        if run_advance(run_id=run.pk, worker="w1") in until:
+            break
+    run.refresh_from_db()
+    return run

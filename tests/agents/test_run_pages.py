@@ -29,12 +29,14 @@ def test_run_urls_are_404_for_outsiders(cast, run, client_for):
 def test_only_reviewers_decide_approvals(cast, run, client_for):
     approval = ApprovalRequest.objects.create(tenant=cast.acme, run=run, step=1, call_id="c", tool="email.send",
                                               arguments={}, risk=3, policy="test")
-    url = f"/t/acme/approvals/{approval.pk}/decide/"
-    assert client_for(cast.member).post(url, {"decision": "approve"}).status_code == 403
-    assert client_for(cast.outsider).post(url, {"decision": "approve"}).status_code == 404
-    client_for(cast.reviewer).post(url, {"decision": "approve"})
-    response = client_for(cast.both).post(url, {"decision": "reject"}, follow=True)
+    url = f"/t/acme/approvals/{approval.pk}/decision/"  # the run card posts here, from=run
+    assert client_for(cast.member).post(url, {"decision": "approve", "from": "run"}).status_code == 403
+    assert client_for(cast.outsider).post(url, {"decision": "approve", "from": "run"}).status_code == 404
+    client_for(cast.reviewer).post(url, {"decision": "approve", "from": "run"})
+    response = client_for(cast.both).post(url, {"decision": "reject", "from": "run"}, follow=True)
     assert "Already approved by rita" in response.content.decode()
+    live = client_for(cast.both).post(url, {"decision": "reject", "from": "run"}, HTTP_HX_REQUEST="true")
+    assert live.status_code == 409 and live.content.decode().startswith("Already approved by rita")  # under the card
 
 
 def test_the_run_page_shows_goal_status_and_the_demo_label(cast, run, client_for):
@@ -73,6 +75,32 @@ def test_the_runs_list_makes_as_many_queries_for_twenty_runs_as_for_one(cast, ru
         page = client.get("/t/acme/runs/").content.decode()
     assert page.count('id="run-row-') == 20
     assert len(twenty) == len(one)
+
+
+def test_the_run_page_makes_as_many_queries_for_three_decided_calls_as_for_one(cast, run, client_for):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from agents.models import ToolInvocation
+
+    def decided_call(step):
+        ran = ToolInvocation.objects.create(tenant=cast.acme, run=run, step=step, call_id=f"c{step}", tool="email.send",
+                                            idempotency_key=f"{run.pk}:{step}:c{step}", status="ok")
+        ApprovalRequest.objects.create(tenant=cast.acme, run=run, step=step, call_id=f"c{step}", tool="email.send",
+                                       risk=3, policy="test", status="approved", decided_by=cast.reviewer,
+                                       tool_invocation=ran)
+
+    client = client_for(cast.member)
+    decided_call(1)
+    client.get(f"/t/acme/runs/{run.pk}/")
+    with CaptureQueriesContext(connection) as one:
+        client.get(f"/t/acme/runs/{run.pk}/")
+    decided_call(2)
+    decided_call(3)
+    with CaptureQueriesContext(connection) as three:
+        page = client.get(f"/t/acme/runs/{run.pk}/").content.decode()
+    assert page.count("it ran: ok") == 3
+    assert len(three) == len(one)
 
 
 def test_only_people_who_may_decide_see_the_approval_buttons(cast, run, client_for):

@@ -5,30 +5,19 @@ import json
 import pytest
 from django.urls import reverse
 
-from agents.demo_data import seed_demo_systems
-from agents.models import Agent
-from agents.services import run_start
-from tests.approvals.test_decisions import GOAL, advance
+from tests.factories import RENEWAL_GOAL, advance
 
 HTMX = {"HTTP_HX_REQUEST": "true"}
 
 
-@pytest.fixture
-def approval(cast):
-    seed_demo_systems(cast.acme)
-    agent = Agent.objects.get(tenant=cast.acme, slug="renewals")
-    run = advance(run_start(tenant=cast.acme, agent=agent, goal=GOAL, requested_by=cast.member))
-    return run.approval_requests.get()
-
-
 def decide(client, approval, **data):
-    return client.post(reverse("approval_decide_queue", args=["acme", approval.pk]), data, **HTMX)
+    return client.post(reverse("approval_decide", args=["acme", approval.pk]), data, **HTMX)
 
 
 def test_the_queue_shows_everything_needed_to_decide(cast, client_for, approval):
     page = client_for(cast.reviewer).get(reverse("approvals", args=["acme"])).content.decode()
     assert f'id="queue-item-{approval.pk}"' in page and "email.send" in page
-    for fact in (approval.reason, approval.policy, GOAL, "csm-042@acme.example", "Approve", "Reject"):
+    for fact in (approval.reason, approval.policy, RENEWAL_GOAL, "csm-042@acme.example", "Approve", "Reject"):
         assert fact in page, fact
     filtered = client_for(cast.reviewer).get(reverse("approvals", args=["acme"]) + "?tool=calendar.book&sort=due")
     assert f'id="queue-item-{approval.pk}"' not in filtered.content.decode()
@@ -61,7 +50,7 @@ def test_reject_with_a_reason(cast, client_for, approval):
 
 def test_outsiders_get_404_and_members_403_everywhere(cast, client_for, approval):
     urls = [("get", reverse("approvals", args=["acme"])), ("get", reverse("approval_detail", args=["acme", approval.pk])),
-            ("post", reverse("approval_decide_queue", args=["acme", approval.pk]))]
+            ("post", reverse("approval_decide", args=["acme", approval.pk]))]
     for method, url in urls:
         assert getattr(client_for(cast.outsider), method)(url, {"decision": "approve"}, **HTMX).status_code == 404, url
         assert getattr(client_for(cast.member), method)(url, {"decision": "approve"}, **HTMX).status_code == 403, url

@@ -12,7 +12,6 @@ from django.urls import reverse
 from approvals.models import ApprovalWebhook
 from approvals.notifications import approval_webhook_deliver
 from approvals.services import approval_decide, approval_webhook_set
-from tests.approvals.test_queue_pages import approval  # noqa: F401  (fixture)
 
 
 @pytest.fixture
@@ -37,7 +36,7 @@ def receiver():
     server.shutdown()
 
 
-def test_a_decision_is_delivered_signed(cast, approval, receiver):  # noqa: F811
+def test_a_decision_is_delivered_signed(cast, approval, receiver):
     _, secret = approval_webhook_set(tenant=cast.acme, url=receiver.url, actor=cast.admin)
     approval_decide(approval=approval, approve=False, actor=cast.reviewer, note="Wrong recipient")
     assert approval_webhook_deliver(approval_id=approval.pk, event="decided") == "approval.decided: HTTP 204"
@@ -50,7 +49,7 @@ def test_a_decision_is_delivered_signed(cast, approval, receiver):  # noqa: F811
     assert ApprovalWebhook.objects.get(tenant=cast.acme).last_status == "approval.decided: HTTP 204"
 
 
-def test_a_failing_receiver_makes_the_task_retry(cast, approval, receiver):  # noqa: F811
+def test_a_failing_receiver_makes_the_task_retry(cast, approval, receiver):
     approval_webhook_set(tenant=cast.acme, url=receiver.url, actor=cast.admin)
     receiver.status = 503
     with pytest.raises(OSError, match="HTTP 503"):
