@@ -2,16 +2,9 @@
 
 import pytest
 
-from agents.demo_data import seed_demo_systems
-from agents.models import Agent, AgentVersion
+from agents.models import AgentVersion
 from agents.services import RunError, agent_update, run_start
 from console.models import AuditEvent
-
-
-@pytest.fixture
-def renewals(cast):
-    seed_demo_systems(cast.acme)
-    return Agent.objects.get(tenant=cast.acme, slug="renewals")
 
 
 def test_a_change_makes_a_new_version_and_earlier_runs_keep_theirs(cast, renewals):

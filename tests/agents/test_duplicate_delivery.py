@@ -7,25 +7,17 @@ from collections import Counter
 import pytest
 from django.db import connection
 
-from agents.demo_data import seed_demo_systems
-from agents.models import Agent, EmailMessage, ModelCall, RunEvent, RunStatus, ToolInvocation
+from agents.models import EmailMessage, ModelCall, RunEvent, RunStatus, ToolInvocation
 from agents.services import run_advance, run_start
 from agents.tasks import run_step
 from approvals.models import ApprovalRequest
 from approvals.services import approval_decide
 from tests.conftest import wait_for
-
-GOAL = "Prepare the renewal plan for account ACME-042 and email it to its success manager"
-
-
-@pytest.fixture
-def renewals(cast):
-    seed_demo_systems(cast.acme)
-    return Agent.objects.get(tenant=cast.acme, slug="renewals")
+from tests.factories import RENEWAL_GOAL
 
 
 def test_two_deliveries_at_the_same_moment_get_one_lease(cast, renewals, transactional_db):
-    run = run_start(tenant=cast.acme, agent=renewals, goal=GOAL, requested_by=cast.member)
+    run = run_start(tenant=cast.acme, agent=renewals, goal=RENEWAL_GOAL, requested_by=cast.member)
     start = threading.Barrier(2)
     outcomes = []
 
@@ -49,7 +41,7 @@ def test_two_deliveries_at_the_same_moment_get_one_lease(cast, renewals, transac
 
 def test_a_flood_of_duplicate_step_tasks_writes_nothing_twice(cast, renewals, start_worker):
     start_worker(concurrency=4)
-    run = run_start(tenant=cast.acme, agent=renewals, goal=GOAL, requested_by=cast.member)
+    run = run_start(tenant=cast.acme, agent=renewals, goal=RENEWAL_GOAL, requested_by=cast.member)
 
     def duplicates_until(*statuses):
         def reached():

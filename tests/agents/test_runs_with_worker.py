@@ -4,20 +4,12 @@ import time
 
 import pytest
 
-from agents.demo_data import seed_demo_systems
 from agents.models import Agent, EmailMessage, ModelCall, RunEvent, RunStatus, Span, ToolInvocation
 from agents.services import run_add_instruction, run_cancel, run_pause, run_resume, run_start
 from approvals.models import ApprovalRequest
 from approvals.services import approval_decide
 from tests.conftest import wait_for
-
-GOAL = "Prepare the renewal plan for account ACME-042 and email it to its success manager"
-
-
-@pytest.fixture
-def renewals(cast):
-    seed_demo_systems(cast.acme)
-    return Agent.objects.get(tenant=cast.acme, slug="renewals")
+from tests.factories import RENEWAL_GOAL
 
 
 def status_of(run, *statuses, timeout=30):
@@ -35,7 +27,7 @@ def assert_gapless(run):
 
 def test_a_demo_run_waits_for_approval_then_completes_and_sends_once(cast, renewals, start_worker):
     start_worker()
-    run = run_start(tenant=cast.acme, agent=renewals, goal=GOAL, requested_by=cast.member)
+    run = run_start(tenant=cast.acme, agent=renewals, goal=RENEWAL_GOAL, requested_by=cast.member)
     status_of(run, RunStatus.WAITING_FOR_HUMAN)
     approval = ApprovalRequest.objects.get(run=run)
     assert approval.tool == "email.send" and approval.risk == 3
@@ -53,7 +45,7 @@ def test_a_demo_run_waits_for_approval_then_completes_and_sends_once(cast, renew
 
 def test_a_rejection_goes_back_to_the_agent_which_adapts(cast, renewals, start_worker):
     start_worker()
-    run = run_start(tenant=cast.acme, agent=renewals, goal=GOAL, requested_by=cast.member)
+    run = run_start(tenant=cast.acme, agent=renewals, goal=RENEWAL_GOAL, requested_by=cast.member)
     status_of(run, RunStatus.WAITING_FOR_HUMAN)
     approval_decide(approval=ApprovalRequest.objects.get(run=run), approve=False, actor=cast.reviewer,
                     note="wrong recipient, send to the champion")
@@ -65,7 +57,7 @@ def test_a_rejection_goes_back_to_the_agent_which_adapts(cast, renewals, start_w
 
 def test_cancel_ends_a_waiting_run_and_its_approval(cast, renewals, start_worker):
     start_worker()
-    run = run_start(tenant=cast.acme, agent=renewals, goal=GOAL, requested_by=cast.member)
+    run = run_start(tenant=cast.acme, agent=renewals, goal=RENEWAL_GOAL, requested_by=cast.member)
     status_of(run, RunStatus.WAITING_FOR_HUMAN)
     run_cancel(run=run, actor=cast.member)
     run.refresh_from_db()
@@ -74,7 +66,7 @@ def test_cancel_ends_a_waiting_run_and_its_approval(cast, renewals, start_worker
 
 
 def test_an_added_instruction_reaches_the_next_step(cast, renewals, start_worker):
-    run = run_start(tenant=cast.acme, agent=renewals, goal=GOAL, requested_by=cast.member)
+    run = run_start(tenant=cast.acme, agent=renewals, goal=RENEWAL_GOAL, requested_by=cast.member)
     run_add_instruction(run=run, actor=cast.member, text="Mention the SSO discount")
     start_worker()
     status_of(run, RunStatus.WAITING_FOR_HUMAN)
@@ -86,14 +78,14 @@ def test_the_step_budget_stops_a_run_with_a_stated_reason(cast, renewals, start_
     renewals.max_steps = 2
     renewals.save()
     start_worker()
-    run = run_start(tenant=cast.acme, agent=renewals, goal=GOAL, requested_by=cast.member)
+    run = run_start(tenant=cast.acme, agent=renewals, goal=RENEWAL_GOAL, requested_by=cast.member)
     status_of(run, RunStatus.FAILED)
     assert run.terminal_reason == "budget_exhausted: steps (2 of 2)"
 
 
 def test_a_run_is_one_trace_of_steps_with_model_and_tool_calls_inside(cast, renewals, start_worker):
     start_worker(env={"SPAN_EXPORT_DELAY_MS": "100"})
-    run = run_start(tenant=cast.acme, agent=renewals, goal=GOAL, requested_by=cast.member)
+    run = run_start(tenant=cast.acme, agent=renewals, goal=RENEWAL_GOAL, requested_by=cast.member)
     status_of(run, RunStatus.WAITING_FOR_HUMAN)
     approval_decide(approval=ApprovalRequest.objects.get(run=run), approve=True, actor=cast.reviewer)
     status_of(run, RunStatus.COMPLETED)

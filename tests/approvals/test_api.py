@@ -2,24 +2,14 @@
 
 import pytest
 
-from agents.models import Agent, EmailMessage
-from agents.services import run_start
+from agents.models import EmailMessage
 from console.services import api_token_create
-from tests.approvals.test_decisions import GOAL, advance
+from tests.factories import advance
 
 
 @pytest.fixture
-def pending(cast, renewals):
-    run = advance(run_start(tenant=cast.acme, agent=renewals, goal=GOAL, requested_by=cast.member))
-    return run, run.approval_requests.get()
-
-
-@pytest.fixture
-def renewals(cast):
-    from agents.demo_data import seed_demo_systems
-
-    seed_demo_systems(cast.acme)
-    return Agent.objects.get(tenant=cast.acme, slug="renewals")
+def pending(approval):
+    return approval.run, approval
 
 
 @pytest.fixture

@@ -7,32 +7,16 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from agents.demo_data import seed_demo_systems
-from agents.models import Agent, EmailMessage, Run, RunEvent, ToolInvocation
-from agents.services import run_advance, run_start
+from agents.models import EmailMessage, Run, RunEvent, ToolInvocation
+from agents.services import run_start
 from approvals.models import ApprovalPolicy, ApprovalRequest
 from approvals.services import DecisionRefused, approval_decide, approvals_sweep
 from console.models import AuditEvent
-
-GOAL = "Prepare the renewal plan for account ACME-042 and email it to its success manager"
-
-
-@pytest.fixture
-def renewals(cast):
-    seed_demo_systems(cast.acme)
-    return Agent.objects.get(tenant=cast.acme, slug="renewals")
-
-
-def advance(run, until=("waiting_for_human", "completed", "failed", "cancelled")):
-    for _ in range(20):
-        if run_advance(run_id=run.pk, worker="w1") in until:
-            break
-    run.refresh_from_db()
-    return run
+from tests.factories import RENEWAL_GOAL, advance
 
 
 def waiting_send(cast, renewals, requester=None):
-    run = advance(run_start(tenant=cast.acme, agent=renewals, goal=GOAL, requested_by=requester or cast.member))
+    run = advance(run_start(tenant=cast.acme, agent=renewals, goal=RENEWAL_GOAL, requested_by=requester or cast.member))
     assert run.status == "waiting_for_human"
     return run, ApprovalRequest.objects.get(run=run)
 

@@ -3,13 +3,11 @@
 import pytest
 from channels.db import database_sync_to_async
 
-from agents.demo_data import seed_demo_systems
-from agents.models import Agent
-from agents.services import run_advance, run_start
+from agents.services import run_start
 from tests.agents.test_live import communicator, login
+from tests.factories import RENEWAL_GOAL, advance
 
 pytestmark = [pytest.mark.anyio, pytest.mark.django_db(transaction=True)]
-GOAL = "Prepare the renewal plan for account ACME-042 and email it to its success manager"
 
 
 @pytest.fixture
@@ -17,22 +15,17 @@ def anyio_backend():
     return "asyncio"
 
 
-def run_until_approval_requested(cast):
-    seed_demo_systems(cast.acme)
-    run = run_start(tenant=cast.acme, agent=Agent.objects.get(tenant=cast.acme, slug="renewals"), goal=GOAL,
-                    requested_by=cast.member)
-    for _ in range(10):
-        if run_advance(run_id=run.pk, worker="w1") == "waiting_for_human":
-            return run
-    raise AssertionError("the run never asked for approval")
+def run_until_approval_requested(cast, renewals):
+    run = advance(run_start(tenant=cast.acme, agent=renewals, goal=RENEWAL_GOAL, requested_by=cast.member))
+    assert run.status == "waiting_for_human", "the run never asked for approval"
 
 
-async def test_a_new_request_arrives_live_with_the_count(cast, client_for):
+async def test_a_new_request_arrives_live_with_the_count(cast, renewals, client_for):
     client = await database_sync_to_async(login)(client_for, cast.reviewer)
     queue = communicator(client, "/ws/t/acme/approvals/?sort=risk")
     badge = communicator(client, "/ws/t/acme/approvals/?badge=1")
     assert (await queue.connect())[0] and (await badge.connect())[0]
-    await database_sync_to_async(run_until_approval_requested)(cast)
+    await database_sync_to_async(run_until_approval_requested)(cast, renewals)
     update = await queue.receive_json_from(timeout=10)
     assert update["count"] == 1 and "email.send" in update["list"] and "queue-item-" in update["list"]
     assert await badge.receive_json_from(timeout=10) == {"count": 1}

@@ -6,24 +6,21 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
-from agents.demo_data import seed_demo_systems
-from agents.models import Agent
 from agents.services import run_start
 from approvals.models import ApprovalPolicy, ApprovalRequest
 from approvals.notifications import approval_notify
 from approvals.services import approval_decide, approvals_sweep
-from tests.approvals.test_decisions import GOAL, advance
+from tests.factories import RENEWAL_GOAL, advance
 
 
 @pytest.fixture
-def approval(cast, settings):
+def approval(cast, renewals, settings):
+    """Here rita (a reviewer) started the run, under a policy that keeps her from deciding on it."""
     settings.CONSOLE_URL = "https://proctor.example"
     for user in (cast.admin, cast.reviewer, cast.member, cast.outsider):
         get_user_model().objects.filter(pk=user.pk).update(email=f"{user.username}@mail.example")
-    seed_demo_systems(cast.acme)
     ApprovalPolicy.objects.create(tenant=cast.acme, name="strict", min_risk=3, required_approvals=1)
-    run = advance(run_start(tenant=cast.acme, agent=Agent.objects.get(tenant=cast.acme, slug="renewals"), goal=GOAL,
-                            requested_by=cast.reviewer))
+    run = advance(run_start(tenant=cast.acme, agent=renewals, goal=RENEWAL_GOAL, requested_by=cast.reviewer))
     return run.approval_requests.get()
 
 

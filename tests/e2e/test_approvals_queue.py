@@ -8,13 +8,12 @@ from playwright.sync_api import expect
 from agents.demo_data import seed_demo_systems
 from agents.models import EmailMessage
 from tests.e2e.test_shell import log_in
-
-GOAL = "Prepare the renewal plan for account ACME-042 and email it to its success manager"
+from tests.factories import RENEWAL_GOAL
 
 
 def start_run_as(page, console_server, username):
     log_in(page, console_server, username)
-    page.get_by_label("Goal").fill(GOAL)
+    page.get_by_label("Goal").fill(RENEWAL_GOAL)
     page.get_by_role("button", name="Start run").click()
     expect(page).to_have_url(re.compile(r"/t/acme/runs/\d+/$"))
     status = page.locator("#run-status")
