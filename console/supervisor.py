@@ -29,7 +29,10 @@ def say(name: str, line: str) -> None:
     label = f"{name:<6}|"
     if sys.stdout.isatty():
         label = f"\033[{COLOURS.get(name, '0')}m{label}\033[0m"
-    print(f"{label} {line}", flush=True)
+    try:
+        print(f"{label} {line}", flush=True)
+    except (OSError, ValueError):  # the terminal went away (SIGHUP): go on stopping everything regardless
+        pass
 
 
 @dataclass
@@ -121,9 +124,28 @@ def print_banner(base_url: str, demo: dict, health: dict, started_at: float) -> 
     print("\n".join(lines), flush=True)
 
 
+RUN_LOCK = VAR / "console.pid"
+
+
+def _already_running() -> int | None:
+    """The pid of a `make run` still running in this checkout, if any (its stack must not be touched)."""
+    with contextlib.suppress(OSError, ValueError):
+        pid = int(RUN_LOCK.read_text().strip())
+        with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+            if b"console.devstack" in cmdline.read() and pid != os.getpid():
+                return pid
+    return None
+
+
 def run_console(stack: DevStack) -> int:
     started_at = float(os.environ.get("PROCTOR_T0") or time.time())
     port = int(os.environ.get("PORT", "8000"))
+    if (other := _already_running()) is not None:
+        say("stack", f"Proctor is already running from this directory (pid {other}); stop it with Ctrl-C "
+                     f"there, or `kill -INT {other}`.")
+        return 1
+    VAR.mkdir(parents=True, exist_ok=True)
+    RUN_LOCK.write_text(str(os.getpid()))
     python = sys.executable
     children = [
         Child("web", [python, "-m", "uvicorn", "console.asgi:application", "--host", os.environ.get("HOST", "127.0.0.1"),
@@ -134,10 +156,13 @@ def run_console(stack: DevStack) -> int:
     ]
     stopping = False
 
-    def on_term(signum, frame):  # SIGTERM behaves like Ctrl-C
+    def on_term(signum, frame):  # SIGTERM, and SIGHUP (the terminal closed), behave like Ctrl-C
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGHUP, on_term)
+    # Started in the background by a script, SIGINT arrives ignored; Ctrl-C and `kill -INT` must still stop us.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         say("stack", "starting PostgreSQL and Redis" if not os.environ.get("DATABASE_URL") else "using DATABASE_URL")
         urls = stack.__enter__()
@@ -163,7 +188,8 @@ def run_console(stack: DevStack) -> int:
         say("stack", str(error))
         return 1
     finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not leave orphans
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # a second Ctrl-C must not leave orphans
+            signal.signal(sig, signal.SIG_IGN)
         if stopping:
             say("stack", "stopping")
         for child in children:
@@ -174,6 +200,8 @@ def run_console(stack: DevStack) -> int:
                 child.wait(5)
             child.signal_group(signal.SIGKILL)  # pool processes a dying parent left behind
         stack.__exit__(None, None, None)
+        with contextlib.suppress(OSError):
+            RUN_LOCK.unlink()
         say("stack", "stopped")
 
 

@@ -92,15 +92,23 @@ def test_redis_data_persists_across_restarts_for_make_run(tmp_path):
         server.stop()
 
 
-def test_make_run_reaches_ready_serves_the_console_and_stops_cleanly_on_ctrl_c(tmp_path):
-    """What `make run` does, end to end, in a var/ of its own."""
+def _ignore_sigint():
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # what a script's `make run &` hands down
+
+
+@pytest.mark.parametrize("stop", ["ctrl_c", "terminal_closed_after_background_start"])
+def test_make_run_reaches_ready_serves_the_console_and_stops_cleanly_on_ctrl_c(tmp_path, stop):
+    """What `make run` does, end to end, in a var/ of its own. Ctrl-C reaches the terminal's whole
+    foreground process group; closing the terminal sends SIGHUP to it; a script that starts us in the
+    background hands SIGINT down ignored."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL", "PROCTOR_TEST_STACK"}}
     env.update({"PORT": str(port), "PROCTOR_VAR_DIR": str(tmp_path / "var"), "WORKER_CONCURRENCY": "1"})
     log = tmp_path / "run.log"
     with log.open("w") as out:
         process = subprocess.Popen([sys.executable, "-m", "console.devstack", "run"], cwd=ROOT, env=env,
-                                   stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+                                   stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                                   preexec_fn=_ignore_sigint if stop != "ctrl_c" else None)
     try:
         wait_for(lambda: "Proctor is ready" in log.read_text() or process.poll() is not None, 120, interval=0.5,
                  message="make run to be ready")
@@ -110,7 +118,14 @@ def test_make_run_reaches_ready_serves_the_console_and_stops_cleanly_on_ctrl_c(t
         base = f"http://127.0.0.1:{port}"
         assert urllib.request.urlopen(base + "/login/").status == 200
         assert urllib.request.urlopen(base + "/healthz").status == 200
-        process.send_signal(signal.SIGINT)  # what Ctrl-C delivers
+        if stop == "ctrl_c":
+            os.killpg(process.pid, signal.SIGINT)
+        else:
+            second = subprocess.run([sys.executable, "-m", "console.devstack", "run"], cwd=ROOT, env=env,
+                                    capture_output=True, text=True, timeout=60)
+            assert second.returncode == 1 and "already running" in second.stdout  # and it touched nothing
+            assert urllib.request.urlopen(base + "/healthz").status == 200
+            os.killpg(process.pid, signal.SIGHUP)
         assert process.wait(60) == 0
     finally:
         if process.poll() is None:
