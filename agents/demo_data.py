@@ -10,6 +10,8 @@ RENEWAL_INSTRUCTIONS = (
     "You prepare account renewals. Plan first, read the account and its notes, draft the email, "
     "then send it to the account's success manager. Never invent account data."
 )
+RENEWAL_TOOLS = ["crm.search_accounts", "crm.get_account", "notes.write", "email.draft", "email.send", "calendar.book",
+                 "human.ask"]
 ACCOUNTS = [
     ("042", "{name} Rocket Supply", 182_000, 45, "good", ["Champion: Dana (VP Ops).", "Asked about SSO pricing in May."]),
     ("017", "{name} Anvil Works", 64_000, 20, "at risk", ["Usage down 30% this quarter."]),
@@ -22,7 +24,13 @@ def seed_demo_systems(tenant) -> None:
     Agent.objects.get_or_create(tenant=tenant, slug="renewals", defaults={
         "name": "Renewals assistant", "description": "Prepares renewal plans and emails them (offline demo model).",
         "instructions": RENEWAL_INSTRUCTIONS, "model": "demo:planner", "plan_mode": True,
-        "tools": ["crm.search_accounts", "crm.get_account", "notes.write", "email.draft", "email.send", "calendar.book"],
+        "tools": RENEWAL_TOOLS,
+    })
+    Agent.objects.get_or_create(tenant=tenant, slug="renewals-reviewed", defaults={
+        "name": "Renewals assistant (plan reviewed)",
+        "description": "The same assistant; a person approves or edits its plan before it acts (offline demo model).",
+        "instructions": RENEWAL_INSTRUCTIONS, "model": "demo:planner", "plan_mode": True, "plan_approval": True,
+        "tools": RENEWAL_TOOLS,
     })
     for number, name, arr, days, health, notes in ACCOUNTS:
         account, created = CrmAccount.objects.get_or_create(tenant=tenant, key=f"{prefix}-{number}", defaults={

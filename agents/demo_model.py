@@ -59,7 +59,52 @@ def _call(tool: str, args: dict, n: int, reason: str, plan_step: int | None = No
     return ModelResponse(parts=[ToolCallPart(tool_name=tool, args=args, tool_call_id=f"call_{n}")])
 
 
+DEFAULT_PLAN = ["Look up the account and its notes", "Draft the renewal email", "Send it to the success manager",
+                "Report what was done"]
+PLAN_CHANGED = re.compile(r"^The plan was changed by \S+\. Follow this plan from now on:\n", re.M)
+
+
+def _step_kind(title: str) -> str:
+    """What a plan step asks of the demo agent, by its words (a person may have written it)."""
+    text = title.lower()
+    if any(w in text for w in ("write a note", "log a note", "add a note", "leave a note", "note on")):
+        return "note"
+    if "draft" in text:
+        return "draft"
+    if "send" in text or "email" in text:
+        return "send"
+    if any(w in text for w in ("book", "meeting", "call", "calendar")):
+        return "book"
+    if any(w in text for w in ("look", "read", "find", "account", "research")):
+        return "lookup"
+    if any(w in text for w in ("report", "summar", "tell", "finish")):
+        return "report"
+    return "unknown"
+
+
+def _current_plan(messages: list[ModelMessage]) -> list[str] | None:
+    """The plan in force: the latest of the approved plan.propose result and a person's edit."""
+    plan = None
+    for message in messages:
+        for part in message.parts:
+            if isinstance(part, ToolReturnPart) and part.tool_name == "plan.propose":
+                data = _result(part).get("data") or {}
+                plan = data.get("steps") or plan
+            elif isinstance(part, UserPromptPart) and isinstance(part.content, str) and PLAN_CHANGED.match(part.content):
+                plan = re.findall(r"^\d+\. (.+)$", part.content, re.M)
+    return plan
+
+
+def _chosen_account(answer: str, accounts: list[dict]) -> str | None:
+    if match := ACCOUNT_KEY.search(answer.upper()):
+        return match.group(1)
+    named = [a["key"] for a in accounts if a["name"].lower() in answer.lower() or answer.lower().strip() in a["name"].lower()]
+    return named[0] if len(named) == 1 else None
+
+
 def renewal_planner(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+    """Plans, then works through the plan in force (as approved or edited by people): each step's
+    words pick its tool; steps it has no tool for are skipped and reported."""
     prompts, returns, calls = _conversation(messages)
     goal = prompts[0] if prompts else ""
     instructions = [p.removeprefix("Instruction from operator: ") for p in prompts[1:] if p.startswith("Instruction from operator: ")]
@@ -70,26 +115,44 @@ def renewal_planner(messages: list[ModelMessage], info: AgentInfo) -> ModelRespo
     if returns and _result(returns[-1]).get("error_type") == "rejected_by_reviewer":
         last_tool = calls[-1].tool_name
         feedback = _result(returns[-1]).get("message", "")
+        if last_tool == "plan.propose":
+            return ModelResponse(parts=[TextPart(f"My plan was not approved: {feedback} I stop here without acting.")])
+        if last_tool == "human.ask":
+            return ModelResponse(parts=[TextPart(f"I needed an answer to go on: {feedback} I stop here.")])
         return ModelResponse(parts=[TextPart(
             f"I did not run {last_tool}: {feedback} The draft stays saved so someone can adjust and send it."
         )])
     if "plan.propose" in tools and "plan.propose" not in done:
-        return _call("plan.propose", {"steps": [
-            "Look up the account and its notes", "Draft the renewal email", "Send it to the success manager",
-            "Report what was done",
-        ]}, n, "Plan before acting")
+        return _call("plan.propose", {"steps": DEFAULT_PLAN}, n, "Plan before acting")
+    plan = _current_plan(messages) or DEFAULT_PLAN
+    kinds = [(position, title, _step_kind(title)) for position, title in enumerate(plan, start=1)]
+    first_lookup = next((p for p, _, kind in kinds if kind != "unknown"), None)
 
+    # Every step works on the account: find it first (asking which one when several match).
     match = ACCOUNT_KEY.search(goal)
-    if match is None and "crm.search_accounts" not in done:
-        words = [w for w in re.findall(r"[A-Za-z]{4,}", goal) if w.lower() not in {"prepare", "renewal", "plan", "email", "account"}]
-        return _call("crm.search_accounts", {"query": words[0] if words else goal[:20]}, n, "Find the account", 1)
-    key = match.group(1) if match else next(iter(a["key"] for a in done["crm.search_accounts"].get("data", {}).get("accounts", [])), None)
+    key = match.group(1) if match else None
+    if key is None:
+        if "crm.search_accounts" not in done:
+            words = [w for w in re.findall(r"[A-Za-z]{4,}", goal) if w.lower() not in {"prepare", "renewal", "plan", "email", "account"}]
+            return _call("crm.search_accounts", {"query": words[0] if words else goal[:20]}, n, "Find the account", first_lookup)
+        accounts = done["crm.search_accounts"].get("data", {}).get("accounts", [])
+        if len(accounts) > 1 and "human.ask" in tools:
+            if "human.ask" not in done:
+                options = [f"{a['name']} ({a['key']})" for a in accounts]
+                return _call("human.ask", {"question": f"Several accounts match the goal: {', '.join(options)}. Which one?",
+                                           "options": options}, n, "The goal matches several accounts")
+            answer = done["human.ask"].get("data", {}).get("answer", "")
+            key = _chosen_account(answer, accounts)
+            if key is None:
+                return ModelResponse(parts=[TextPart(f"I could not tell which account you meant from “{answer}”.")])
+        else:
+            key = accounts[0]["key"] if accounts else None
     if key is None:
         return ModelResponse(parts=[TextPart("I could not find an account matching the goal, so there is nothing to send.")])
 
     account = done.get("crm.get_account")
     if account is None:
-        return _call("crm.get_account", {"key": key}, n, "Read the account and its notes", 1)
+        return _call("crm.get_account", {"key": key}, n, "Read the account and its notes", first_lookup)
     if account.get("status") != "ok":
         return ModelResponse(parts=[TextPart(f"I could not read account {key}: {account.get('message')}")])
     data = account["data"]
@@ -102,15 +165,40 @@ def renewal_planner(messages: list[ModelMessage], info: AgentInfo) -> ModelRespo
         "3. Book a review call with the champion." + extra + "\n\nProctor demo agent"
     )
     email = {"to": data["success_manager"], "subject": subject, "body": body}
-    if "email.draft" in tools and "email.draft" not in done:
-        return _call("email.draft", email, n, "Save a draft first so it can be reviewed", 2)
-    if "email.send" in tools and "email.send" not in done:
-        return _call("email.send", email, n, f"Send the renewal plan to {data['success_manager']}", 3)
-    sent = done.get("email.send", {})
-    outcome = f"sent to {sent['data']['sent_to']}" if sent.get("status") == "ok" else "not sent"
-    return ModelResponse(parts=[TextPart(
-        f"Renewal plan for {data['name']} prepared and {outcome}." + (" Instructions followed: " + "; ".join(instructions) if instructions else "")
-    )])
+    renewal = data["renewal_date"] or "2030-01-01"
+    actions = {
+        "draft": ("email.draft", email, "Save a draft first so it can be reviewed"),
+        "send": ("email.send", email, f"Send the renewal plan to {data['success_manager']}"),
+        "book": ("calendar.book", {"title": f"Renewal review: {data['name']}", "attendees": [data["success_manager"]],
+                                   "starts_at": f"{renewal}T15:00:00Z", "minutes": 30},
+                 "Book the renewal review with the success manager"),
+        "note": ("notes.write", {"account_key": data["key"], "body": f"Renewal prepared by the agent: {subject}."},
+                 "Leave a note on the account"),
+    }
+    skipped = []
+    for position, title, kind in kinds:
+        if kind == "report":
+            break
+        if kind in actions:
+            name, args, reason = actions[kind]
+            if name in tools and name not in done:
+                return _call(name, args, n, reason, position)
+            if name not in tools:
+                skipped.append(f"{position}. {title} (I may not use {name})")
+        elif kind == "unknown":
+            skipped.append(f"{position}. {title} (no tool for it)")
+
+    sent = done.get("email.send")
+    outcome = (f"sent to {sent['data']['sent_to']}" if sent and sent.get("status") == "ok" else
+               "not sent" + ("" if sent else " (sending was not in the plan)"))
+    answer = f"Renewal plan for {data['name']} prepared and {outcome}."
+    if (booked := done.get("calendar.book")) and booked.get("status") == "ok":
+        answer += " The renewal review is booked."
+    if skipped:
+        answer += " Skipped plan steps: " + "; ".join(skipped) + "."
+    if instructions:
+        answer += " Instructions followed: " + "; ".join(instructions)
+    return ModelResponse(parts=[TextPart(answer)])
 
 
 def noop_looper(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:

@@ -8,6 +8,7 @@ each tool's verdict (risk, needs approval) and the model cannot argue past it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from difflib import SequenceMatcher
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,16 @@ class Fail:
 class ProposePlan:
     steps: tuple[str, ...]
     call: ToolCall
+    needs_approval: bool = False  # the agent requires a person to approve (or edit) the plan first
+
+
+@dataclass(frozen=True)
+class AskQuestion:
+    """The model asks a person; the run waits and the answer comes back as the tool's result."""
+
+    call: ToolCall
+    question: str
+    options: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -92,9 +103,46 @@ class RefuseToolCall:
     message: str
 
 
-Action = Finish | Fail | ProposePlan | CallTool | AskApproval | RefuseToolCall
+Action = Finish | Fail | ProposePlan | AskQuestion | CallTool | AskApproval | RefuseToolCall
 
 PLAN_TOOL = "plan.propose"
+ASK_TOOL = "human.ask"  # answered by a person through the approval queue, never run as code
+MAX_PLAN_STEPS = 30
+MAX_PLAN_STEP_CHARS = 300
+
+
+def plan_problem(steps) -> str:
+    """Why a plan (from the model or a person's edit) cannot be used, or ""."""
+    if not isinstance(steps, list) or not steps:
+        return "A plan needs at least one step."
+    if len(steps) > MAX_PLAN_STEPS:
+        return f"A plan has at most {MAX_PLAN_STEPS} steps; this one has {len(steps)}."
+    for number, step in enumerate(steps, start=1):
+        if not isinstance(step, str) or not step.strip():
+            return f"Step {number} is empty; write it or delete it."
+        if len(step.strip()) > MAX_PLAN_STEP_CHARS:
+            return f"Step {number} is {len(step.strip())} characters; keep each step under {MAX_PLAN_STEP_CHARS}."
+    return ""
+
+
+def plan_diff(before: list[str], after: list[str]) -> list[dict]:
+    """What an edit did to a plan, step by step: kept, added, removed, changed, or moved (the same
+    text at another position). Each item has the op, the text and, where it applies, the old text."""
+    matcher = SequenceMatcher(a=before, b=after, autojunk=False)
+    diff: list[dict] = []
+    for op, a1, a2, b1, b2 in matcher.get_opcodes():
+        if op == "equal":
+            diff += [{"op": "kept", "text": text} for text in after[b1:b2]]
+        elif op == "replace" and a2 - a1 == b2 - b1:
+            diff += [{"op": "changed", "text": new, "was": old} for old, new in zip(before[a1:a2], after[b1:b2])]
+        else:
+            diff += [{"op": "removed", "text": text} for text in before[a1:a2]]
+            diff += [{"op": "added", "text": text} for text in after[b1:b2]]
+    removed = {item["text"] for item in diff if item["op"] == "removed"}
+    added = {item["text"] for item in diff if item["op"] == "added"}
+    moved = removed & added
+    return [{**item, "op": "moved"} if item["op"] == "added" and item["text"] in moved else item
+            for item in diff if not (item["op"] == "removed" and item["text"] in moved)]
 
 
 def budget_exhausted(budgets: Budgets, usage: Usage) -> Fail | None:
@@ -110,8 +158,10 @@ def budget_exhausted(budgets: Budgets, usage: Usage) -> Fail | None:
     return None
 
 
-def next_action(reply: ModelReply, *, verdicts: dict[str, ToolVerdict], plan_mode: bool) -> Action:
-    """Decide what the run does with this reply. `verdicts` holds only the tools this agent may use."""
+def next_action(reply: ModelReply, *, verdicts: dict[str, ToolVerdict], plan_mode: bool,
+                plan_approval: bool = False) -> Action:
+    """Decide what the run does with this reply. `verdicts` holds only the tools this agent may use;
+    with `plan_approval` a proposed plan waits for a person."""
     if not reply.tool_calls:
         if reply.text.strip():
             return Finish(reply.text.strip())
@@ -123,11 +173,19 @@ def next_action(reply: ModelReply, *, verdicts: dict[str, ToolVerdict], plan_mod
             return RefuseToolCall(call, "Planning is off for this agent: act directly with the other tools.")
         if not isinstance(steps, list) or not steps or not all(isinstance(s, str) and s.strip() for s in steps):
             return RefuseToolCall(call, "plan.propose needs 'steps': a non-empty list of short strings.")
-        return ProposePlan(tuple(s.strip()[:300] for s in steps[:30]), call)
+        steps = tuple(s.strip()[:MAX_PLAN_STEP_CHARS] for s in steps[:MAX_PLAN_STEPS])
+        return ProposePlan(steps, call, needs_approval=plan_approval)
     verdict = verdicts.get(call.tool)
     if verdict is None:
         allowed = ", ".join(sorted(verdicts)) or "none"
         return RefuseToolCall(call, f"There is no tool named '{call.tool}' for this agent. Tools you can use: {allowed}.")
+    if call.tool == ASK_TOOL:
+        question, options = call.arguments.get("question"), call.arguments.get("options") or []
+        if not isinstance(question, str) or not question.strip():
+            return RefuseToolCall(call, "human.ask needs 'question': the question to put to a person.")
+        if not isinstance(options, list) or not all(isinstance(o, str) for o in options):
+            return RefuseToolCall(call, "human.ask 'options', when given, is a list of short strings.")
+        return AskQuestion(call, question.strip(), tuple(o.strip() for o in options if o.strip())[:10])
     if verdict.needs_approval:
         return AskApproval(call, verdict.risk, verdict.rule)
     return CallTool(call, verdict.risk)

@@ -30,6 +30,7 @@ class Agent(models.Model):
     max_cost_usd = models.DecimalField(max_digits=10, decimal_places=4, default=Decimal("5"))
     max_seconds = models.PositiveIntegerField(default=3600)
     plan_mode = models.BooleanField(default=True)
+    plan_approval = models.BooleanField(default=False)  # a proposed plan waits for a person (plan mode only)
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = TenantScopedQuerySet.as_manager()

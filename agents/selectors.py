@@ -26,7 +26,7 @@ def run_get(*, tenant, run_id: int) -> Run:
     """Raises Run.DoesNotExist for a run of another tenant as for a missing one.
     Comes with its approvals, who decided them and the call that ran, as the run card shows."""
     approvals = Prefetch("approval_requests", queryset=ApprovalRequest.objects.for_tenant(tenant).select_related(
-        "decided_by", "tool_invocation").order_by("id"))
+        "decided_by", "tool_invocation", "assignee").order_by("id"))
     return _runs(tenant).prefetch_related(approvals).get(pk=run_id)
 
 

@@ -40,7 +40,7 @@ class LeaseLost(Exception):
 # --- Agents and their versions --------------------------------------------------------------------
 
 VERSIONED_FIELDS = ("instructions", "model", "fallback_models", "tools", "max_steps", "max_tokens", "max_cost_usd",
-                    "max_seconds", "plan_mode")
+                    "max_seconds", "plan_mode", "plan_approval")
 
 
 def agent_version_snapshot(agent: Agent, *, actor=None) -> AgentVersion:
@@ -254,19 +254,24 @@ def _budgets(run: Run) -> engine.Fail | None:
 def _verdicts(run: Run, reply: engine.ModelReply):
     """Policy's verdict on the call the reply makes, evaluated outside the model with the call's own
     arguments (the engine acts on the first call; the other tools are listed by name only). Returns
-    the verdicts and the policy's requirement for that call (None without a call)."""
-    from approvals.services import call_requirement
+    the verdicts and the policy's requirement for that call (None without a call). A plan that needs
+    approval and a question get the rule that sets who decides and by when."""
+    from approvals.services import call_requirement, human_step_requirement
 
     call = reply.tool_calls[0] if reply.tool_calls else None
     verdicts, need = {}, None
     for name in run.agent.tools:
         if spec := REGISTRY.get(name):
-            if call is not None and call.tool == name:
+            if call is not None and call.tool == name and name != engine.ASK_TOOL:
                 need = call_requirement(run=run, tool=name, risk=spec.risk, arguments=call.arguments)
                 verdicts[name] = engine.ToolVerdict(spec.risk, need.needs_approval,
                                                     need.rule.describe() if need.needs_approval else "")
             else:
                 verdicts[name] = engine.ToolVerdict(spec.risk, False)
+    if call is not None and call.tool == engine.ASK_TOOL and engine.ASK_TOOL in verdicts:
+        need = human_step_requirement(run=run, kind="question")
+    elif call is not None and call.tool == engine.PLAN_TOOL and run.agent.plan_approval:
+        need = human_step_requirement(run=run, kind="plan")
     return verdicts, need
 
 
@@ -278,7 +283,9 @@ def _before_model_call(run: Run, state: dict) -> str | None:
         return "failed"
     if run.inbox:
         for item in run.inbox:
-            state["conversation"].append({"role": "user", "text": f"Instruction from operator: {item['text']}"})
+            # A person's edit of the plan is said as it is; anything else is an instruction.
+            text = item["text"] if item.get("kind") == "plan" else f"Instruction from operator: {item['text']}"
+            state["conversation"].append({"role": "user", "text": text})
             emit(run, "instruction.applied", item)
         run.inbox = []
         _checkpoint(run, state)  # with the emptied inbox, or a crash before the next commit loses them
@@ -319,7 +326,8 @@ def _model_step(run_id: int, fence: int, state: dict, known: Run) -> str:
             _checkpoint(run, state)
             return "failed"
         verdicts, need = _verdicts(run, result.reply)
-        action = engine.next_action(result.reply, verdicts=verdicts, plan_mode=run.agent.plan_mode)
+        action = engine.next_action(result.reply, verdicts=verdicts, plan_mode=run.agent.plan_mode,
+                                    plan_approval=run.agent.plan_approval)
         outcome = _apply(run, action, state, need)
         if outcome == "tool_pending" and REGISTRY[state["pending_call"]["tool"]].transactional:
             # Its effects live only in our database: it runs in this transaction, with the reply that asked
@@ -359,15 +367,26 @@ def _apply(run: Run, action: engine.Action, state: dict, need=None) -> str:
         case engine.Fail(reason=reason):
             _fail(run, reason)
             return "failed"
-        case engine.ProposePlan(steps=steps, call=call):
+        case engine.ProposePlan(steps=steps, call=call, needs_approval=needs_approval):
             PlanStep.objects.filter(run=run).delete()
-            PlanStep.objects.bulk_create(PlanStep(run=run, position=i, title=t) for i, t in enumerate(steps, start=1))
+            PlanStep.objects.bulk_create(PlanStep(run=run, position=i, title=t, status="proposed" if needs_approval
+                                                  else "pending") for i, t in enumerate(steps, start=1))
             _remember_call(state, call)
-            _tool_result(state, call.call_id, call.tool, {"status": "ok", "data": {"accepted": True}})
             run.last_action = f"Proposed a plan of {len(steps)} steps"
-            emit(run, "plan.proposed", {"steps": list(steps)})
+            emit(run, "plan.proposed", {"steps": list(steps), "needs_approval": needs_approval})
+            if needs_approval:
+                return _wait_for_person(run, state, call, need, kind="plan", arguments={"steps": list(steps)},
+                                        next_action="The plan waits for approval", reason="the plan needs approval")
+            _tool_result(state, call.call_id, call.tool, {"status": "ok", "data": {"accepted": True}})
             _set_status(run, RunStatus.QUEUED)
             return "planned"
+        case engine.AskQuestion(call=call, question=question, options=options):
+            _remember_call(state, call)
+            run.last_action = "Asked a question"
+            emit(run, "question.asked", {"question": question, "options": list(options)})
+            return _wait_for_person(run, state, call, need, kind="question",
+                                    arguments={"question": question, "options": list(options)},
+                                    next_action="Waits for an answer", reason="the agent asked a question")
         case engine.RefuseToolCall(call=call, message=message):
             _remember_call(state, call)
             _tool_result(state, call.call_id, call.tool, {"status": "error", "error_type": "refused",
@@ -399,6 +418,20 @@ def _apply(run: Run, action: engine.Action, state: dict, need=None) -> str:
     raise AssertionError(f"unhandled action {action!r}")
 
 
+def _wait_for_person(run: Run, state: dict, call: engine.ToolCall, need, *, kind: str, arguments: dict,
+                     next_action: str, reason: str) -> str:
+    """A plan to approve or a question to answer: the call stays pending until a person decides."""
+    from approvals.services import approval_request_create
+
+    state["pending_call"] = {"id": call.call_id, "tool": call.tool, "arguments": arguments, "reason": call.reason,
+                             "risk": 0, "step": run.step, "fence": run.fence, "plan_step": None,
+                             "needs_approval": True, "kind": kind}
+    approval_request_create(run=run, step=run.step, call=call, risk=0, rule=need.rule, kind=kind, arguments=arguments)
+    run.next_action = next_action
+    _set_status(run, RunStatus.WAITING_FOR_HUMAN, reason=reason)
+    return "waiting_for_human"
+
+
 def _tool_step(run_id: int, fence: int, state: dict, known: Run) -> str:
     """Execute the pending tool call exactly once (idempotency key run:step:call) and record its result."""
     pending = state["pending_call"]
@@ -411,21 +444,51 @@ def _tool_step(run_id: int, fence: int, state: dict, known: Run) -> str:
                 _set_status(run, RunStatus.WAITING_FOR_HUMAN)
                 _release(run)
                 return "waiting_for_human"
-            if approval.status == "expired":
-                result = {"status": "error", "error_type": "rejected_by_reviewer", "retryable": False,
-                          "message": "Nobody approved this call before its approval expired, so it did not run. "
-                                     "Do not try it again; choose another way or finish."}
-                return _finish_tool(run, state, pending, result, None)
             if approval.status != "approved":
-                note = approval.decision_note or "no reason given"
-                result = {"status": "error", "error_type": "rejected_by_reviewer", "retryable": False,
-                          "message": f"A reviewer ({approval.decided_by.username if approval.decided_by else 'policy'}) "
-                                     f"rejected this call: {note}. Do not try it again; choose another way or finish."}
-                return _finish_tool(run, state, pending, result, None)
+                return _finish_tool(run, state, pending, _refused_result(approval), None)
+            if approval.kind == "plan":
+                return _finish_tool(run, state, pending, _plan_approved(run, approval), None)
+            if approval.kind == "question":
+                answer = {"answer": approval.answer, "answered_by": getattr(approval.decided_by, "username", "")}
+                return _finish_tool(run, state, pending, {"status": "ok", "data": answer}, None)
             if approval.approved_arguments is not None:  # a reviewer edited them: what runs is what was approved
                 pending = {**pending, "arguments": approval.approved_arguments, "edited_by_reviewer": True}
             return _execute_pending(run, state, pending, approval=approval)
         return _execute_pending(run, state, pending)
+
+
+def _refused_result(approval) -> dict:
+    """What the model is told when a person said no, or nobody decided in time: words it can act on."""
+    what = {"plan": "your plan", "question": "your question"}.get(approval.kind, "this call")
+    if approval.status == "expired":
+        message = {"plan": "Nobody approved your plan before it expired.",
+                   "question": "Nobody answered your question before it expired."}.get(
+            approval.kind, "Nobody approved this call before its approval expired, so it did not run.")
+        message += " Do not ask again; choose another way or finish."
+    else:
+        who = approval.decided_by.username if approval.decided_by else "policy"
+        note = approval.decision_note or "no reason given"
+        verb = "declined to answer" if approval.kind == "question" else "rejected"
+        then = {"plan": "Propose a different plan that meets the objection, or finish.",
+                "question": "Go on without the answer if you can, or finish."}.get(
+            approval.kind, "Do not try it again; choose another way or finish.")
+        message = f"A reviewer ({who}) {verb} {what}: {note}. {then}"
+    return {"status": "error", "error_type": "rejected_by_reviewer", "retryable": False, "message": message}
+
+
+def _plan_approved(run: Run, approval) -> dict:
+    """The approved plan (as proposed, or as a reviewer edited it) becomes the run's plan."""
+    steps = approval.arguments_to_run["steps"]
+    edited = approval.approved_arguments is not None
+    if edited:
+        PlanStep.objects.filter(run=run).delete()
+        PlanStep.objects.bulk_create(PlanStep(run=run, position=i, title=t) for i, t in enumerate(steps, start=1))
+    else:
+        PlanStep.objects.filter(run=run, status="proposed").update(status="pending")
+    data = {"accepted": True, "steps": steps}
+    if edited:
+        data["message"] = "A reviewer edited your plan before approving it. Follow these steps, in this order."
+    return {"status": "ok", "data": data}
 
 
 def _execute_pending(run: Run, state: dict, pending: dict, approval=None) -> str:
@@ -529,13 +592,20 @@ def run_locked(*, tenant, run_id: int):
         locked.save()
 
 
-def run_continue_after_decision(*, run: Run, tool: str, approved: bool, actor) -> None:
+NEXT_AFTER_DECISION = {  # kind → (approved, not approved)
+    "tool_call": ("Run {tool}", "Tell the agent the call was rejected"),
+    "plan": ("Follow the approved plan", "Tell the agent the plan was rejected"),
+    "question": ("Read the answer", "Tell the agent nobody answered"),
+}
+
+
+def run_continue_after_decision(*, run: Run, tool: str, approved: bool, actor, kind: str = "tool_call") -> None:
     """With the row locked by run_locked: a run that waited for this decision goes back to the queue.
     A paused run stays paused; resuming it picks the decision up."""
     if run.status != RunStatus.WAITING_FOR_HUMAN:
         return
     _set_status(run, RunStatus.QUEUED, by=_who(actor))
-    run.next_action = f"Run {tool}" if approved else "Tell the agent the call was rejected"
+    run.next_action = NEXT_AFTER_DECISION[kind][0 if approved else 1].format(tool=tool)
     _enqueue_on_commit(run.pk)
 
 
@@ -588,6 +658,50 @@ def run_resume(*, run: Run, actor) -> Run:
                 _set_status(locked, RunStatus.WAITING_FOR_HUMAN)
                 return locked
         _enqueue_on_commit(locked.pk)
+    return locked
+
+
+def plan_editable_steps(plan: list[PlanStep]) -> tuple[list[PlanStep], list[PlanStep]]:
+    """A plan splits into the steps already done (kept as they are) and the rest, which people may edit."""
+    done = [step for step in plan if step.status == "done"]
+    return done, [step for step in plan if step.status != "done"]
+
+
+def plan_text(steps: list[str], *, by: str) -> str:
+    """How an edited plan is said to the agent (the demo model reads the numbered lines)."""
+    lines = "\n".join(f"{number}. {title}" for number, title in enumerate(steps, start=1))
+    return f"The plan was changed by {by}. Follow this plan from now on:\n{lines}"
+
+
+def run_plan_edit(*, run: Run, actor, steps: list[str]) -> Run:
+    """A person rewrites, adds, deletes or reorders the steps of a paused run's plan that are not done
+    yet. The agent is told the new plan at its next step; the edit is an event with author and diff."""
+    steps = [step.strip() for step in steps if isinstance(step, str) and step.strip()]
+    with run_locked(tenant=run.tenant_id, run_id=run.pk) as locked:
+        if locked.status != RunStatus.PAUSED:
+            raise RunError(f"The run is {locked.get_status_display().lower()}; pause it to edit its plan"
+                           + (" (a plan waiting for approval is edited from its approval)."
+                              if locked.status == RunStatus.WAITING_FOR_HUMAN else "."))
+        plan = list(PlanStep.objects.filter(run=locked))
+        done, _ = plan_editable_steps(plan)
+        before = [step.title for step in plan]
+        after = [step.title for step in done] + steps
+        if problem := ("" if steps else "Keep at least one step that is not done.") or engine.plan_problem(after):
+            raise RunError(problem)
+        if after == before:
+            raise RunError("The plan is unchanged.")
+        PlanStep.objects.filter(run=locked).exclude(status="done").delete()
+        PlanStep.objects.bulk_create(PlanStep(run=locked, position=len(done) + i, title=t)
+                                     for i, t in enumerate(steps, start=1))
+        who = _who(actor)
+        locked.inbox = [*locked.inbox, {"text": plan_text(after, by=who), "by": who,
+                                        "at": timezone.now().isoformat(), "kind": "plan"}]
+        emit(locked, "plan.edited", {"by": who, "before": before, "after": after,
+                                     "diff": engine.plan_diff(before, after)})
+        from console.services import audit_record
+
+        audit_record(tenant=locked.tenant, actor=actor, verb="run.plan_edited", target=f"run {locked.pk}",
+                     data={"before": before, "after": after})
     return locked
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
@@ -73,6 +74,28 @@ def run_control(request: HttpRequest, tenant_slug: str, run_id: int, action: str
     except services.RunError as error:
         messages.error(request, str(error))
     return redirect("run_detail", tenant_slug, run.pk)
+
+
+@login_required
+def run_plan_editor(request: HttpRequest, tenant_slug: str, run_id: int) -> HttpResponse:
+    """Edit a paused run's plan: the steps not done yet. Reviewers and admins, and the run's requester."""
+    membership = tenant_access(request, tenant_slug, section="runs")
+    request.section = "runs"
+    run = _run(membership, run_id)
+    if not (can_open(membership.role, "approvals") or run.requested_by_id == request.user.pk):
+        raise PermissionDenied("Only reviewers, admins and the person who started the run edit its plan.")
+    done, editable = services.plan_editable_steps(run_plan(run=run))
+    steps, error, status = [step.title for step in editable], "", 200
+    if request.method == "POST":
+        steps = request.POST.getlist("steps")
+        try:
+            services.run_plan_edit(run=run, actor=request.user, steps=steps)
+            messages.success(request, "Plan saved. The agent follows it when the run is resumed.")
+            return redirect("run_detail", tenant_slug, run.pk)
+        except services.RunError as refused:
+            error, status = str(refused), 422
+    return render(request, "agents/plan_editor.html", {"run": run, "done": done, "steps": steps, "error": error,
+                                                       "editable": run.status == "paused"}, status=status)
 
 
 @login_required

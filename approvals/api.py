@@ -47,6 +47,8 @@ class ApprovalOut(Schema):
     decided_by: str | None
     decided_at: datetime | None
     decision_note: str
+    answer: str = Field(description="A question's answer")
+    assignee: str | None
     tool_invocation_id: int | None
     created_at: datetime
     decisions: list[DecisionOut]
@@ -56,6 +58,10 @@ class ApprovalOut(Schema):
         return approval.decided_by.username if approval.decided_by else None
 
     @staticmethod
+    def resolve_assignee(approval) -> str | None:
+        return approval.assignee.username if approval.assignee else None
+
+    @staticmethod
     def resolve_decisions(approval) -> list:
         return list(approval.decisions.all())
 
@@ -63,12 +69,18 @@ class ApprovalOut(Schema):
 class DecisionIn(Schema):
     decision: Literal["approve", "reject", "edit", "respond"]
     note: str = Field(default="", max_length=2000)
-    arguments: dict | None = Field(default=None, description="For edit: the arguments to run instead")
+    arguments: dict | None = Field(default=None, description="For edit: the arguments to run instead; for a plan, "
+                                                             "{\"steps\": [...]}")
+    answer: str = Field(default="", max_length=5000, description="For respond: the answer to the agent's question")
     client_key: str = Field(default="", max_length=100, description="Repeat a submit with the same key: one decision")
 
 
+class AssigneeIn(Schema):
+    assignee: str | None = Field(description="Username of a reviewer or admin of the tenant; null for nobody")
+
+
 def _approval(request, approval_id: int) -> ApprovalRequest:
-    approval = ApprovalRequest.objects.for_tenant(request.tenant).select_related("decided_by").prefetch_related(
+    approval = ApprovalRequest.objects.for_tenant(request.tenant).select_related("decided_by", "assignee").prefetch_related(
         "decisions__actor").filter(pk=approval_id).first()
     if approval is None:
         raise Http404
@@ -81,15 +93,18 @@ def _reviewer(request):
     membership = Membership.objects.filter(tenant=request.tenant, user=person).first() if person else None
     if membership is None or not can_open(membership.role, "approvals"):
         raise PermissionDenied("Approvals need a token made by a reviewer or admin of this tenant.")
-    return person
+    return person, membership
 
 
 @router.get("/approvals", response=list[ApprovalOut], summary="Approval requests, open ones first by default")
 def list_approvals(request, status: str = "open", tool: str = "", agent: str = "", min_risk: int = 0,
-                   sort: Literal["newest", "oldest", "risk", "due"] = "newest", limit: int = 50):
-    _reviewer(request)
+                   sort: Literal["newest", "oldest", "risk", "due"] = "newest", limit: int = 50,
+                   assigned: Literal["", "me"] = ""):
+    """``assigned=me``: assigned to the token's person, or escalated to their role."""
+    person, membership = _reviewer(request)
     return approval_list(tenant=request.tenant, status=status[:16], tool=tool[:100], agent=agent[:60],
-                         min_risk=max(0, min_risk), sort=sort, limit=max(1, min(limit, 200)), with_decisions=True)
+                         min_risk=max(0, min_risk), sort=sort, limit=max(1, min(limit, 200)), with_decisions=True,
+                         mine=assigned == "me", viewer=membership)
 
 
 @router.get("/approvals/{approval_id}", response=ApprovalOut)
@@ -99,15 +114,35 @@ def get_approval(request, approval_id: int):
     return approval
 
 
+@router.put("/approvals/{approval_id}/assignee", response=ApprovalOut,
+            summary="Ask one reviewer or admin to decide (null: nobody in particular)")
+def assign(request, approval_id: int, body: AssigneeIn):
+    from django.contrib.auth import get_user_model
+
+    from approvals.services import approval_assign
+
+    approval = _approval(request, approval_id)
+    person, _ = _reviewer(request)
+    assignee = None
+    if body.assignee:
+        assignee = get_user_model().objects.filter(username=body.assignee).first()
+        if assignee is None:
+            raise DecisionRefused(f"There is nobody called {body.assignee!r} here.", "invalid")
+    approval_assign(approval=approval, assignee=assignee, actor=person)
+    return _approval(request, approval_id)
+
+
 @router.post("/approvals/{approval_id}/decisions", response=ApprovalOut,
-             summary="Approve, reject, or edit the arguments and approve (409 when already decided)")
+             summary="Approve, reject, edit and approve, or answer a question (409 when already decided)")
 def decide(request, approval_id: int, body: DecisionIn):
     approval = _approval(request, approval_id)
-    person = _reviewer(request)
-    if body.decision == "respond":
-        raise DecisionRefused("This request is a tool call, not a question; approve, reject or edit it.", "invalid")
+    person, _ = _reviewer(request)
     if body.decision == "edit" and body.arguments is None:
         raise DecisionRefused("An edit needs 'arguments': the arguments to run instead.", "invalid")
+    if approval.kind == "question" and body.decision in ("approve", "edit"):
+        raise DecisionRefused("This request is a question: answer it with decision 'respond' and an 'answer', or "
+                              "decline it with 'reject'.", "invalid")
     approval_decide(approval=approval, approve=body.decision != "reject", actor=person, note=body.note,
-                    arguments=body.arguments if body.decision == "edit" else None, client_key=body.client_key)
+                    arguments=body.arguments if body.decision == "edit" else None,
+                    answer=body.answer if body.decision == "respond" else None, client_key=body.client_key)
     return _approval(request, approval_id)

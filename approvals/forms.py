@@ -1,3 +1,5 @@
+import json
+
 from django import forms
 
 from agents.models import Agent
@@ -67,3 +69,77 @@ class PolicyForm(forms.ModelForm):
                 and cleaned["expire_minutes"] < cleaned["sla_minutes"]:
             self.add_error("expire_minutes", "Expiry comes after the due time: make it at least the due minutes.")
         return cleaned
+
+
+# --- Edit-and-approve: a form built from the tool's JSON schema ---------------------------------------
+
+FIELD_PREFIX = "arg:"
+
+
+def _schema_type(prop: dict) -> tuple[str, dict]:
+    """The property's JSON type ("string", "integer", ...) and the schema that carries it (pydantic
+    writes optional and Decimal fields as anyOf)."""
+    for option in [prop, *prop.get("anyOf", [])]:
+        if option.get("type") and option["type"] != "null":
+            return option["type"], option
+    return "json", prop
+
+
+def schema_fields(schema: dict, values: dict) -> list[dict]:
+    """One field per property, in the schema's order, with the widget that fits its type."""
+    required = set(schema.get("required", []))
+    fields = []
+    for name, prop in schema.get("properties", {}).items():
+        kind, typed = _schema_type(prop)
+        value = values.get(name, prop.get("default", ""))
+        if kind == "array" and typed.get("items", {}).get("type") == "string":
+            widget, shown = "lines", "\n".join(str(v) for v in value or [])
+        elif kind == "string" and typed.get("enum"):
+            widget, shown = "select", value
+        elif kind == "string":
+            long = typed.get("maxLength", 0) > 300 or "\n" in str(value or "")
+            widget, shown = "textarea" if long else "text", "" if value is None else value
+        elif kind in ("integer", "number"):
+            widget, shown = "number", "" if value is None else value
+        elif kind == "boolean":
+            widget, shown = "checkbox", bool(value)
+        else:
+            widget, shown = "json", json.dumps(value, ensure_ascii=False) if value not in ("", None) else ""
+        fields.append({"name": name, "input": FIELD_PREFIX + name, "label": prop.get("title", name),
+                       "help": prop.get("description", ""), "widget": widget, "value": shown,
+                       "required": name in required, "choices": typed.get("enum", []),
+                       "step": "1" if kind == "integer" else "any"})
+    return fields
+
+
+def arguments_from_fields(schema: dict, data) -> dict:
+    """The arguments a schema form's POST describes. Values are converted to the property's type
+    where they can be; what cannot is passed on as typed, so the schema check says what is wrong."""
+    required = set(schema.get("required", []))
+    arguments = {}
+    for name, prop in schema.get("properties", {}).items():
+        kind, _ = _schema_type(prop)
+        raw = data.get(FIELD_PREFIX + name)
+        if kind == "boolean":
+            arguments[name] = raw is not None
+            continue
+        raw = (raw or "").strip() if kind != "string" else (raw or "")
+        if raw == "" and name not in required:
+            continue
+        if kind == "array":
+            arguments[name] = [line.strip() for line in raw.splitlines() if line.strip()]
+        elif kind == "integer":
+            arguments[name] = int(raw) if raw.lstrip("-").isdigit() else raw
+        elif kind == "number":
+            try:
+                arguments[name] = int(raw) if raw.lstrip("-").isdigit() else float(raw)
+            except ValueError:
+                arguments[name] = raw
+        elif kind == "json":
+            try:
+                arguments[name] = json.loads(raw)
+            except ValueError:
+                arguments[name] = raw
+        else:
+            arguments[name] = raw.replace("\r\n", "\n")
+    return arguments

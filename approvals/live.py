@@ -32,7 +32,7 @@ def render_queue_update(*, membership, filters: dict | None, selected_id: int | 
 
     update = {"count": open_count(tenant=membership.tenant)}
     if filters is not None:
-        approvals = approval_list(tenant=membership.tenant, status="open", limit=QUEUE_PAGE, **filters)
+        approvals = approval_list(tenant=membership.tenant, status="open", limit=QUEUE_PAGE, viewer=membership, **filters)
         update["list"] = "".join(
             render_to_string("approvals/partials/queue_item.html",
                              {"item": item, "membership": membership, "selected_id": selected_id})

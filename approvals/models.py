@@ -20,6 +20,12 @@ class ApprovalStatus(models.TextChoices):
 OPEN = (ApprovalStatus.PENDING, ApprovalStatus.ESCALATED)
 
 
+class ApprovalKind(models.TextChoices):
+    TOOL_CALL = "tool_call", "tool call"
+    PLAN = "plan", "plan"  # arguments: {"steps": [...]}; an edit rewrites the steps
+    QUESTION = "question", "question"  # arguments: {"question": ..., "options": [...]}; decided by an answer
+
+
 class ApprovalPolicy(models.Model):
     """A tenant's rule for which tool calls need approval (see approvals.policy for how rules combine)."""
 
@@ -49,7 +55,7 @@ class ApprovalRequest(models.Model):
     tenant = models.ForeignKey("console.Tenant", on_delete=models.CASCADE, related_name="approval_requests")
     run = models.ForeignKey("agents.Run", on_delete=models.CASCADE, related_name="approval_requests")
     step = models.PositiveIntegerField()
-    kind = models.CharField(max_length=16, default="tool_call")
+    kind = models.CharField(max_length=16, choices=ApprovalKind.choices, default=ApprovalKind.TOOL_CALL)
     call_id = models.CharField(max_length=100)
     tool = models.CharField(max_length=100)
     arguments = models.JSONField(default=dict)
@@ -72,6 +78,9 @@ class ApprovalRequest(models.Model):
     decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     decided_at = models.DateTimeField(null=True, blank=True)
     decision_note = models.TextField(blank=True)
+    answer = models.TextField(blank=True)  # a question's answer
+    assignee = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                 related_name="+")  # who is asked to decide ("assigned to me")
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = TenantScopedQuerySet.as_manager()
@@ -81,7 +90,8 @@ class ApprovalRequest(models.Model):
             models.UniqueConstraint(fields=["run", "step", "call_id"], name="one_approval_per_call"),
         ]
         indexes = [models.Index(fields=["tenant", "status", "-created_at"], name="approval_queue"),
-                   models.Index(fields=["status", "due_at"], name="approval_sla")]
+                   models.Index(fields=["status", "due_at"], name="approval_sla"),
+                   models.Index(fields=["tenant", "assignee", "status"], name="approval_assignee")]
 
     @property
     def is_open(self) -> bool:

@@ -36,7 +36,7 @@ def _addresses(approval: ApprovalRequest, roles) -> list[str]:
 
 def approval_notify(*, approval_id: int, event: str) -> int:
     """Send the emails for ``event`` (requested, escalated, decided); returns how many went out."""
-    approval = ApprovalRequest.objects.select_related("tenant", "requested_by", "decided_by").filter(
+    approval = ApprovalRequest.objects.select_related("tenant", "requested_by", "decided_by", "assignee").filter(
         pk=approval_id).first()
     if approval is None:
         return 0
@@ -51,6 +51,11 @@ def approval_notify(*, approval_id: int, event: str) -> int:
         subject = f"Overdue approval: {subject_tail}"
         body = (f"Nobody has decided on {approval.tool} since {approval.created_at:%Y-%m-%d %H:%M UTC}; it was due "
                 f"{approval.due_at:%H:%M UTC}.\n\nDecide: {_link(approval, queue=True)}\n")
+    elif event == "assigned":
+        recipients = [approval.assignee.email] if approval.assignee and approval.assignee.email else []
+        subject = f"Assigned to you: {subject_tail}"
+        body = (f"You are asked to decide on {approval.tool} (risk {approval.risk}).\nWhy: {approval.reason or '-'}\n"
+                f"Due: {approval.due_at:%Y-%m-%d %H:%M UTC}\n\nDecide: {_link(approval, queue=True)}\n")
     elif event == "decided":
         recipients = [approval.requested_by.email] if approval.requested_by and approval.requested_by.email else []
         who = approval.decided_by.username if approval.decided_by else "policy"

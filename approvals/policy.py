@@ -76,6 +76,14 @@ def requirement(rules: list[Rule], *, agent_id: int, tool: str, risk: int, argum
     return Requirement(best.required_approvals, best)
 
 
+def human_step_rule(rules: list[Rule], *, agent_id: int, tool: str) -> Rule:
+    """The rule for a plan approval or a question (pseudo-tools plan.propose and human.ask): the most
+    specific tenant rule scoped to that tool (its risk and condition do not apply), else the default.
+    It sets who may decide, the due and expiry times and the escalation; how many approve a plan."""
+    scoped = [r for r in rules if r.tool == tool and (r.agent_id is None or r.agent_id == agent_id)]
+    return max(scoped, key=lambda r: (r.specificity, r.required_approvals)) if scoped else DEFAULT_RULE
+
+
 def _applies(rule: Rule, *, agent_id: int, tool: str, risk: int, arguments: dict) -> bool:
     return ((rule.agent_id is None or rule.agent_id == agent_id) and (not rule.tool or rule.tool == tool)
             and risk >= rule.min_risk and (not rule.condition or condition_holds(rule.condition, arguments)))

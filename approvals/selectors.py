@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from approvals.models import OPEN, ApprovalPolicy, ApprovalRequest
+from django.db.models import Q
+
+from approvals.models import OPEN, ApprovalPolicy, ApprovalRequest, ApprovalStatus
 from approvals.policy import Rule
 
 
@@ -31,12 +33,20 @@ def queue_filters(params: Mapping[str, str]) -> dict:
     """The queue's filters from a query string (the page's and its socket's), defaults for anything unusable."""
     risk = params.get("min_risk", "")
     return {"sort": params.get("sort") if params.get("sort") in SORTS else "risk", "tool": params.get("tool", "")[:100],
-            "agent": params.get("agent", "")[:60], "min_risk": int(risk) if risk.isdigit() else 0}
+            "agent": params.get("agent", "")[:60], "min_risk": int(risk) if risk.isdigit() else 0,
+            "mine": params.get("mine") in ("1", "on", "true")}
+
+
+def assigned_to(membership) -> Q:
+    """What "assigned to me" means: requests assigned to the person, and overdue ones escalated to their role."""
+    return Q(assignee_id=membership.user_id) | Q(status=ApprovalStatus.ESCALATED, escalate_to_role=membership.role)
 
 
 def approval_list(*, tenant, status: str = "open", tool: str = "", agent: str = "", min_risk: int = 0,
-                  sort: str = "newest", limit: int = 50, with_decisions: bool = False):
-    approvals = ApprovalRequest.objects.for_tenant(tenant).select_related("decided_by", "run__agent")
+                  sort: str = "newest", limit: int = 50, with_decisions: bool = False, mine: bool = False,
+                  viewer=None):
+    """``mine`` with ``viewer`` (their membership): only what is assigned to them."""
+    approvals = ApprovalRequest.objects.for_tenant(tenant).select_related("decided_by", "run__agent", "assignee")
     if with_decisions:
         approvals = approvals.prefetch_related("decisions__actor")
     if status == "open":
@@ -49,8 +59,18 @@ def approval_list(*, tenant, status: str = "open", tool: str = "", agent: str = 
         approvals = approvals.filter(run__agent__slug=agent)
     if min_risk:
         approvals = approvals.filter(risk__gte=min_risk)
+    if mine and viewer is not None:
+        approvals = approvals.filter(assigned_to(viewer))
     return list(approvals.order_by(*SORTS.get(sort, SORTS["newest"]))[:limit])
 
 
 def open_count(*, tenant) -> int:
     return ApprovalRequest.objects.for_tenant(tenant).filter(status__in=OPEN).count()
+
+
+def assignable_people(*, tenant) -> list:
+    """Who may be asked to decide: the tenant's reviewers and admins."""
+    from console.models import Membership, Role
+
+    return [m.user for m in Membership.objects.for_tenant(tenant).filter(role__in=(Role.REVIEWER, Role.ADMIN)).select_related(
+        "user").order_by("user__username")]

@@ -10,8 +10,16 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from approvals.live import notify_on_commit, publish_queue_changed_on_commit
-from approvals.models import OPEN, ApprovalDecision, ApprovalPolicy, ApprovalRequest, ApprovalStatus, ApprovalWebhook
-from approvals.policy import Requirement, Rule, requirement
+from approvals.models import (
+    OPEN,
+    ApprovalDecision,
+    ApprovalKind,
+    ApprovalPolicy,
+    ApprovalRequest,
+    ApprovalStatus,
+    ApprovalWebhook,
+)
+from approvals.policy import Requirement, Rule, human_step_rule, requirement
 from approvals.selectors import policy_rule, policy_rules
 from console.services import audit_record
 
@@ -33,6 +41,15 @@ REFUSAL_STATUS = {"conflict": 409, "forbidden": 403, "invalid": 422}
 def call_requirement(*, run, tool: str, risk: int, arguments: dict) -> Requirement:
     """What the tenant's policy asks of this call (evaluated outside the model)."""
     return requirement(policy_rules(tenant=run.tenant), agent_id=run.agent_id, tool=tool, risk=risk, arguments=arguments)
+
+
+def human_step_requirement(*, run, kind: str) -> Requirement:
+    """What a plan approval (at least one approval) or a question (one answer) needs, by policy."""
+    from agents.engine import ASK_TOOL, PLAN_TOOL
+
+    tool = PLAN_TOOL if kind == ApprovalKind.PLAN else ASK_TOOL
+    rule = human_step_rule(policy_rules(tenant=run.tenant), agent_id=run.agent_id, tool=tool)
+    return Requirement(max(1, rule.required_approvals) if kind == ApprovalKind.PLAN else 1, rule)
 
 
 DEMO_POLICIES = [
@@ -84,15 +101,19 @@ def _describe(policy) -> str:
     return policy_rule(policy).describe()
 
 
-def approval_request_create(*, run, step: int, call, risk: int, rule: Rule) -> ApprovalRequest:
-    """``rule``: the policy rule that asks for approval (agents evaluated it for this very call)."""
+def approval_request_create(*, run, step: int, call, risk: int, rule: Rule, kind: str = ApprovalKind.TOOL_CALL,
+                            arguments: dict | None = None) -> ApprovalRequest:
+    """``rule``: the policy rule that asks for approval (agents evaluated it for this very call).
+    ``arguments``: what is decided on, when not the call's own (a plan's steps, a question)."""
     from agents.events import emit
 
     now, policy = timezone.now(), rule.describe()
+    required = 1 if kind == ApprovalKind.QUESTION else max(1, rule.required_approvals)
     approval, _ = ApprovalRequest.objects.get_or_create(
         run=run, step=step, call_id=call.call_id,
-        defaults={"tenant": run.tenant, "tool": call.tool, "arguments": call.arguments, "reason": call.reason,
-                  "risk": risk, "policy": policy[:200], "required_approvals": max(1, rule.required_approvals),
+        defaults={"tenant": run.tenant, "kind": kind, "tool": call.tool,
+                  "arguments": call.arguments if arguments is None else arguments, "reason": call.reason,
+                  "risk": risk, "policy": policy[:200], "required_approvals": required,
                   "allow_self_approval": rule.allow_self_approval, "requested_by": run.requested_by,
                   "due_at": now + timedelta(minutes=rule.sla_minutes),
                   "expires_at": now + timedelta(minutes=max(rule.expire_minutes, rule.sla_minutes)),
@@ -100,7 +121,8 @@ def approval_request_create(*, run, step: int, call, risk: int, rule: Rule) -> A
     )
     publish_queue_changed_on_commit(run.tenant_id)
     notify_on_commit(approval.id, "requested")
-    emit(run, "approval.requested", {"approval_id": approval.id, "tool": call.tool, "risk": risk, "policy": policy,
+    emit(run, "approval.requested", {"approval_id": approval.id, "kind": kind, "tool": call.tool, "risk": risk,
+                                     "policy": policy,
                                      "required_approvals": approval.required_approvals,
                                      "due_at": approval.due_at.isoformat()})
     return approval
@@ -130,9 +152,10 @@ def _refusal(approval: ApprovalRequest) -> str:
 
 
 def approval_decide(*, approval: ApprovalRequest, approve: bool, actor, note: str = "", arguments: dict | None = None,
-                    client_key: str = "") -> ApprovalRequest:
-    """Approve (optionally with edited arguments, validated against the tool's schema) or reject.
-    Rejecting is final at once; approving is final when enough distinct people approved the same arguments."""
+                    answer: str | None = None, client_key: str = "") -> ApprovalRequest:
+    """Approve (optionally with edited arguments, validated against the tool's schema, or an edited
+    plan), answer a question, or reject (decline to answer). Rejecting is final at once; approving is
+    final when enough distinct people approved the same arguments; one answer closes a question."""
     note = (note or "").strip()[:2000]
     client_key = (client_key or "").strip()[:100]
     with transaction.atomic():
@@ -147,6 +170,11 @@ def approval_decide(*, approval: ApprovalRequest, approve: bool, actor, note: st
                 raise DecisionRefused("You started this run; the policy needs someone else to decide on it.", "forbidden")
             if not approve:
                 return _reject(locked, actor, note, client_key)
+            if locked.kind == ApprovalKind.QUESTION:
+                return _answer(locked, actor, answer, note, client_key)
+            if answer is not None:
+                raise DecisionRefused(f"This request is a {locked.get_kind_display()}, not a question; approve, "
+                                      "reject or edit it.", "invalid")
             return _approve(locked, actor, note, arguments, client_key)
     raise DecisionRefused(_refusal(locked))
 
@@ -169,15 +197,43 @@ def _reject(approval, actor, note: str, client_key: str) -> ApprovalRequest:
     return approval
 
 
-def _approve(approval, actor, note: str, arguments: dict | None, client_key: str) -> ApprovalRequest:
+def _checked_edit(approval, arguments: dict) -> dict:
+    """The edited arguments as they will be approved, or DecisionRefused ("invalid") saying what is wrong:
+    a plan's steps by the plan rules (an emptied step is a deleted one), a call's by the tool's schema."""
+    from agents.engine import plan_problem
     from agents.tools import REGISTRY
     from agents.tools.registry import parse_arguments
 
+    if approval.kind == ApprovalKind.PLAN:
+        steps = arguments.get("steps")
+        if isinstance(steps, list):
+            steps = [step.strip() if isinstance(step, str) else step for step in steps
+                     if not isinstance(step, str) or step.strip()]
+        if problem := plan_problem(steps):
+            raise DecisionRefused(problem, "invalid")
+        return {"steps": steps}
+    spec = REGISTRY.get(approval.tool)
+    checked = parse_arguments(spec, arguments) if spec else arguments
+    if isinstance(checked, dict) and checked.get("status") == "error":
+        raise DecisionRefused(checked["message"], "invalid")
+    return arguments
+
+
+def _answer(approval, actor, answer: str | None, note: str, client_key: str) -> ApprovalRequest:
+    answer = (answer or "").strip()[:5000]
+    if not answer:
+        raise DecisionRefused("Write the answer to the agent's question (or decline it with a reason).", "invalid")
+    approval.answer = answer
+    approval.save(update_fields=["answer"])
+    _record(approval, actor, "answer", {"answer": answer}, note, client_key)
+    _close(approval, ApprovalStatus.APPROVED, actor=actor, note=note)
+    return approval
+
+
+def _approve(approval, actor, note: str, arguments: dict | None, client_key: str) -> ApprovalRequest:
+    if arguments is not None:
+        arguments = _checked_edit(approval, arguments)
     if arguments is not None and arguments != approval.arguments_to_run:
-        spec = REGISTRY.get(approval.tool)
-        checked = parse_arguments(spec, arguments) if spec else arguments
-        if isinstance(checked, dict) and checked.get("status") == "error":
-            raise DecisionRefused(checked["message"], "invalid")
         approval.approved_arguments = arguments  # earlier approvals were of other arguments: they no longer count
         approval.save(update_fields=["approved_arguments"])
     current = approval.arguments_to_run
@@ -202,7 +258,8 @@ def _tell_run(approval, event: str, payload: dict, *, decided: bool | None = Non
     with run_locked(tenant=approval.tenant_id, run_id=approval.run_id) as run:
         emit(run, event, {"approval_id": approval.id, **payload})
         if decided is not None:
-            run_continue_after_decision(run=run, tool=approval.tool, approved=decided, actor=approval.decided_by)
+            run_continue_after_decision(run=run, tool=approval.tool, approved=decided, actor=approval.decided_by,
+                                        kind=approval.kind)
 
 
 def _close(approval, status: str, *, actor, note: str) -> None:
@@ -211,10 +268,44 @@ def _close(approval, status: str, *, actor, note: str) -> None:
     approval.save(update_fields=["status", "decided_by", "decided_at", "decision_note"])
     publish_queue_changed_on_commit(approval.tenant_id)
     notify_on_commit(approval.id, "decided")
-    payload = {"decision": status, "by": getattr(actor, "username", "policy"), "note": note}
+    payload = {"decision": status, "kind": approval.kind, "by": getattr(actor, "username", "policy"), "note": note}
     if approval.approved_arguments is not None:
         payload["edited_arguments"] = approval.approved_arguments
+    if approval.kind == ApprovalKind.QUESTION and approval.answer:
+        payload["answer"] = approval.answer
+    if approval.kind == ApprovalKind.PLAN and approval.approved_arguments is not None:
+        from agents.engine import plan_diff
+
+        before, after = approval.arguments["steps"], approval.approved_arguments["steps"]
+        payload["plan_diff"] = plan_diff(before, after)
     _tell_run(approval, "approval.decided", payload, decided=status == ApprovalStatus.APPROVED)
+
+
+def approval_assign(*, approval: ApprovalRequest, assignee, actor) -> ApprovalRequest:
+    """Ask one person to decide (``assignee`` None: nobody in particular). They must be a reviewer or
+    admin of the tenant; they hear of it by email; the queue's "assigned to me" shows it to them."""
+    from console.models import Membership, Role
+
+    with transaction.atomic():
+        locked = ApprovalRequest.objects.for_tenant(approval.tenant_id).select_for_update().get(pk=approval.pk)
+        if not locked.is_open:
+            raise DecisionRefused(_refusal(locked))
+        if assignee is not None and not Membership.objects.for_tenant(locked.tenant_id).filter(
+                user=assignee, role__in=(Role.REVIEWER, Role.ADMIN)).exists():
+            raise DecisionRefused(f"{assignee.username} cannot decide approvals in this tenant; choose a reviewer "
+                                  "or an admin.", "invalid")
+        if locked.assignee_id == getattr(assignee, "pk", None):
+            return locked
+        locked.assignee = assignee
+        locked.save(update_fields=["assignee"])
+        who = assignee.username if assignee else None
+        audit_record(tenant=locked.tenant, actor=actor, verb="approval.assigned", target=f"run {locked.run_id}: "
+                     f"{locked.tool}", data={"approval_id": locked.id, "to": who})
+        publish_queue_changed_on_commit(locked.tenant_id)
+        if assignee is not None and assignee != actor:
+            notify_on_commit(locked.id, "assigned")
+        _tell_run(locked, "approval.assigned", {"to": who, "by": actor.username})
+    return locked
 
 
 def _expire(approval) -> None:

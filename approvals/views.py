@@ -12,34 +12,48 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from agents.selectors import run_events_after, run_plan
-from approvals.models import ApprovalRequest
-from approvals.selectors import QUEUE_PAGE, SORTS, approval_list, queue_filters
-from approvals.services import REFUSAL_STATUS, DecisionRefused, approval_decide
+from agents.tools import REGISTRY
+from approvals.forms import arguments_from_fields, schema_fields
+from approvals.models import ApprovalKind, ApprovalRequest
+from approvals.selectors import QUEUE_PAGE, SORTS, approval_list, assignable_people, queue_filters
+from approvals.services import REFUSAL_STATUS, DecisionRefused, approval_assign, approval_decide
 from console.access import tenant_access
 
-DECISIONS = {"approve", "reject", "edit"}
+DECISIONS = {"approve", "reject", "edit", "respond"}
 
 
 def _queue_url(tenant_slug: str, approval_id: int) -> str:
     return f"{reverse('approvals', args=[tenant_slug])}?id={approval_id}"
 
 
-def _detail_context(approval: ApprovalRequest | None) -> dict:
+def _detail_context(approval: ApprovalRequest | None, *, edited: dict | None = None) -> dict:
+    """Everything the detail pane shows. ``edited``: what a refused edit sent, shown again to fix."""
     if approval is None:
         return {"approval": None}
+    from agents.engine import plan_diff
+
     run = approval.run
     events = run_events_after(run=run, after=max(0, run.event_seq - 12), limit=12)
     proposed, approved = approval.arguments, approval.approved_arguments
     changes = [{"field": key, "proposed": proposed.get(key), "approved": approved.get(key)}
                for key in sorted(set(proposed) | set(approved)) if proposed.get(key) != approved.get(key)] if approved else []
-    return {"approval": approval, "run": run, "plan": run_plan(run=run), "events": events, "changes": changes,
-            "arguments_json": json.dumps(approval.arguments_to_run, indent=2, ensure_ascii=False),
-            "decisions": list(approval.decisions.select_related("actor"))}
+    spec = REGISTRY.get(approval.tool) if approval.kind == ApprovalKind.TOOL_CALL else None
+    values = edited if edited is not None else approval.arguments_to_run
+    context = {"approval": approval, "run": run, "plan": run_plan(run=run), "events": events, "changes": changes,
+               "arguments_json": json.dumps(values, indent=2, ensure_ascii=False),
+               "fields": schema_fields(spec.json_schema(), values) if spec else [],
+               "decisions": list(approval.decisions.select_related("actor")),
+               "people": assignable_people(tenant=approval.tenant_id) if approval.is_open else []}
+    if approval.kind == ApprovalKind.PLAN:
+        context["plan_steps"] = values.get("steps", [])
+        if approved is not None:
+            context["plan_changes"] = plan_diff(proposed["steps"], approved["steps"])
+    return context
 
 
 def _approval(membership, approval_id: int) -> ApprovalRequest:
     approval = ApprovalRequest.objects.for_tenant(membership.tenant).select_related(
-        "run__agent", "decided_by", "tool_invocation").filter(pk=approval_id).first()
+        "run__agent", "decided_by", "tool_invocation", "assignee").filter(pk=approval_id).first()
     if approval is None:
         raise Http404("No such approval request")
     return approval
@@ -50,7 +64,7 @@ def queue(request: HttpRequest, tenant_slug: str) -> HttpResponse:
     membership = tenant_access(request, tenant_slug, section="approvals")
     request.section = "approvals"
     filters = queue_filters(request.GET)
-    approvals = approval_list(tenant=membership.tenant, status="open", limit=QUEUE_PAGE, **filters)
+    approvals = approval_list(tenant=membership.tenant, status="open", limit=QUEUE_PAGE, viewer=membership, **filters)
     selected_id = request.GET.get("id", "")
     selected = (_approval(membership, int(selected_id)) if selected_id.isdigit()
                 else approvals[0] if approvals else None)
@@ -76,20 +90,16 @@ def decide(request: HttpRequest, tenant_slug: str, approval_id: int) -> HttpResp
     membership = tenant_access(request, tenant_slug, section="approvals")
     approval = _approval(membership, approval_id)
     decision, error, status = request.POST.get("decision", ""), "", 200
-    arguments = None
+    arguments, error = _edited_arguments(approval, request.POST) if decision == "edit" else (None, "")
     if decision not in DECISIONS:
-        error, status = "Choose approve, reject or edit.", 422
-    elif decision == "edit":
-        try:
-            arguments = json.loads(request.POST.get("arguments", ""))
-            if not isinstance(arguments, dict):
-                raise ValueError
-        except ValueError:
-            error, status = "The edited arguments must be a JSON object, e.g. {\"to\": \"dana@acme.example\"}.", 422
-    if not error:
+        error = "Choose approve, reject, edit or answer."
+    if error:
+        status = 422
+    else:
         try:
             approval_decide(approval=approval, approve=decision != "reject", actor=request.user,
                             note=request.POST.get("note", ""), arguments=arguments,
+                            answer=request.POST.get("answer", "") if decision == "respond" else None,
                             client_key=request.POST.get("client_key", ""))
         except DecisionRefused as refused:
             error, status = str(refused), REFUSAL_STATUS[refused.kind]
@@ -103,10 +113,52 @@ def decide(request: HttpRequest, tenant_slug: str, approval_id: int) -> HttpResp
         if error:
             messages.error(request, error)
         return redirect(_queue_url(tenant_slug, approval.pk))
-    context = {**_detail_context(_approval(membership, approval_id)), "error": error}
-    if error and decision == "edit":
-        context["arguments_json"] = request.POST.get("arguments", "")  # keep what they typed
+    edited = arguments if error and isinstance(arguments, dict) else None  # keep what they typed
+    context = {**_detail_context(_approval(membership, approval_id), edited=edited), "error": error}
+    if error and decision == "edit" and request.POST.get("form") == "json":
+        context["arguments_json"], context["json_open"] = request.POST.get("arguments", ""), True
     return render(request, "approvals/partials/detail.html", context, status=status)
+
+
+def _edited_arguments(approval: ApprovalRequest, data) -> tuple[dict | None, str]:
+    """What an edit proposes to run instead: a plan's steps, the schema form's fields, or JSON."""
+    if approval.kind == ApprovalKind.PLAN:
+        return {"steps": data.getlist("steps")}, ""
+    if data.get("form") == "fields" and (spec := REGISTRY.get(approval.tool)):
+        return arguments_from_fields(spec.json_schema(), data), ""
+    try:
+        arguments = json.loads(data.get("arguments", ""))
+    except ValueError:
+        arguments = None
+    if not isinstance(arguments, dict):
+        return None, "The edited arguments must be a JSON object, e.g. {\"to\": \"dana@acme.example\"}."
+    return arguments, ""
+
+
+@login_required
+@require_POST
+def assign(request: HttpRequest, tenant_slug: str, approval_id: int) -> HttpResponse:
+    """Ask a reviewer or admin of the tenant to decide ("me" for oneself, empty for nobody in particular)."""
+    from django.contrib.auth import get_user_model
+
+    membership = tenant_access(request, tenant_slug, section="approvals")
+    approval = _approval(membership, approval_id)
+    who = request.POST.get("assignee", "").strip()
+    assignee = request.user if who == "me" else get_user_model().objects.filter(username=who).first() if who else None
+    error, status = "", 200
+    if who and assignee is None:
+        error, status = f"There is nobody called {who!r} here.", 422
+    else:
+        try:
+            approval_assign(approval=approval, assignee=assignee, actor=request.user)
+        except DecisionRefused as refused:
+            error, status = str(refused), REFUSAL_STATUS[refused.kind]
+    if not request.htmx:
+        if error:
+            messages.error(request, error)
+        return redirect(_queue_url(tenant_slug, approval.pk))
+    return render(request, "approvals/partials/detail.html",
+                  {**_detail_context(_approval(membership, approval_id)), "error": error}, status=status)
 
 
 @login_required

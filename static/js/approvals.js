@@ -1,4 +1,5 @@
-// The reviewer queue from the keyboard: j/k move, a approve, r reject (focus the reason), e edit.
+// The reviewer queue from the keyboard: j/k move, a approve (a question: focus the answer),
+// r reject (focus the reason), e edit (arguments or plan), t take (assign to me).
 (function () {
   "use strict";
 
@@ -28,14 +29,23 @@
       select(links[next]);
       event.preventDefault();
     } else if (event.key === "a") {
+      const answer = document.getElementById("answer-text");
       const approve = document.getElementById("approve-button");
-      if (approve) { approve.click(); event.preventDefault(); }
+      if (answer) { answer.focus(); event.preventDefault(); }
+      else if (approve) { approve.click(); event.preventDefault(); }
     } else if (event.key === "r") {
       const reason = document.getElementById("reject-reason");
       if (reason) { reason.focus(); event.preventDefault(); }
     } else if (event.key === "e") {
       const edit = document.getElementById("edit-arguments");
-      if (edit) { edit.open = true; edit.querySelector("textarea").focus(); event.preventDefault(); }
+      if (edit) {
+        edit.open = true;
+        edit.querySelector("input:not([type=hidden]), textarea, select").focus();
+        event.preventDefault();
+      }
+    } else if (event.key === "t") {
+      const take = document.getElementById("take-button");
+      if (take) { take.click(); event.preventDefault(); }
     }
   });
 

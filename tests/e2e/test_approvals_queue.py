@@ -11,8 +11,10 @@ from tests.e2e.test_shell import log_in
 from tests.factories import RENEWAL_GOAL
 
 
-def start_run_as(page, console_server, username):
+def start_run_as(page, console_server, username, agent=None):
     log_in(page, console_server, username)
+    if agent:
+        page.get_by_label("Agent").select_option(label=agent)
     page.get_by_label("Goal").fill(RENEWAL_GOAL)
     page.get_by_role("button", name="Start run").click()
     expect(page).to_have_url(re.compile(r"/t/acme/runs/\d+/$"))
@@ -35,13 +37,12 @@ def test_a_reviewer_edits_and_approves_while_the_requester_watches_live(cast, co
 
     reviewer = browser.new_context().new_page()
     open_queue(reviewer, console_server, "rita")
-    reviewer.keyboard.press("e")
-    editor = reviewer.locator("#edit-arguments textarea")
-    expect(editor).to_be_focused()
-    arguments = json.loads(editor.input_value())
-    arguments.update(to="dana@acme.example", body="Edited by the reviewer.")
-    editor.fill(json.dumps(arguments))
-    reviewer.get_by_role("button", name="Approve edited call").click()
+    reviewer.keyboard.press("e")  # the form built from email.send's schema, first field focused
+    recipient = reviewer.locator("#edit-arguments input[name='arg:to']")
+    expect(recipient).to_be_focused()
+    recipient.fill("dana@acme.example")
+    reviewer.locator("#edit-arguments textarea[name='arg:body']").fill("Edited by the reviewer.")
+    reviewer.locator("#edit-arguments .schema-form button[type=submit]").click()
     expect(reviewer.locator("#approval-detail")).to_contain_text("Edited before approval")
 
     expect(status).to_have_text("Completed", timeout=20_000)  # on the requester's page, without a reload
@@ -66,8 +67,41 @@ def test_a_new_request_arrives_live_and_is_approved_from_the_keyboard(cast, cons
     expect(page.get_by_role("status").filter(has_text="waits for approval")).to_be_visible()
 
     page.keyboard.press("j")
-    expect(page.locator("#approval-detail")).to_contain_text("Why the agent wants it")
+    expect(page.locator("#approval-detail")).to_contain_text("Why the agent asks")
     page.keyboard.press("a")
     expect(page.locator("#approval-detail")).to_contain_text("Approved by rita")
     expect(status).to_have_text("Completed", timeout=20_000)
     expect(page.locator("#approvals-badge")).to_be_hidden()
+
+
+def test_a_reviewer_edits_a_plan_from_the_keyboard_and_the_agent_follows_it(cast, console_server, browser,
+                                                                            start_worker):
+    seed_demo_systems(cast.acme)
+    start_worker()
+    requester = browser.new_context().new_page()
+    status = start_run_as(requester, console_server, "max", agent="Renewals assistant (plan reviewed)")
+    expect(requester.locator("#run-plan")).to_contain_text("The plan waits for approval")
+
+    reviewer = browser.new_context().new_page()
+    open_queue(reviewer, console_server, "rita")
+    expect(reviewer.locator("#approval-detail")).to_contain_text("Proposed plan")
+    reviewer.keyboard.press("e")
+    steps = reviewer.locator("#edit-arguments [data-plan-editor] input")
+    expect(steps.first).to_be_focused()
+    steps.nth(2).focus()  # "Send it to the success manager": delete it with its button
+    reviewer.locator("#edit-arguments [data-plan-editor] li").nth(2).get_by_role("button", name="Delete step").click()
+    steps.nth(1).press("Enter")  # a new step below "Draft the renewal email"
+    reviewer.keyboard.type("Book a review call with the success manager")
+    reviewer.keyboard.press("Alt+ArrowUp")  # above the draft
+    expect(steps).to_have_count(5)  # 4 steps and the empty one to add with
+    assert [steps.nth(i).input_value() for i in range(4)] == [
+        "Look up the account and its notes", "Book a review call with the success manager",
+        "Draft the renewal email", "Report what was done"]
+    reviewer.get_by_role("button", name="Approve the edited plan").click()
+    expect(reviewer.locator("#approval-detail")).to_contain_text("Edited before approval")
+
+    plan = requester.locator("#run-plan")  # live, without a reload
+    expect(plan).to_contain_text("Book a review call with the success manager", timeout=20_000)
+    expect(plan).not_to_contain_text("Send it to the success manager")
+    expect(status).to_have_text("Waiting For Human", timeout=20_000)
+    expect(requester.locator("#run-card")).to_contain_text("calendar.book")  # the agent follows the edited plan
