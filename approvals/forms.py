@@ -2,6 +2,7 @@ import json
 
 from django import forms
 
+from agents.engine import ASK_TOOL, PLAN_TOOL
 from agents.models import Agent
 from agents.tools import REGISTRY
 from approvals.models import ApprovalPolicy
@@ -29,8 +30,10 @@ class PolicyForm(forms.ModelForm):
         self.tenant = tenant
         self.fields["agent"].queryset = Agent.objects.for_tenant(tenant)
         self.fields["agent"].empty_label = "(any agent)"
-        self.fields["tool"] = forms.ChoiceField(required=False, choices=[("", "(any tool)")] + [
-            (name, f"{name} (risk {spec.risk})") for name, spec in sorted(REGISTRY.items())])
+        self.fields["tool"] = forms.ChoiceField(required=False, choices=[
+            ("", "(any tool)"), (PLAN_TOOL, f"{PLAN_TOOL} (plans of agents that require plan approval)")] + [
+            (name, f"{name} (questions the agent asks)" if name == ASK_TOOL else f"{name} (risk {spec.risk})")
+            for name, spec in sorted(REGISTRY.items())])
         self.fields["expiry_outcome"] = forms.ChoiceField(choices=[(o, o.replace("_", " ")) for o in EXPIRY_OUTCOMES])
         self.fields["escalate_to_role"] = forms.ChoiceField(choices=[("admin", "admins"), ("reviewer", "reviewers")])
         self.fields["min_risk"].widget.attrs.update(min=0, max=4)

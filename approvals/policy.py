@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 EXPIRY_OUTCOMES = ("reject", "cancel_run")
+HUMAN_STEPS = {"plan.propose": "plans", "human.ask": "questions"}  # pseudo-tools a person answers (see human_step_rule)
 OPERATORS = {
     "gt": (">", lambda value, limit: _number(value) is not None and _number(value) > _number(limit)),
     "gte": ("≥", lambda value, limit: _number(value) is not None and _number(value) >= _number(limit)),
@@ -41,9 +42,11 @@ class Rule:
         return bool(self.tool), self.agent_id is not None, bool(self.condition)
 
     def describe(self) -> str:
-        scope = " and ".join(filter(None, [f"tool {self.tool}" if self.tool else "",
+        human_step = HUMAN_STEPS.get(self.tool)
+        scope = " and ".join(filter(None, [human_step or (f"tool {self.tool}" if self.tool else ""),
                                            "this agent" if self.agent_id is not None else ""])) or "every tool"
-        when = f"risk ≥ {self.min_risk}" + (f", {describe_condition(self.condition)}" if self.condition else "")
+        when = "when asked" if human_step else (
+            f"risk ≥ {self.min_risk}" + (f", {describe_condition(self.condition)}" if self.condition else ""))
         need = ("no approval" if self.required_approvals == 0 else
                 "one approval" if self.required_approvals == 1 else f"{self.required_approvals} distinct reviewers")
         label = self.name or ("default policy" if self.id is None else f"policy #{self.id}")
