@@ -683,6 +683,8 @@ def run_plan_edit(*, run: Run, actor, steps: list[str]) -> Run:
                            + (" (a plan waiting for approval is edited from its approval)."
                               if locked.status == RunStatus.WAITING_FOR_HUMAN else "."))
         plan = list(PlanStep.objects.filter(run=locked))
+        if any(step.status == "proposed" for step in plan):
+            raise RunError("This plan waits for approval: edit it in the approval, then approve it.")
         done, _ = plan_editable_steps(plan)
         before = [step.title for step in plan]
         after = [step.title for step in done] + steps

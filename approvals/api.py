@@ -125,9 +125,9 @@ def assign(request, approval_id: int, body: AssigneeIn):
     person, _ = _reviewer(request)
     assignee = None
     if body.assignee:
-        assignee = get_user_model().objects.filter(username=body.assignee).first()
+        assignee = get_user_model().objects.filter(username=body.assignee, memberships__tenant=request.tenant).first()
         if assignee is None:
-            raise DecisionRefused(f"There is nobody called {body.assignee!r} here.", "invalid")
+            raise DecisionRefused(f"There is nobody called {body.assignee!r} in {request.tenant.name}.", "invalid")
     approval_assign(approval=approval, assignee=assignee, actor=person)
     return _approval(request, approval_id)
 

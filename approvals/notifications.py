@@ -40,11 +40,15 @@ def approval_notify(*, approval_id: int, event: str) -> int:
         pk=approval_id).first()
     if approval is None:
         return 0
-    subject_tail = f"{approval.tool} in run {approval.run_id} ({approval.tenant.name})"
+    what = {"plan": "its plan", "question": "an answer"}.get(approval.kind, approval.tool)
+    subject_tail = f"{what} in run {approval.run_id} ({approval.tenant.name})"
     if event == "requested":
         recipients = _addresses(approval, REVIEWERS)
-        subject = f"Approval needed: {subject_tail}"
-        body = (f"The agent wants to run {approval.tool} (risk {approval.risk}).\nWhy: {approval.reason or '-'}\n"
+        subject = f"{'Answer needed' if approval.kind == 'question' else 'Approval needed'}: {subject_tail}"
+        asks = {"plan": f"The agent proposes a plan of {len(approval.arguments.get('steps', []))} steps.",
+                "question": f"The agent asks: {approval.arguments.get('question', '')}"}.get(
+            approval.kind, f"The agent wants to run {approval.tool} (risk {approval.risk}).")
+        body = (f"{asks}\nWhy: {approval.reason or '-'}\n"
                 f"Policy: {approval.policy}\nDue: {approval.due_at:%Y-%m-%d %H:%M UTC}\n\nDecide: {_link(approval, queue=True)}\n")
     elif event == "escalated":
         recipients = _addresses(approval, (approval.escalate_to_role,))

@@ -267,7 +267,6 @@ def _close(approval, status: str, *, actor, note: str) -> None:
     approval.status, approval.decided_by, approval.decided_at, approval.decision_note = status, actor, timezone.now(), note
     approval.save(update_fields=["status", "decided_by", "decided_at", "decision_note"])
     publish_queue_changed_on_commit(approval.tenant_id)
-    notify_on_commit(approval.id, "decided")
     payload = {"decision": status, "kind": approval.kind, "by": getattr(actor, "username", "policy"), "note": note}
     if approval.approved_arguments is not None:
         payload["edited_arguments"] = approval.approved_arguments
@@ -279,6 +278,7 @@ def _close(approval, status: str, *, actor, note: str) -> None:
         before, after = approval.arguments["steps"], approval.approved_arguments["steps"]
         payload["plan_diff"] = plan_diff(before, after)
     _tell_run(approval, "approval.decided", payload, decided=status == ApprovalStatus.APPROVED)
+    notify_on_commit(approval.id, "decided")  # after the run's step is enqueued: the run goes first
 
 
 def approval_assign(*, approval: ApprovalRequest, assignee, actor) -> ApprovalRequest:

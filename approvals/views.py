@@ -144,10 +144,11 @@ def assign(request: HttpRequest, tenant_slug: str, approval_id: int) -> HttpResp
     membership = tenant_access(request, tenant_slug, section="approvals")
     approval = _approval(membership, approval_id)
     who = request.POST.get("assignee", "").strip()
-    assignee = request.user if who == "me" else get_user_model().objects.filter(username=who).first() if who else None
+    people = get_user_model().objects.filter(memberships__tenant=membership.tenant)
+    assignee = request.user if who == "me" else people.filter(username=who).first() if who else None
     error, status = "", 200
     if who and assignee is None:
-        error, status = f"There is nobody called {who!r} here.", 422
+        error, status = f"There is nobody called {who!r} in {membership.tenant.name}.", 422
     else:
         try:
             approval_assign(approval=approval, assignee=assignee, actor=request.user)

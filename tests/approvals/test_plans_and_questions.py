@@ -309,3 +309,24 @@ def test_api_answers_a_question_and_edits_a_plan(cast, reviewed, renewals, clien
     assert assigned.status_code == 409  # decided already: nothing to assign
     mine = client.get("/api/v1/approvals?assigned=me", **auth)
     assert mine.status_code == 200 and mine.json() == []
+
+
+def test_a_plan_waiting_for_approval_is_edited_in_its_approval_not_on_the_paused_run(cast, reviewed):
+    run, approval = waiting_plan(cast, reviewed)
+    run_pause(run=run, actor=cast.member)
+    with pytest.raises(RunError, match="edit it in the approval"):
+        run_plan_edit(run=run, actor=cast.member, steps=["Something else"])
+
+
+def test_reviewers_are_emailed_what_the_plan_or_question_is(cast, reviewed, renewals, mailoutbox):
+    from approvals.notifications import approval_notify
+
+    cast.reviewer.email = "rita@acme.example"
+    cast.reviewer.save()
+    _, plan = waiting_plan(cast, reviewed)
+    approval_notify(approval_id=plan.pk, event="requested")
+    asking = advance(run_start(tenant=cast.acme, agent=renewals, goal=AMBIGUOUS_GOAL, requested_by=cast.member))
+    approval_notify(approval_id=asking.approval_requests.get().pk, event="requested")
+    subjects = [m.subject for m in mailoutbox if m.to == ["rita@acme.example"]]
+    assert subjects[0].startswith("Approval needed: its plan in run") and subjects[1].startswith("Answer needed")
+    assert "proposes a plan of 4 steps" in mailoutbox[0].body
