@@ -68,7 +68,8 @@ def test_bad_input_gets_a_4xx_with_a_message(api, pending):
 def test_a_member_token_gets_403_on_every_approvals_endpoint(cast, api, pending):
     _, approval = pending
     for method, path, data in [("get", "/approvals", None), ("get", f"/approvals/{approval.id}", None),
-                               ("post", f"/approvals/{approval.id}/decisions", {"decision": "approve"})]:
+                               ("post", f"/approvals/{approval.id}/decisions", {"decision": "approve"}),
+                               ("put", f"/approvals/{approval.id}/assignee", {"assignee": "max"})]:
         refused = api(method, path, as_user=cast.member, **({"data": data} if data else {}))
         assert refused.status_code == 403 and "reviewer or admin" in refused.json()["message"], path
 
@@ -80,3 +81,17 @@ def test_every_approvals_endpoint_is_404_for_another_tenant(cast, api, pending):
     assert api("get", f"/approvals/{approval.id}", as_user=cast.outsider).status_code == 404
     response = api("post", f"/approvals/{approval.id}/decisions", as_user=cast.outsider, data={"decision": "approve"})
     assert response.status_code == 404 and response.json()["code"] == "not_found"
+    response = api("put", f"/approvals/{approval.id}/assignee", as_user=cast.both, data={"assignee": "sam"})
+    assert response.status_code == 404
+
+
+def test_assign_and_list_what_is_assigned_to_me(cast, api, pending):
+    _, approval = pending
+    assigned = api("put", f"/approvals/{approval.id}/assignee", data={"assignee": "rita"})
+    assert assigned.status_code == 200 and assigned.json()["assignee"] == "rita"
+    assert [a["id"] for a in api("get", "/approvals?assigned=me").json()] == [approval.id]
+    assert api("get", "/approvals?assigned=me", as_user=cast.admin).json() == []
+    unknown = api("put", f"/approvals/{approval.id}/assignee", data={"assignee": "gus"})  # Globex only
+    assert unknown.status_code == 422 and "nobody called 'gus' in Acme" in unknown.json()["message"]
+    cleared = api("put", f"/approvals/{approval.id}/assignee", data={"assignee": None})
+    assert cleared.json()["assignee"] is None
