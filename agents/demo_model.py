@@ -82,17 +82,19 @@ def _step_kind(title: str) -> str:
     return "unknown"
 
 
-def _current_plan(messages: list[ModelMessage]) -> list[str] | None:
-    """The plan in force: the latest of the approved plan.propose result and a person's edit."""
-    plan = None
+def _current_plan(messages: list[ModelMessage]) -> tuple[list[str] | None, bool]:
+    """The plan in force (the latest of the approved plan.propose result and a person's edit), and
+    whether a person changed it since the last tool result."""
+    plan, changed_since = None, False
     for message in messages:
         for part in message.parts:
-            if isinstance(part, ToolReturnPart) and part.tool_name == "plan.propose":
-                data = _result(part).get("data") or {}
-                plan = data.get("steps") or plan
+            if isinstance(part, (ToolReturnPart, RetryPromptPart)):
+                changed_since = False
+                if isinstance(part, ToolReturnPart) and part.tool_name == "plan.propose":
+                    plan = (_result(part).get("data") or {}).get("steps") or plan
             elif isinstance(part, UserPromptPart) and isinstance(part.content, str) and PLAN_CHANGED.match(part.content):
-                plan = re.findall(r"^\d+\. (.+)$", part.content, re.M)
-    return plan
+                plan, changed_since = re.findall(r"^\d+\. (.+)$", part.content, re.M), True
+    return plan, changed_since
 
 
 def _chosen_account(answer: str, accounts: list[dict]) -> str | None:
@@ -112,7 +114,9 @@ def renewal_planner(messages: list[ModelMessage], info: AgentInfo) -> ModelRespo
     done = {c.tool_name: _result(r) for c, r in zip(calls, returns, strict=False)}
     n = len(calls) + 1
 
-    if returns and _result(returns[-1]).get("error_type") == "rejected_by_reviewer":
+    plan, replanned = _current_plan(messages)
+    # A refusal ends the run, unless a person has since given the agent a new plan to follow.
+    if returns and _result(returns[-1]).get("error_type") == "rejected_by_reviewer" and not replanned:
         last_tool = calls[-1].tool_name
         feedback = _result(returns[-1]).get("message", "")
         if last_tool == "plan.propose":
@@ -124,7 +128,7 @@ def renewal_planner(messages: list[ModelMessage], info: AgentInfo) -> ModelRespo
         )])
     if "plan.propose" in tools and "plan.propose" not in done:
         return _call("plan.propose", {"steps": DEFAULT_PLAN}, n, "Plan before acting")
-    plan = _current_plan(messages) or DEFAULT_PLAN
+    plan = plan or DEFAULT_PLAN
     kinds = [(position, title, _step_kind(title)) for position, title in enumerate(plan, start=1)]
     first_lookup = next((p for p, _, kind in kinds if kind != "unknown"), None)
 

@@ -330,3 +330,21 @@ def test_reviewers_are_emailed_what_the_plan_or_question_is(cast, reviewed, rene
     subjects = [m.subject for m in mailoutbox if m.to == ["rita@acme.example"]]
     assert subjects[0].startswith("Approval needed: its plan in run") and subjects[1].startswith("Answer needed")
     assert "proposes a plan of 4 steps" in mailoutbox[0].body
+
+
+def test_a_plan_edited_while_a_call_waits_takes_over_once_the_call_is_rejected(cast, renewals):
+    """Paused at the email approval, the requester drops sending from the plan and adds a note; the
+    reviewer rejects the pending send; the agent then follows the edited plan instead of stopping."""
+    run = advance(run_start(tenant=cast.acme, agent=renewals, goal=RENEWAL_GOAL, requested_by=cast.member))
+    send = ApprovalRequest.objects.get(run=run, tool="email.send")
+    run_pause(run=run, actor=cast.member)
+    assert [s.title for s in PlanStep.objects.filter(run=run, status="done")] == DEFAULT_PLAN[:2]
+    run_plan_edit(run=run, actor=cast.member, steps=["Write a note on the account", "Report what was done"])
+    assert titles(run) == DEFAULT_PLAN[:2] + ["Write a note on the account", "Report what was done"]
+    run = run_resume(run=run, actor=cast.member)
+    assert run.status == "waiting_for_human"  # the send still waits for its decision
+    approval_decide(approval=send, approve=False, actor=cast.reviewer, note="Sending is off the plan")
+    run = advance(run)
+    assert run.status == "completed", run.terminal_reason
+    assert CrmNote.objects.filter(run=run).count() == 1
+    assert not EmailMessage.objects.filter(run=run, sent_at__isnull=False).exists()
