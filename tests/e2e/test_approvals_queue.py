@@ -11,11 +11,12 @@ from tests.e2e.test_shell import log_in
 from tests.factories import RENEWAL_GOAL
 
 
-def start_run_as(page, console_server, username, agent=None):
+def start_run_as(page, console_server, username, agent=None, goal=RENEWAL_GOAL):
+    """Log in, start a run, and wait until it waits for a person; the status element."""
     log_in(page, console_server, username)
     if agent:
         page.get_by_label("Agent").select_option(label=agent)
-    page.get_by_label("Goal").fill(RENEWAL_GOAL)
+    page.get_by_label("Goal").fill(goal)
     page.get_by_role("button", name="Start run").click()
     expect(page).to_have_url(re.compile(r"/t/acme/runs/\d+/$"))
     status = page.locator("#run-status")

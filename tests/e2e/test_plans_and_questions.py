@@ -1,30 +1,17 @@
 """Plans and questions in a real browser: a paused run's plan edited from the keyboard and followed;
 a question the agent asks answered on the run page."""
 
-import re
-
 from playwright.sync_api import expect
 
 from agents.demo_data import seed_demo_systems
 from agents.models import CrmNote, EmailMessage
-from tests.e2e.test_shell import log_in
-from tests.factories import RENEWAL_GOAL
-
-
-def start_run(page, console_server, goal):
-    page.get_by_label("Goal").fill(goal)
-    page.get_by_role("button", name="Start run").click()
-    expect(page).to_have_url(re.compile(r"/t/acme/runs/\d+/$"))
-    status = page.locator("#run-status")
-    expect(status).to_have_text("Waiting For Human", timeout=20_000)
-    return status
+from tests.e2e.test_approvals_queue import start_run_as
 
 
 def test_a_paused_runs_plan_is_edited_and_the_agent_follows_it(cast, console_server, page, start_worker):
     seed_demo_systems(cast.acme)
     start_worker()
-    log_in(page, console_server, "rita")
-    status = start_run(page, console_server, RENEWAL_GOAL)  # waits for email.send
+    status = start_run_as(page, console_server, "rita")  # waits for email.send
     run_url = page.url
     page.get_by_role("button", name="Pause").click()
     expect(status).to_have_text("Paused")
@@ -58,8 +45,7 @@ def test_the_agent_asks_which_account_and_the_answer_on_the_run_page_carries_it_
                                                                                 start_worker):
     seed_demo_systems(cast.acme)
     start_worker()
-    log_in(page, console_server, "rita")
-    start_run(page, console_server, "Prepare the renewal for Acme and email it to its success manager")
+    start_run_as(page, console_server, "rita", goal="Prepare the renewal for Acme and email it to its success manager")
     card = page.locator("#run-card")
     expect(card).to_contain_text("Several accounts match the goal")
     card.get_by_label("Your answer").fill("Anvil Works")
