@@ -35,3 +35,25 @@ def test_unknown_fields_and_tools_are_refused_with_a_reason(cast, renewals):
         agent_update(agent=renewals, actor=cast.admin, tools=["shell.exec"])
     renewals.refresh_from_db()
     assert renewals.version == 1
+
+
+def test_a_run_works_with_the_version_it_started_with_while_new_runs_get_the_edit(cast, renewals):
+    """Sending is taken out of the agent's tools mid-run: the running run still sends (after approval);
+    a run started after the edit cannot, and says so."""
+    from agents.models import EmailMessage
+    from approvals.services import approval_decide
+    from tests.factories import RENEWAL_GOAL, advance
+
+    running = advance(run_start(tenant=cast.acme, agent=renewals, goal=RENEWAL_GOAL, requested_by=cast.member),
+                      until=("planned",))
+    agent = agent_update(agent=renewals, actor=cast.admin,
+                         tools=[t for t in renewals.tools if t != "email.send"], max_steps=25)
+    running = advance(running)
+    assert running.status == "waiting_for_human" and running.approval_requests.get().tool == "email.send"
+    approval_decide(approval=running.approval_requests.get(), approve=True, actor=cast.reviewer)
+    assert advance(running).status == "completed"
+    assert EmailMessage.objects.filter(run=running, sent_at__isnull=False).count() == 1
+
+    later = advance(run_start(tenant=cast.acme, agent=agent, goal=RENEWAL_GOAL, requested_by=cast.member))
+    assert later.agent_version == 2 and later.status == "completed"
+    assert "I may not use email.send" in later.answer
