@@ -6,7 +6,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from django.http import Http404
-from ninja import Field, Router, Schema
+from ninja import Field, Router, Schema, Status
 from ninja.errors import HttpError
 
 from agents import services
@@ -67,12 +67,11 @@ def create_run(request, body: RunIn):
     if agent is None:
         raise HttpError(422, f"No agent '{body.agent}' in this tenant.")
     key = request.headers.get("Idempotency-Key", "")[:200] or None
-    existed = key and Run.objects.for_tenant(request.tenant).filter(idempotency_key=key).exists()
     try:
-        run = services.run_start(tenant=request.tenant, agent=agent, goal=body.goal, idempotency_key=key)
+        run, created = services.run_start_once(tenant=request.tenant, agent=agent, goal=body.goal, idempotency_key=key)
     except services.RunError as error:
         raise HttpError(422, str(error)) from None
-    return (200 if existed else 201), run
+    return Status(201 if created else 200, run)
 
 
 @router.get("/runs", response=list[RunOut], summary="Recent runs, newest first")

@@ -83,6 +83,14 @@ def agent_update(*, agent: Agent, actor, **changes) -> Agent:
 
 
 def run_start(*, tenant, agent: Agent, goal: str, requested_by=None, idempotency_key: str | None = None) -> Run:
+    return run_start_once(tenant=tenant, agent=agent, goal=goal, requested_by=requested_by,
+                          idempotency_key=idempotency_key)[0]
+
+
+def run_start_once(*, tenant, agent: Agent, goal: str, requested_by=None,
+                   idempotency_key: str | None = None) -> tuple[Run, bool]:
+    """Start a run, or with an idempotency key already used, return that run. The flag says whether
+    this call created it (when two calls race with one key, exactly one did)."""
     goal = (goal or "").strip()
     if not goal:
         raise RunError("Write a goal for the run.")
@@ -91,7 +99,7 @@ def run_start(*, tenant, agent: Agent, goal: str, requested_by=None, idempotency
     if agent.tenant_id != tenant.id:
         raise RunError("That agent does not belong to this tenant.")
     if idempotency_key and (existing := Run.objects.for_tenant(tenant).filter(idempotency_key=idempotency_key).first()):
-        return existing
+        return existing, False
     try:
         with transaction.atomic():
             agent_version_snapshot(agent)
@@ -108,8 +116,8 @@ def run_start(*, tenant, agent: Agent, goal: str, requested_by=None, idempotency
             _enqueue_on_commit(run.pk)
     except IntegrityError:
         # Two requests with the same Idempotency-Key at once: the other one won.
-        return Run.objects.for_tenant(tenant).get(idempotency_key=idempotency_key)
-    return run
+        return Run.objects.for_tenant(tenant).get(idempotency_key=idempotency_key), False
+    return run, True
 
 
 def _who(actor) -> str:

@@ -30,6 +30,31 @@ def test_create_is_idempotent_with_a_key(api):
     assert api("post", "/runs", data=body).json()["id"] != first.json()["id"]
 
 
+@pytest.mark.django_db(transaction=True)
+def test_two_creates_racing_with_one_key_make_one_run_and_one_201(cast, renewals):
+    import threading
+
+    from django.db import connection
+
+    from agents.services import run_start_once
+
+    barrier, results = threading.Barrier(2), []
+
+    def create():
+        barrier.wait()
+        try:
+            results.append(run_start_once(tenant=cast.acme, agent=renewals, goal="Renew ACME-042", idempotency_key="k1"))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=create) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len({run.pk for run, _ in results}) == 1 and sorted(created for _, created in results) == [False, True]
+
+
 def test_every_run_endpoint_is_404_for_another_tenant(api):
     run_id = api("post", "/runs", data={"agent": "renewals", "goal": "x"}).json()["id"]
     for method, path in [("get", f"/runs/{run_id}"), ("get", f"/runs/{run_id}/events"),
