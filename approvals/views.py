@@ -37,7 +37,7 @@ def _detail_context(approval: ApprovalRequest | None, *, edited: dict | None = N
     proposed, approved = approval.arguments, approval.approved_arguments
     changes = [{"field": key, "proposed": proposed.get(key), "approved": approved.get(key)}
                for key in sorted(set(proposed) | set(approved)) if proposed.get(key) != approved.get(key)] if approved else []
-    spec = REGISTRY.get(approval.tool) if approval.kind == ApprovalKind.TOOL_CALL else None
+    spec = REGISTRY.get(approval.tool) if approval.kind == ApprovalKind.TOOL_CALL and approval.is_open else None
     values = edited if edited is not None else approval.arguments_to_run
     context = {"approval": approval, "run": run, "plan": run_plan(run=run), "events": events, "changes": changes,
                "arguments_json": json.dumps(values, indent=2, ensure_ascii=False),
