@@ -10,6 +10,7 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from agents.live import render_run_row, render_run_update, run_group, tenant_group
 from agents.selectors import EVENTS_PAGE, run_get, run_row
 from console.access import membership_for
+from console.aio import socket_render
 from console.roles import can_open
 
 
@@ -47,7 +48,7 @@ class RunConsumer(AsyncJsonWebsocketConsumer):
 
     async def _catch_up(self):
         while True:  # one render per change; more only while a full page of events came back
-            update = await database_sync_to_async(self._render)()
+            update = await socket_render(self._render)()
             if update["events"]:
                 self.last_seq = update["seq"]
                 await self.send_json(update)
@@ -75,7 +76,7 @@ class RunListConsumer(AsyncJsonWebsocketConsumer):
             await self.channel_layer.group_discard(tenant_group(self.tenant.id), self.channel_name)
 
     async def runs_changed(self, message):
-        row = await database_sync_to_async(self._render)(message["run_id"])
+        row = await socket_render(self._render)(message["run_id"])
         if row:
             await self.send_json(row)
 

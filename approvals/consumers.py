@@ -10,6 +10,7 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from approvals.live import queue_group, render_queue_update
 from approvals.selectors import queue_filters
 from console.access import membership_for
+from console.aio import socket_render
 from console.roles import can_open
 
 
@@ -36,5 +37,5 @@ class ApprovalQueueConsumer(AsyncJsonWebsocketConsumer):
             await self.channel_layer.group_discard(queue_group(self.membership.tenant_id), self.channel_name)
 
     async def queue_changed(self, message):
-        await self.send_json(await database_sync_to_async(render_queue_update)(
+        await self.send_json(await socket_render(render_queue_update)(
             membership=self.membership, filters=self.filters, selected_id=self.selected_id))

@@ -43,3 +43,12 @@ def submit(coroutine: Coroutine, what: str) -> Future:
     future.add_done_callback(lambda done: done.exception() and logger.warning(
         "could not %s", what, exc_info=done.exception()))
     return future
+
+
+def socket_render(function):
+    """For websocket consumers: run ``function`` (database reads and partial rendering) on the thread
+    pool instead of the one thread that synchronous views share under ASGI, so a socket's frame is
+    not held up behind a slow request in the same process (such as the decision whose change it shows)."""
+    from channels.db import DatabaseSyncToAsync
+
+    return DatabaseSyncToAsync(function, thread_sensitive=False)
