@@ -15,11 +15,16 @@ def queue_group(tenant_id: int) -> str:
     return f"approvals-{tenant_id}"
 
 
-def notify_on_commit(approval_id: int, event: str) -> None:
-    """Emails and the webhook go out from a worker after commit, never inside the decision."""
+def notify_on_commit(approval, event: str) -> None:
+    """Emails and the webhook go out from a worker after commit, never inside the decision; the
+    webhook task only for a tenant that has a webhook for the event."""
+    from approvals.models import ApprovalWebhook
+    from approvals.notifications import WEBHOOK_EVENTS
     from approvals.tasks import notify, webhook
 
-    transaction.on_commit(lambda: (notify.delay(approval_id, event), webhook.delay(approval_id, event)))
+    hooked = event in WEBHOOK_EVENTS and ApprovalWebhook.objects.for_tenant(approval.tenant_id).filter(
+        enabled=True).exists()
+    transaction.on_commit(lambda: (notify.delay(approval.id, event), hooked and webhook.delay(approval.id, event)))
 
 
 def publish_queue_changed_on_commit(tenant_id: int) -> None:

@@ -120,7 +120,7 @@ def approval_request_create(*, run, step: int, call, risk: int, rule: Rule, kind
                   "expiry_outcome": rule.expiry_outcome, "escalate_to_role": rule.escalate_to_role},
     )
     publish_queue_changed_on_commit(run.tenant_id)
-    notify_on_commit(approval.id, "requested")
+    notify_on_commit(approval, "requested")
     emit(run, "approval.requested", {"approval_id": approval.id, "kind": kind, "tool": call.tool, "risk": risk,
                                      "policy": policy,
                                      "required_approvals": approval.required_approvals,
@@ -278,7 +278,7 @@ def _close(approval, status: str, *, actor, note: str) -> None:
         before, after = approval.arguments["steps"], approval.approved_arguments["steps"]
         payload["plan_diff"] = plan_diff(before, after)
     _tell_run(approval, "approval.decided", payload, decided=status == ApprovalStatus.APPROVED)
-    notify_on_commit(approval.id, "decided")  # after the run's step is enqueued: the run goes first
+    notify_on_commit(approval, "decided")  # after the run's step is enqueued: the run goes first
 
 
 def approval_assign(*, approval: ApprovalRequest, assignee, actor) -> ApprovalRequest:
@@ -303,7 +303,7 @@ def approval_assign(*, approval: ApprovalRequest, assignee, actor) -> ApprovalRe
                      f"{locked.tool}", data={"approval_id": locked.id, "to": who})
         publish_queue_changed_on_commit(locked.tenant_id)
         if assignee is not None and assignee != actor:
-            notify_on_commit(locked.id, "assigned")
+            notify_on_commit(locked, "assigned")
         _tell_run(locked, "approval.assigned", {"to": who, "by": actor.username})
     return locked
 
@@ -337,7 +337,7 @@ def approvals_sweep() -> dict:
             approval.status, approval.escalated_at = ApprovalStatus.ESCALATED, now
             approval.save(update_fields=["status", "escalated_at"])
             publish_queue_changed_on_commit(approval.tenant_id)
-            notify_on_commit(approval.id, "escalated")
+            notify_on_commit(approval, "escalated")
             audit_record(tenant=approval.tenant, actor=None, verb="approval.escalated",
                          target=f"run {approval.run_id}: {approval.tool}",
                          data={"approval_id": approval.id, "to_role": approval.escalate_to_role})
