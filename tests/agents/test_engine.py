@@ -61,3 +61,29 @@ def test_the_state_machine_refuses_leaving_a_terminal_state():
     with pytest.raises(engine.InvalidTransition):
         engine.check_transition("completed", "queued")
     engine.check_transition("waiting_for_human", "queued")
+
+
+def test_a_plan_waits_for_a_person_only_when_the_agent_requires_it():
+    call = ToolCall("p", engine.PLAN_TOOL, {"steps": ["Look up", "Send"]})
+    assert decide(reply(call)).needs_approval is False
+    action = engine.next_action(reply(call), verdicts=VERDICTS, plan_mode=True, plan_approval=True)
+    assert action == ProposePlan(("Look up", "Send"), call, needs_approval=True)
+
+
+def test_a_question_goes_to_a_person_and_a_malformed_one_back_to_the_model():
+    verdicts = {**VERDICTS, engine.ASK_TOOL: ToolVerdict(0, False)}
+    asked = ToolCall("q", engine.ASK_TOOL, {"question": " Which account? ", "options": ["A", " B ", ""]})
+    action = engine.next_action(reply(asked), verdicts=verdicts, plan_mode=False)
+    assert action == engine.AskQuestion(asked, "Which account?", ("A", "B"))
+    blank = engine.next_action(reply(ToolCall("q2", engine.ASK_TOOL, {"question": ""})), verdicts=verdicts,
+                               plan_mode=False)
+    assert isinstance(blank, RefuseToolCall) and "needs 'question'" in blank.message
+    not_allowed = decide(reply(asked))  # the agent may not ask: like any tool it does not have
+    assert isinstance(not_allowed, RefuseToolCall) and "no tool named 'human.ask'" in not_allowed.message
+
+
+def test_plan_problems_are_said_in_words_a_person_can_fix():
+    assert engine.plan_problem([]) == "A plan needs at least one step."
+    assert engine.plan_problem(["ok", " "]) == "Step 2 is empty; write it or delete it."
+    assert "at most 30 steps" in engine.plan_problem(["s"] * 31)
+    assert engine.plan_problem(["Look up the account"]) == ""
