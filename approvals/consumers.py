@@ -15,7 +15,7 @@ from console.roles import can_open
 
 
 class ApprovalQueueConsumer(AsyncJsonWebsocketConsumer):
-    """/ws/t/<tenant>/approvals/?badge=1 (count only) or ?sort=&tool=&agent=&min_risk=&id= (the list too)."""
+    """/ws/t/<tenant>/approvals/?badge=1 (count only) or ?sort=&tool=&agent=&min_risk=&mine= (the list too)."""
 
     async def connect(self):
         slug = self.scope["url_route"]["kwargs"]["tenant_slug"]
@@ -28,7 +28,6 @@ class ApprovalQueueConsumer(AsyncJsonWebsocketConsumer):
             return
         query = {k: v[0] for k, v in parse_qs(self.scope["query_string"].decode()).items()}
         self.filters = None if query.get("badge") else queue_filters(query)
-        self.selected_id = int(query["id"]) if query.get("id", "").isdigit() else None
         await self.channel_layer.group_add(queue_group(self.membership.tenant_id), self.channel_name)
         await self.accept()
 
@@ -38,4 +37,4 @@ class ApprovalQueueConsumer(AsyncJsonWebsocketConsumer):
 
     async def queue_changed(self, message):
         await self.send_json(await socket_render(render_queue_update)(
-            membership=self.membership, filters=self.filters, selected_id=self.selected_id))
+            membership=self.membership, filters=self.filters))

@@ -32,14 +32,14 @@ def publish_queue_changed_on_commit(tenant_id: int) -> None:
         get_channel_layer().group_send(queue_group(tenant_id), {"type": "queue.changed"}), f"publish queue {tenant_id}"))
 
 
-def render_queue_update(*, membership, filters: dict | None, selected_id: int | None) -> dict:
+def render_queue_update(*, membership, filters: dict | None) -> dict:
+    """The open count and, with ``filters`` (the queue page's socket), the viewer's list; the page
+    marks the selected item itself (the one its detail pane shows)."""
     from approvals.selectors import QUEUE_PAGE, approval_list, open_count
 
     update = {"count": open_count(tenant=membership.tenant)}
     if filters is not None:
         approvals = approval_list(tenant=membership.tenant, status="open", limit=QUEUE_PAGE, viewer=membership, **filters)
-        update["list"] = "".join(
-            render_to_string("approvals/partials/queue_item.html",
-                             {"item": item, "membership": membership, "selected_id": selected_id})
-            for item in approvals) or render_to_string("approvals/partials/queue_empty.html")
+        update["list"] = render_to_string("approvals/partials/queue_list.html",
+                                          {"approvals": approvals, "membership": membership})
     return update

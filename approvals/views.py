@@ -70,6 +70,7 @@ def queue(request: HttpRequest, tenant_slug: str) -> HttpResponse:
                 else approvals[0] if approvals else None)
     return render(request, "approvals/queue.html", {"approvals": approvals, "filters": filters, "sorts": list(SORTS),
                                                     "page_size": QUEUE_PAGE, "selected_id": getattr(selected, "pk", None),
+                                                    "filtered": any(filters[k] for k in ("tool", "agent", "min_risk", "mine")),
                                                     **_detail_context(selected)})
 
 

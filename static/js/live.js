@@ -18,7 +18,7 @@
       };
       socket.onclose = function (event) {
         document.body.dataset.live = "reconnecting";
-        if (event.code === 4404) return; // not allowed: do not retry
+        if (event.code >= 4400 && event.code < 4500) return; // not found or not allowed: do not retry
         setTimeout(open, delay);
         delay = Math.min(delay * 2, 10000);
       };
@@ -56,6 +56,12 @@
     document.body.appendChild(note);
     setTimeout(function () { note.remove(); }, 4000);
   }
+  // The selected request is the one the detail pane shows (j/k and clicks change it, not the socket).
+  function markSelected() {
+    const shown = document.querySelector("#approval-detail article[data-approval-id]");
+    const id = shown ? "queue-item-" + shown.dataset.approvalId : "";
+    queue.querySelectorAll(".queue-item").forEach(function (item) { item.classList.toggle("selected", item.id === id); });
+  }
   if (badge || queue) {
     let count = badge ? parseInt(badge.textContent, 10) || 0 : 0;
     connect(queue ? queue.dataset.liveQueue : badge.dataset.liveBadge, function (data) {
@@ -69,8 +75,8 @@
         }
       }
       if (queue && typeof data.list === "string") {
-        queue.innerHTML = data.list;
-        if (window.htmx) window.htmx.process(queue);
+        replace(queue.id, data.list);
+        markSelected();
       }
     }, null);
   }

@@ -106,3 +106,46 @@ def test_a_reviewer_edits_a_plan_from_the_keyboard_and_the_agent_follows_it(cast
     expect(plan).not_to_contain_text("Send it to the success manager")
     expect(status).to_have_text("Waiting For Human", timeout=20_000)
     expect(requester.locator("#run-card")).to_contain_text("calendar.book")  # the agent follows the edited plan
+
+
+def test_a_refused_edit_is_shown_with_what_was_typed(cast, console_server, page):
+    from agents.services import run_start
+    from tests.factories import advance
+
+    seed_demo_systems(cast.acme)
+    advance(run_start(tenant=cast.acme, agent=cast.acme.agents.get(slug="renewals"), goal=RENEWAL_GOAL,
+                      requested_by=cast.member))
+    open_queue(page, console_server, "rita")
+    page.keyboard.press("e")
+    recipient = page.locator("#edit-arguments input[name='arg:to']")
+    recipient.fill("not-an-address")
+    page.locator("#edit-arguments .schema-form button[type=submit]").click()
+    expect(page.get_by_role("alert")).to_contain_text("value is not a valid email address")  # a 422, swapped in
+    expect(page.locator("#edit-arguments input[name='arg:to']")).to_have_value("not-an-address")
+
+
+def test_the_selected_request_stays_selected_when_the_list_changes_live(cast, console_server, page):
+    from agents.services import run_start
+    from tests.factories import advance
+
+    seed_demo_systems(cast.acme)
+    agent = cast.acme.agents.get(slug="renewals")
+
+    def request():
+        run = advance(run_start(tenant=cast.acme, agent=agent, goal=RENEWAL_GOAL, requested_by=cast.member))
+        return run.approval_requests.get()
+
+    first, second = request(), request()
+    page.goto(console_server + "/")  # log in first, then open the queue sorted oldest first
+    log_in(page, console_server, "rita")
+    page.goto(console_server + "/t/acme/approvals/?sort=oldest")
+    page.wait_for_load_state("load")
+    page.keyboard.press("j")
+    selected = page.locator("#queue-list .queue-item.selected")
+    expect(selected).to_have_attribute("id", f"queue-item-{second.pk}")
+    expect(page.locator("#approval-detail article")).to_have_attribute("data-approval-id", str(second.pk))
+    third = request()
+    expect(page.locator(f"#queue-item-{third.pk}")).to_be_visible()  # arrived live
+    expect(selected).to_have_count(1)
+    expect(selected).to_have_attribute("id", f"queue-item-{second.pk}")
+    assert first.pk < second.pk < third.pk
