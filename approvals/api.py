@@ -10,8 +10,8 @@ from django.http import Http404
 from ninja import Field, Router, Schema
 
 from approvals.models import ApprovalRequest
-from approvals.selectors import approval_list
-from approvals.services import DecisionRefused, approval_decide
+from approvals.selectors import approval_get, approval_list
+from approvals.services import approval_assign, approval_decision_take
 from console.models import Membership
 from console.roles import can_open
 
@@ -79,9 +79,8 @@ class AssigneeIn(Schema):
     assignee: str | None = Field(description="Username of a reviewer or admin of the tenant; null for nobody")
 
 
-def _approval(request, approval_id: int) -> ApprovalRequest:
-    approval = ApprovalRequest.objects.for_tenant(request.tenant).select_related("decided_by", "assignee").prefetch_related(
-        "decisions__actor").filter(pk=approval_id).first()
+def _approval(request, approval_id: int, *, detail: bool = True) -> ApprovalRequest:
+    approval = approval_get(tenant=request.tenant, approval_id=approval_id, detail=detail)
     if approval is None:
         raise Http404
     return approval
@@ -90,7 +89,7 @@ def _approval(request, approval_id: int) -> ApprovalRequest:
 def _reviewer(request):
     """The token's person, if their current role in this tenant opens approvals (reviewer, admin)."""
     person = request.api_token.created_by
-    membership = Membership.objects.filter(tenant=request.tenant, user=person).first() if person else None
+    membership = Membership.objects.for_tenant(request.tenant).filter(user=person).first() if person else None
     if membership is None or not can_open(membership.role, "approvals"):
         raise PermissionDenied("Approvals need a token made by a reviewer or admin of this tenant.")
     return person, membership
@@ -117,32 +116,17 @@ def get_approval(request, approval_id: int):
 @router.put("/approvals/{approval_id}/assignee", response=ApprovalOut,
             summary="Ask one reviewer or admin to decide (null: nobody in particular)")
 def assign(request, approval_id: int, body: AssigneeIn):
-    from django.contrib.auth import get_user_model
-
-    from approvals.services import approval_assign
-
-    approval = _approval(request, approval_id)
+    approval = _approval(request, approval_id, detail=False)
     person, _ = _reviewer(request)
-    assignee = None
-    if body.assignee:
-        assignee = get_user_model().objects.filter(username=body.assignee, memberships__tenant=request.tenant).first()
-        if assignee is None:
-            raise DecisionRefused(f"There is nobody called {body.assignee!r} in {request.tenant.name}.", "invalid")
-    approval_assign(approval=approval, assignee=assignee, actor=person)
+    approval_assign(approval=approval, assignee=body.assignee, actor=person)
     return _approval(request, approval_id)
 
 
 @router.post("/approvals/{approval_id}/decisions", response=ApprovalOut,
              summary="Approve, reject, edit and approve, or answer a question (409 when already decided)")
 def decide(request, approval_id: int, body: DecisionIn):
-    approval = _approval(request, approval_id)
+    approval = _approval(request, approval_id, detail=False)
     person, _ = _reviewer(request)
-    if body.decision == "edit" and body.arguments is None:
-        raise DecisionRefused("An edit needs 'arguments': the arguments to run instead.", "invalid")
-    if approval.kind == "question" and body.decision in ("approve", "edit"):
-        raise DecisionRefused("This request is a question: answer it with decision 'respond' and an 'answer', or "
-                              "decline it with 'reject'.", "invalid")
-    approval_decide(approval=approval, approve=body.decision != "reject", actor=person, note=body.note,
-                    arguments=body.arguments if body.decision == "edit" else None,
-                    answer=body.answer if body.decision == "respond" else None, client_key=body.client_key)
+    approval_decision_take(approval=approval, decision=body.decision, actor=person, note=body.note,
+                           arguments=body.arguments, answer=body.answer, client_key=body.client_key)
     return _approval(request, approval_id)

@@ -10,6 +10,16 @@ from approvals.models import OPEN, ApprovalPolicy, ApprovalRequest, ApprovalStat
 from approvals.policy import Rule
 
 
+def approval_get(*, tenant, approval_id: int, detail: bool = True) -> ApprovalRequest | None:
+    """One request of the tenant, or None. With ``detail``, with what its pane and the API show (run
+    and agent, who decided, the call that ran, the assignee, the decisions and their people)."""
+    approvals = ApprovalRequest.objects.for_tenant(tenant).filter(pk=approval_id)
+    if detail:
+        approvals = approvals.select_related("run__agent", "decided_by", "tool_invocation", "assignee").prefetch_related(
+            "decisions__actor")
+    return approvals.first()
+
+
 def policy_rule(p: ApprovalPolicy) -> Rule:
     return Rule(id=p.id, name=p.name, agent_id=p.agent_id, tool=p.tool, min_risk=p.min_risk,
                 required_approvals=p.required_approvals, condition=p.condition or {},

@@ -151,6 +151,22 @@ def _refusal(approval: ApprovalRequest) -> str:
     return f"Already {approval.status} by {who} at {when}."
 
 
+DECISIONS = ("approve", "reject", "edit", "respond")
+
+
+def approval_decision_take(*, approval: ApprovalRequest, decision: str, actor, note: str = "",
+                           arguments: dict | None = None, answer: str = "", client_key: str = "") -> ApprovalRequest:
+    """A decision by name, as the pages and the API send it: approve, reject, edit (approve these
+    ``arguments`` instead) or respond (``answer`` a question)."""
+    if decision not in DECISIONS:
+        raise DecisionRefused("Choose approve, reject, edit or respond (answer a question).", "invalid")
+    if decision == "edit" and arguments is None:
+        raise DecisionRefused("An edit needs 'arguments': the arguments to run instead.", "invalid")
+    return approval_decide(approval=approval, approve=decision != "reject", actor=actor, note=note,
+                           arguments=arguments if decision == "edit" else None,
+                           answer=answer if decision == "respond" else None, client_key=client_key)
+
+
 def approval_decide(*, approval: ApprovalRequest, approve: bool, actor, note: str = "", arguments: dict | None = None,
                     answer: str | None = None, client_key: str = "") -> ApprovalRequest:
     """Approve (optionally with edited arguments, validated against the tool's schema, or an edited
@@ -220,7 +236,10 @@ def _checked_edit(approval, arguments: dict) -> dict:
 
 
 def _answer(approval, actor, answer: str | None, note: str, client_key: str) -> ApprovalRequest:
-    answer = (answer or "").strip()[:5000]
+    if answer is None:  # approved or edited, as if it were a call
+        raise DecisionRefused("This request is a question: answer it (respond, with the answer) or decline it "
+                              "(reject, with a reason).", "invalid")
+    answer = answer.strip()[:5000]
     if not answer:
         raise DecisionRefused("Write the answer to the agent's question (or decline it with a reason).", "invalid")
     approval.answer = answer
@@ -281,30 +300,36 @@ def _close(approval, status: str, *, actor, note: str) -> None:
     notify_on_commit(approval, "decided")  # after the run's step is enqueued: the run goes first
 
 
-def approval_assign(*, approval: ApprovalRequest, assignee, actor) -> ApprovalRequest:
-    """Ask one person to decide (``assignee`` None: nobody in particular). They must be a reviewer or
-    admin of the tenant; they hear of it by email; the queue's "assigned to me" shows it to them."""
+def approval_assign(*, approval: ApprovalRequest, assignee: str | None, actor) -> ApprovalRequest:
+    """Ask one person, by username, to decide (None or "": nobody in particular). They must be a
+    reviewer or admin of the tenant; they hear of it by email; "assigned to me" shows it to them."""
     from console.models import Membership, Role
 
     with transaction.atomic():
-        locked = ApprovalRequest.objects.for_tenant(approval.tenant_id).select_for_update().get(pk=approval.pk)
+        locked = ApprovalRequest.objects.for_tenant(approval.tenant_id).select_related("tenant").select_for_update(
+            of=("self",)).get(pk=approval.pk)
         if not locked.is_open:
             raise DecisionRefused(_refusal(locked))
-        if assignee is not None and not Membership.objects.for_tenant(locked.tenant_id).filter(
-                user=assignee, role__in=(Role.REVIEWER, Role.ADMIN)).exists():
-            raise DecisionRefused(f"{assignee.username} cannot decide approvals in this tenant; choose a reviewer "
-                                  "or an admin.", "invalid")
-        if locked.assignee_id == getattr(assignee, "pk", None):
+        person = None
+        if assignee:
+            member = Membership.objects.for_tenant(locked.tenant).filter(user__username=assignee).select_related(
+                "user").first()
+            if member is None:
+                raise DecisionRefused(f"There is nobody called {assignee!r} in {locked.tenant.name}.", "invalid")
+            if member.role not in (Role.REVIEWER, Role.ADMIN):
+                raise DecisionRefused(f"{assignee} cannot decide approvals in this tenant; choose a reviewer or an "
+                                      "admin.", "invalid")
+            person = member.user
+        if locked.assignee_id == getattr(person, "pk", None):
             return locked
-        locked.assignee = assignee
+        locked.assignee = person
         locked.save(update_fields=["assignee"])
-        who = assignee.username if assignee else None
         audit_record(tenant=locked.tenant, actor=actor, verb="approval.assigned", target=f"run {locked.run_id}: "
-                     f"{locked.tool}", data={"approval_id": locked.id, "to": who})
+                     f"{locked.tool}", data={"approval_id": locked.id, "to": assignee or None})
         publish_queue_changed_on_commit(locked.tenant_id)
-        if assignee is not None and assignee != actor:
+        if person is not None and person != actor:
             notify_on_commit(locked, "assigned")
-        _tell_run(locked, "approval.assigned", {"to": who, "by": actor.username})
+        _tell_run(locked, "approval.assigned", {"to": assignee or None, "by": actor.username})
     return locked
 
 

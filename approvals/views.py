@@ -15,11 +15,9 @@ from agents.selectors import run_events_after, run_plan
 from agents.tools import REGISTRY
 from approvals.forms import arguments_from_fields, schema_fields
 from approvals.models import ApprovalKind, ApprovalRequest
-from approvals.selectors import QUEUE_PAGE, SORTS, approval_list, assignable_people, queue_filters
-from approvals.services import REFUSAL_STATUS, DecisionRefused, approval_assign, approval_decide
+from approvals.selectors import QUEUE_PAGE, SORTS, approval_get, approval_list, assignable_people, queue_filters
+from approvals.services import REFUSAL_STATUS, DecisionRefused, approval_assign, approval_decision_take
 from console.access import tenant_access
-
-DECISIONS = {"approve", "reject", "edit", "respond"}
 
 
 def _queue_url(tenant_slug: str, approval_id: int) -> str:
@@ -42,7 +40,7 @@ def _detail_context(approval: ApprovalRequest | None, *, edited: dict | None = N
     context = {"approval": approval, "run": run, "plan": run_plan(run=run), "events": events, "changes": changes,
                "arguments_json": json.dumps(values, indent=2, ensure_ascii=False),
                "fields": schema_fields(spec.json_schema(), values) if spec else [],
-               "decisions": list(approval.decisions.select_related("actor")),
+               "decisions": list(approval.decisions.all()),
                "people": assignable_people(tenant=approval.tenant_id) if approval.is_open else []}
     if approval.kind == ApprovalKind.PLAN:
         context["plan_steps"] = values.get("steps", [])
@@ -51,9 +49,8 @@ def _detail_context(approval: ApprovalRequest | None, *, edited: dict | None = N
     return context
 
 
-def _approval(membership, approval_id: int) -> ApprovalRequest:
-    approval = ApprovalRequest.objects.for_tenant(membership.tenant).select_related(
-        "run__agent", "decided_by", "tool_invocation", "assignee").filter(pk=approval_id).first()
+def _approval(membership, approval_id: int, *, detail: bool = True) -> ApprovalRequest:
+    approval = approval_get(tenant=membership.tenant, approval_id=approval_id, detail=detail)
     if approval is None:
         raise Http404("No such approval request")
     return approval
@@ -89,19 +86,16 @@ def detail(request: HttpRequest, tenant_slug: str, approval_id: int) -> HttpResp
 def decide(request: HttpRequest, tenant_slug: str, approval_id: int) -> HttpResponse:
     """A decision from the queue's detail pane, or from the run page (``from=run``)."""
     membership = tenant_access(request, tenant_slug, section="approvals")
-    approval = _approval(membership, approval_id)
-    decision, error, status = request.POST.get("decision", ""), "", 200
+    approval = _approval(membership, approval_id, detail=False)  # the pane is read again after the decision
+    decision, status = request.POST.get("decision", ""), 200
     arguments, error = _edited_arguments(approval, request.POST) if decision == "edit" else (None, "")
-    if decision not in DECISIONS:
-        error = "Choose approve, reject, edit or answer."
     if error:
         status = 422
     else:
         try:
-            approval_decide(approval=approval, approve=decision != "reject", actor=request.user,
-                            note=request.POST.get("note", ""), arguments=arguments,
-                            answer=request.POST.get("answer", "") if decision == "respond" else None,
-                            client_key=request.POST.get("client_key", ""))
+            approval_decision_take(approval=approval, decision=decision, actor=request.user,
+                                   note=request.POST.get("note", ""), arguments=arguments,
+                                   answer=request.POST.get("answer", ""), client_key=request.POST.get("client_key", ""))
         except DecisionRefused as refused:
             error, status = str(refused), REFUSAL_STATUS[refused.kind]
     if request.POST.get("from") == "run":  # the run card: it updates live, so only a refusal needs saying
@@ -140,21 +134,14 @@ def _edited_arguments(approval: ApprovalRequest, data) -> tuple[dict | None, str
 @require_POST
 def assign(request: HttpRequest, tenant_slug: str, approval_id: int) -> HttpResponse:
     """Ask a reviewer or admin of the tenant to decide ("me" for oneself, empty for nobody in particular)."""
-    from django.contrib.auth import get_user_model
-
     membership = tenant_access(request, tenant_slug, section="approvals")
-    approval = _approval(membership, approval_id)
+    approval = _approval(membership, approval_id, detail=False)
     who = request.POST.get("assignee", "").strip()
-    people = get_user_model().objects.filter(memberships__tenant=membership.tenant)
-    assignee = request.user if who == "me" else people.filter(username=who).first() if who else None
     error, status = "", 200
-    if who and assignee is None:
-        error, status = f"There is nobody called {who!r} in {membership.tenant.name}.", 422
-    else:
-        try:
-            approval_assign(approval=approval, assignee=assignee, actor=request.user)
-        except DecisionRefused as refused:
-            error, status = str(refused), REFUSAL_STATUS[refused.kind]
+    try:
+        approval_assign(approval=approval, assignee=request.user.username if who == "me" else who, actor=request.user)
+    except DecisionRefused as refused:
+        error, status = str(refused), REFUSAL_STATUS[refused.kind]
     if not request.htmx:
         if error:
             messages.error(request, error)
