@@ -11,7 +11,7 @@ from ninja.errors import HttpError
 
 from agents import services
 from agents.models import Agent, Run
-from agents.selectors import run_events_after, run_list
+from agents.selectors import run_events_after, run_list, run_row
 
 router = Router(tags=["runs"])
 
@@ -55,7 +55,7 @@ class MessageIn(Schema):
 
 
 def _run(request, run_id: int) -> Run:
-    run = Run.objects.for_tenant(request.tenant).select_related("agent").filter(pk=run_id).first()
+    run = run_row(tenant=request.tenant, run_id=run_id)
     if run is None:
         raise Http404
     return run

@@ -59,7 +59,10 @@ def publish_run(run_id: int, *, seq: int, tenant_id: int) -> None:
 
 
 def render_run_update(run: Run, after_seq: int, *, can_decide: bool) -> dict:
-    """What a run page's socket needs to catch up from `after_seq` (the viewer's role decides the card's buttons)."""
+    """What a run page's socket needs to catch up from `after_seq` (the viewer's role decides the card's buttons).
+    Nothing is rendered when nothing is new (a page connects with the seq it was rendered at)."""
+    if run.event_seq <= after_seq:
+        return {"seq": after_seq, "replace": {}, "append": {}, "events": []}
     events = run_events_after(run=run, after=after_seq)
     return {
         "seq": events[-1].seq if events else after_seq,

@@ -13,6 +13,7 @@ from typing import NamedTuple
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from agents import engine
@@ -101,8 +102,7 @@ def run_start_once(*, tenant, agent: Agent, goal: str, requested_by=None,
     if idempotency_key and (existing := Run.objects.for_tenant(tenant).filter(idempotency_key=idempotency_key).first()):
         return existing, False
     try:
-        with transaction.atomic():
-            agent_version_snapshot(agent)
+        with transaction.atomic():  # the version's snapshot is written when it is replaced (agent_update)
             run = Run.objects.create(
                 tenant=tenant, agent=agent, agent_version=agent.version, requested_by=requested_by, goal=goal,
                 status=RunStatus.QUEUED, trace_id=secrets.token_hex(16), idempotency_key=idempotency_key or None,
@@ -252,10 +252,14 @@ def run_advance(*, run_id: int, worker: str) -> str:
                     _release(run)
                     return "paused"
                 state = _latest_state(run)
-                pending = state.get("pending_call")
-                if not pending and (refused := _before_model_call(run, state)):
+                if state.get("pending_call"):  # decided, resumed or left by a crash: it runs in this transaction
+                    outcome = _run_pending_call(run, state)
+                elif refused := _before_model_call(run, state):
                     return refused
-            outcome = _tool_step(run_id, fence, state, run) if pending else _model_step(run_id, fence, state, run)
+                else:
+                    outcome = None
+            if outcome is None:
+                outcome = _model_step(run_id, fence, state, run)
         except LeaseLost:
             outcome = "lease_lost"
         if span is not None:
@@ -455,28 +459,34 @@ def _wait_for_person(run: Run, state: dict, call: engine.ToolCall, need, *, kind
 
 
 def _tool_step(run_id: int, fence: int, state: dict, known: Run) -> str:
-    """Execute the pending tool call exactly once (idempotency key run:step:call) and record its result."""
-    pending = state["pending_call"]
+    """The pending call in a fenced transaction of its own (after the reply that asked for it committed)."""
     with fenced(run_id, fence, known=known) as run:
-        if pending["needs_approval"]:
-            from approvals.services import approval_for_call
+        return _run_pending_call(run, state)
 
-            approval = approval_for_call(run=run, step=pending["step"], call_id=pending["id"])
-            if approval is None or approval.is_open:
-                _set_status(run, RunStatus.WAITING_FOR_HUMAN)
-                _release(run)
-                return "waiting_for_human"
-            if approval.status != "approved":
-                return _finish_tool(run, state, pending, _refused_result(approval), None)
-            if approval.kind == "plan":
-                return _finish_tool(run, state, pending, _plan_approved(run, approval), None)
-            if approval.kind == "question":
-                answer = {"answer": approval.answer, "answered_by": getattr(approval.decided_by, "username", "")}
-                return _finish_tool(run, state, pending, {"status": "ok", "data": answer}, None)
-            if approval.approved_arguments is not None:  # a reviewer edited them: what runs is what was approved
-                pending = {**pending, "arguments": approval.approved_arguments, "edited_by_reviewer": True}
-            return _execute_pending(run, state, pending, approval=approval)
+
+def _run_pending_call(run: Run, state: dict) -> str:
+    """In a fenced transaction: execute the pending tool call exactly once (idempotency key
+    run:step:call) and record its result; or, when it waits for a person, their decision's outcome."""
+    pending = state["pending_call"]
+    if not pending["needs_approval"]:
         return _execute_pending(run, state, pending)
+    from approvals.services import approval_for_call
+
+    approval = approval_for_call(run=run, step=pending["step"], call_id=pending["id"])
+    if approval is None or approval.is_open:
+        _set_status(run, RunStatus.WAITING_FOR_HUMAN)
+        _release(run)
+        return "waiting_for_human"
+    if approval.status != "approved":
+        return _finish_tool(run, state, pending, _refused_result(approval), None)
+    if approval.kind == "plan":
+        return _finish_tool(run, state, pending, _plan_approved(run, approval), None)
+    if approval.kind == "question":
+        answer = {"answer": approval.answer, "answered_by": getattr(approval.decided_by, "username", "")}
+        return _finish_tool(run, state, pending, {"status": "ok", "data": answer}, None)
+    if approval.approved_arguments is not None:  # a reviewer edited them: what runs is what was approved
+        pending = {**pending, "arguments": approval.approved_arguments, "edited_by_reviewer": True}
+    return _execute_pending(run, state, pending, approval=approval)
 
 
 def _refused_result(approval) -> dict:
@@ -750,10 +760,12 @@ def runs_sweep() -> int:
     from agents.tasks import run_step
 
     now = timezone.now()
-    stale = Run.objects.filter(status__in=RUNNABLE).filter(
-        lease_expires_at__lt=now) | Run.objects.filter(status__in=RUNNABLE, lease_expires_at__isnull=True,
-                                                        updated_at__lt=now - timedelta(seconds=settings.RUN_SWEEP_AFTER_SECONDS))
+    # Untouched for a while (a lease outlives that, so an expired one is always old enough), and the
+    # sweep touches what it re-sends: a run waiting in a busy queue is not sent again every sweep.
+    stale = Run.objects.filter(status__in=RUNNABLE, updated_at__lt=now - timedelta(seconds=settings.RUN_SWEEP_AFTER_SECONDS)
+                               ).filter(Q(lease_expires_at__lt=now) | Q(lease_expires_at__isnull=True))
     ids = list(stale.values_list("id", flat=True)[:500])
+    Run.objects.filter(pk__in=ids).update(updated_at=now)
     for run_id in ids:
         run_step.delay(run_id)
     return len(ids)

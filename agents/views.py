@@ -12,16 +12,17 @@ from django.views.decorators.http import require_POST
 from agents import services
 from agents.forms import StartRunForm
 from agents.models import Run
-from agents.selectors import demo_systems, run_events_after, run_get, run_list, run_plan
+from agents.selectors import demo_systems, run_events_after, run_get, run_list, run_plan, run_row
 from console.access import tenant_access
 from console.roles import can_open
 
 
 def _run(membership, run_id: int) -> Run:
-    try:
-        return run_get(tenant=membership.tenant, run_id=run_id)
-    except Run.DoesNotExist:
-        raise Http404("No such run") from None
+    """The run, without its approvals (controls and the plan editor need none), or 404."""
+    run = run_row(tenant=membership.tenant, run_id=run_id)
+    if run is None:
+        raise Http404("No such run")
+    return run
 
 
 @login_required
@@ -45,7 +46,10 @@ def runs(request: HttpRequest, tenant_slug: str) -> HttpResponse:
 def run_detail(request: HttpRequest, tenant_slug: str, run_id: int) -> HttpResponse:
     membership = tenant_access(request, tenant_slug, section="runs")
     request.section = "runs"
-    run = _run(membership, run_id)
+    try:
+        run = run_get(tenant=membership.tenant, run_id=run_id)  # with its approvals, as the card shows them
+    except Run.DoesNotExist:
+        raise Http404("No such run") from None
     events = run_events_after(run=run, after=0, limit=10_000)
     return render(request, "agents/run.html", {
         "run": run, "plan": run_plan(run=run), "events": events, "last_seq": events[-1].seq if events else 0,

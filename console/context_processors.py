@@ -15,8 +15,8 @@ def shell(request) -> dict:
             for section, label, url_name, key in NAVIGATION
             if can_open(membership.role, section)
         ]
-    approvals_open = None
-    if membership is not None and can_open(membership.role, "approvals"):
+    approvals_open = None  # the navigation badge: full pages only (htmx partials have no navigation)
+    if membership is not None and can_open(membership.role, "approvals") and not getattr(request, "htmx", False):
         from approvals.selectors import open_count
 
         approvals_open = open_count(tenant=membership.tenant)

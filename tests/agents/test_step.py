@@ -1,10 +1,17 @@
 """One step, in process: what survives a step that dies half-way."""
 
+from datetime import timedelta
+
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from agents.demo_data import seed_demo_systems
 from agents.models import Agent, Run
-from agents.services import run_add_instruction, run_advance, run_start
+from agents.services import run_add_instruction, run_advance, run_start, runs_sweep
+from approvals.services import approval_decide
+from tests.factories import advance
 
 
 @pytest.fixture
@@ -71,3 +78,22 @@ def test_a_tool_that_calls_out_runs_after_its_call_is_checkpointed(cast, monkeyp
     assert outcomes == ["tool_done", "tool_done", "completed"]
     assert seen_pending == ["noop", "noop"]  # the pending call was in the checkpoint when the tool ran
     assert ToolInvocation.objects.filter(run=run, status="ok").count() == 2
+
+
+def test_the_sweeper_resends_a_stranded_run_once_not_every_sweep(run, settings):
+    """A queued run nobody took (its task lost, or waiting in a busy queue) is sent again; the next
+    sweep leaves it alone until it has sat untouched that long again."""
+    assert runs_sweep() == 0  # just started: its task is on its way
+    Run.objects.filter(pk=run.pk).update(updated_at=timezone.now() - timedelta(seconds=settings.RUN_SWEEP_AFTER_SECONDS + 1))
+    assert runs_sweep() == 1
+    assert runs_sweep() == 0
+
+
+def test_a_decided_call_runs_in_the_steps_first_transaction(cast, run):
+    """After an approval the step claims the lease, then runs the call with the run row locked once."""
+    run = advance(run)
+    approval_decide(approval=run.approval_requests.get(), approve=True, actor=cast.reviewer)
+    with CaptureQueriesContext(connection) as queries:
+        assert run_advance(run_id=run.pk, worker="w1") == "tool_done"
+    locks = [q["sql"] for q in queries.captured_queries if "FOR NO KEY UPDATE" in q["sql"] and '"agents_run"' in q["sql"]]
+    assert len(locks) == 1, locks
