@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from django.db.models import Prefetch, QuerySet
 
-from agents.models import CalendarBooking, CrmAccount, CrmNote, EmailMessage, Invoice, PlanStep, Run, RunEvent
+from agents.models import AgentVersion, CalendarBooking, CrmAccount, CrmNote, EmailMessage, Invoice, PlanStep, Run, RunEvent
 from approvals.models import ApprovalRequest
 
 EVENTS_PAGE = 500
@@ -13,6 +15,17 @@ EVENTS_PAGE = 500
 def _runs(tenant) -> QuerySet[Run]:
     # Everything a run row, the run card and the run page read, in the same query.
     return Run.objects.for_tenant(tenant).select_related("agent", "tenant", "requested_by", "control_by")
+
+
+def pin_agent_version(run: Run) -> Run:
+    """A run works with, and is shown with, the agent as it was when the run started: an edit since (a
+    new version) applies to new runs only. Sets the run's agent, in memory, to its version's snapshot."""
+    if run.agent.version != run.agent_version and (snapshot := AgentVersion.objects.filter(
+            agent_id=run.agent_id, version=run.agent_version).first()):
+        run.agent.instructions, run.agent.version = snapshot.instructions, snapshot.version
+        for name, value in snapshot.config.items():
+            setattr(run.agent, name, Decimal(value) if name == "max_cost_usd" else value)
+    return run
 
 
 def run_list(*, tenant, status: str = "", limit: int = 100) -> list[Run]:
@@ -27,12 +40,13 @@ def run_get(*, tenant, run_id: int) -> Run:
     Comes with its approvals, who decided them and the call that ran, as the run card shows."""
     approvals = Prefetch("approval_requests", queryset=ApprovalRequest.objects.for_tenant(tenant).select_related(
         "decided_by", "tool_invocation", "assignee").order_by("id"))
-    return _runs(tenant).prefetch_related(approvals).get(pk=run_id)
+    return pin_agent_version(_runs(tenant).prefetch_related(approvals).get(pk=run_id))
 
 
 def run_row(*, tenant, run_id: int) -> Run | None:
     """The run as a list row needs it (no approvals), or None outside the tenant."""
-    return _runs(tenant).filter(pk=run_id).first()
+    run = _runs(tenant).filter(pk=run_id).first()
+    return pin_agent_version(run) if run else None
 
 
 def run_events_after(*, run: Run, after: int, limit: int = EVENTS_PAGE) -> list[RunEvent]:

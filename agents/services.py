@@ -8,7 +8,6 @@ import secrets
 import time
 from contextlib import contextmanager
 from datetime import timedelta
-from decimal import Decimal
 from typing import NamedTuple
 
 from django.conf import settings
@@ -20,6 +19,7 @@ from agents import engine
 from agents.events import emit
 from agents.gateway import Breaker, GatewayPolicy, complete
 from agents.models import TERMINAL, Agent, AgentVersion, Checkpoint, ModelCall, PlanStep, Run, RunStatus, ToolInvocation
+from agents.selectors import pin_agent_version
 from agents.tools import REGISTRY, ToolContext
 from agents.tools.registry import parse_arguments, run_tool
 from agents.tracing import record_run_span, span_failed, step_span, tool_span
@@ -202,26 +202,13 @@ def fenced(run_id: int, fence: int, *, known: Run | None = None):
         runs = Run.objects.filter(pk=run_id, fence=fence)
         if known is None:
             if run := _locking_run_row(runs).first():
-                _pin_agent_version(run)
+                pin_agent_version(run)
         elif run := runs.select_for_update(no_key=True).first():
             run.agent, run.tenant = known.agent, known.tenant
         if run is None:
             raise LeaseLost(run_id)
         yield run
         run.save()
-
-
-def _pin_agent_version(run: Run) -> None:
-    """A run works with the agent as it was when the run started: an edit made since (a new version)
-    applies to new runs only. The run's agent is set, in memory, to its version's snapshot."""
-    if run.agent.version == run.agent_version:
-        return
-    snapshot = AgentVersion.objects.filter(agent_id=run.agent_id, version=run.agent_version).first()
-    if snapshot is None:
-        return
-    run.agent.instructions, run.agent.version = snapshot.instructions, snapshot.version
-    for name, value in snapshot.config.items():
-        setattr(run.agent, name, Decimal(value) if name == "max_cost_usd" else value)
 
 
 def _release(run: Run) -> None:

@@ -4,7 +4,6 @@ one lease holder at a time, and no row written twice."""
 import threading
 from collections import Counter
 
-import pytest
 from django.db import connection
 
 from agents.models import EmailMessage, ModelCall, RunEvent, RunStatus, ToolInvocation

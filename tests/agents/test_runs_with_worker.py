@@ -2,7 +2,6 @@
 
 import time
 
-import pytest
 
 from agents.models import Agent, EmailMessage, ModelCall, RunEvent, RunStatus, Span, ToolInvocation
 from agents.services import run_add_instruction, run_cancel, run_pause, run_resume, run_start

@@ -2,7 +2,6 @@
 
 import json
 
-import pytest
 from django.urls import reverse
 
 from tests.factories import RENEWAL_GOAL, advance

@@ -1,6 +1,5 @@
 """The reviewer queue in a real browser: edit-and-approve while the requester watches; approve with a key."""
 
-import json
 import re
 
 from playwright.sync_api import expect
