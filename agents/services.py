@@ -199,6 +199,8 @@ def fenced(run_id: int, fence: int, *, known: Run | None = None):
     """A transaction on the run that commits only while we still hold the lease. ``known``, the run
     as an earlier transaction of this step loaded it, lends its agent and tenant (no join again)."""
     with transaction.atomic():
+        # By id and fence alone, like lease_claim: the step task carries only the run id; the tenant
+        # comes with the row, and everything the step then reads is scoped to it.
         runs = Run.objects.filter(pk=run_id, fence=fence)
         if known is None:
             if run := _locking_run_row(runs).first():

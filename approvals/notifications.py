@@ -28,14 +28,16 @@ def _link(approval: ApprovalRequest, *, queue: bool) -> str:
 
 
 def _addresses(approval: ApprovalRequest, roles) -> list[str]:
-    people = Membership.objects.filter(tenant_id=approval.tenant_id, role__in=roles).select_related("user")
+    people = Membership.objects.for_tenant(approval.tenant_id).filter(role__in=roles).select_related("user")
     # Not the requester when the policy keeps them from deciding.
     return sorted({m.user.email for m in people
                    if m.user.email and (approval.allow_self_approval or m.user_id != approval.requested_by_id)})
 
 
 def approval_notify(*, approval_id: int, event: str) -> int:
-    """Send the emails for ``event`` (requested, escalated, decided); returns how many went out."""
+    """Send the emails for ``event`` (requested, escalated, decided, assigned); returns how many went out.
+    By id alone: a system task handed an id by the tenant's own transaction; everything after is scoped
+    to the request's tenant."""
     approval = ApprovalRequest.objects.select_related("tenant", "requested_by", "decided_by", "assignee").filter(
         pk=approval_id).first()
     if approval is None:
@@ -85,11 +87,12 @@ def signature(secret: str, body: bytes) -> str:
 
 
 def approval_webhook_deliver(*, approval_id: int, event: str) -> str:
-    """POST the event to the tenant's webhook, if any. Raises OSError on a failed delivery (the task retries)."""
+    """POST the event to the tenant's webhook, if any. Raises OSError on a failed delivery (the task retries).
+    By id alone, as approval_notify; the webhook is the request's tenant's."""
     from approvals.models import ApprovalWebhook
 
     approval = ApprovalRequest.objects.select_related("tenant", "decided_by").filter(pk=approval_id).first()
-    hook = ApprovalWebhook.objects.filter(tenant_id=approval.tenant_id, enabled=True).first() if approval else None
+    hook = ApprovalWebhook.objects.for_tenant(approval.tenant_id).filter(enabled=True).first() if approval else None
     if hook is None or event not in WEBHOOK_EVENTS:
         return "no webhook"
     body = json.dumps({

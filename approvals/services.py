@@ -109,7 +109,7 @@ def approval_request_create(*, run, step: int, call, risk: int, rule: Rule, kind
 
     now, policy = timezone.now(), rule.describe()
     required = 1 if kind == ApprovalKind.QUESTION else max(1, rule.required_approvals)
-    approval, _ = ApprovalRequest.objects.get_or_create(
+    approval, _ = ApprovalRequest.objects.for_tenant(run.tenant).get_or_create(
         run=run, step=step, call_id=call.call_id,
         defaults={"tenant": run.tenant, "kind": kind, "tool": call.tool,
                   "arguments": call.arguments if arguments is None else arguments, "reason": call.reason,

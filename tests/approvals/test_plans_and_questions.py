@@ -278,6 +278,8 @@ def test_the_plan_editor_is_404_for_outsiders_and_403_for_other_members(cast, re
     run = run_start(tenant=cast.acme, agent=renewals, goal=RENEWAL_GOAL, requested_by=cast.reviewer)
     url = f"/t/acme/runs/{run.pk}/plan/"
     assert client_for(cast.outsider).get(url).status_code == 404
+    assert client_for(cast.outsider).post(url, {"steps": ["x"]}).status_code == 404
+    assert client_for(cast.both).post(f"/t/globex/runs/{run.pk}/plan/", {"steps": ["x"]}).status_code == 404
     assert client_for(cast.member).post(url, {"steps": ["x"]}).status_code == 403  # not the requester, no review role
     other = make_user("mia", {cast.acme: Role.MEMBER})
     assert client_for(other).get(url).status_code == 403

@@ -57,6 +57,18 @@ def test_outsiders_get_404_and_members_403_everywhere(cast, client_for, approval
     assert approval.status == "pending"
 
 
+def test_another_tenants_request_is_404_even_where_you_review(cast, client_for, approval):
+    """sam reviews in Acme and administers Globex: through Globex, Acme's request does not exist."""
+    sam = client_for(cast.both)
+    for method, url in [("get", reverse("approval_detail", args=["globex", approval.pk])),
+                        ("post", reverse("approval_decide", args=["globex", approval.pk])),
+                        ("post", reverse("approval_assign", args=["globex", approval.pk]))]:
+        assert getattr(sam, method)(url, {"decision": "approve", "assignee": "me"}, **HTMX).status_code == 404, url
+    assert sam.get(reverse("approvals", args=["globex"]) + f"?id={approval.pk}").status_code == 404
+    approval.refresh_from_db()
+    assert approval.status == "pending" and approval.assignee_id is None
+
+
 def test_the_run_page_says_what_waits_for_whom_and_then_what_ran(cast, client_for, approval):
     from approvals.models import ApprovalRequest
 
