@@ -18,7 +18,7 @@ router = Router(tags=["runs"])
 
 class RunIn(Schema):
     agent: str = Field(description="The agent's slug", max_length=60)
-    goal: str = Field(max_length=5000)
+    goal: str = Field(max_length=services.MAX_GOAL_CHARS)
 
 
 class RunOut(Schema):
@@ -51,7 +51,7 @@ class EventOut(Schema):
 
 
 class MessageIn(Schema):
-    text: str = Field(max_length=2000)
+    text: str = Field(max_length=services.MAX_INSTRUCTION_CHARS)
 
 
 def _run(request, run_id: int) -> Run:

@@ -111,6 +111,14 @@ MAX_PLAN_STEPS = 30
 MAX_PLAN_STEP_CHARS = 300
 
 
+def plan_steps_cleaned(steps):
+    """A person's edit of a plan: each step's text stripped, emptied steps dropped (they were deleted);
+    anything that is not text is kept for plan_problem to name."""
+    if not isinstance(steps, list):
+        return steps
+    return [step.strip() if isinstance(step, str) else step for step in steps if not isinstance(step, str) or step.strip()]
+
+
 def plan_problem(steps) -> str:
     """Why a plan (from the model or a person's edit) cannot be used, or ""."""
     if not isinstance(steps, list) or not steps:

@@ -1,11 +1,12 @@
 from django import forms
 
 from agents.models import Agent
+from agents.services import MAX_GOAL_CHARS
 
 
 class StartRunForm(forms.Form):
     agent = forms.ModelChoiceField(queryset=Agent.objects.none(), empty_label=None)
-    goal = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), max_length=5000, strip=True)
+    goal = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), max_length=MAX_GOAL_CHARS, strip=True)
 
     def __init__(self, *args, tenant, **kwargs):
         super().__init__(*args, **kwargs)

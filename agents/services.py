@@ -28,6 +28,7 @@ from console.health import redis_client
 RUNNABLE = (RunStatus.QUEUED, RunStatus.PLANNING, RunStatus.WAITING_FOR_MODEL, RunStatus.RUNNING_TOOL,
             RunStatus.WAITING_FOR_TOOL)
 MAX_GOAL_CHARS = 5000
+MAX_INSTRUCTION_CHARS = 2000
 
 
 class RunError(Exception):
@@ -697,7 +698,7 @@ def plan_text(steps: list[str], *, by: str) -> str:
 def run_plan_edit(*, run: Run, actor, steps: list[str]) -> Run:
     """A person rewrites, adds, deletes or reorders the steps of a paused run's plan that are not done
     yet. The agent is told the new plan at its next step; the edit is an event with author and diff."""
-    steps = [step.strip() for step in steps if isinstance(step, str) and step.strip()]
+    steps = engine.plan_steps_cleaned(steps)
     with run_locked(tenant=run.tenant_id, run_id=run.pk) as locked:
         if locked.status != RunStatus.PAUSED:
             raise RunError(f"The run is {locked.get_status_display().lower()}; pause it to edit its plan"
@@ -732,8 +733,8 @@ def run_add_instruction(*, run: Run, actor, text: str) -> Run:
     text = (text or "").strip()
     if not text:
         raise RunError("Write the instruction to add.")
-    if len(text) > 2000:
-        raise RunError("Keep the instruction under 2000 characters.")
+    if len(text) > MAX_INSTRUCTION_CHARS:
+        raise RunError(f"Keep the instruction under {MAX_INSTRUCTION_CHARS} characters.")
     with run_locked(tenant=run.tenant_id, run_id=run.pk) as locked:
         if locked.is_terminal:
             raise RunError(f"The run is already {locked.status}.")

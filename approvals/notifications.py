@@ -13,6 +13,7 @@ import uuid
 
 from django.conf import settings
 from django.core.mail import send_mass_mail
+from django.urls import reverse
 
 from approvals.models import ApprovalRequest
 from console.models import Membership, Role
@@ -23,8 +24,8 @@ REVIEWERS = (Role.REVIEWER, Role.ADMIN)
 def _link(approval: ApprovalRequest, *, queue: bool) -> str:
     slug = approval.tenant.slug
     if queue:
-        return f"{settings.CONSOLE_URL}/t/{slug}/approvals/?id={approval.pk}"
-    return f"{settings.CONSOLE_URL}/t/{slug}/runs/{approval.run_id}/"
+        return f"{settings.CONSOLE_URL}{reverse('approvals', args=[slug])}?id={approval.pk}"
+    return f"{settings.CONSOLE_URL}{reverse('run_detail', args=[slug, approval.run_id])}"
 
 
 def _addresses(approval: ApprovalRequest, roles) -> list[str]:
@@ -107,17 +108,15 @@ def approval_webhook_deliver(*, approval_id: int, event: str) -> str:
     request = urllib.request.Request(hook.url, data=body, method="POST", headers={
         "Content-Type": "application/json", "User-Agent": "Proctor-Webhook/1", "X-Proctor-Event": WEBHOOK_EVENTS[event],
         "X-Proctor-Delivery": str(uuid.uuid4()), "X-Proctor-Signature": signature(hook.secret, body)})
+    retry = False
     try:
         with urllib.request.urlopen(request, timeout=5) as response:
             outcome = f"{WEBHOOK_EVENTS[event]}: HTTP {response.status}"
     except urllib.error.HTTPError as error:
-        outcome = f"{WEBHOOK_EVENTS[event]}: HTTP {error.code}"
-        ApprovalWebhook.objects.filter(pk=hook.pk).update(last_status=outcome[:200])
-        if error.code >= 500 or error.code == 429:
-            raise OSError(outcome) from None
-        return outcome
+        outcome, retry = f"{WEBHOOK_EVENTS[event]}: HTTP {error.code}", error.code >= 500 or error.code == 429
     except OSError as error:
-        ApprovalWebhook.objects.filter(pk=hook.pk).update(last_status=f"{WEBHOOK_EVENTS[event]}: {error}"[:200])
-        raise
-    ApprovalWebhook.objects.filter(pk=hook.pk).update(last_status=outcome[:200])
+        outcome, retry = f"{WEBHOOK_EVENTS[event]}: {error}", True
+    ApprovalWebhook.objects.for_tenant(hook.tenant_id).filter(pk=hook.pk).update(last_status=outcome[:200])
+    if retry:
+        raise OSError(outcome)
     return outcome

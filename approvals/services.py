@@ -216,15 +216,12 @@ def _reject(approval, actor, note: str, client_key: str) -> ApprovalRequest:
 def _checked_edit(approval, arguments: dict) -> dict:
     """The edited arguments as they will be approved, or DecisionRefused ("invalid") saying what is wrong:
     a plan's steps by the plan rules (an emptied step is a deleted one), a call's by the tool's schema."""
-    from agents.engine import plan_problem
+    from agents.engine import plan_problem, plan_steps_cleaned
     from agents.tools import REGISTRY
     from agents.tools.registry import parse_arguments
 
     if approval.kind == ApprovalKind.PLAN:
-        steps = arguments.get("steps")
-        if isinstance(steps, list):
-            steps = [step.strip() if isinstance(step, str) else step for step in steps
-                     if not isinstance(step, str) or step.strip()]
+        steps = plan_steps_cleaned(arguments.get("steps"))
         if problem := plan_problem(steps):
             raise DecisionRefused(problem, "invalid")
         return {"steps": steps}

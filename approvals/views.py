@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from django import forms as django_forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
@@ -11,12 +12,29 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
+from agents.engine import plan_diff
 from agents.selectors import run_events_after, run_plan
 from agents.tools import REGISTRY
-from approvals.forms import arguments_from_fields, schema_fields
-from approvals.models import ApprovalKind, ApprovalRequest
-from approvals.selectors import QUEUE_PAGE, SORTS, approval_get, approval_list, assignable_people, queue_filters
-from approvals.services import REFUSAL_STATUS, DecisionRefused, approval_assign, approval_decision_take
+from approvals.forms import PolicyForm, arguments_from_fields, schema_fields
+from approvals.models import ApprovalKind, ApprovalPolicy, ApprovalRequest, ApprovalWebhook
+from approvals.selectors import (
+    QUEUE_PAGE,
+    SORTS,
+    approval_get,
+    approval_list,
+    assignable_people,
+    policy_list,
+    queue_filters,
+)
+from approvals.services import (
+    REFUSAL_STATUS,
+    DecisionRefused,
+    approval_assign,
+    approval_decision_take,
+    approval_policy_delete,
+    approval_policy_save,
+    approval_webhook_set,
+)
 from console.access import tenant_access
 
 
@@ -28,8 +46,6 @@ def _detail_context(approval: ApprovalRequest | None, *, edited: dict | None = N
     """Everything the detail pane shows. ``edited``: what a refused edit sent, shown again to fix."""
     if approval is None:
         return {"approval": None}
-    from agents.engine import plan_diff
-
     run = approval.run
     events = run_events_after(run=run, after=max(0, run.event_seq - 12), limit=12)
     proposed, approved = approval.arguments, approval.approved_arguments
@@ -153,11 +169,6 @@ def assign(request: HttpRequest, tenant_slug: str, approval_id: int) -> HttpResp
 @login_required
 def policies(request: HttpRequest, tenant_slug: str, policy_id: int | None = None) -> HttpResponse:
     """Admin: the tenant's approval policies; create, and with ``policy_id`` change or delete one."""
-    from approvals.forms import PolicyForm
-    from approvals.models import ApprovalPolicy
-    from approvals.selectors import policy_list
-    from approvals.services import approval_policy_delete, approval_policy_save
-
     membership = tenant_access(request, tenant_slug, section="admin")
     request.section = "admin"
     editing = None
@@ -172,8 +183,6 @@ def policies(request: HttpRequest, tenant_slug: str, policy_id: int | None = Non
     if request.method == "POST" and form.is_valid():
         approval_policy_save(form=form, tenant=membership.tenant, actor=request.user)
         return redirect("approval_policies", tenant_slug)
-    from approvals.models import ApprovalWebhook
-
     return render(request, "approvals/policies.html", {"form": form, "editing": editing,
                                                        "policies": policy_list(tenant=membership.tenant),
                                                        "webhook": ApprovalWebhook.objects.for_tenant(
@@ -185,11 +194,6 @@ def policies(request: HttpRequest, tenant_slug: str, policy_id: int | None = Non
 @require_POST
 def webhook(request: HttpRequest, tenant_slug: str) -> HttpResponse:
     """Admin: set or remove the approvals webhook; the signing secret is shown once."""
-    from django import forms as django_forms
-    from django.contrib import messages
-
-    from approvals.services import approval_webhook_set
-
     membership = tenant_access(request, tenant_slug, section="admin")
     url = request.POST.get("url", "").strip()
     if url:
