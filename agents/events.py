@@ -9,7 +9,7 @@ from agents.models import Run, RunEvent
 
 def emit(run: Run, type: str, payload: dict | None = None) -> RunEvent:
     """Append the next event (dense `seq`) of a run whose row the caller has locked. The events of a
-    transaction are written together, in one INSERT, when the caller saves the run (Run.save)."""
+    transaction are written with the run row, in one statement (agents.run_store.run_write)."""
     run.event_seq += 1
     event = RunEvent(run=run, seq=run.event_seq, type=type, payload=payload or {})
     run.__dict__.setdefault("_events_to_write", []).append(event)

@@ -130,12 +130,6 @@ class Run(models.Model):
     def is_terminal(self) -> bool:
         return self.status in TERMINAL
 
-    def save(self, *args, **kwargs):
-        """Saves the row and writes the events emitted on it since the last save (agents.events.emit)."""
-        super().save(*args, **kwargs)
-        if events := self.__dict__.pop("_events_to_write", None):
-            RunEvent.objects.bulk_create(events)
-
 
 class RunEvent(models.Model):
     """Append-only; `seq` is dense per run (1, 2, 3 …), written with the change it describes."""

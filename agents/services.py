@@ -8,7 +8,6 @@ import secrets
 import time
 from contextlib import contextmanager
 from datetime import timedelta
-from typing import NamedTuple
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
@@ -19,6 +18,7 @@ from agents import engine
 from agents.events import emit
 from agents.gateway import Breaker, GatewayPolicy, complete
 from agents.models import TERMINAL, Agent, AgentVersion, Checkpoint, ModelCall, PlanStep, Run, RunStatus, ToolInvocation
+from agents.run_store import checkpoint_set, row_add, run_claim, run_lock, run_write
 from agents.selectors import pin_agent_version
 from agents.tools import REGISTRY, ToolContext
 from agents.tools.registry import parse_arguments, run_tool
@@ -113,7 +113,7 @@ def run_start_once(*, tenant, agent: Agent, goal: str, requested_by=None,
             emit(run, "run.created", {"goal": goal, "agent": agent.name, "agent_version": agent.version,
                                       "model": agent.model, "by": _who(requested_by)})
             emit(run, "status", {"from": "created", "to": RunStatus.QUEUED})
-            run.save(update_fields=["event_seq"])
+            run_write(run)
             _enqueue_on_commit(run.pk)
     except IntegrityError:
         # Two requests with the same Idempotency-Key at once: the other one won.
@@ -132,12 +132,11 @@ def _enqueue_on_commit(run_id: int) -> None:
 
 
 def _checkpoint(run: Run, state: dict) -> None:
+    """Written with the run (run_write), as an upsert: a step's checkpoint is written after the model
+    reply and again after the tool result."""
     blob = json.dumps(state, sort_keys=True, separators=(",", ":"))
-    checkpoint = Checkpoint(run=run, step=run.step, state=state, state_hash=hashlib.sha256(blob.encode()).hexdigest(),
-                            at=timezone.now())
-    # One statement: the step's checkpoint is written after the model reply and again after the tool result.
-    Checkpoint.objects.bulk_create([checkpoint], update_conflicts=True, unique_fields=["run", "step"],
-                                   update_fields=["state", "state_hash", "at"])
+    checkpoint_set(run, Checkpoint(run=run, step=run.step, state=json.loads(blob),
+                                   state_hash=hashlib.sha256(blob.encode()).hexdigest(), at=timezone.now()))
 
 
 def _latest_state(run: Run) -> dict:
@@ -165,27 +164,13 @@ def _record_run_span_on_commit(run: Run) -> None:
 # --- The lease ------------------------------------------------------------------------------------
 
 
-class Lease(NamedTuple):
-    fence: int
-    trace_id: str
-    step: int
-
-
-def lease_claim(*, run_id: int, worker: str) -> Lease | None:
-    """Claim the run if nobody holds a live lease. Returns the new fencing token, or None.
-    By id alone: the step task carries only the run id; the tenant comes with the row (fenced)."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            """
-            UPDATE agents_run SET lease_owner = %s, lease_expires_at = now() + make_interval(secs => %s),
-                   fence = fence + 1
-             WHERE id = %s AND status = ANY(%s) AND (lease_expires_at IS NULL OR lease_expires_at < now())
-         RETURNING fence, trace_id, step
-            """,
-            [worker, settings.RUN_LEASE_SECONDS, run_id, list(RUNNABLE)],
-        )
-        row = cursor.fetchone()
-    return Lease(*row) if row else None
+def lease_claim(*, run_id: int, worker: str) -> tuple[Run, dict] | None:
+    """Claim the run if nobody holds a live lease: the run as claimed (its agent pinned to the
+    run's version) and its latest state, or None."""
+    claimed = run_claim(run_id=run_id, worker=worker, lease_seconds=settings.RUN_LEASE_SECONDS, runnable=RUNNABLE)
+    if claimed is not None:
+        pin_agent_version(claimed[0])
+    return claimed
 
 
 def _locking_run_row(runs):
@@ -196,22 +181,17 @@ def _locking_run_row(runs):
 
 
 @contextmanager
-def fenced(run_id: int, fence: int, *, known: Run | None = None):
-    """A transaction on the run that commits only while we still hold the lease. ``known``, the run
-    as an earlier transaction of this step loaded it, lends its agent and tenant (no join again)."""
+def fenced(run_id: int, fence: int, *, known: Run):
+    """A transaction on the run that commits only while we still hold the lease (by id and fence
+    alone, like the claim: the tenant comes with the row, and everything the step reads is scoped
+    to it). ``known``, the run as the claim loaded it, lends its pinned agent and its tenant."""
     with transaction.atomic():
-        # By id and fence alone, like lease_claim: the step task carries only the run id; the tenant
-        # comes with the row, and everything the step then reads is scoped to it.
-        runs = Run.objects.filter(pk=run_id, fence=fence)
-        if known is None:
-            if run := _locking_run_row(runs).first():
-                pin_agent_version(run)
-        elif run := runs.select_for_update(no_key=True).first():
-            run.agent, run.tenant = known.agent, known.tenant
+        run = run_lock(run_id=run_id, fence=fence)
         if run is None:
             raise LeaseLost(run_id)
+        run.agent, run.tenant = known.agent, known.tenant
         yield run
-        run.save()
+        run_write(run)
 
 
 def _release(run: Run) -> None:
@@ -224,13 +204,14 @@ def _release(run: Run) -> None:
 
 def run_advance(*, run_id: int, worker: str) -> str:
     """Advance a run by one step. Safe to call twice at once and after a crash."""
-    lease = lease_claim(run_id=run_id, worker=worker)
-    if lease is None:
+    claimed = lease_claim(run_id=run_id, worker=worker)
+    if claimed is None:
         return "no_lease"
-    fence = lease.fence
-    with step_span(trace_id=lease.trace_id, run_id=run_id, step=lease.step + 1, worker=worker) as span:
+    known, state = claimed
+    fence = known.fence
+    with step_span(trace_id=known.trace_id, run_id=run_id, step=known.step + 1, worker=worker) as span:
         try:
-            with fenced(run_id, fence) as run:
+            with fenced(run_id, fence, known=known) as run:
                 if span is not None:
                     span.set_attribute("gen_ai.agent.name", run.agent.name)
                 if run.cancel_requested:
@@ -241,7 +222,6 @@ def run_advance(*, run_id: int, worker: str) -> str:
                     run.pause_requested = False
                     _release(run)
                     return "paused"
-                state = _latest_state(run)
                 if state.get("pending_call"):  # decided, resumed or left by a crash: it runs in this transaction
                     outcome = _run_pending_call(run, state)
                 elif refused := _before_model_call(run, state):
@@ -323,13 +303,12 @@ def _model_step(run_id: int, fence: int, state: dict, known: Run) -> str:
                       breaker=Breaker(redis_client(timeout=2), policy), policy=policy)
     with fenced(run_id, fence, known=known) as run:
         run.step = step
-        ModelCall.objects.bulk_create(
-            ModelCall(tenant=run.tenant, run=run, step=step, attempt=number, provider=attempt.provider,
-                      model=attempt.model, input_tokens=attempt.input_tokens, output_tokens=attempt.output_tokens,
-                      cached_tokens=attempt.cached_tokens, latency_ms=attempt.latency_ms, cost_usd=attempt.cost_usd,
-                      price=attempt.price, status=attempt.status, error=attempt.error)
-            for number, attempt in enumerate(result.attempts, start=1))
-        for attempt in result.attempts:
+        for number, attempt in enumerate(result.attempts, start=1):
+            row_add(run, ModelCall(tenant=run.tenant, run=run, step=step, attempt=number, provider=attempt.provider,
+                                   model=attempt.model, input_tokens=attempt.input_tokens,
+                                   output_tokens=attempt.output_tokens, cached_tokens=attempt.cached_tokens,
+                                   latency_ms=attempt.latency_ms, cost_usd=attempt.cost_usd, price=attempt.price,
+                                   status=attempt.status, error=attempt.error))
             run.input_tokens += attempt.input_tokens
             run.output_tokens += attempt.output_tokens
             run.cost_usd += attempt.cost_usd
@@ -552,8 +531,11 @@ def _execute_pending(run: Run, state: dict, pending: dict, approval=None) -> str
     if pending.get("edited_by_reviewer"):
         result = {**result, "reviewer_edited_arguments": arguments}  # the model learns what actually ran
     invocation.result = result
-    invocation.save()
-    _link_approval(approval, invocation)
+    if approval is None:
+        row_add(run, invocation)  # written with the run
+    else:
+        invocation.save()  # the approval links to it
+        _link_approval(approval, invocation)
     return _finish_tool(run, state, pending, result, invocation)
 
 
@@ -611,7 +593,7 @@ def run_locked(*, tenant, run_id: int):
     with transaction.atomic():
         locked = _locking_run_row(Run.objects.for_tenant(tenant)).get(pk=run_id)
         yield locked
-        locked.save()
+        run_write(locked)
 
 
 NEXT_AFTER_DECISION = {  # kind → (approved, not approved)

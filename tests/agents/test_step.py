@@ -95,5 +95,5 @@ def test_a_decided_call_runs_in_the_steps_first_transaction(cast, run):
     approval_decide(approval=run.approval_requests.get(), approve=True, actor=cast.reviewer)
     with CaptureQueriesContext(connection) as queries:
         assert run_advance(run_id=run.pk, worker="w1") == "tool_done"
-    locks = [q["sql"] for q in queries.captured_queries if "FOR NO KEY UPDATE" in q["sql"] and '"agents_run"' in q["sql"]]
+    locks = [q["sql"] for q in queries.captured_queries if "FOR NO KEY UPDATE" in q["sql"] and "agents_run" in q["sql"]]
     assert len(locks) == 1, locks
