@@ -7,6 +7,7 @@ import json
 import secrets
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
@@ -180,18 +181,36 @@ def _locking_run_row(runs):
     return runs.select_related("agent", "tenant").select_for_update(no_key=True, of=("self",))
 
 
+@dataclass
+class Turn:
+    """A task's turn with a run. The worker holds the lease for the whole turn and, while the run
+    stays runnable and the turn's time lasts (``RUN_TURN_SECONDS``), takes the next step itself: no
+    enqueue and no new claim, and the next step's boundary (control flags, budgets, instructions) is
+    checked in the transaction that ends the step before it. Past its time the run goes back to the
+    queue, so a run cannot keep a worker from the others."""
+
+    run_id: int
+    fence: int
+    ends: float  # time.monotonic()
+    run: Run  # as the turn's last transaction left it (agent pinned, tenant attached)
+
+    def goes_on(self) -> bool:
+        return time.monotonic() < self.ends
+
+
 @contextmanager
-def fenced(run_id: int, fence: int, *, known: Run):
+def fenced(turn: Turn):
     """A transaction on the run that commits only while we still hold the lease (by id and fence
     alone, like the claim: the tenant comes with the row, and everything the step reads is scoped
-    to it). ``known``, the run as the claim loaded it, lends its pinned agent and its tenant."""
+    to it). The run comes with the agent and tenant the claim loaded."""
     with transaction.atomic():
-        run = run_lock(run_id=run_id, fence=fence)
+        run = run_lock(run_id=turn.run_id, fence=turn.fence)
         if run is None:
-            raise LeaseLost(run_id)
-        run.agent, run.tenant = known.agent, known.tenant
+            raise LeaseLost(turn.run_id)
+        run.agent, run.tenant, run.turn = turn.run.agent, turn.run.tenant, turn
         yield run
         run_write(run)
+    turn.run = run
 
 
 def _release(run: Run) -> None:
@@ -202,39 +221,63 @@ def _release(run: Run) -> None:
 # --- One step -------------------------------------------------------------------------------------
 
 
+MODEL_NEXT = "model_next"  # a step's boundary passed: the model is called next
+
+
 def run_advance(*, run_id: int, worker: str) -> str:
-    """Advance a run by one step. Safe to call twice at once and after a crash."""
+    """Advance a run by a turn: a step, and the next ones while the run stays runnable and the turn
+    lasts (see Turn). Safe to call twice at once and after a crash."""
     claimed = lease_claim(run_id=run_id, worker=worker)
     if claimed is None:
         return "no_lease"
-    known, state = claimed
-    fence = known.fence
-    with step_span(trace_id=known.trace_id, run_id=run_id, step=known.step + 1, worker=worker) as span:
-        try:
-            with fenced(run_id, fence, known=known) as run:
-                if span is not None:
-                    span.set_attribute("gen_ai.agent.name", run.agent.name)
-                if run.cancel_requested:
-                    _cancel_now(run)
-                    return "cancelled"
-                if run.pause_requested:
-                    _set_status(run, RunStatus.PAUSED, by=_who(run.control_by))
-                    run.pause_requested = False
-                    _release(run)
-                    return "paused"
-                if state.get("pending_call"):  # decided, resumed or left by a crash: it runs in this transaction
-                    outcome = _run_pending_call(run, state)
-                elif refused := _before_model_call(run, state):
-                    return refused
-                else:
-                    outcome = None
-            if outcome is None:
-                outcome = _model_step(run_id, fence, state, run)
-        except LeaseLost:
-            outcome = "lease_lost"
-        if span is not None:
-            span.set_attribute("proctor.outcome", outcome)
-        return outcome
+    run, state = claimed
+    turn = Turn(run_id=run_id, fence=run.fence, ends=time.monotonic() + settings.RUN_TURN_SECONDS, run=run)
+    outcome = None
+    while outcome in (None, MODEL_NEXT):
+        with step_span(trace_id=run.trace_id, run_id=run_id, step=turn.run.step + 1, worker=worker) as span:
+            if span is not None:
+                span.set_attribute("gen_ai.agent.name", run.agent.name)
+            try:
+                if outcome is None:  # the turn's first step: its boundary in a transaction of its own
+                    with fenced(turn) as locked:
+                        outcome = _step_boundary(locked, state)
+                if outcome == MODEL_NEXT:
+                    outcome = _model_step(turn, state)
+            except LeaseLost:
+                outcome = "lease_lost"
+            if span is not None:
+                span.set_attribute("proctor.outcome", outcome)
+    return outcome
+
+
+def _step_boundary(run: Run, state: dict) -> str:
+    """Before a step, with the row locked: cancel and pause requests, a call left pending (decided,
+    resumed or left by a crash: it runs here), budgets and added instructions. Returns MODEL_NEXT, or
+    how the run stopped or went on without the model."""
+    if run.cancel_requested:
+        _cancel_now(run)
+        return "cancelled"
+    if run.pause_requested:
+        _set_status(run, RunStatus.PAUSED, by=_who(run.control_by))
+        run.pause_requested = False
+        _release(run)
+        return "paused"
+    if state.get("pending_call"):
+        return _run_pending_call(run, state)
+    return _before_model_call(run, state) or MODEL_NEXT
+
+
+def _to_next_step(run: Run, state: dict, outcome: str) -> str:
+    """The step is done and the run is queued for the next one. Within its turn this worker takes it
+    (the lease is kept; the next step's boundary is checked in this very transaction); otherwise it
+    goes back to the queue: lease released, next step enqueued on commit."""
+    _set_status(run, RunStatus.QUEUED)
+    turn = getattr(run, "turn", None)
+    if turn is not None and turn.goes_on():
+        return _step_boundary(run, state)
+    _release(run)
+    _enqueue_on_commit(run.pk)
+    return outcome
 
 
 def _budgets(run: Run) -> engine.Fail | None:
@@ -293,15 +336,15 @@ def _before_model_call(run: Run, state: dict) -> str | None:
     return None
 
 
-def _model_step(run_id: int, fence: int, state: dict, known: Run) -> str:
-    agent, step = known.agent, known.step + 1
+def _model_step(turn: Turn, state: dict) -> str:
+    agent, step = turn.run.agent, turn.run.step + 1
     tools = [REGISTRY[name] for name in agent.tools if name in REGISTRY]
     policy = GatewayPolicy(timeout_seconds=settings.MODEL_TIMEOUT_SECONDS,
                            backoff_base_seconds=settings.MODEL_BACKOFF_SECONDS)
     result = complete(models=[agent.model, *agent.fallback_models], instructions=agent.instructions,
                       conversation=state["conversation"], tools=tools, plan_mode=agent.plan_mode,
                       breaker=Breaker(redis_client(timeout=2), policy), policy=policy)
-    with fenced(run_id, fence, known=known) as run:
+    with fenced(turn) as run:
         run.step = step
         for number, attempt in enumerate(result.attempts, start=1):
             row_add(run, ModelCall(tenant=run.tenant, run=run, step=step, attempt=number, provider=attempt.provider,
@@ -330,13 +373,13 @@ def _model_step(run_id: int, fence: int, state: dict, known: Run) -> str:
             return _execute_pending(run, state, state["pending_call"])
         _checkpoint(run, state)
         if outcome == "tool_pending":
-            pending_state = state  # keep the lease: the tool runs next, in its own transaction
+            pass  # keep the lease: the tool runs next, in its own transaction
+        elif run.status == RunStatus.QUEUED:  # planned, or a refused call told to the model
+            outcome = _to_next_step(run, state, outcome)
         else:
             _release(run)
-            if run.status in RUNNABLE:
-                _enqueue_on_commit(run.pk)
     if outcome == "tool_pending":
-        return _tool_step(run_id, fence, pending_state, known)
+        return _tool_step(turn, state)
     return outcome
 
 
@@ -427,9 +470,9 @@ def _wait_for_person(run: Run, state: dict, call: engine.ToolCall, need, *, kind
     return "waiting_for_human"
 
 
-def _tool_step(run_id: int, fence: int, state: dict, known: Run) -> str:
+def _tool_step(turn: Turn, state: dict) -> str:
     """The pending call in a fenced transaction of its own (after the reply that asked for it committed)."""
-    with fenced(run_id, fence, known=known) as run:
+    with fenced(turn) as run:
         return _run_pending_call(run, state)
 
 
@@ -554,11 +597,8 @@ def _finish_tool(run: Run, state: dict, pending: dict, result: dict, invocation)
     ok = result.get("status") == "ok"
     run.last_action = f"{pending['tool']} {'succeeded' if ok else 'failed: ' + result.get('error_type', '')}"[:300]
     run.next_action = ""
-    _set_status(run, RunStatus.QUEUED)
     _checkpoint(run, state)
-    _release(run)
-    _enqueue_on_commit(run.pk)
-    return "tool_done"
+    return _to_next_step(run, state, "tool_done")
 
 
 def _fail(run: Run, reason: str) -> None:

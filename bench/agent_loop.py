@@ -135,9 +135,11 @@ def _wait_terminal(run_ids: list[int], timeout: float) -> None:
 class Worker:
     """A `celery worker` subprocess on the bench stack; its RSS (with children) sampled while it runs."""
 
-    def __init__(self, ctx: Context, *, pool: str, concurrency: int, log: Path):
+    def __init__(self, ctx: Context, *, pool: str, concurrency: int, log: Path, turn_seconds: float | None = None):
         env = {**os.environ, "DATABASE_URL": ctx.database_url, "REDIS_URL": ctx.redis_url,
                "DB_POOL_MAX_SIZE": str(max(4, concurrency + 2)), "SPAN_EXPORT_DELAY_MS": "200"}
+        if turn_seconds is not None:
+            env["RUN_TURN_SECONDS"] = str(turn_seconds)
         self.log = log
         self.process = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "console", "worker", "--loglevel", "WARNING", "--pool", pool,
@@ -198,9 +200,14 @@ class Worker:
 
 
 def p1_in_process(ctx: Context, runs: int = 20, warmup_runs: int = 2) -> list[float]:
+    """A turn per step (RUN_TURN_SECONDS=0): each run_advance call is one step, ending in the next-step enqueue."""
     _django(ctx)
+    from django.conf import settings
+
     from agents.models import Run
     from agents.services import run_advance
+
+    settings.RUN_TURN_SECONDS = 0
 
     tenant, agent = _agent("demo:noop")
     samples: list[float] = []
@@ -222,12 +229,15 @@ def p1_in_process(ctx: Context, runs: int = 20, warmup_runs: int = 2) -> list[fl
     return samples
 
 
-def p1_through_worker(ctx: Context, runs: int = 40, warmup_runs: int = 2) -> tuple[list[float], list[float]]:
-    """(step start → next step start, step span durations) with one prefork worker process."""
+def p1_through_worker(ctx: Context, runs: int = 40, warmup_runs: int = 2,
+                      turn_seconds: float | None = None) -> tuple[list[float], list[float]]:
+    """(step start → next step start, step span durations) with one prefork worker process; its turns
+    as configured by default, or ``turn_seconds``."""
     _django(ctx)
     _purge_queue()
     tenant, agent = _agent("demo:noop")
-    worker = Worker(ctx, pool="prefork", concurrency=1, log=ROOT / "var" / "bench-worker-p1.log")
+    worker = Worker(ctx, pool="prefork", concurrency=1, log=ROOT / "var" / "bench-worker-p1.log",
+                    turn_seconds=turn_seconds)
     try:
         run_ids = []
         for _ in range(warmup_runs + runs):
@@ -253,13 +263,17 @@ def run_p1(ctx: Context) -> str:
     in_process = summary(p1_in_process(ctx))
     print(f"  P1 through a worker: 40 runs × {P1_STEPS + 1} steps ...", flush=True)
     gaps, durations = p1_through_worker(ctx)
+    print(f"  P1 through a worker, a turn per step: 40 runs × {P1_STEPS + 1} steps ...", flush=True)
+    handoff_gaps, _ = p1_through_worker(ctx, turn_seconds=0)
     print(f"  LangGraph no-op loop (durability=sync): 40 runs × {P1_STEPS} steps ...", flush=True)
     langgraph = summary(run_langgraph_noop(ctx.database_url, steps=P1_STEPS, state_bytes=1024, runs=40))
     through = summary(gaps)
     rows = [
         Row("P1 step → next step through a worker", through, "B1", b1, note="headline; target p50 ≤ 3×, p99 ≤ 5×"),
-        Row("P1 step span in the worker", summary(durations), "B1", b1, note="the step alone, no broker hop"),
-        Row("P1 step in process (run_advance)", in_process, "B1", b1, note="no broker hop"),
+        Row("P1 step span in the worker", summary(durations), "B1", b1, note="the step alone"),
+        Row("P1 through a worker, a turn per step", summary(handoff_gaps), "B1", b1,
+            note="RUN_TURN_SECONDS=0: enqueue, broker, claim each step"),
+        Row("P1 step in process, a turn per step", in_process, "B1", b1, note="run_advance; no broker hop"),
         Row("LangGraph per step (durability=sync)", langgraph, "B1", b1, note="same loop, same Postgres"),
         Row("P1 through a worker vs LangGraph", through, "LG", langgraph, note="< 1× means cheaper than LangGraph"),
         Row("B1 (same run)", b1, "B1", b1),
@@ -267,7 +281,11 @@ def run_p1(ctx: Context) -> str:
     notes = (
         f"One step = the gateway's call to the zero-latency demo model (a pydantic-ai FunctionModel), the `noop` tool "
         f"it asks for, and all the bookkeeping: lease claim, fenced transactions, checkpoint, RunEvents, ModelCall and "
-        f"ToolInvocation rows, spans (batched into Postgres), the publish and the next-step enqueue on commit. Runs of "
+        f"ToolInvocation rows, spans (batched into Postgres), the publish, and the hand-on to the next step: within the "
+        f"worker's turn (RUN_TURN_SECONDS, default 0.5 s) the worker keeps the lease and takes the next step itself, "
+        f"checking its boundary (control flags, budgets, instructions) in the transaction that ends the step; past the "
+        f"turn, or with RUN_TURN_SECONDS=0 (the 'turn per step' rows), the lease is released and the next step enqueued "
+        f"on commit, then claimed by a worker again. Runs of "
         f"{P1_STEPS} tool calls plus the final answer ({P1_STEPS + 1} steps), one run at a time; the checkpoint holds the "
         f"whole conversation, so state grows from ~0.3 KB to ~9 KB over a run (LangGraph's stays at 1 KB). Worker: "
         f"prefork, 1 process, psycopg pool. LangGraph: StateGraph + PostgresSaver, node start → next node start."

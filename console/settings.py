@@ -147,6 +147,8 @@ WORKER_HEARTBEAT_SECONDS = 10
 # --- The run loop ----------------------------------------------------------------------------
 
 RUN_LEASE_SECONDS = env_int("RUN_LEASE_SECONDS", 30)
+# A worker goes on with a run's next steps itself for this long before it hands the run back to the queue.
+RUN_TURN_SECONDS = float(env_str("RUN_TURN_SECONDS", "0.5"))
 RUN_SWEEP_AFTER_SECONDS = env_int("RUN_SWEEP_AFTER_SECONDS", 10)
 MODEL_TIMEOUT_SECONDS = env_int("MODEL_TIMEOUT_SECONDS", 60)
 MODEL_BACKOFF_SECONDS = float(env_str("MODEL_BACKOFF_SECONDS", "0.5"))

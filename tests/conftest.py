@@ -41,6 +41,13 @@ class Cast:
     both: object  # Acme reviewer, Globex admin
 
 
+@pytest.fixture(autouse=True)
+def one_step_per_advance(settings):
+    """Tests that step runs in this process see every step's outcome: a turn ends after one step.
+    Worker processes keep the default turn, and tests/agents/test_turns.py tests turns."""
+    settings.RUN_TURN_SECONDS = 0
+
+
 @pytest.fixture
 def cast(db) -> Cast:
     acme, globex = make_tenant("acme", "Acme"), make_tenant("globex", "Globex")

@@ -1,0 +1,63 @@
+"""Turns: a worker that holds a run's lease takes its next steps itself while its turn lasts."""
+
+import pytest
+
+from agents.models import Agent, ModelCall, Run, RunEvent, ToolInvocation
+from agents.services import run_advance, run_pause, run_resume, run_start
+
+
+@pytest.fixture
+def looper(cast):
+    return Agent.objects.create(tenant=cast.acme, name="Looper", slug="looper", instructions="Call noop.",
+                                model="demo:noop", tools=["noop"], plan_mode=False)
+
+
+def statuses(run) -> list[tuple[str, str]]:
+    return [(e.payload["from"], e.payload["to"]) for e in RunEvent.objects.filter(run=run, type="status").order_by("seq")]
+
+
+def test_a_worker_takes_a_runs_steps_one_after_another_within_its_turn(cast, looper, settings):
+    settings.RUN_TURN_SECONDS = 60
+    run = run_start(tenant=cast.acme, agent=looper, goal="Call noop 3 times", requested_by=cast.member)
+    assert run_advance(run_id=run.pk, worker="w1") == "completed"
+    run.refresh_from_db()
+    assert run.fence == 1, "claimed once, for the whole run"
+    assert ToolInvocation.objects.filter(run=run, status="ok").count() == 3
+    assert ModelCall.objects.filter(run=run).count() == 4
+    assert list(RunEvent.objects.filter(run=run).values_list("seq", flat=True)) == list(range(1, run.event_seq + 1))
+    # Every step still says it went back to the queue and on to the model, as it does between tasks.
+    assert statuses(run).count(("queued", "waiting_for_model")) == 4
+    assert run.lease_owner == "" and run.lease_expires_at is None
+
+
+def test_a_pause_asked_for_during_a_turn_stops_the_run_at_the_next_step(cast, looper, settings, monkeypatch):
+    settings.RUN_TURN_SECONDS = 60
+    run = run_start(tenant=cast.acme, agent=looper, goal="Call noop 3 times", requested_by=cast.member)
+    from agents import services
+
+    model_call = services.complete
+
+    def pause_during_the_first_call(**kwargs):
+        if not ModelCall.objects.filter(run=run).exists():
+            run_pause(run=run, actor=cast.member)  # while the worker holds the lease: asked, not yet done
+        return model_call(**kwargs)
+
+    monkeypatch.setattr(services, "complete", pause_during_the_first_call)
+    assert run_advance(run_id=run.pk, worker="w1") == "paused"
+    run.refresh_from_db()
+    assert run.status == "paused" and run.control_by == cast.member
+    assert ToolInvocation.objects.filter(run=run).count() == 1, "the step in flight finished; no other began"
+    assert ModelCall.objects.filter(run=run).count() == 1
+
+    run_resume(run=run, actor=cast.member)
+    assert run_advance(run_id=run.pk, worker="w1") == "completed"
+    assert ToolInvocation.objects.filter(run=run).count() == 3
+
+
+def test_when_the_turn_is_over_the_run_goes_back_to_the_queue(cast, looper, settings):
+    settings.RUN_TURN_SECONDS = 0
+    run = run_start(tenant=cast.acme, agent=looper, goal="Call noop 3 times", requested_by=cast.member)
+    assert run_advance(run_id=run.pk, worker="w1") == "tool_done"
+    run = Run.objects.get(pk=run.pk)
+    assert run.status == "queued" and run.lease_owner == "" and run.lease_expires_at is None
+    assert run_advance(run_id=run.pk, worker="w2") == "tool_done", "any worker may take the next turn"
