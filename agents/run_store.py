@@ -6,7 +6,8 @@ take twenty of them. Here a step takes:
 - ``run_claim``: one conditional UPDATE that claims the lease and returns the run with its agent,
   tenant and latest checkpoint state;
 - ``run_lock``: at the start of each of the step's transactions, the run row *with our fence*,
-  ``FOR NO KEY UPDATE``, so a worker whose lease was taken over cannot commit;
+  ``FOR NO KEY UPDATE``, so a worker whose lease was taken over cannot commit (``run_lock_in_tenant``
+  for changes made by people: cancel, pause, instructions, decisions);
 - ``run_write``: at its end, one statement that writes the run row together with everything the
   transaction added on it: its events (``agents.events.emit``), its checkpoint and its model-call
   and tool-invocation rows (``row_add``).
@@ -73,10 +74,22 @@ def run_claim(*, run_id: int, worker: str, lease_seconds: float, runnable) -> tu
     return run, state if isinstance(state, dict) else {}
 
 
+LOCK_IN_TENANT = (f'SELECT {_select_list("r", Run)} FROM agents_run r WHERE r.id = %s AND r.tenant_id = %s'
+                  ' FOR NO KEY UPDATE')
+
+
 def run_lock(*, run_id: int, fence: int) -> Run | None:
     """In the caller's transaction: the run row if we still hold the lease (its fence), locked; else None."""
     with connection.cursor() as cursor:
         cursor.execute(LOCK, [run_id, fence])
+        row = cursor.fetchone()
+    return _instance(Run, row) if row else None
+
+
+def run_lock_in_tenant(*, run_id: int, tenant_id: int) -> Run | None:
+    """In the caller's transaction: the tenant's run, locked (for changes made by people), or None."""
+    with connection.cursor() as cursor:
+        cursor.execute(LOCK_IN_TENANT, [run_id, tenant_id])
         row = cursor.fetchone()
     return _instance(Run, row) if row else None
 

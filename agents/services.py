@@ -19,7 +19,7 @@ from agents import engine
 from agents.events import emit
 from agents.gateway import Breaker, GatewayPolicy, complete
 from agents.models import TERMINAL, Agent, AgentVersion, Checkpoint, ModelCall, PlanStep, Run, RunStatus, ToolInvocation
-from agents.run_store import checkpoint_set, row_add, run_claim, run_lock, run_write
+from agents.run_store import checkpoint_set, row_add, run_claim, run_lock, run_lock_in_tenant, run_write
 from agents.selectors import pin_agent_version
 from agents.tools import REGISTRY, ToolContext
 from agents.tools.registry import parse_arguments, run_tool
@@ -172,13 +172,6 @@ def lease_claim(*, run_id: int, worker: str) -> tuple[Run, dict] | None:
     if claimed is not None:
         pin_agent_version(claimed[0])
     return claimed
-
-
-def _locking_run_row(runs):
-    """Lock the run row only, not the agent and tenant rows the query joins (that would serialize
-    every run of a tenant), and FOR NO KEY UPDATE, so rows that reference the run (spans stored
-    by the exporter, say) can still be inserted while a step holds it."""
-    return runs.select_related("agent", "tenant").select_for_update(no_key=True, of=("self",))
 
 
 @dataclass
@@ -629,9 +622,12 @@ def _lease_held(run: Run) -> bool:
 
 @contextmanager
 def run_locked(*, tenant, run_id: int):
-    """A transaction holding the run's row lock, for changes made by people (and by approvals)."""
+    """A transaction holding the run's row lock, for changes made by people (and by approvals).
+    ``tenant``: the tenant or its id; a run of another tenant is Run.DoesNotExist, like a missing one."""
     with transaction.atomic():
-        locked = _locking_run_row(Run.objects.for_tenant(tenant)).get(pk=run_id)
+        locked = run_lock_in_tenant(run_id=run_id, tenant_id=getattr(tenant, "pk", tenant))
+        if locked is None:
+            raise Run.DoesNotExist(f"no run {run_id} in this tenant")
         yield locked
         run_write(locked)
 

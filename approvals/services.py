@@ -202,7 +202,7 @@ def _record(approval, actor, verdict: str, arguments: dict, note: str, client_ke
                                             arguments=arguments, note=note, client_key=client_key)
     except IntegrityError:
         raise DecisionRefused("That decision was already submitted.") from None
-    audit_record(tenant=approval.tenant, actor=actor, verb=f"approval.{verdict}",
+    audit_record(tenant=approval.tenant_id, actor=actor, verb=f"approval.{verdict}",
                  target=f"run {approval.run_id}: {approval.tool}",
                  data={"approval_id": approval.id, "note": note, "edited": arguments != approval.arguments})
 

@@ -14,9 +14,10 @@ from console.models import ApiToken, AuditEvent, Membership, Role, Tenant
 TOKEN_PREFIX = "prt_"
 
 
-def audit_record(*, tenant: Tenant, actor, verb: str, target: str = "", data: dict | None = None) -> AuditEvent:
+def audit_record(*, tenant: Tenant | int, actor, verb: str, target: str = "", data: dict | None = None) -> AuditEvent:
+    """``tenant``: the tenant or its id (a caller holding only the id need not load the row)."""
     return AuditEvent.objects.create(
-        tenant=tenant,
+        tenant_id=getattr(tenant, "pk", tenant),
         actor=actor if getattr(actor, "pk", None) else None,
         actor_label=getattr(actor, "username", "") or str(actor or "system"),
         verb=verb,
