@@ -31,8 +31,12 @@ def _web(ctx: Context, log: Path):
     from console.devstack import free_port, wait_for_port
 
     port = free_port()
-    env = {**os.environ, "DATABASE_URL": ctx.database_url, "REDIS_URL": ctx.redis_url, "DEBUG": "1",
-           "SECRET_KEY": os.environ.get("SECRET_KEY", "bench-only-secret-key")}
+    # Production settings, as docker-compose runs them (DEBUG off: hashed static files from collectstatic);
+    # plain HTTP on loopback, so no TLS-only cookies.
+    env = {**os.environ, "DATABASE_URL": ctx.database_url, "REDIS_URL": ctx.redis_url, "DEBUG": "0",
+           "SECRET_KEY": os.environ.get("SECRET_KEY", "bench-only-secret-key"), "SECURE_COOKIES": "0",
+           "ALLOWED_HOSTS": "127.0.0.1,localhost", "STATIC_ROOT": str(log.parent / "bench-static")}
+    subprocess.run([sys.executable, "manage.py", "collectstatic", "--noinput", "-v", "0"], cwd=ROOT, env=env, check=True)
     proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "console.asgi:application", "--host", "127.0.0.1",
                              "--port", str(port), "--lifespan", "off", "--no-access-log", "--log-level", "warning"],
                             cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
@@ -138,7 +142,8 @@ def run(ctx: Context) -> str:
                 note="target p50 ≤ 3×, p99 ≤ 10×"),
             Row("of which: the approve POST until its response (detail pane rendered)", post, "(Bh+B2)", reference),
             Row("Bh + B2 (same run)", reference, "(Bh+B2)", reference)]
-    notes = ("uvicorn serving console.asgi (HTTP and Channels websockets), one Celery worker process (threads pool, 4), "
+    notes = ("uvicorn serving console.asgi (HTTP and Channels websockets) with production settings (DEBUG off), one "
+             "Celery worker process (threads pool, 4), "
              "the decision POSTed as htmx does from the queue's detail pane. On the path: the decision's transaction "
              "(row lock on the request, decision row, audit, run event, run → queued) and its on-commit enqueue; the "
              "worker claims the lease, runs email.send in the step's transaction, commits and publishes; the run "
