@@ -30,7 +30,7 @@ import threading
 import time
 from pathlib import Path
 
-from bench.harness import Context, Row, summary, table
+from bench.harness import Context, Row, measure, summary, table
 
 ROOT = Path(__file__).resolve().parent.parent
 P1_STEPS = 50
@@ -255,6 +255,25 @@ def p1_through_worker(ctx: Context, runs: int = 40, warmup_runs: int = 2,
     return gaps, durations
 
 
+def p1_floors(ctx: Context, samples: int = 2000) -> tuple[list[float], list[float]]:
+    """Two parts every step must pay, each measured alone: (the gateway's call to the zero-latency demo
+    model with a mid-run conversation of 25 calls, the Celery enqueue of a step task)."""
+    _django(ctx)
+    from agents.gateway import complete
+    from agents.tasks import run_step
+    from agents.tools import REGISTRY
+
+    conversation = [{"role": "user", "text": f"Call noop {P1_STEPS} times"}]
+    for i in range(25):
+        conversation += [{"role": "assistant", "text": "", "tool_call": {"id": f"c{i}", "tool": "noop", "arguments": {}}},
+                         {"role": "tool", "call_id": f"c{i}", "tool": "noop", "result": {"status": "ok", "data": {}}}]
+    gateway = measure(lambda: complete(models=["demo:noop"], instructions="Call noop.", conversation=conversation,
+                                       tools=[REGISTRY["noop"]], plan_mode=False), samples, warmup=50)
+    enqueue = measure(lambda: run_step.delay(0), samples, warmup=50)  # run 0 does not exist; nobody consumes them
+    _purge_queue()
+    return gateway, enqueue
+
+
 def run_p1(ctx: Context) -> str:
     from bench.langgraph_noop import run_langgraph_noop
 
@@ -268,12 +287,16 @@ def run_p1(ctx: Context) -> str:
     print(f"  LangGraph no-op loop (durability=sync): 40 runs × {P1_STEPS} steps ...", flush=True)
     langgraph = summary(run_langgraph_noop(ctx.database_url, steps=P1_STEPS, state_bytes=1024, runs=40))
     through = summary(gaps)
+    print("  P1 floors: the gateway's model call and the step enqueue, alone ...", flush=True)
+    gateway, enqueue = (summary(samples) for samples in p1_floors(ctx))
     rows = [
         Row("P1 step → next step through a worker", through, "B1", b1, note="headline; target p50 ≤ 3×, p99 ≤ 5×"),
         Row("P1 step span in the worker", summary(durations), "B1", b1, note="the step alone"),
         Row("P1 through a worker, a turn per step", summary(handoff_gaps), "B1", b1,
             note="RUN_TURN_SECONDS=0: enqueue, broker, claim each step"),
         Row("P1 step in process, a turn per step", in_process, "B1", b1, note="run_advance; no broker hop"),
+        Row("floor: the gateway's model call alone", gateway, "B1", b1, note="pydantic-ai, zero-latency model"),
+        Row("floor: the step task's enqueue alone", enqueue, "B1", b1, note="Celery apply_async to Redis"),
         Row("LangGraph per step (durability=sync)", langgraph, "B1", b1, note="same loop, same Postgres"),
         Row("P1 through a worker vs LangGraph", through, "LG", langgraph, note="< 1× means cheaper than LangGraph"),
         Row("B1 (same run)", b1, "B1", b1),
@@ -288,7 +311,10 @@ def run_p1(ctx: Context) -> str:
         f"on commit, then claimed by a worker again. Runs of "
         f"{P1_STEPS} tool calls plus the final answer ({P1_STEPS + 1} steps), one run at a time; the checkpoint holds the "
         f"whole conversation, so state grows from ~0.3 KB to ~9 KB over a run (LangGraph's stays at 1 KB). Worker: "
-        f"prefork, 1 process, psycopg pool. LangGraph: StateGraph + PostgresSaver, node start → next node start."
+        f"prefork, 1 process, psycopg pool. LangGraph: StateGraph + PostgresSaver, node start → next node start. "
+        f"The floor rows are parts of a step measured alone: the gateway's call to the zero-latency model (pydantic-ai's "
+        f"direct model request, as the runtime is built on; 25 calls in the conversation) and the Celery enqueue paid at "
+        f"the end of a turn. The model call alone is about as long as a whole LangGraph step, and above 3× B1."
     )
     return table(rows) + "\n\n" + notes
 
