@@ -732,9 +732,12 @@ def run_plan_edit(*, run: Run, actor, steps: list[str]) -> Run:
             raise RunError(problem)
         if after == before:
             raise RunError("The plan is unchanged.")
-        PlanStep.objects.filter(run=locked).exclude(status="done").delete()
-        PlanStep.objects.bulk_create(PlanStep(run=locked, position=len(done) + i, title=t)
-                                     for i, t in enumerate(steps, start=1))
+        # Numbered again from 1: steps done are not always the first ones (the agent may go back in its plan).
+        PlanStep.objects.filter(run=locked).delete()
+        PlanStep.objects.bulk_create([PlanStep(run=locked, position=i, title=step.title, status="done")
+                                      for i, step in enumerate(done, start=1)]
+                                     + [PlanStep(run=locked, position=len(done) + i, title=t)
+                                        for i, t in enumerate(steps, start=1)])
         who = _who(actor)
         locked.inbox = [*locked.inbox, {"text": plan_text(after, by=who), "by": who,
                                         "at": timezone.now().isoformat(), "kind": "plan"}]
@@ -742,7 +745,7 @@ def run_plan_edit(*, run: Run, actor, steps: list[str]) -> Run:
                                      "diff": engine.plan_diff(before, after)})
         from console.services import audit_record
 
-        audit_record(tenant=locked.tenant, actor=actor, verb="run.plan_edited", target=f"run {locked.pk}",
+        audit_record(tenant=locked.tenant_id, actor=actor, verb="run.plan_edited", target=f"run {locked.pk}",
                      data={"before": before, "after": after})
     return locked
 

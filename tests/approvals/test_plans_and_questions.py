@@ -124,6 +124,18 @@ def test_a_paused_runs_plan_is_edited_and_the_agent_continues_from_it(cast, rene
     assert "sending was not in the plan" in run.answer
 
 
+def test_a_plan_whose_done_step_is_not_the_first_is_edited_and_numbered_again(cast, renewals):
+    """The agent may go back in its plan, so the steps done are not always the first ones."""
+    run = advance(run_start(tenant=cast.acme, agent=renewals, goal=RENEWAL_GOAL, requested_by=cast.member),
+                  until=("planned",))
+    PlanStep.objects.filter(run=run, position=2).update(status="done")
+    run_pause(run=run, actor=cast.member)
+    run_plan_edit(run=run, actor=cast.member, steps=["Look up the account and its notes", "Report what was done"])
+    plan = list(PlanStep.objects.filter(run=run).values_list("position", "title", "status"))
+    assert plan == [(1, DEFAULT_PLAN[1], "done"), (2, "Look up the account and its notes", "pending"),
+                    (3, "Report what was done", "pending")]
+
+
 def test_a_plan_is_edited_only_while_paused(cast, renewals):
     run = advance(run_start(tenant=cast.acme, agent=renewals, goal=RENEWAL_GOAL, requested_by=cast.member))
     with pytest.raises(RunError, match="pause it to edit its plan"):
