@@ -23,6 +23,8 @@ from pydantic_ai.messages import (
 )
 from pydantic_ai.models.function import AgentInfo, FunctionModel
 
+from agents.engine import plan_in_text
+
 ACCOUNT_KEY = re.compile(r"\b([A-Z]{2,10}-\d{2,6})\b")
 
 
@@ -60,7 +62,6 @@ def _call(tool: str, args: dict, n: int, reason: str, plan_step: int | None = No
 
 DEFAULT_PLAN = ["Look up the account and its notes", "Draft the renewal email", "Send it to the success manager",
                 "Report what was done"]
-PLAN_CHANGED = re.compile(r"^The plan was changed by \S+\. Follow this plan from now on:\n", re.M)
 
 
 def _step_kind(title: str) -> str:
@@ -91,8 +92,9 @@ def _current_plan(messages: list[ModelMessage]) -> tuple[list[str] | None, bool]
                 changed_since = False
                 if isinstance(part, ToolReturnPart) and part.tool_name == "plan.propose":
                     plan = (_result(part).get("data") or {}).get("steps") or plan
-            elif isinstance(part, UserPromptPart) and isinstance(part.content, str) and PLAN_CHANGED.match(part.content):
-                plan, changed_since = re.findall(r"^\d+\. (.+)$", part.content, re.M), True
+            elif isinstance(part, UserPromptPart) and isinstance(part.content, str) and (
+                    edited := plan_in_text(part.content)) is not None:
+                plan, changed_since = edited, True
     return plan, changed_since
 
 

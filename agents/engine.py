@@ -7,6 +7,7 @@ each tool's verdict (risk, needs approval) and the model cannot argue past it.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from difflib import SequenceMatcher
 
@@ -131,6 +132,22 @@ def plan_problem(steps) -> str:
         if len(step.strip()) > MAX_PLAN_STEP_CHARS:
             return f"Step {number} is {len(step.strip())} characters; keep each step under {MAX_PLAN_STEP_CHARS}."
     return ""
+
+
+PLAN_CHANGED = re.compile(r"^The plan was changed by \S+\. Follow this plan from now on:\n")
+
+
+def plan_text(steps: list[str], *, by: str) -> str:
+    """How an edited plan is said to the agent: numbered lines (``plan_in_text`` reads them back)."""
+    lines = "\n".join(f"{number}. {title}" for number, title in enumerate(steps, start=1))
+    return f"The plan was changed by {by}. Follow this plan from now on:\n{lines}"
+
+
+def plan_in_text(text: str) -> list[str] | None:
+    """The steps of a plan said by ``plan_text``, or None for any other text."""
+    if not PLAN_CHANGED.match(text):
+        return None
+    return re.findall(r"^\d+\. (.+)$", text, re.M)
 
 
 def plan_diff(before: list[str], after: list[str]) -> list[dict]:

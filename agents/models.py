@@ -76,6 +76,9 @@ class RunStatus(models.TextChoices):
 
 
 TERMINAL = frozenset({RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELLED})
+# A worker may take a step of a run in these (the lease claim and the sweeper read them).
+RUNNABLE = (RunStatus.QUEUED, RunStatus.PLANNING, RunStatus.WAITING_FOR_MODEL, RunStatus.RUNNING_TOOL,
+            RunStatus.WAITING_FOR_TOOL)
 
 
 class Run(models.Model):

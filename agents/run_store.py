@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from django.db import connection
 
-from agents.models import Agent, Checkpoint, Run
+from agents.models import RUNNABLE, Agent, Checkpoint, Run
 from console.models import Tenant
 
 
@@ -58,12 +58,12 @@ CLAIM = f"""
 LOCK = f'SELECT {_select_list("r", Run)} FROM agents_run r WHERE r.id = %s AND r.fence = %s FOR NO KEY UPDATE'
 
 
-def run_claim(*, run_id: int, worker: str, lease_seconds: float, runnable) -> tuple[Run, dict] | None:
-    """Claim the run if nobody holds a live lease: the run (its agent and tenant attached) and its
-    latest state, or None. By id alone: the step task carries only the run id; the tenant comes
+def run_claim(*, run_id: int, worker: str, lease_seconds: float) -> tuple[Run, dict] | None:
+    """Claim a runnable run if nobody holds a live lease: the run (its agent and tenant attached) and
+    its latest state, or None. By id alone: the step task carries only the run id; the tenant comes
     with the row. Only the lease holder writes checkpoints, so the state stays ours to use."""
     with connection.cursor() as cursor:
-        cursor.execute(CLAIM, [worker, lease_seconds, run_id, list(runnable)])
+        cursor.execute(CLAIM, [worker, lease_seconds, run_id, list(RUNNABLE)])
         row = cursor.fetchone()
     if row is None:
         return None
@@ -107,8 +107,8 @@ def checkpoint_set(run: Run, checkpoint: Checkpoint) -> None:
     run.__dict__["_checkpoint_to_write"] = checkpoint
 
 
-def rows_pending(run: Run) -> list:
-    """What ``run_write`` will insert, in order: events, rows, checkpoint (for writers that use the ORM)."""
+def _rows_pending(run: Run) -> list:
+    """What ``run_write`` inserts, taken off the run: events, rows, checkpoint."""
     rows = [*run.__dict__.pop("_events_to_write", []), *run.__dict__.pop("_rows_to_write", [])]
     if checkpoint := run.__dict__.pop("_checkpoint_to_write", None):
         rows.append(checkpoint)
@@ -135,7 +135,7 @@ def run_write(run: Run) -> None:
     """One statement: the run row, and the events, rows and checkpoint the transaction added on it.
     The caller holds the row lock (``run_lock``), so writing every column loses nobody's change."""
     by_model: dict[type, list] = {}
-    for row in rows_pending(run):
+    for row in _rows_pending(run):
         by_model.setdefault(type(row), []).append(row)
     parts, params = [], []
     for number, (model, rows) in enumerate(by_model.items()):

@@ -18,7 +18,7 @@ from django.utils import timezone
 from agents import engine
 from agents.events import emit
 from agents.gateway import Breaker, GatewayPolicy, complete
-from agents.models import TERMINAL, Agent, AgentVersion, Checkpoint, ModelCall, PlanStep, Run, RunStatus, ToolInvocation
+from agents.models import RUNNABLE, TERMINAL, Agent, AgentVersion, Checkpoint, ModelCall, PlanStep, Run, RunStatus, ToolInvocation
 from agents.run_store import checkpoint_set, row_add, run_claim, run_lock, run_lock_in_tenant, run_write
 from agents.selectors import pin_agent_version
 from agents.tools import REGISTRY, ToolContext
@@ -26,8 +26,6 @@ from agents.tools.registry import parse_arguments, run_tool
 from agents.tracing import record_run_span, span_failed, step_span, tool_span
 from console.health import redis_client
 
-RUNNABLE = (RunStatus.QUEUED, RunStatus.PLANNING, RunStatus.WAITING_FOR_MODEL, RunStatus.RUNNING_TOOL,
-            RunStatus.WAITING_FOR_TOOL)
 MAX_GOAL_CHARS = 5000
 MAX_INSTRUCTION_CHARS = 2000
 
@@ -137,11 +135,7 @@ def _checkpoint(run: Run, state: dict) -> None:
     reply and again after the tool result."""
     blob = json.dumps(state, sort_keys=True, separators=(",", ":"))
     checkpoint_set(run, Checkpoint(run=run, step=run.step, state=json.loads(blob),
-                                   state_hash=hashlib.sha256(blob.encode()).hexdigest(), at=timezone.now()))
-
-
-def _latest_state(run: Run) -> dict:
-    return Checkpoint.objects.filter(run=run).order_by("-step").values_list("state", flat=True).first()
+                                   state_hash=hashlib.sha256(blob.encode()).hexdigest()))
 
 
 def _set_status(run: Run, new: str, **payload) -> None:
@@ -165,15 +159,6 @@ def _record_run_span_on_commit(run: Run) -> None:
 # --- The lease ------------------------------------------------------------------------------------
 
 
-def lease_claim(*, run_id: int, worker: str) -> tuple[Run, dict] | None:
-    """Claim the run if nobody holds a live lease: the run as claimed (its agent pinned to the
-    run's version) and its latest state, or None."""
-    claimed = run_claim(run_id=run_id, worker=worker, lease_seconds=settings.RUN_LEASE_SECONDS, runnable=RUNNABLE)
-    if claimed is not None:
-        pin_agent_version(claimed[0])
-    return claimed
-
-
 @dataclass
 class Turn:
     """A task's turn with a run. The worker holds the lease for the whole turn and, while the run
@@ -182,10 +167,8 @@ class Turn:
     checked in the transaction that ends the step before it. Past its time the run goes back to the
     queue, so a run cannot keep a worker from the others."""
 
-    run_id: int
-    fence: int
+    run: Run  # as the turn's last transaction left it (agent pinned, tenant attached; its fence is the lease's)
     ends: float  # time.monotonic()
-    run: Run  # as the turn's last transaction left it (agent pinned, tenant attached)
 
     def goes_on(self) -> bool:
         return time.monotonic() < self.ends
@@ -197,9 +180,9 @@ def fenced(turn: Turn):
     alone, like the claim: the tenant comes with the row, and everything the step reads is scoped
     to it). The run comes with the agent and tenant the claim loaded."""
     with transaction.atomic():
-        run = run_lock(run_id=turn.run_id, fence=turn.fence)
+        run = run_lock(run_id=turn.run.pk, fence=turn.run.fence)
         if run is None:
-            raise LeaseLost(turn.run_id)
+            raise LeaseLost(turn.run.pk)
         run.agent, run.tenant, run.turn = turn.run.agent, turn.run.tenant, turn
         yield run
         run_write(run)
@@ -220,11 +203,12 @@ MODEL_NEXT = "model_next"  # a step's boundary passed: the model is called next
 def run_advance(*, run_id: int, worker: str) -> str:
     """Advance a run by a turn: a step, and the next ones while the run stays runnable and the turn
     lasts (see Turn). Safe to call twice at once and after a crash."""
-    claimed = lease_claim(run_id=run_id, worker=worker)
+    claimed = run_claim(run_id=run_id, worker=worker, lease_seconds=settings.RUN_LEASE_SECONDS)
     if claimed is None:
         return "no_lease"
     run, state = claimed
-    turn = Turn(run_id=run_id, fence=run.fence, ends=time.monotonic() + settings.RUN_TURN_SECONDS, run=run)
+    pin_agent_version(run)
+    turn = Turn(run=run, ends=time.monotonic() + settings.RUN_TURN_SECONDS)
     outcome = None
     while outcome in (None, MODEL_NEXT):
         with step_span(trace_id=run.trace_id, run_id=run_id, step=turn.run.step + 1, worker=worker) as span:
@@ -429,7 +413,7 @@ def _apply(run: Run, action: engine.Action, state: dict, need=None) -> str:
             _remember_call(state, call)
             needs_approval = isinstance(action, engine.AskApproval)
             state["pending_call"] = {"id": call.call_id, "tool": call.tool, "arguments": call.arguments,
-                                     "reason": call.reason, "risk": risk, "step": run.step, "fence": run.fence,
+                                     "reason": call.reason, "risk": risk, "step": run.step,
                                      "plan_step": call.plan_step, "needs_approval": needs_approval}
             if call.plan_step:
                 PlanStep.objects.filter(run=run, position__lt=call.plan_step).exclude(status="done").update(status="done")
@@ -455,7 +439,7 @@ def _wait_for_person(run: Run, state: dict, call: engine.ToolCall, need, *, kind
     from approvals.services import approval_request_create
 
     state["pending_call"] = {"id": call.call_id, "tool": call.tool, "arguments": arguments, "reason": call.reason,
-                             "risk": 0, "step": run.step, "fence": run.fence, "plan_step": None,
+                             "risk": 0, "step": run.step, "plan_step": None,
                              "needs_approval": True, "kind": kind}
     approval_request_create(run=run, step=run.step, call=call, risk=0, rule=need.rule, kind=kind, arguments=arguments)
     run.next_action = next_action
@@ -470,8 +454,8 @@ def _tool_step(turn: Turn, state: dict) -> str:
 
 
 def _run_pending_call(run: Run, state: dict) -> str:
-    """In a fenced transaction: execute the pending tool call exactly once (idempotency key
-    run:step:call) and record its result; or, when it waits for a person, their decision's outcome."""
+    """In a fenced transaction: execute the pending tool call and record its result; or, when it waits
+    for a person, their decision's outcome."""
     pending = state["pending_call"]
     if not pending["needs_approval"]:
         return _execute_pending(run, state, pending)
@@ -529,18 +513,15 @@ def _plan_approved(run: Run, approval) -> dict:
 
 
 def _execute_pending(run: Run, state: dict, pending: dict, approval=None) -> str:
-    """In a fenced transaction: run the pending call once and record its result with the checkpoint."""
+    """In a fenced transaction: run the pending call and record its result with the checkpoint. The
+    ToolInvocation row, the tool's own writes and the checkpoint that clears the call commit together,
+    so after a crash the call is simply pending again. A tool whose effects leave our database
+    (``transactional=False``) may then be called again: it gets the idempotency key run:step:call
+    (unique per tool) to make that harmless."""
     key = f"{run.pk}:{pending['step']}:{pending['id']}"
     arguments = pending["arguments"]
     spec = REGISTRY.get(pending["tool"])
     _set_status(run, RunStatus.RUNNING_TOOL)
-    # Proposed under this very lease, the call cannot have run before; otherwise a worker that had
-    # the run earlier may have executed it before it died.
-    done = None if pending.get("fence") == run.fence else ToolInvocation.objects.for_tenant(run.tenant).filter(
-        run=run, tool=pending["tool"], idempotency_key=key).first()
-    if done is not None:  # executed before a crash: reuse the recorded result, repeat nothing
-        _link_approval(approval, done)
-        return _finish_tool(run, state, pending, done.result, done)
     parsed = parse_arguments(spec, arguments)
     started = time.perf_counter()
     invocation = ToolInvocation(tenant=run.tenant, run=run, step=pending["step"], call_id=pending["id"],
@@ -570,16 +551,11 @@ def _execute_pending(run: Run, state: dict, pending: dict, approval=None) -> str
     if approval is None:
         row_add(run, invocation)  # written with the run
     else:
-        invocation.save()  # the approval links to it
-        _link_approval(approval, invocation)
-    return _finish_tool(run, state, pending, result, invocation)
-
-
-def _link_approval(approval, invocation) -> None:
-    if approval is not None:
         from approvals.models import ApprovalRequest
 
-        ApprovalRequest.objects.for_tenant(approval.tenant_id).filter(pk=approval.pk).update(tool_invocation=invocation)
+        invocation.save()  # the approval links to it
+        ApprovalRequest.objects.for_tenant(run.tenant_id).filter(pk=approval.pk).update(tool_invocation=invocation)
+    return _finish_tool(run, state, pending, result, invocation)
 
 
 def _finish_tool(run: Run, state: dict, pending: dict, result: dict, invocation) -> str:
@@ -686,17 +662,12 @@ def run_resume(*, run: Run, actor) -> Run:
         if locked.status != RunStatus.PAUSED:
             raise RunError(f"The run is {locked.status}, not paused.")
         locked.control_by, locked.control_at = actor, timezone.now()
-        state = _latest_state(locked)
-        pending = state.get("pending_call") if state else None
-        waiting = pending and pending["needs_approval"]
         _set_status(locked, RunStatus.QUEUED, by=_who(actor))
-        if waiting:
-            from approvals.services import approval_for_call
+        from approvals.selectors import approval_waits
 
-            approval = approval_for_call(run=locked, step=pending["step"], call_id=pending["id"])
-            if approval is not None and approval.is_open:  # pending or escalated: still nobody's decision
-                _set_status(locked, RunStatus.WAITING_FOR_HUMAN)
-                return locked
+        if approval_waits(run=locked):  # its pending call, plan or question is still nobody's decision
+            _set_status(locked, RunStatus.WAITING_FOR_HUMAN)
+            return locked
         _enqueue_on_commit(locked.pk)
     return locked
 
@@ -705,12 +676,6 @@ def plan_editable_steps(plan: list[PlanStep]) -> tuple[list[PlanStep], list[Plan
     """A plan splits into the steps already done (kept as they are) and the rest, which people may edit."""
     done = [step for step in plan if step.status == "done"]
     return done, [step for step in plan if step.status != "done"]
-
-
-def plan_text(steps: list[str], *, by: str) -> str:
-    """How an edited plan is said to the agent (the demo model reads the numbered lines)."""
-    lines = "\n".join(f"{number}. {title}" for number, title in enumerate(steps, start=1))
-    return f"The plan was changed by {by}. Follow this plan from now on:\n{lines}"
 
 
 def run_plan_edit(*, run: Run, actor, steps: list[str]) -> Run:
@@ -739,7 +704,7 @@ def run_plan_edit(*, run: Run, actor, steps: list[str]) -> Run:
                                      + [PlanStep(run=locked, position=len(done) + i, title=t)
                                         for i, t in enumerate(steps, start=1)])
         who = _who(actor)
-        locked.inbox = [*locked.inbox, {"text": plan_text(after, by=who), "by": who,
+        locked.inbox = [*locked.inbox, {"text": engine.plan_text(after, by=who), "by": who,
                                         "at": timezone.now().isoformat(), "kind": "plan"}]
         emit(locked, "plan.edited", {"by": who, "before": before, "after": after,
                                      "diff": engine.plan_diff(before, after)})

@@ -129,12 +129,12 @@ def approval_request_create(*, run, step: int, call, risk: int, rule: Rule, kind
 
 
 def approval_for_call(*, run, step: int, call_id: str) -> ApprovalRequest | None:
-    return ApprovalRequest.objects.for_tenant(run.tenant).filter(run=run, step=step, call_id=call_id).select_related(
+    return ApprovalRequest.objects.for_tenant(run.tenant_id).filter(run=run, step=step, call_id=call_id).select_related(
         "decided_by").first()
 
 
 def approvals_cancel_for_run(*, run) -> int:
-    cancelled = ApprovalRequest.objects.for_tenant(run.tenant).filter(run=run, status__in=OPEN).update(
+    cancelled = ApprovalRequest.objects.for_tenant(run.tenant_id).filter(run=run, status__in=OPEN).update(
         status=ApprovalStatus.CANCELLED, decided_at=timezone.now())
     if cancelled:
         publish_queue_changed_on_commit(run.tenant_id)
