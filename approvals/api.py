@@ -108,7 +108,7 @@ def list_approvals(request, status: str = "open", tool: str = "", agent: str = "
 
 @router.get("/approvals/{approval_id}", response=ApprovalOut)
 def get_approval(request, approval_id: int):
-    approval = _approval(request, approval_id)
+    approval = _approval(request, approval_id)  # another tenant's request is 404 before any 403
     _reviewer(request)
     return approval
 

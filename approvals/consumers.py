@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
@@ -15,7 +16,12 @@ from console.roles import can_open
 
 
 class ApprovalQueueConsumer(AsyncJsonWebsocketConsumer):
-    """/ws/t/<tenant>/approvals/?badge=1 (count only) or ?sort=&tool=&agent=&min_risk=&mine= (the list too)."""
+    """/ws/t/<tenant>/approvals/?badge=1 (count only) or ?sort=&tool=&agent=&min_risk=&mine= (the list too).
+    Changes that come while the socket renders collapse into one more render (a sweep that escalates
+    hundreds of requests costs each socket two renders, not hundreds)."""
+
+    refresh: asyncio.Task | None = None
+    stale = False
 
     async def connect(self):
         slug = self.scope["url_route"]["kwargs"]["tenant_slug"]
@@ -32,9 +38,18 @@ class ApprovalQueueConsumer(AsyncJsonWebsocketConsumer):
         await self.accept()
 
     async def disconnect(self, code):
+        if self.refresh is not None:
+            self.refresh.cancel()
         if getattr(self, "membership", None) is not None:
             await self.channel_layer.group_discard(queue_group(self.membership.tenant_id), self.channel_name)
 
     async def queue_changed(self, message):
-        await self.send_json(await socket_render(render_queue_update)(
-            membership=self.membership, filters=self.filters))
+        self.stale = True
+        if self.refresh is None or self.refresh.done():
+            self.refresh = asyncio.ensure_future(self._refresh())
+
+    async def _refresh(self):
+        while self.stale:
+            self.stale = False
+            await self.send_json(await socket_render(render_queue_update)(
+                membership=self.membership, filters=self.filters))

@@ -27,7 +27,6 @@ class PolicyForm(forms.ModelForm):
 
     def __init__(self, *args, tenant, **kwargs):
         super().__init__(*args, **kwargs)
-        self.tenant = tenant
         self.fields["agent"].queryset = Agent.objects.for_tenant(tenant)
         self.fields["agent"].empty_label = "(any agent)"
         self.fields["tool"] = forms.ChoiceField(required=False, choices=[

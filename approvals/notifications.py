@@ -16,9 +16,10 @@ from django.core.mail import send_mass_mail
 from django.urls import reverse
 
 from approvals.models import ApprovalRequest
-from console.models import Membership, Role
+from console.models import Membership
+from console.roles import SECTION_ROLES
 
-REVIEWERS = (Role.REVIEWER, Role.ADMIN)
+REVIEWERS = SECTION_ROLES["approvals"]
 
 
 def _link(approval: ApprovalRequest, *, queue: bool) -> str:

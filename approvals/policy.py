@@ -11,8 +11,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from agents.engine import ASK_TOOL, PLAN_TOOL
+
 EXPIRY_OUTCOMES = ("reject", "cancel_run")
-HUMAN_STEPS = {"plan.propose": "plans", "human.ask": "questions"}  # pseudo-tools a person answers (see human_step_rule)
+HUMAN_STEPS = {PLAN_TOOL: "plans", ASK_TOOL: "questions"}  # pseudo-tools a person answers (see human_step_rule)
 OPERATORS = {
     "gt": (">", lambda value, limit: _number(value) is not None and _number(value) > _number(limit)),
     "gte": ("≥", lambda value, limit: _number(value) is not None and _number(value) >= _number(limit)),

@@ -86,7 +86,8 @@ def open_count(*, tenant) -> int:
 
 def assignable_people(*, tenant) -> list:
     """Who may be asked to decide: the tenant's reviewers and admins."""
-    from console.models import Membership, Role
+    from console.models import Membership
+    from console.roles import SECTION_ROLES
 
-    return [m.user for m in Membership.objects.for_tenant(tenant).filter(role__in=(Role.REVIEWER, Role.ADMIN)).select_related(
+    return [m.user for m in Membership.objects.for_tenant(tenant).filter(role__in=SECTION_ROLES["approvals"]).select_related(
         "user").order_by("user__username")]

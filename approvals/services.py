@@ -6,7 +6,7 @@ from __future__ import annotations
 import secrets
 from datetime import timedelta
 
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from approvals.live import notify_on_commit, publish_queue_changed_on_commit
@@ -92,7 +92,7 @@ def approval_webhook_set(*, tenant, url: str, actor):
 
 
 def approval_policy_delete(*, policy, actor) -> None:
-    audit_record(tenant=policy.tenant, actor=actor, verb="approval_policy.deleted", target=f"policy {policy.name}",
+    audit_record(tenant=policy.tenant_id, actor=actor, verb="approval_policy.deleted", target=f"policy {policy.name}",
                  data={"rule": _describe(policy)})
     policy.delete()
 
@@ -196,12 +196,10 @@ def approval_decide(*, approval: ApprovalRequest, approve: bool, actor, note: st
 
 
 def _record(approval, actor, verdict: str, arguments: dict, note: str, client_key: str) -> None:
-    try:
-        with transaction.atomic():
-            ApprovalDecision.objects.create(tenant_id=approval.tenant_id, approval=approval, actor=actor, verdict=verdict,
-                                            arguments=arguments, note=note, client_key=client_key)
-    except IntegrityError:
-        raise DecisionRefused("That decision was already submitted.") from None
+    # A repeated client key never gets here: approval_decide checks it under the request's row lock
+    # (the unique constraint is the backstop).
+    ApprovalDecision.objects.create(tenant_id=approval.tenant_id, approval=approval, actor=actor, verdict=verdict,
+                                    arguments=arguments, note=note, client_key=client_key)
     audit_record(tenant=approval.tenant_id, actor=actor, verb=f"approval.{verdict}",
                  target=f"run {approval.run_id}: {approval.tool}",
                  data={"approval_id": approval.id, "note": note, "edited": arguments != approval.arguments})
@@ -300,7 +298,8 @@ def _close(approval, status: str, *, actor, note: str) -> None:
 def approval_assign(*, approval: ApprovalRequest, assignee: str | None, actor) -> ApprovalRequest:
     """Ask one person, by username, to decide (None or "": nobody in particular). They must be a
     reviewer or admin of the tenant; they hear of it by email; "assigned to me" shows it to them."""
-    from console.models import Membership, Role
+    from console.models import Membership
+    from console.roles import can_open
 
     with transaction.atomic():
         locked = ApprovalRequest.objects.for_tenant(approval.tenant_id).select_related("tenant").select_for_update(
@@ -313,7 +312,7 @@ def approval_assign(*, approval: ApprovalRequest, assignee: str | None, actor) -
                 "user").first()
             if member is None:
                 raise DecisionRefused(f"There is nobody called {assignee!r} in {locked.tenant.name}.", "invalid")
-            if member.role not in (Role.REVIEWER, Role.ADMIN):
+            if not can_open(member.role, "approvals"):
                 raise DecisionRefused(f"{assignee} cannot decide approvals in this tenant; choose a reviewer or an "
                                       "admin.", "invalid")
             person = member.user
@@ -360,7 +359,7 @@ def approvals_sweep() -> dict:
             approval.save(update_fields=["status", "escalated_at"])
             publish_queue_changed_on_commit(approval.tenant_id)
             notify_on_commit(approval, "escalated")
-            audit_record(tenant=approval.tenant, actor=None, verb="approval.escalated",
+            audit_record(tenant=approval.tenant_id, actor=None, verb="approval.escalated",
                          target=f"run {approval.run_id}: {approval.tool}",
                          data={"approval_id": approval.id, "to_role": approval.escalate_to_role})
             _tell_run(approval, "approval.escalated", {"to_role": approval.escalate_to_role,

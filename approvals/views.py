@@ -79,8 +79,9 @@ def queue(request: HttpRequest, tenant_slug: str) -> HttpResponse:
     filters = queue_filters(request.GET)
     approvals = approval_list(tenant=membership.tenant, status="open", limit=QUEUE_PAGE, viewer=membership, **filters)
     selected_id = request.GET.get("id", "")
-    selected = (_approval(membership, int(selected_id)) if selected_id.isdigit()
-                else approvals[0] if approvals else None)
+    # The pane's request is read as the detail view reads it (with its decisions), also when it is the list's first.
+    selected_id = int(selected_id) if selected_id.isdigit() else approvals[0].pk if approvals else None
+    selected = _approval(membership, selected_id) if selected_id is not None else None
     return render(request, "approvals/queue.html", {"approvals": approvals, "filters": filters, "sorts": list(SORTS),
                                                     "page_size": QUEUE_PAGE, "selected_id": getattr(selected, "pk", None),
                                                     "filtered": any(filters[k] for k in ("tool", "agent", "min_risk", "mine")),
@@ -120,14 +121,22 @@ def decide(request: HttpRequest, tenant_slug: str, approval_id: int) -> HttpResp
         if error:
             messages.error(request, error)
         return redirect("run_detail", tenant_slug, approval.run_id)
+    extra = {}
+    if error and decision == "edit" and request.POST.get("form") == "json":
+        extra = {"arguments_json": request.POST.get("arguments", ""), "json_open": True}
+    edited = arguments if error and isinstance(arguments, dict) else None  # keep what they typed
+    return _pane_after_change(request, membership, approval.pk, error, status, edited=edited, **extra)
+
+
+def _pane_after_change(request: HttpRequest, membership, approval_id: int, error: str, status: int, *,
+                       edited: dict | None = None, **extra) -> HttpResponse:
+    """What the detail pane's forms get back: the pane again, as it now is, with any refusal (htmx);
+    without htmx, the queue, the refusal said as a message."""
     if not request.htmx:
         if error:
             messages.error(request, error)
-        return redirect(_queue_url(tenant_slug, approval.pk))
-    edited = arguments if error and isinstance(arguments, dict) else None  # keep what they typed
-    context = {**_detail_context(_approval(membership, approval_id), edited=edited), "error": error}
-    if error and decision == "edit" and request.POST.get("form") == "json":
-        context["arguments_json"], context["json_open"] = request.POST.get("arguments", ""), True
+        return redirect(_queue_url(membership.tenant.slug, approval_id))
+    context = {**_detail_context(_approval(membership, approval_id), edited=edited), "error": error, **extra}
     return render(request, "approvals/partials/detail.html", context, status=status)
 
 
@@ -158,12 +167,7 @@ def assign(request: HttpRequest, tenant_slug: str, approval_id: int) -> HttpResp
         approval_assign(approval=approval, assignee=request.user.username if who == "me" else who, actor=request.user)
     except DecisionRefused as refused:
         error, status = str(refused), REFUSAL_STATUS[refused.kind]
-    if not request.htmx:
-        if error:
-            messages.error(request, error)
-        return redirect(_queue_url(tenant_slug, approval.pk))
-    return render(request, "approvals/partials/detail.html",
-                  {**_detail_context(_approval(membership, approval_id)), "error": error}, status=status)
+    return _pane_after_change(request, membership, approval.pk, error, status)
 
 
 @login_required

@@ -38,3 +38,35 @@ async def test_outsiders_are_refused_404_and_members_403(cast, client_for):
     assert await outsider.connect() == (False, 4404)
     member = communicator(await database_sync_to_async(login)(client_for, cast.member), "/ws/t/acme/approvals/?badge=1")
     assert await member.connect() == (False, 4403)
+
+
+async def test_a_burst_of_changes_costs_a_socket_a_few_renders_not_one_each(cast, renewals, client_for, monkeypatch):
+    """A sweep escalating hundreds of requests announces each; a socket renders again only after its last
+    render. The real render is slowed to what a queue of thousands costs, so the burst arrives during it."""
+    import time
+
+    from asgiref.sync import sync_to_async
+    from channels.layers import get_channel_layer
+
+    from approvals import consumers
+    from approvals.live import queue_group, render_queue_update
+
+    def render_of_a_long_queue(**kwargs):
+        time.sleep(0.2)
+        return render_queue_update(**kwargs)
+
+    monkeypatch.setattr(consumers, "render_queue_update", render_of_a_long_queue)
+    await database_sync_to_async(run_until_approval_requested)(cast, renewals)
+    client = await database_sync_to_async(login)(client_for, cast.reviewer)
+    queue = communicator(client, "/ws/t/acme/approvals/?sort=risk")
+    assert (await queue.connect())[0]
+    layer = get_channel_layer()
+    tenant_id = await sync_to_async(lambda: cast.acme.pk)()
+    for _ in range(50):
+        await layer.group_send(queue_group(tenant_id), {"type": "queue.changed"})
+    frames = [await queue.receive_json_from(timeout=10)]
+    while not await queue.receive_nothing(timeout=1):
+        frames.append(await queue.receive_json_from(timeout=1))
+    assert 1 <= len(frames) <= 5, len(frames)
+    assert all(frame["count"] == 1 and "email.send" in frame["list"] for frame in frames)
+    await queue.disconnect()
