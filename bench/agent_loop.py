@@ -7,12 +7,17 @@ demo model (a pydantic-ai FunctionModel through the gateway); the tool is the re
 `noop`.
 
 P1 (zero-latency model, one run at a time):
-- *in process*: `run_advance` called in a loop here; one sample = one call = one step
-  (model call + the no-op tool call it asks for). No broker hop.
-- *through a worker*: runs started here, executed by `celery worker` (prefork, 1 process);
-  one sample = a step's start → the next step's start, from the stored step spans: the
-  step, its commit, the enqueue, the broker and the worker picking up the next task. This
-  is the like-for-like row against LangGraph's node start → next node start.
+- *through a worker* (the headline): runs started here, executed by `celery worker` (prefork,
+  1 process) with its default turn (RUN_TURN_SECONDS); one sample = a step's start → the next
+  step's start, from the stored step spans. Within a turn the worker takes the next step
+  itself, so these intervals hold the step and its commit but no broker hop (a run of fast
+  steps fits in one turn). This is the like-for-like row against LangGraph's node start →
+  next node start, which is in-process too.
+- *through a worker, a turn per step* (RUN_TURN_SECONDS=0): every interval also holds the
+  enqueue, the broker, the worker picking the task up and a new lease claim.
+- *in process, a turn per step*: `run_advance` called in a loop here; one sample = one call =
+  one step ending in its enqueue. No broker hop.
+- *floors*: the gateway's model call and the step enqueue, each alone.
 
 P2 (demo model that answers in 200 ms): one worker process, threads pool, 50 slots; 1, 10
 and 50 runs started at once. Throughput = steps / wall; linearity = throughput(N) /
@@ -275,7 +280,7 @@ def p1_floors(ctx: Context, samples: int = 2000) -> tuple[list[float], list[floa
 
 
 def run_p1(ctx: Context) -> str:
-    from bench.langgraph_noop import run_langgraph_noop
+    from bench.langgraph_noop import langgraph_sync
 
     b1 = ctx.baseline("B1")
     print(f"  P1 in process: 20 runs × {P1_STEPS + 1} steps ...", flush=True)
@@ -284,8 +289,7 @@ def run_p1(ctx: Context) -> str:
     gaps, durations = p1_through_worker(ctx)
     print(f"  P1 through a worker, a turn per step: 40 runs × {P1_STEPS + 1} steps ...", flush=True)
     handoff_gaps, _ = p1_through_worker(ctx, turn_seconds=0)
-    print(f"  LangGraph no-op loop (durability=sync): 40 runs × {P1_STEPS} steps ...", flush=True)
-    langgraph = summary(run_langgraph_noop(ctx.database_url, steps=P1_STEPS, state_bytes=1024, runs=40))
+    langgraph = summary(langgraph_sync(ctx, steps=P1_STEPS, state_bytes=1024, runs=40)[0])
     through = summary(gaps)
     print("  P1 floors: the gateway's model call and the step enqueue, alone ...", flush=True)
     gateway, enqueue = (summary(samples) for samples in p1_floors(ctx))
@@ -314,7 +318,8 @@ def run_p1(ctx: Context) -> str:
         f"prefork, 1 process, psycopg pool. LangGraph: StateGraph + PostgresSaver, node start → next node start. "
         f"The floor rows are parts of a step measured alone: the gateway's call to the zero-latency model (pydantic-ai's "
         f"direct model request, as the runtime is built on; 25 calls in the conversation) and the Celery enqueue paid at "
-        f"the end of a turn. The model call alone is about as long as a whole LangGraph step, and above 3× B1."
+        f"the end of a turn. In this run the model call alone took {gateway.p50 / b1.p50:.1f}× B1 at p50, "
+        f"{gateway.p50 / langgraph.p50:.2f}× a whole LangGraph step."
     )
     return table(rows) + "\n\n" + notes
 

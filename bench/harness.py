@@ -114,6 +114,7 @@ class Context:
 
     env: dict[str, str]
     _baselines: dict[str, Summary] = field(default_factory=dict)
+    _shared: dict[str, object] = field(default_factory=dict)
 
     @property
     def database_url(self) -> str:
@@ -131,6 +132,12 @@ class Context:
             print(f"  measuring baseline {name} ...", flush=True)
             self._baselines[name] = summary(baselines.BASELINES[name](self))
         return self._baselines[name]
+
+    def once(self, name: str, measure: Callable[[], object]):
+        """A measurement two benchmarks of this run both report (LangGraph's loop): taken once, shared."""
+        if name not in self._shared:
+            self._shared[name] = measure()
+        return self._shared[name]
 
 
 # --------------------------------------------------------------------------- tables

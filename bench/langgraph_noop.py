@@ -8,7 +8,7 @@ Per-step samples come from timestamps taken inside the node: the time from one s
 start to the next step's start (for the last step: to ``invoke`` returning), so each
 sample covers the node, the checkpoint write and LangGraph's scheduling of the next step.
 
-``run_langgraph_noop(database_url, steps, state_bytes, runs)`` is the entry point P1 imports.
+``langgraph_sync(ctx)`` is what P1 compares with: measured once per bench run, shared with this section.
 """
 
 from __future__ import annotations
@@ -82,23 +82,23 @@ def _runs(database_url: str, steps: int, state_bytes: int, runs: int, warmup_run
     return step_samples, run_samples
 
 
-def run_langgraph_noop(database_url: str, steps: int = 50, state_bytes: int = 1024, runs: int = 40,
-                       *, durability: str = "sync", warmup_runs: int = 3) -> list[float]:
-    """Per-step seconds of LangGraph's no-op loop with PostgresSaver, ``runs`` × ``steps`` samples.
+def langgraph_sync(ctx: Context, steps: int = 50, state_bytes: int = 1024, runs: int = 40):
+    """(per-step seconds, per-run wall / steps) of LangGraph's no-op loop with PostgresSaver, after 3
+    warm-up runs; once per bench run. ``durability="sync"`` makes LangGraph persist each checkpoint
+    before the next step starts — like-for-like with a runtime that checkpoints every step durably.
+    LangGraph's own default is ``"async"`` (the write overlaps the next step)."""
+    def measure():
+        print(f"  LangGraph no-op loop, durability=sync: {runs} runs × {steps} steps ...", flush=True)
+        return _runs(ctx.database_url, steps, state_bytes, runs, 3, "sync")
 
-    ``durability="sync"`` (the default here) makes LangGraph persist each checkpoint before the
-    next step starts — like-for-like with a runtime that checkpoints every step durably.
-    LangGraph's own default is ``"async"`` (the write overlaps the next step).
-    """
-    return _runs(database_url, steps, state_bytes, runs, warmup_runs, durability)[0]
+    return ctx.once(f"langgraph sync {steps} {state_bytes} {runs}", measure)
 
 
 def run(ctx: Context, steps: int = 50, state_bytes: int = 1024, runs: int = 40) -> str:
     from importlib.metadata import version
 
     b1 = ctx.baseline("B1")
-    print(f"  LangGraph no-op loop, durability=sync: {runs} runs × {steps} steps ...", flush=True)
-    sync_steps, sync_runs = _runs(ctx.database_url, steps, state_bytes, runs, 3, "sync")
+    sync_steps, sync_runs = langgraph_sync(ctx, steps, state_bytes, runs)
     print(f"  LangGraph no-op loop, durability=async: {runs} runs × {steps} steps ...", flush=True)
     _, async_runs = _runs(ctx.database_url, steps, state_bytes, runs, 3, "async")
     rows = [
@@ -116,6 +116,6 @@ def run(ctx: Context, steps: int = 50, state_bytes: int = 1024, runs: int = 40) 
         f"`durability=sync` persists each checkpoint before the next step starts (like-for-like with P1). "
         f"LangGraph's default `async` queues the writes behind the steps and drains them when the run ends, so "
         f"its per-step timestamps mislead (fast steps, one huge last step); only its per-run wall/steps is shown. "
-        f"P1 imports `bench.langgraph_noop.run_langgraph_noop`."
+        f"P1 compares with the same measurement (`langgraph_sync`, taken once per bench run)."
     )
     return table(rows) + "\n\n" + notes

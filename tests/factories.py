@@ -32,6 +32,14 @@ RENEWAL_GOAL = "Prepare the renewal plan for account ACME-042 and email it to it
 STOPS = ("waiting_for_human", "completed", "failed", "cancelled")
 
 
+def make_looper(tenant, *, model: str = "demo:noop", **extra):
+    """An agent that calls the no-op tool as many times as its goal says ("Call noop 3 times")."""
+    from agents.models import Agent
+
+    return Agent.objects.create(tenant=tenant, name="Looper", slug="looper", instructions="Call noop.", model=model,
+                                tools=["noop"], plan_mode=False, **extra)
+
+
 def advance(run, until=STOPS):
     """Step a run in this process (no worker) until it stops at one of ``until``; the run, refreshed."""
     from agents.services import run_advance

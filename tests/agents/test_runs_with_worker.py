@@ -3,12 +3,12 @@
 import time
 
 
-from agents.models import Agent, EmailMessage, ModelCall, RunEvent, RunStatus, Span, ToolInvocation
+from agents.models import EmailMessage, ModelCall, RunEvent, RunStatus, Span, ToolInvocation
 from agents.services import run_add_instruction, run_cancel, run_pause, run_resume, run_start
 from approvals.models import ApprovalRequest
 from approvals.services import approval_decide
 from tests.conftest import wait_for
-from tests.factories import RENEWAL_GOAL
+from tests.factories import RENEWAL_GOAL, make_looper
 
 
 def status_of(run, *statuses, timeout=30):
@@ -120,8 +120,7 @@ def test_a_run_is_one_trace_of_steps_with_model_and_tool_calls_inside(cast, rene
 
 
 def test_pause_takes_effect_at_the_step_boundary_and_resume_carries_on(cast, start_worker):
-    looper = Agent.objects.create(tenant=cast.acme, name="Looper", slug="looper", instructions="Call noop.",
-                                  model="demo:noop-200ms", tools=["noop"], plan_mode=False, max_steps=100)
+    looper = make_looper(cast.acme, model="demo:noop-200ms", max_steps=100)
     start_worker()
     run = run_start(tenant=cast.acme, agent=looper, goal="Call noop 12 times", requested_by=cast.member)
     wait_for(lambda: ToolInvocation.objects.filter(run=run).count() >= 2, 30, message="a few steps")

@@ -11,7 +11,7 @@ from agents.demo_data import seed_demo_systems
 from agents.models import Agent, Run
 from agents.services import run_add_instruction, run_advance, run_start, runs_sweep
 from approvals.services import approval_decide
-from tests.factories import advance
+from tests.factories import advance, make_looper
 
 
 @pytest.fixture
@@ -71,8 +71,7 @@ def test_a_tool_that_calls_out_runs_after_its_call_is_checkpointed(cast, monkeyp
         return {"n": args.n}
 
     monkeypatch.setitem(REGISTRY, "noop", dataclasses.replace(REGISTRY["noop"], transactional=False, function=calls_out))
-    agent = Agent.objects.create(tenant=cast.acme, name="Looper", slug="looper", instructions="Call noop.",
-                                 model="demo:noop", tools=["noop"], plan_mode=False)
+    agent = make_looper(cast.acme)
     run = run_start(tenant=cast.acme, agent=agent, goal="Call noop 2 times", requested_by=cast.member)
     outcomes = [run_advance(run_id=run.pk, worker="w1") for _ in range(3)]
     assert outcomes == ["tool_done", "tool_done", "completed"]

@@ -2,14 +2,14 @@
 
 import pytest
 
-from agents.models import Agent, ModelCall, Run, RunEvent, ToolInvocation
+from agents.models import ModelCall, Run, RunEvent, ToolInvocation
 from agents.services import run_advance, run_pause, run_resume, run_start
+from tests.factories import make_looper
 
 
 @pytest.fixture
 def looper(cast):
-    return Agent.objects.create(tenant=cast.acme, name="Looper", slug="looper", instructions="Call noop.",
-                                model="demo:noop", tools=["noop"], plan_mode=False)
+    return make_looper(cast.acme)
 
 
 def statuses(run) -> list[tuple[str, str]]:

@@ -49,7 +49,9 @@ def test_outsiders_get_404_and_non_admins_403(cast, client_for):
     for url in (reverse("approval_policies", args=["acme"]), reverse("approval_policy", args=["acme", policy.pk])):
         assert client_for(cast.outsider).post(url, {"delete": "1"}).status_code == 404
         assert client_for(cast.reviewer).post(url, {"delete": "1"}).status_code == 403
-    # sam is an admin in Globex: Acme's policy does not exist there
-    assert client_for(cast.both).get(reverse("approval_policy", args=["globex", policy.pk])).status_code == 404
+    # sam is an admin in Globex: Acme's policy does not exist there, to read or to delete
+    sam = client_for(cast.both)
+    assert sam.get(reverse("approval_policy", args=["globex", policy.pk])).status_code == 404
+    assert sam.post(reverse("approval_policy", args=["globex", policy.pk]), {"delete": "1"}).status_code == 404
     assert ApprovalPolicy.objects.filter(pk=policy.pk).exists()
     assert client_for(cast.admin).get(reverse("approval_policy", args=["acme", 99999])).status_code == 404

@@ -49,12 +49,14 @@ def test_reject_with_a_reason(cast, client_for, approval):
 
 def test_outsiders_get_404_and_members_403_everywhere(cast, client_for, approval):
     urls = [("get", reverse("approvals", args=["acme"])), ("get", reverse("approval_detail", args=["acme", approval.pk])),
-            ("post", reverse("approval_decide", args=["acme", approval.pk]))]
+            ("post", reverse("approval_decide", args=["acme", approval.pk])),
+            ("post", reverse("approval_assign", args=["acme", approval.pk]))]
+    data = {"decision": "approve", "assignee": "me"}
     for method, url in urls:
-        assert getattr(client_for(cast.outsider), method)(url, {"decision": "approve"}, **HTMX).status_code == 404, url
-        assert getattr(client_for(cast.member), method)(url, {"decision": "approve"}, **HTMX).status_code == 403, url
+        assert getattr(client_for(cast.outsider), method)(url, data, **HTMX).status_code == 404, url
+        assert getattr(client_for(cast.member), method)(url, data, **HTMX).status_code == 403, url
     approval.refresh_from_db()
-    assert approval.status == "pending"
+    assert approval.status == "pending" and approval.assignee_id is None
 
 
 def test_another_tenants_request_is_404_even_where_you_review(cast, client_for, approval):
@@ -74,7 +76,7 @@ def test_the_run_page_says_what_waits_for_whom_and_then_what_ran(cast, client_fo
 
     ApprovalRequest.objects.filter(pk=approval.pk).update(required_approvals=2, status="escalated")
     page = client_for(cast.member).get(reverse("run_detail", args=["acme", approval.run_id])).content.decode()
-    assert "waits for\n    2 different reviewers" in page and "escalated to admins" in page and "due" in page
+    assert "waits for\n    2 different reviewers" in page and "escalated to admins" in page and "due <time" in page
     ApprovalRequest.objects.filter(pk=approval.pk).update(required_approvals=1, status="pending")
     edited = {**approval.arguments, "to": "dana@acme.example"}
     decide(client_for(cast.reviewer), approval, decision="edit", arguments=json.dumps(edited))

@@ -49,12 +49,15 @@ def test_a_decision_is_delivered_signed(cast, approval, receiver):
     assert ApprovalWebhook.objects.get(tenant=cast.acme).last_status == "approval.decided: HTTP 204"
 
 
-def test_a_failing_receiver_makes_the_task_retry(cast, approval, receiver):
+def test_a_failing_receiver_is_recorded_and_raised_for_the_task_to_retry(cast, approval, receiver):
+    from approvals.tasks import webhook
+
     approval_webhook_set(tenant=cast.acme, url=receiver.url, actor=cast.admin)
     receiver.status = 503
     with pytest.raises(OSError, match="HTTP 503"):
         approval_webhook_deliver(approval_id=approval.pk, event="requested")
     assert ApprovalWebhook.objects.get(tenant=cast.acme).last_status == "approval.requested: HTTP 503"
+    assert OSError in webhook.autoretry_for and webhook.max_retries > 0  # Celery retries what was raised
 
 
 def test_admins_set_it_and_see_the_secret_once_others_cannot(cast, client_for):
