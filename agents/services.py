@@ -597,10 +597,11 @@ def _lease_held(run: Run) -> bool:
 
 
 @contextmanager
-def run_locked(*, tenant, run_id: int):
+def run_locked(*, tenant, run_id: int, savepoint: bool = True):
     """A transaction holding the run's row lock, for changes made by people (and by approvals).
-    ``tenant``: the tenant or its id; a run of another tenant is Run.DoesNotExist, like a missing one."""
-    with transaction.atomic():
+    ``tenant``: the tenant or its id; a run of another tenant is Run.DoesNotExist, like a missing one.
+    ``savepoint=False`` inside a caller's transaction that fails as a whole if this does (a decision)."""
+    with transaction.atomic(savepoint=savepoint):
         locked = run_lock_in_tenant(run_id=run_id, tenant_id=getattr(tenant, "pk", tenant))
         if locked is None:
             raise Run.DoesNotExist(f"no run {run_id} in this tenant")

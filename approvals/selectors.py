@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from django.db.models import Q
+from django.db.models import Prefetch, Q
 
-from approvals.models import OPEN, ApprovalPolicy, ApprovalRequest, ApprovalStatus
+from approvals.models import OPEN, ApprovalDecision, ApprovalPolicy, ApprovalRequest, ApprovalStatus
 from approvals.policy import Rule
 
 
@@ -15,8 +15,9 @@ def approval_get(*, tenant, approval_id: int, detail: bool = True) -> ApprovalRe
     and agent, who decided, the call that ran, the assignee, the decisions and their people)."""
     approvals = ApprovalRequest.objects.for_tenant(tenant).filter(pk=approval_id)
     if detail:
+        decisions = Prefetch("decisions", queryset=ApprovalDecision.objects.select_related("actor"))
         approvals = approvals.select_related("run__agent", "decided_by", "tool_invocation", "assignee").prefetch_related(
-            "decisions__actor")
+            decisions)
     return approvals.first()
 
 

@@ -251,7 +251,9 @@ def _approve(approval, actor, note: str, arguments: dict | None, client_key: str
         approval.approved_arguments = arguments  # earlier approvals were of other arguments: they no longer count
         approval.save(update_fields=["approved_arguments"])
     current = approval.arguments_to_run
-    approvers = set(approval.decisions.filter(verdict="approve", arguments=current).values_list("actor_id", flat=True))
+    # One approval needed: it closes the request, so an open one has none yet to count.
+    approvers = set(approval.decisions.filter(verdict="approve", arguments=current).values_list(
+        "actor_id", flat=True)) if approval.required_approvals > 1 else set()
     if actor.pk in approvers:
         raise DecisionRefused(f"You already approved this; it needs {approval.required_approvals} different people.")
     _record(approval, actor, "approve", current, note, client_key)
@@ -269,7 +271,7 @@ def _tell_run(approval, event: str, payload: dict, *, decided: bool | None = Non
     from agents.events import emit
     from agents.services import run_continue_after_decision, run_locked
 
-    with run_locked(tenant=approval.tenant_id, run_id=approval.run_id) as run:
+    with run_locked(tenant=approval.tenant_id, run_id=approval.run_id, savepoint=False) as run:  # all or nothing
         emit(run, event, {"approval_id": approval.id, **payload})
         if decided is not None:
             run_continue_after_decision(run=run, tool=approval.tool, approved=decided, actor=approval.decided_by,
