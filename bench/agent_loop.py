@@ -140,7 +140,8 @@ def _wait_terminal(run_ids: list[int], timeout: float) -> None:
 class Worker:
     """A `celery worker` subprocess on the bench stack; its RSS (with children) sampled while it runs."""
 
-    def __init__(self, ctx: Context, *, pool: str, concurrency: int, log: Path, turn_seconds: float | None = None):
+    def __init__(self, ctx: Context, *, pool: str, concurrency: int, log: Path, turn_seconds: float | None = None,
+                 include: str = ""):
         env = {**os.environ, "DATABASE_URL": ctx.database_url, "REDIS_URL": ctx.redis_url,
                "DB_POOL_MAX_SIZE": str(max(4, concurrency + 2)), "SPAN_EXPORT_DELAY_MS": "200"}
         if turn_seconds is not None:
@@ -148,7 +149,8 @@ class Worker:
         self.log = log
         self.process = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "console", "worker", "--loglevel", "WARNING", "--pool", pool,
-             "--concurrency", str(concurrency), "--without-mingle", "--without-gossip", "--hostname", f"bench-{pool}@%h"],
+             "--concurrency", str(concurrency), "--without-mingle", "--without-gossip", "--hostname", f"bench-{pool}@%h",
+             *(["--include", include] if include else [])],
             cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True,
         )
         self.peak_rss = 0

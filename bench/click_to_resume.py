@@ -89,9 +89,11 @@ def one_sample(port: int, tenant, agent, requester, reviewer_cookie: str, reques
 
     run = _waiting(run_start(tenant=tenant, agent=agent, goal=GOAL, requested_by=requester).pk)
     approval = run.approval_requests.get()
-    url = f"ws://127.0.0.1:{port}/ws/t/{tenant.slug}/runs/{run.pk}/?after={run.event_seq}"
+    # One event back: the socket's catch-up sends it, so the clock starts on a socket that is open and idle.
+    url = f"ws://127.0.0.1:{port}/ws/t/{tenant.slug}/runs/{run.pk}/?after={run.event_seq - 1}"
     with connect(url, additional_headers={"Cookie": f"sessionid={requester_cookie}",
                                           "Origin": f"http://127.0.0.1:{port}"}) as socket:
+        socket.recv(timeout=15)
         body = urlencode({"decision": "approve"})
         connection = http_client(port)
         started = time.perf_counter()
@@ -110,6 +112,69 @@ def one_sample(port: int, tenant, agent, requester, reviewer_cookie: str, reques
                 return time.perf_counter() - started, answered
 
 
+def celery_hop(samples: int = 300) -> list[float]:
+    """Enqueue the empty bench task → the worker runs it → its Redis PUBLISH reaches us (seconds)."""
+    from bench.tasks import echo
+    from console.health import redis_client
+
+    subscriber = redis_client(timeout=10).pubsub(ignore_subscribe_messages=True)
+    subscriber.subscribe("bench-echo")
+    times = []
+    for i in range(samples + 20):
+        started = time.perf_counter()
+        echo.delay("bench-echo")
+        while subscriber.get_message(timeout=10) is None:
+            pass
+        if i >= 20:
+            times.append(time.perf_counter() - started)
+    subscriber.close()
+    return times
+
+
+def parts_alone(tenant, agent, requester, reviewer, samples: int = 30) -> dict[str, list[float]]:
+    """The path's parts measured one at a time in this process, nothing else running: the decision
+    (the service, no HTTP), the tool step (claim, email.send, commit; the turn ends right after, so it
+    also enqueues the next step) and the run socket's render of the frame that shows both."""
+    from django.conf import settings
+
+    from agents.live import render_run_update
+    from agents.models import Run
+    from agents.selectors import run_get
+    from agents.services import run_advance, run_start
+    from approvals.services import approval_decision_take
+
+    clock, times = time.perf_counter, {"decision": [], "tool step": [], "frame render": []}
+    turn_seconds = settings.RUN_TURN_SECONDS
+    try:
+        for i in range(samples + 3):
+            settings.RUN_TURN_SECONDS = turn_seconds
+            run = run_start(tenant=tenant, agent=agent, goal=GOAL, requested_by=requester)
+            while run_advance(run_id=run.pk, worker="bench") not in ("waiting_for_human", "completed", "failed"):
+                pass
+            run = Run.objects.get(pk=run.pk)
+            if run.status != "waiting_for_human":
+                raise RuntimeError(f"run {run.pk} ended {run.status} instead of waiting for approval")
+            seen = run.event_seq
+            started = clock()
+            approval_decision_take(approval=run.approval_requests.get(), decision="approve", actor=reviewer)
+            decided = clock()
+            settings.RUN_TURN_SECONDS = 0
+            if run_advance(run_id=run.pk, worker="bench") != "tool_done":
+                raise RuntimeError(f"run {run.pk}: the approved call did not run")
+            stepped = clock()
+            frame = render_run_update(run_get(tenant=tenant, run_id=run.pk), seen, can_decide=False)
+            rendered = clock()
+            if not any(event["type"] == "tool.result" for event in frame["events"]):
+                raise RuntimeError(f"run {run.pk}: the frame has no tool result")
+            if i >= 3:
+                times["decision"].append(decided - started)
+                times["tool step"].append(stepped - decided)
+                times["frame render"].append(rendered - stepped)
+    finally:
+        settings.RUN_TURN_SECONDS = turn_seconds
+    return times
+
+
 def http_client(port: int) -> http.client.HTTPConnection:
     return http.client.HTTPConnection("127.0.0.1", port, timeout=10)
 
@@ -123,7 +188,7 @@ def run(ctx: Context) -> str:
     app.control.purge()
     tenant, agent, requester, reviewer = _cast()
     web, port = _web(ctx, ROOT / "var" / "bench-web-p3.log")
-    worker = Worker(ctx, pool="threads", concurrency=4, log=ROOT / "var" / "bench-worker-p3.log")
+    worker = Worker(ctx, pool="threads", concurrency=4, log=ROOT / "var" / "bench-worker-p3.log", include="bench.tasks")
     try:
         cookies = _session(reviewer), _session(requester)
         csrf = _get_new_csrf_string()
@@ -131,21 +196,39 @@ def run(ctx: Context) -> str:
         for _ in range(3):  # warm-up: connections, imports, templates
             one_sample(port, tenant, agent, requester, *cookies, csrf)
         samples = [one_sample(port, tenant, agent, requester, *cookies, csrf) for _ in range(SAMPLES)]
+        print("  P3 floors: the Celery hop ...", flush=True)
+        hop = summary(celery_hop())
     finally:
         worker.stop()
         web.terminate()
         web.wait(20)
+    print("  P3 floors: the decision, the tool step and the frame render, each alone ...", flush=True)
+    parts = {name: summary(times) for name, times in parts_alone(tenant, agent, requester, reviewer).items()}
+    app.control.purge()  # the steps the in-process runs enqueued
     bh, b2 = ctx.baseline("Bh"), ctx.baseline("B2")
     reference = Summary(n=min(bh.n, b2.n), p50=bh.p50 + b2.p50, p99=bh.p99 + b2.p99, mean=bh.mean + b2.mean)
     p3, post = summary([total for total, _ in samples]), summary([answered for _, answered in samples])
+    pieces = [bh, hop, *parts.values()]
+    floor = Summary(n=min(piece.n for piece in pieces), p50=sum(piece.p50 for piece in pieces),
+                    p99=sum(piece.p99 for piece in pieces), mean=sum(piece.mean for piece in pieces))
     rows = [Row("P3 approve POST → tool ran → frame on the requester's socket", p3, "(Bh+B2)", reference,
                 note="target p50 ≤ 3×, p99 ≤ 10×"),
             Row("of which: the approve POST until its response (detail pane rendered)", post, "(Bh+B2)", reference),
+            Row("floor: the decision alone (the service, in process)", parts["decision"], "(Bh+B2)", reference),
+            Row("floor: the Celery hop alone (enqueue → empty task → publish)", hop, "(Bh+B2)", reference),
+            Row("floor: the tool step alone (claim, email.send, commit)", parts["tool step"], "(Bh+B2)", reference),
+            Row("floor: the run socket's frame render alone", parts["frame render"], "(Bh+B2)", reference),
+            Row("sum of the four floors + Bh", floor, "(Bh+B2)", reference, note="the path without any contention"),
             Row("Bh + B2 (same run)", reference, "(Bh+B2)", reference)]
     notes = ("uvicorn serving console.asgi (HTTP and Channels websockets) with production settings (DEBUG off), one "
              "Celery worker process (threads pool, 4), "
              "the decision POSTed as htmx does from the queue's detail pane. On the path: the decision's transaction "
              "(row lock on the request, decision row, audit, run event, run → queued) and its on-commit enqueue; the "
              "worker claims the lease, runs email.send in the step's transaction, commits and publishes; the run "
-             "socket reads the new events and pushes them. No polling anywhere on it.")
+             "socket reads the new events and pushes them. No polling anywhere on it. The floor rows measure parts of "
+             "that path one at a time with nothing else running: the decision service in the bench process (no "
+             "HTTP); an empty Celery task's round trip through the same worker; the approved call's step in process "
+             "(its turn ends right after, so it also enqueues the next step); the run socket's render of the frame "
+             "with the tool's result. Their sum with Bh (the POST's own floor) is what the path costs on an idle "
+             f"machine: {floor.p50 / reference.p50:.1f}× (Bh+B2) at p50, against the target of 3×.")
     return table(rows) + "\n\n" + notes
