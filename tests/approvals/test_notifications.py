@@ -46,3 +46,32 @@ def test_overdue_requests_go_to_the_escalation_role(cast, approval, mailoutbox):
     approval_notify(approval_id=approval.pk, event="escalated")
     [mail] = mailoutbox
     assert mail.to == ["ada@mail.example"] and mail.subject.startswith("Overdue approval")
+
+
+def test_a_worker_sends_what_a_request_and_its_decision_announce(cast, renewals, receiver, start_worker, tmp_path):
+    """Not the delivery functions called by hand: the request and the decision enqueue their emails and
+    webhooks on commit, and a real worker sends them."""
+    from approvals.services import approval_webhook_set
+    from tests.conftest import wait_for
+
+    get_user_model().objects.filter(pk=cast.reviewer.pk).update(email="rita@mail.example")
+    get_user_model().objects.filter(pk=cast.member.pk).update(email="max@mail.example")
+    approval_webhook_set(tenant=cast.acme, url=receiver.url, actor=cast.admin)
+    mail = tmp_path / "mail"
+    start_worker(env={"EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend", "EMAIL_FILE_PATH": str(mail)})
+
+    def webhooks() -> list[str]:
+        return [headers["X-Proctor-Event"] for headers, _ in receiver.received]
+
+    def mails() -> str:
+        return "".join(path.read_text() for path in mail.glob("*.log")) if mail.exists() else ""
+
+    run = run_start(tenant=cast.acme, agent=renewals, goal=RENEWAL_GOAL, requested_by=cast.member)
+    wait_for(lambda: "approval.requested" in webhooks() and "Approval needed" in mails(), 30,
+             message="the request's webhook and email")
+    assert "To: rita@mail.example" in mails()
+    approval_decide(approval=ApprovalRequest.objects.get(run=run), approve=True, actor=cast.reviewer)
+    wait_for(lambda: "approval.decided" in webhooks() and "Subject: Approved: email.send" in mails(), 30,
+             message="the decision's webhook and email")
+    assert "To: max@mail.example" in mails()
+    assert webhooks().count("approval.decided") == 1

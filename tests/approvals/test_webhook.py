@@ -3,8 +3,6 @@
 import hashlib
 import hmac
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from django.urls import reverse
@@ -12,28 +10,6 @@ from django.urls import reverse
 from approvals.models import ApprovalWebhook
 from approvals.notifications import approval_webhook_deliver
 from approvals.services import approval_decide, approval_webhook_set
-
-
-@pytest.fixture
-def receiver():
-    received = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self):
-            body = self.rfile.read(int(self.headers["Content-Length"]))
-            received.append((dict(self.headers), body))
-            self.send_response(getattr(server, "status", 204))
-            self.end_headers()
-
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    server.received = received
-    server.url = f"http://127.0.0.1:{server.server_address[1]}/hook"
-    yield server
-    server.shutdown()
 
 
 def test_a_decision_is_delivered_signed(cast, approval, receiver):
