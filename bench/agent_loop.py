@@ -38,6 +38,14 @@ from pathlib import Path
 from bench.harness import Context, Row, measure, summary, table
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def log_path(name: str) -> Path:
+    """Where a bench subprocess logs: beside the bench stack, under PROCTOR_VAR_DIR (./var by default)."""
+    from console.devstack import VAR
+
+    VAR.mkdir(parents=True, exist_ok=True)
+    return VAR / name
 P1_STEPS = 50
 
 
@@ -243,7 +251,7 @@ def p1_through_worker(ctx: Context, runs: int = 40, warmup_runs: int = 2,
     _django(ctx)
     _purge_queue()
     tenant, agent = _agent("demo:noop")
-    worker = Worker(ctx, pool="prefork", concurrency=1, log=ROOT / "var" / "bench-worker-p1.log",
+    worker = Worker(ctx, pool="prefork", concurrency=1, log=log_path("bench-worker-p1.log"),
                     turn_seconds=turn_seconds)
     try:
         run_ids = []
@@ -333,7 +341,7 @@ def run_p2(ctx: Context, levels: tuple[int, ...] = (1, 10, 50), steps: int = 20,
     _django(ctx)
     _purge_queue()
     tenant, agent = _agent("demo:noop-200ms")
-    worker = Worker(ctx, pool="threads", concurrency=slots, log=ROOT / "var" / "bench-worker-p2.log")
+    worker = Worker(ctx, pool="threads", concurrency=slots, log=log_path("bench-worker-p2.log"))
     results = {}
     try:
         _wait_terminal([_start(tenant, agent, 2).pk], timeout=60)  # warm-up: connections, imports

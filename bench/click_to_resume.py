@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from urllib.parse import urlencode
 
-from bench.agent_loop import ROOT, Worker, _django
+from bench.agent_loop import ROOT, Worker, _django, log_path
 from bench.harness import Context, Row, Summary, summary, table
 
 SAMPLES = 40
@@ -187,8 +187,8 @@ def run(ctx: Context) -> str:
 
     app.control.purge()
     tenant, agent, requester, reviewer = _cast()
-    web, port = _web(ctx, ROOT / "var" / "bench-web-p3.log")
-    worker = Worker(ctx, pool="threads", concurrency=4, log=ROOT / "var" / "bench-worker-p3.log", include="bench.tasks")
+    web, port = _web(ctx, log_path("bench-web-p3.log"))
+    worker = Worker(ctx, pool="threads", concurrency=4, log=log_path("bench-worker-p3.log"), include="bench.tasks")
     try:
         cookies = _session(reviewer), _session(requester)
         csrf = _get_new_csrf_string()
