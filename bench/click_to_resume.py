@@ -23,7 +23,7 @@ from urllib.parse import urlencode
 from bench.agent_loop import ROOT, Worker, _django, log_path
 from bench.harness import Context, Row, Summary, summary, table
 
-SAMPLES = 40
+SAMPLES = 100  # the p99 of fewer is close to their maximum
 GOAL = "Prepare the renewal plan for account ACME-042 and email it to its success manager"
 
 
