@@ -139,7 +139,11 @@ def _checkpoint(run: Run, state: dict) -> None:
 
 
 def _set_status(run: Run, new: str, **payload) -> None:
+    """The run's new status, as an event. A run that is not runnable (waiting for a person, paused,
+    ended) is nobody's to step: its lease is released with the change."""
     engine.check_transition(run.status, new)
+    if new not in RUNNABLE:
+        _release(run)
     if run.status == new:
         return
     emit(run, "status", {"from": run.status, "to": new, **payload})
@@ -237,7 +241,6 @@ def _step_boundary(run: Run, state: dict) -> str:
     if run.pause_requested:
         _set_status(run, RunStatus.PAUSED, by=_who(run.control_by))
         run.pause_requested = False
-        _release(run)
         return "paused"
     if state.get("pending_call"):
         return _run_pending_call(run, state)
@@ -349,12 +352,10 @@ def _model_step(turn: Turn, state: dict) -> str:
             # for it, so a crash undoes both together and the step is simply taken again.
             return _execute_pending(run, state, state["pending_call"])
         _checkpoint(run, state)
-        if outcome == "tool_pending":
-            pass  # keep the lease: the tool runs next, in its own transaction
-        elif run.status == RunStatus.QUEUED:  # planned, or a refused call told to the model
+        if run.status == RunStatus.QUEUED:  # planned, or a refused call told to the model
             outcome = _to_next_step(run, state, outcome)
-        else:
-            _release(run)
+        # A pending tool keeps the lease (it runs next, in its own transaction); an ended or waiting run
+        # gave it up with its status.
     if outcome == "tool_pending":
         return _tool_step(turn, state)
     return outcome
@@ -464,7 +465,6 @@ def _run_pending_call(run: Run, state: dict) -> str:
     approval = approval_for_call(run=run, step=pending["step"], call_id=pending["id"])
     if approval is None or approval.is_open:
         _set_status(run, RunStatus.WAITING_FOR_HUMAN)
-        _release(run)
         return "waiting_for_human"
     if approval.status != "approved":
         return _finish_tool(run, state, pending, _refused_result(approval), None)
@@ -574,7 +574,6 @@ def _fail(run: Run, reason: str) -> None:
     run.terminal_reason = reason[:300]
     run.last_action = reason[:300]
     _set_status(run, RunStatus.FAILED, reason=reason)
-    _release(run)
 
 
 def _cancel_now(run: Run, by: str = "") -> None:
@@ -585,7 +584,6 @@ def _cancel_now(run: Run, by: str = "") -> None:
     run.terminal_reason = f"cancelled by {by}"
     run.cancel_requested = False
     _set_status(run, RunStatus.CANCELLED, by=by)
-    _release(run)
 
 
 # --- Control from people ----------------------------------------------------------------------------
