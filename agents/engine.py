@@ -35,7 +35,6 @@ class ToolVerdict:
 
     risk: int
     needs_approval: bool
-    rule: str = ""
 
 
 @dataclass(frozen=True)
@@ -93,7 +92,6 @@ class CallTool:
 class AskApproval:
     call: ToolCall
     risk: int
-    rule: str
 
 
 @dataclass(frozen=True)
@@ -212,7 +210,7 @@ def next_action(reply: ModelReply, *, verdicts: dict[str, ToolVerdict], plan_mod
             return RefuseToolCall(call, "human.ask 'options', when given, is a list of short strings.")
         return AskQuestion(call, question.strip(), tuple(o.strip() for o in options if o.strip())[:10])
     if verdict.needs_approval:
-        return AskApproval(call, verdict.risk, verdict.rule)
+        return AskApproval(call, verdict.risk)
     return CallTool(call, verdict.risk)
 
 

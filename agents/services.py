@@ -283,8 +283,7 @@ def _verdicts(run: Run, reply: engine.ModelReply):
         if spec := REGISTRY.get(name):
             if call is not None and call.tool == name and name != engine.ASK_TOOL:
                 need = call_requirement(run=run, tool=name, risk=spec.risk, arguments=call.arguments)
-                verdicts[name] = engine.ToolVerdict(spec.risk, need.needs_approval,
-                                                    need.rule.describe() if need.needs_approval else "")
+                verdicts[name] = engine.ToolVerdict(spec.risk, need.needs_approval)
             else:
                 verdicts[name] = engine.ToolVerdict(spec.risk, False)
     if call is not None and call.tool == engine.ASK_TOOL and engine.ASK_TOOL in verdicts:

@@ -3,7 +3,7 @@
 from agents import engine
 from agents.engine import AskApproval, Budgets, CallTool, Fail, Finish, ModelReply, ProposePlan, RefuseToolCall, ToolCall, ToolVerdict, Usage
 
-VERDICTS = {"crm.get_account": ToolVerdict(0, False), "email.send": ToolVerdict(3, True, "risk ≥ 3")}
+VERDICTS = {"crm.get_account": ToolVerdict(0, False), "email.send": ToolVerdict(3, True)}
 
 
 def reply(*calls, text=""):
@@ -24,8 +24,7 @@ def test_an_empty_reply_fails_with_a_reason():
 
 def test_a_safe_tool_is_called_and_a_risky_one_asks_for_approval():
     assert decide(reply(ToolCall("1", "crm.get_account", {"key": "A-1"}))) == CallTool(ToolCall("1", "crm.get_account", {"key": "A-1"}), 0)
-    action = decide(reply(ToolCall("2", "email.send", {})))
-    assert isinstance(action, AskApproval) and action.rule == "risk ≥ 3"
+    assert decide(reply(ToolCall("2", "email.send", {}))) == AskApproval(ToolCall("2", "email.send", {}), 3)
 
 
 def test_an_unknown_tool_is_refused_with_the_tools_it_can_use():
