@@ -100,7 +100,7 @@ def list_approvals(request, status: str = "open", tool: str = "", agent: str = "
                    sort: Literal["newest", "oldest", "risk", "due"] = "newest", limit: int = 50,
                    assigned: Literal["", "me"] = ""):
     """``assigned=me``: assigned to the token's person, or escalated to their role."""
-    person, membership = _reviewer(request)
+    _, membership = _reviewer(request)
     return approval_list(tenant=request.tenant, status=status[:16], tool=tool[:100], agent=agent[:60],
                          min_risk=max(0, min_risk), sort=sort, limit=max(1, min(limit, 200)), with_decisions=True,
                          mine=assigned == "me", viewer=membership)

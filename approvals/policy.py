@@ -77,7 +77,7 @@ def requirement(rules: list[Rule], *, agent_id: int, tool: str, risk: int, argum
     if not applicable:
         applies = risk >= DEFAULT_RULE.min_risk
         return Requirement(DEFAULT_RULE.required_approvals if applies else 0, DEFAULT_RULE)
-    best = max(applicable, key=lambda r: (r.specificity, r.required_approvals))
+    best = _most_specific(applicable)
     return Requirement(best.required_approvals, best)
 
 
@@ -86,7 +86,12 @@ def human_step_rule(rules: list[Rule], *, agent_id: int, tool: str) -> Rule:
     specific tenant rule scoped to that tool (its risk and condition do not apply), else the default.
     It sets who may decide, the due and expiry times and the escalation; how many approve a plan."""
     scoped = [r for r in rules if r.tool == tool and (r.agent_id is None or r.agent_id == agent_id)]
-    return max(scoped, key=lambda r: (r.specificity, r.required_approvals)) if scoped else DEFAULT_RULE
+    return _most_specific(scoped) if scoped else DEFAULT_RULE
+
+
+def _most_specific(rules: list[Rule]) -> Rule:
+    """The most specific rule; among equally specific ones, the strictest."""
+    return max(rules, key=lambda r: (r.specificity, r.required_approvals))
 
 
 def _applies(rule: Rule, *, agent_id: int, tool: str, risk: int, arguments: dict) -> bool:
