@@ -3,10 +3,6 @@
 (function () {
   "use strict";
 
-  function typing(target) {
-    return target.closest("input, textarea, select, [contenteditable=true]") !== null;
-  }
-
   function items() {
     return Array.from(document.querySelectorAll("#queue-list a[data-approval]"));
   }
@@ -20,7 +16,7 @@
   }
 
   document.addEventListener("keydown", function (event) {
-    if (event.metaKey || event.ctrlKey || event.altKey || typing(event.target)) return;
+    if (!window.Proctor.isShortcut(event)) return;  // console.js
     const links = items();
     const current = links.findIndex(function (link) { return link.closest(".queue-item").classList.contains("selected"); });
     if (event.key === "j" || event.key === "k") {

@@ -4,12 +4,16 @@
   let pendingG = false;
   let pendingTimer = null;
 
-  function typing(target) {
-    return target.closest("input, textarea, select, [contenteditable=true]") !== null;
+  // Whether a keydown is a console shortcut: no modifier key, and not typed into a field.
+  // Pages with keys of their own (the approvals queue) ask the same.
+  function isShortcut(event) {
+    return !(event.metaKey || event.ctrlKey || event.altKey
+             || event.target.closest("input, textarea, select, [contenteditable=true]") !== null);
   }
+  window.Proctor = { isShortcut: isShortcut };
 
   document.addEventListener("keydown", function (event) {
-    if (event.metaKey || event.ctrlKey || event.altKey || typing(event.target)) return;
+    if (!isShortcut(event)) return;
     const help = document.getElementById("keys-help");
     if (event.key === "?") {
       if (help.open) help.close(); else help.showModal();
