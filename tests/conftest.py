@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from dataclasses import dataclass
@@ -122,6 +123,40 @@ def spawn(argv: list[str], log: Path, env: dict[str, str] | None = None) -> Proc
     process = subprocess.Popen(argv, cwd=ROOT, env=env or subprocess_env(), stdout=handle, stderr=subprocess.STDOUT,
                                stdin=subprocess.DEVNULL, start_new_session=True)
     return Proc(process=process, log=log)
+
+
+def at_once(*calls, expect: tuple[type[BaseException], ...] = (), timeout: float = 30) -> list:
+    """A real race: each call in a thread of its own, all released together by a barrier, each thread
+    closing its database connection. Their results in the order given; an exception of a type in
+    ``expect`` is a result too, any other is raised here."""
+    barrier, results = threading.Barrier(len(calls)), [None] * len(calls)
+
+    def race(index, call):
+        barrier.wait()
+        try:
+            results[index] = call()
+        except BaseException as error:  # handed to the test's thread below
+            results[index] = error
+        finally:
+            from django.db import connection
+
+            connection.close()
+
+    threads = [threading.Thread(target=race, args=item) for item in enumerate(calls)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout)
+    for result in results:
+        if isinstance(result, BaseException) and not isinstance(result, expect):
+            raise result
+    return results
+
+
+@pytest.fixture
+def anyio_backend():
+    """The async tests (websockets through Channels' communicator) run on asyncio."""
+    return "asyncio"
 
 
 def wait_for(predicate, timeout: float = 30, interval: float = 0.1, message: str = "condition"):

@@ -3,7 +3,9 @@
 import pytest
 
 from agents.demo_data import seed_demo_systems
+from agents.services import run_start_once
 from console.services import api_token_create
+from tests.conftest import at_once
 
 
 @pytest.fixture
@@ -32,26 +34,10 @@ def test_create_is_idempotent_with_a_key(api):
 
 @pytest.mark.django_db(transaction=True)
 def test_two_creates_racing_with_one_key_make_one_run_and_one_201(cast, renewals):
-    import threading
-
-    from django.db import connection
-
-    from agents.services import run_start_once
-
-    barrier, results = threading.Barrier(2), []
-
     def create():
-        barrier.wait()
-        try:
-            results.append(run_start_once(tenant=cast.acme, agent=renewals, goal="Renew ACME-042", idempotency_key="k1"))
-        finally:
-            connection.close()
+        return run_start_once(tenant=cast.acme, agent=renewals, goal="Renew ACME-042", idempotency_key="k1")
 
-    threads = [threading.Thread(target=create) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    results = at_once(create, create)
     assert len({run.pk for run, _ in results}) == 1 and sorted(created for _, created in results) == [False, True]
 
 

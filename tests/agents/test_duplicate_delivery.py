@@ -1,37 +1,20 @@
 """The same step delivered more than once (broker redelivery, sweeper, a retry racing the original):
 one lease holder at a time, and no row written twice."""
 
-import threading
 from collections import Counter
-
-from django.db import connection
 
 from agents.models import EmailMessage, ModelCall, RunEvent, RunStatus, ToolInvocation
 from agents.services import run_advance, run_start
 from agents.tasks import run_step
 from approvals.models import ApprovalRequest
 from approvals.services import approval_decide
-from tests.conftest import wait_for
+from tests.conftest import at_once, wait_for
 from tests.factories import RENEWAL_GOAL
 
 
 def test_two_deliveries_at_the_same_moment_get_one_lease(cast, renewals, transactional_db):
     run = run_start(tenant=cast.acme, agent=renewals, goal=RENEWAL_GOAL, requested_by=cast.member)
-    start = threading.Barrier(2)
-    outcomes = []
-
-    def deliver(worker):
-        start.wait()
-        try:
-            outcomes.append(run_advance(run_id=run.pk, worker=worker))
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=deliver, args=(f"w{i}",)) for i in (1, 2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(30)
+    outcomes = at_once(lambda: run_advance(run_id=run.pk, worker="w1"), lambda: run_advance(run_id=run.pk, worker="w2"))
     assert len(outcomes) == 2 and outcomes.count("no_lease") == 1, outcomes  # one did the step, one found it taken
     assert ModelCall.objects.filter(run=run).count() == 1
     seqs = list(RunEvent.objects.filter(run=run).order_by("seq").values_list("seq", flat=True))

@@ -12,11 +12,6 @@ from console.asgi import application
 pytestmark = [pytest.mark.anyio, pytest.mark.django_db(transaction=True)]
 
 
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
-
 def communicator(user_client, path):
     session = user_client.cookies["sessionid"].value
     return WebsocketCommunicator(application, path, headers=[(b"cookie", f"sessionid={session}".encode()),

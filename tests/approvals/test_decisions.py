@@ -1,10 +1,8 @@
 """Decisions on approval requests: four-eyes, self-approval, edit-and-approve, races, expiry, escalation."""
 
-import threading
 from datetime import timedelta
 
 import pytest
-from django.db import connection
 from django.utils import timezone
 
 from agents.models import EmailMessage, Run, RunEvent, ToolInvocation
@@ -12,6 +10,7 @@ from agents.services import run_start
 from approvals.models import ApprovalPolicy, ApprovalRequest
 from approvals.services import DecisionRefused, approval_decide, approvals_sweep
 from console.models import AuditEvent
+from tests.conftest import at_once
 from tests.factories import RENEWAL_GOAL, advance
 
 
@@ -83,26 +82,12 @@ def test_a_repeated_submit_with_the_same_key_is_one_decision(cast, renewals):
 
 def test_approve_and_reject_at_once_exactly_one_wins(cast, renewals, transactional_db):
     run, approval = waiting_send(cast, renewals)
-    start, outcomes = threading.Barrier(2), {}
-
-    def decide(actor, approve):
-        start.wait()
-        try:
-            approval_decide(approval=approval, approve=approve, actor=actor)
-            outcomes[actor.username] = "won"
-        except DecisionRefused as refused:
-            outcomes[actor.username] = str(refused)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=decide, args=(cast.reviewer, True)),
-               threading.Thread(target=decide, args=(cast.admin, False))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(30)
-    assert sorted(outcomes.values()).count("won") == 1
-    [loser_message] = [m for m in outcomes.values() if m != "won"]
+    results = at_once(lambda: approval_decide(approval=approval, approve=True, actor=cast.reviewer),
+                      lambda: approval_decide(approval=approval, approve=False, actor=cast.admin),
+                      expect=(DecisionRefused,))
+    outcomes = [str(result) if isinstance(result, DecisionRefused) else "won" for result in results]
+    assert outcomes.count("won") == 1
+    [loser_message] = [m for m in outcomes if m != "won"]
     approval.refresh_from_db()
     assert loser_message.startswith(f"Already {approval.status} by {approval.decided_by.username} at ")
     advance(run)

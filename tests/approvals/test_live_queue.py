@@ -10,11 +10,6 @@ from tests.factories import RENEWAL_GOAL, advance
 pytestmark = [pytest.mark.anyio, pytest.mark.django_db(transaction=True)]
 
 
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
-
 def run_until_approval_requested(cast, renewals):
     run = advance(run_start(tenant=cast.acme, agent=renewals, goal=RENEWAL_GOAL, requested_by=cast.member))
     assert run.status == "waiting_for_human", "the run never asked for approval"

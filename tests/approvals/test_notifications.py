@@ -9,7 +9,8 @@ from django.utils import timezone
 from agents.services import run_start
 from approvals.models import ApprovalPolicy, ApprovalRequest
 from approvals.notifications import approval_notify
-from approvals.services import approval_decide, approvals_sweep
+from approvals.services import approval_decide, approval_webhook_set, approvals_sweep
+from tests.conftest import wait_for
 from tests.factories import RENEWAL_GOAL, advance
 
 
@@ -51,9 +52,6 @@ def test_overdue_requests_go_to_the_escalation_role(cast, approval, mailoutbox):
 def test_a_worker_sends_what_a_request_and_its_decision_announce(cast, renewals, receiver, start_worker, tmp_path):
     """Not the delivery functions called by hand: the request and the decision enqueue their emails and
     webhooks on commit, and a real worker sends them."""
-    from approvals.services import approval_webhook_set
-    from tests.conftest import wait_for
-
     get_user_model().objects.filter(pk=cast.reviewer.pk).update(email="rita@mail.example")
     get_user_model().objects.filter(pk=cast.member.pk).update(email="max@mail.example")
     approval_webhook_set(tenant=cast.acme, url=receiver.url, actor=cast.admin)
