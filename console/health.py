@@ -38,13 +38,15 @@ def _check_database() -> dict:
     started = time.perf_counter()
     try:
         with connection.cursor() as cursor:
-            cursor.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'")
-            row = cursor.fetchone()
+            cursor.execute("SELECT current_setting('server_version'),"
+                           " (SELECT extversion FROM pg_extension WHERE extname = 'vector')")
+            postgres, pgvector = cursor.fetchone()
     except Exception as error:  # any failure is a finding, not a crash
         return {"status": "down", "error": (str(error).strip().splitlines() or ["unreachable"])[0][:200]}
     return {
         "status": "ok",
-        "pgvector": row[0] if row else None,
+        "postgres": postgres.split()[0],
+        "pgvector": pgvector,
         "latency_ms": round((time.perf_counter() - started) * 1000, 1),
     }
 

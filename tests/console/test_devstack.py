@@ -42,7 +42,7 @@ def test_it_starts_real_servers_and_stops_leaving_no_process(stack_dir, no_exter
     stack = DevStack(stack_dir)
     urls = stack.start()
     try:
-        assert stack.postgres.psql("SELECT extname FROM pg_extension WHERE extname = 'vector'", "proctor") == "vector"
+        assert stack.postgres.sql("SELECT extname FROM pg_extension WHERE extname = 'vector'", "proctor") == [("vector",)]
         assert redis.Redis.from_url(urls["REDIS_URL"]).ping()
         assert processes_using(stack_dir)
     finally:
@@ -62,7 +62,7 @@ def test_it_recovers_after_a_crash_that_left_servers_and_stale_files(stack_dir, 
     second = DevStack(stack_dir)
     urls = second.start()
     try:
-        assert second.postgres.psql("SELECT 1") == "1"
+        assert second.postgres.sql("SELECT 1") == [(1,)]
         assert redis.Redis.from_url(urls["REDIS_URL"]).ping()
     finally:
         second.stop()
@@ -76,10 +76,26 @@ def test_a_stale_postmaster_pid_file_is_not_fatal(tmp_path):
     (tmp_path / "pg" / "postmaster.pid").write_text(f"{os.getpid()}\n{tmp_path}/pg\n")  # a live pid, not postgres
     try:
         postgres.start()
-        assert postgres.psql("SELECT 1") == "1"
+        assert postgres.sql("SELECT 1") == [(1,)]
     finally:
         postgres.stop()
     assert processes_using(tmp_path / "pg") == []
+
+
+def test_data_of_an_older_postgres_major_is_set_aside_not_lost(tmp_path, capfd):
+    old = tmp_path / "pg"
+    old.mkdir()
+    (old / "PG_VERSION").write_text("16\n")
+    (old / "base").mkdir()
+    postgres = EmbeddedPostgres(old, fast_unsafe=True)
+    try:
+        postgres.start()
+        assert postgres.sql("SHOW server_version_num")[0][0] >= "170000"
+    finally:
+        postgres.stop()
+    kept = [path for path in tmp_path.iterdir() if path.name.startswith("pg-16-")]
+    assert len(kept) == 1 and (kept[0] / "base").is_dir()
+    assert "held PostgreSQL 16 data" in capfd.readouterr().err
 
 
 def test_redis_data_persists_across_restarts_for_make_run(tmp_path):
