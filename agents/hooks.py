@@ -1,0 +1,222 @@
+"""The step's extension points. Other apps register into them from their ``AppConfig.ready``;
+the runtime imports none of those apps (tests/test_import_direction.py checks it).
+
+- **context** (before the model call, outside any transaction): ``fn(StepInfo) -> list[ContextBlock]``.
+  Each block is placed in the prompt, clearly delimited, for this step only; its references are
+  recorded on the run (event ``context.used``) and passed to the decision hooks.
+- **usage** (after each model attempt and each tool call, in the step's transaction):
+  ``fn(StepInfo, Usage, RunWrites)``. Rows added to the write set commit with the step, exactly once.
+- **decision** (after the engine decided, in the step's transaction): ``fn(StepInfo, Decision, RunWrites)``.
+- **span sinks**: ``factory() -> SpanExporter``; every process's TracerProvider exports to them.
+- **human review** (one implementation, approvals): what policy asks of a call, the requests that
+  make a run wait for a person, and what people decided. Without one, nothing waits for a person.
+
+A hook that raises fails the step like any other error in it (the transaction rolls back and the
+step is taken again), so billing rows are never half-written; context hooks are the exception: a
+failing context provider is logged and the step goes on without its blocks.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, Protocol
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class StepInfo:
+    """Who and what a step is for: enough for a hook to scope its reads and attribute its rows."""
+
+    tenant_id: int
+    run_id: int
+    agent_id: int
+    agent_version: int
+    requested_by_id: int | None
+    step: int
+    goal: str
+    trace_id: str
+
+
+@dataclass(frozen=True)
+class ContextBlock:
+    source: str  # who placed it, e.g. "memory"
+    text: str
+    references: tuple[dict, ...] = ()  # what it was made of, e.g. {"id": 7, "version": 2, "score": 0.83}
+
+
+@dataclass(frozen=True)
+class Usage:
+    kind: str  # "model" (one attempt) or "tool" (one call)
+    name: str  # the model or the tool
+    status: str
+    provider: str = ""
+    attempt: int = 1
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cached_tokens: int = 0
+    cost_usd: Decimal = Decimal("0")
+    price: dict = field(default_factory=dict)
+    latency_ms: int = 0
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The engine's decision with what it was made from: the reply, each tool's policy check, the
+    context the step was given."""
+
+    action: str  # Finish, Fail, ProposePlan, AskQuestion, CallTool, AskApproval, RefuseToolCall
+    detail: dict
+    reply_text: str
+    tool_calls: tuple[dict, ...]
+    policy_checks: dict[str, dict]  # tool → {"risk", "needs_approval", "rule"}
+    context: tuple[dict, ...] = ()
+
+
+@dataclass(frozen=True)
+class Need:
+    """What policy asks of one call, plan or question. ``rule`` is the review side's own value."""
+
+    needs_approval: bool
+    rule: Any = None
+    describe: str = ""
+
+
+@dataclass(frozen=True)
+class Review:
+    """A person's decision on a call, plan or question, as the run needs it."""
+
+    id: int
+    kind: str  # tool_call, plan, question
+    status: str  # pending, escalated, approved, rejected, expired, cancelled
+    decided_by: str = ""
+    note: str = ""
+    answer: str = ""
+    arguments_to_run: dict | None = None
+    edited: bool = False
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in ("pending", "escalated")
+
+
+class HumanReview(Protocol):
+    def call_need(self, *, run, tool: str, risk: int, arguments: dict) -> Need: ...
+    def human_step_need(self, *, run, kind: str) -> Need: ...
+    def request(self, *, run, step: int, call, risk: int, need: Need, kind: str, arguments: dict | None) -> None: ...
+    def review_for_call(self, *, run, step: int, call_id: str) -> Review | None: ...
+    def invocation_ran(self, *, run, review_id: int, invocation) -> None: ...
+    def cancel_open(self, *, run) -> None: ...
+    def waits(self, *, run) -> bool: ...
+
+
+class NoReview:
+    """Nothing needs a person (no review app installed)."""
+
+    def call_need(self, **_) -> Need:
+        return Need(False)
+
+    def human_step_need(self, **_) -> Need:
+        return Need(False)
+
+    def request(self, **_) -> None:
+        raise RuntimeError("no human review is installed")
+
+    def review_for_call(self, **_) -> None:
+        return None
+
+    def invocation_ran(self, **_) -> None:
+        pass
+
+    def cancel_open(self, **_) -> None:
+        pass
+
+    def waits(self, **_) -> bool:
+        return False
+
+
+ContextProvider = Callable[[StepInfo], list[ContextBlock]]
+UsageHook = Callable[..., None]
+DecisionHook = Callable[..., None]
+
+
+class Hooks:
+    def __init__(self):
+        self.context: list[ContextProvider] = []
+        self.usage: list[UsageHook] = []
+        self.decision: list[DecisionHook] = []
+        self.span_sinks: dict[str, Callable[[], Any]] = {}
+        self.review: HumanReview = NoReview()
+
+
+hooks = Hooks()
+
+
+def register_context(provider: ContextProvider) -> ContextProvider:
+    hooks.context.append(provider)
+    return provider
+
+
+def register_usage(hook: UsageHook) -> UsageHook:
+    hooks.usage.append(hook)
+    return hook
+
+
+def register_decision(hook: DecisionHook) -> DecisionHook:
+    hooks.decision.append(hook)
+    return hook
+
+
+def register_span_sink(name: str, factory: Callable[[], Any]) -> None:
+    hooks.span_sinks[name] = factory
+
+
+def register_human_review(review: HumanReview) -> None:
+    hooks.review = review
+
+
+@contextmanager
+def registered(*, context=(), usage=(), decision=()):
+    """For tests: hooks registered for the duration of a block."""
+    added = [(hooks.context, list(context)), (hooks.usage, list(usage)), (hooks.decision, list(decision))]
+    for target, items in added:
+        target.extend(items)
+    try:
+        yield
+    finally:
+        for target, items in added:
+            for item in items:
+                target.remove(item)
+
+
+def context_blocks(info: StepInfo) -> list[ContextBlock]:
+    blocks: list[ContextBlock] = []
+    for provider in hooks.context:
+        try:
+            blocks.extend(provider(info))
+        except Exception:  # a step goes on without context it could not get; the log says why
+            logger.warning("context provider %s failed for run %s", getattr(provider, "__name__", provider),
+                           info.run_id, exc_info=True)
+    return blocks
+
+
+def usage_recorded(info: StepInfo, usage: Usage, writes) -> None:
+    for hook in hooks.usage:
+        hook(info, usage, writes)
+
+
+def decision_made(info: StepInfo, decision: Decision, writes) -> None:
+    for hook in hooks.decision:
+        hook(info, decision, writes)
+
+
+def review() -> HumanReview:
+    return hooks.review
+
+
+def span_sinks() -> dict[str, Any]:
+    return {name: factory() for name, factory in hooks.span_sinks.items()}
