@@ -8,7 +8,7 @@ each tool's verdict (risk, needs approval) and the model cannot argue past it.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
 from difflib import SequenceMatcher
 
 
@@ -212,6 +212,72 @@ def next_action(reply: ModelReply, *, verdicts: dict[str, ToolVerdict], plan_mod
     if verdict.needs_approval:
         return AskApproval(call, verdict.risk)
     return CallTool(call, verdict.risk)
+
+
+# --- The run's state ---------------------------------------------------------------------------
+#
+# What a run carries from one step to the next, besides its conversation (stored append-only, a row
+# per message) and its row: the call waiting to run or to be decided, and how many messages the
+# state has seen (its watermark). Small and of constant size, so a checkpoint costs the same at
+# step 1,000 as at step 1.
+
+
+@dataclass(frozen=True)
+class PendingCall:
+    """A call the run will make (or a plan or question a person decides) once nothing stands in the way."""
+
+    id: str
+    tool: str
+    arguments: dict
+    step: int
+    reason: str = ""
+    risk: int = 0
+    plan_step: int | None = None
+    needs_approval: bool = False
+    kind: str = "tool_call"  # tool_call, plan, question
+
+    @classmethod
+    def for_call(cls, call: ToolCall, *, step: int, risk: int, needs_approval: bool, kind: str = "tool_call",
+                 arguments: dict | None = None) -> PendingCall:
+        return cls(id=call.call_id, tool=call.tool, arguments=call.arguments if arguments is None else arguments,
+                   step=step, reason=call.reason, risk=risk, plan_step=call.plan_step if kind == "tool_call" else None,
+                   needs_approval=needs_approval, kind=kind)
+
+
+
+PENDING_FIELDS = {field.name for field in fields(PendingCall)}
+
+
+@dataclass(frozen=True)
+class RunState:
+    pending_call: PendingCall | None = None
+    messages: int = 0  # the conversation's messages this state has seen (their seq runs 1..messages)
+
+    def to_json(self) -> dict:
+        return {"pending_call": asdict(self.pending_call) if self.pending_call else None, "messages": self.messages}
+
+    @classmethod
+    def from_json(cls, data: dict | None) -> RunState:
+        data = data or {}
+        pending = data.get("pending_call")
+        if pending:  # a checkpoint written by an older version may carry keys since dropped
+            pending = PendingCall(**{name: pending[name] for name in PENDING_FIELDS if name in pending})
+        return cls(pending_call=pending or None, messages=int(data.get("messages", 0)))
+
+
+def user_message(text: str) -> dict:
+    return {"role": "user", "text": text}
+
+
+def assistant_message(text: str = "", call: ToolCall | None = None) -> dict:
+    message = {"role": "assistant", "text": text}
+    if call is not None:
+        message["tool_call"] = {"id": call.call_id, "tool": call.tool, "arguments": call.arguments}
+    return message
+
+
+def tool_message(call_id: str, tool: str, result: dict) -> dict:
+    return {"role": "tool", "call_id": call_id, "tool": tool, "result": result}
 
 
 # The run state machine, in one place: services ask check_transition before every status change.

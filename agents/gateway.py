@@ -1,7 +1,8 @@
 """The model gateway: one call that turns the run's conversation into a ModelReply.
 
-Built on pydantic-ai's direct model-request API. The conversation is rebuilt
-from the checkpoint every step; tool definitions come from the registry.
+Built on pydantic-ai's direct model-request API. The step hands it the model's
+messages, built incrementally from the run's conversation (agents.conversation); tool definitions
+come from the registry.
 Transient failures (timeouts, 429, 5xx) are retried with exponential backoff
 and jitter; then the agent's fallback models are tried in order. A circuit
 breaker per provider lives in Redis so every worker shares it. Every attempt is
@@ -33,11 +34,9 @@ from pydantic_ai.messages import (
     ModelMessage,
     ModelRequest,
     ModelResponse,
-    SystemPromptPart,
     TextPart,
     ToolCallPart,
     ToolReturnPart,
-    UserPromptPart,
 )
 from pydantic_ai.models import ModelRequestParameters
 from pydantic_ai.tools import ToolDefinition
@@ -96,26 +95,10 @@ class TransientModelError(Exception):
 
 
 def to_messages(instructions: str, conversation: list[dict]) -> list[ModelMessage]:
-    """Our stored conversation (plain JSON in the checkpoint) as pydantic-ai messages."""
-    messages: list[ModelMessage] = []
-    pending: list = [SystemPromptPart(content=instructions)] if instructions else []
-    for item in conversation:
-        if item["role"] == "user":
-            pending.append(UserPromptPart(content=item["text"]))
-        elif item["role"] == "assistant":
-            if pending:
-                messages.append(ModelRequest(parts=pending))
-                pending = []
-            parts = [TextPart(content=item["text"])] if item.get("text") else []
-            if call := item.get("tool_call"):
-                parts.append(ToolCallPart(tool_name=call["tool"], args=call["arguments"], tool_call_id=call["id"]))
-            messages.append(ModelResponse(parts=parts))
-        elif item["role"] == "tool":
-            pending.append(ToolReturnPart(tool_name=item["tool"], content=json.dumps(item["result"]),
-                                          tool_call_id=item["call_id"]))
-    if pending:
-        messages.append(ModelRequest(parts=pending))
-    return messages
+    """A stored conversation (plain JSON messages) as pydantic-ai messages, built as the step builds them."""
+    from agents.conversation import Conversation
+
+    return Conversation(instructions=instructions, messages=conversation).model_messages()
 
 
 def tool_definitions(tools: list[Tool], *, plan_mode: bool) -> list[ToolDefinition]:
@@ -284,13 +267,16 @@ def _attempt(model, messages: list[ModelMessage], parameters: ModelRequestParame
         return response
 
 
-def complete(*, models: list[str], instructions: str, conversation: list[dict], tools: list[Tool], plan_mode: bool,
+def complete(*, models: list[str], tools: list[Tool], plan_mode: bool, messages: list[ModelMessage] | None = None,
+             instructions: str = "", conversation: list[dict] | None = None,
              breaker: Breaker | None = None, policy: GatewayPolicy | None = None) -> GatewayResult:
+    """``messages``: the model's messages as built by the step; or ``instructions`` and a stored
+    ``conversation`` to build them from."""
     policy = policy or GatewayPolicy()
     attempts: list[Attempt] = []
     parameters = ModelRequestParameters(function_tools=tool_definitions(tools, plan_mode=plan_mode), allow_text_output=True)
     last_error = ""
-    conversation_messages = to_messages(instructions, conversation)
+    conversation_messages = messages if messages is not None else to_messages(instructions, conversation or [])
     for name in models:
         provider, _, model_name = name.partition(":")
         if breaker and not breaker.allows(provider):

@@ -148,7 +148,26 @@ class RunEvent(models.Model):
         ordering = ["run", "seq"]
 
 
+class ConversationMessage(models.Model):
+    """The run's conversation, append-only: a row per message (user, assistant, tool), written in the
+    step's transaction together with the checkpoint whose watermark (``RunState.messages``) counts
+    it. A step writes its new messages only, so its cost does not grow with the run."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="messages")
+    seq = models.PositiveIntegerField()
+    step = models.PositiveIntegerField()
+    message = models.JSONField()
+    at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["run", "seq"], name="dense_message_seq_per_run")]
+        ordering = ["run", "seq"]
+
+
 class Checkpoint(models.Model):
+    """The run's small state after a step (``engine.RunState``: the pending call and the conversation's
+    watermark), one row per step, upserted when a step writes it twice."""
+
     run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="checkpoints")
     step = models.PositiveIntegerField()
     state = models.JSONField()

@@ -8,18 +8,26 @@ take twenty of them. Here a step takes:
 - ``run_lock``: at the start of each of the step's transactions, the run row *with our fence*,
   ``FOR NO KEY UPDATE``, so a worker whose lease was taken over cannot commit (``run_lock_in_tenant``
   for changes made by people: cancel, pause, instructions, decisions);
-- ``run_write``: at its end, one statement that writes the run row together with everything the
-  transaction added on it: its events (``agents.events.emit``), its checkpoint and its model-call
-  and tool-invocation rows (``row_add``).
+- ``run_write``: at its end, one statement that writes the run row's changed columns together with
+  everything the transaction added on it: its ``RunWrites`` (events, conversation messages, the
+  checkpoint, model-call, tool-invocation and any hook's rows).
+
+Who may write a run row: only a transaction that holds its row lock (``run_lock`` by fence for the
+lease holder, ``run_lock_in_tenant`` for people and approvals), and only through ``run_write``,
+which writes the columns that changed since the lock was taken. A column changed by anyone else
+(an ORM ``update`` in the same transaction, or after the lock is released) is never overwritten
+with a stale value.
 
 Rows are built as model instances, so defaults, ``auto_now`` and JSON adaptation are Django's own.
 """
 
 from __future__ import annotations
 
-from django.db import connection
+import copy
 
-from agents.models import RUNNABLE, Agent, Checkpoint, Run
+from django.db import connection, transaction
+
+from agents.models import RUNNABLE, Agent, Checkpoint, ConversationMessage, Run, RunEvent
 from console.models import Tenant
 
 
@@ -83,7 +91,7 @@ def run_lock(*, run_id: int, fence: int) -> Run | None:
     with connection.cursor() as cursor:
         cursor.execute(LOCK, [run_id, fence])
         row = cursor.fetchone()
-    return _instance(Run, row) if row else None
+    return _locked(row)
 
 
 def run_lock_in_tenant(*, run_id: int, tenant_id: int) -> Run | None:
@@ -91,28 +99,108 @@ def run_lock_in_tenant(*, run_id: int, tenant_id: int) -> Run | None:
     with connection.cursor() as cursor:
         cursor.execute(LOCK_IN_TENANT, [run_id, tenant_id])
         row = cursor.fetchone()
-    return _instance(Run, row) if row else None
+    return _locked(row)
+
+
+def run_created(run: Run) -> Run:
+    """A run inserted in the caller's transaction (nobody else can see it before commit) gets its
+    write set, as a locked one does."""
+    run.writes = RunWrites(run)
+    return run
+
+
+def _locked(row) -> Run | None:
+    if row is None:
+        return None
+    run = _instance(Run, row)
+    run.writes = RunWrites(run)
+    return run
+
+
+MESSAGES = "SELECT message FROM agents_conversationmessage WHERE run_id = %s AND seq <= %s ORDER BY seq"
+
+
+def conversation_load(*, run_id: int, through: int) -> list[dict]:
+    """The run's conversation as its state has seen it (seq 1..through): once per turn, not per step."""
+    with connection.cursor() as cursor:
+        cursor.execute(MESSAGES, [run_id, through])
+        rows = cursor.fetchall()
+    field = ConversationMessage._meta.get_field("message")
+    return [_converted(field, value) for (value,) in rows]
 
 
 # --- Writing ---------------------------------------------------------------------------------------
 
+RUN_FIELDS = [field for field in _columns(Run) if not field.primary_key]
+_JSON_FIELDS = {field.attname for field in RUN_FIELDS if field.get_internal_type() == "JSONField"}
+
+
+class RunWrites:
+    """What one transaction on a locked run writes, in one statement at its end (``run_write``):
+    the run row's changed columns, its events (dense ``seq``), conversation messages, checkpoint
+    (the last one set wins, upserted by step) and any other rows (model calls, tool invocations,
+    hook rows such as cost ledger entries). Made when the row is locked; a run read any other way
+    has none, so it cannot be written by mistake."""
+
+    def __init__(self, run: Run):
+        self.run = run
+        self.events: list[RunEvent] = []
+        self.messages: list[ConversationMessage] = []
+        self.rows: list = []
+        self.checkpoint: Checkpoint | None = None
+        self._publish_registered = False
+        self._as_locked = self._columns_now()
+
+    def _columns_now(self) -> dict:
+        values = {field.attname: getattr(self.run, field.attname) for field in RUN_FIELDS}
+        for name in _JSON_FIELDS:  # lists and dicts are changed in place too
+            values[name] = copy.deepcopy(values[name])
+        return values
+
+    def event(self, type: str, payload: dict) -> RunEvent:
+        self.run.event_seq += 1
+        event = RunEvent(run=self.run, seq=self.run.event_seq, type=type, payload=payload)
+        self.events.append(event)
+        if not self._publish_registered:  # one publish per run and transaction, announcing its last seq
+            self._publish_registered = True
+            transaction.on_commit(self._publish)
+        return event
+
+    def _publish(self) -> None:
+        from agents.live import publish_run
+
+        publish_run(self.run.pk, seq=self.run.event_seq, tenant_id=self.run.tenant_id)
+
+    def message(self, message: ConversationMessage) -> None:
+        self.messages.append(message)
+
+    def add(self, row) -> None:
+        """A row (no id needed afterwards) written with the run."""
+        self.rows.append(row)
+
+    def changed_columns(self) -> list:
+        now = self._columns_now()
+        return [field for field in RUN_FIELDS if now[field.attname] != self._as_locked[field.attname]]
+
+    def pending_rows(self) -> list:
+        rows = [*self.events, *self.messages, *self.rows]
+        if self.checkpoint is not None:
+            rows.append(self.checkpoint)
+        return rows
+
+    def written(self) -> None:
+        self.events, self.messages, self.rows, self.checkpoint = [], [], [], None
+        self._as_locked = self._columns_now()
+
 
 def row_add(run: Run, row) -> None:
     """A ModelCall or ToolInvocation (no id needed afterwards) written with the run's next ``run_write``."""
-    run.__dict__.setdefault("_rows_to_write", []).append(row)
+    run.writes.add(row)
 
 
 def checkpoint_set(run: Run, checkpoint: Checkpoint) -> None:
     """The transaction's checkpoint (the last one set wins), upserted by step with the run's next ``run_write``."""
-    run.__dict__["_checkpoint_to_write"] = checkpoint
-
-
-def _rows_pending(run: Run) -> list:
-    """What ``run_write`` inserts, taken off the run: events, rows, checkpoint."""
-    rows = [*run.__dict__.pop("_events_to_write", []), *run.__dict__.pop("_rows_to_write", [])]
-    if checkpoint := run.__dict__.pop("_checkpoint_to_write", None):
-        rows.append(checkpoint)
-    return rows
+    run.writes.checkpoint = checkpoint
 
 
 def _insert(rows: list, suffix: str = "") -> tuple[str, list]:
@@ -127,23 +215,30 @@ def _insert(rows: list, suffix: str = "") -> tuple[str, list]:
 
 CHECKPOINT_UPSERT = (" ON CONFLICT (run_id, step) DO UPDATE SET state = EXCLUDED.state,"
                      " state_hash = EXCLUDED.state_hash, at = EXCLUDED.at")
-RUN_FIELDS = [field for field in _columns(Run) if not field.primary_key]
-RUN_UPDATE = "UPDATE agents_run SET " + ", ".join(f'"{field.column}" = %s' for field in RUN_FIELDS) + " WHERE id = %s"
+UPDATED_AT = Run._meta.get_field("updated_at")
 
 
 def run_write(run: Run) -> None:
-    """One statement: the run row, and the events, rows and checkpoint the transaction added on it.
-    The caller holds the row lock (``run_lock``), so writing every column loses nobody's change."""
+    """One statement: the run row's changed columns (and ``updated_at``), and the events, messages,
+    rows and checkpoint the transaction added on it. Nothing changed and nothing added: no statement."""
+    writes = run.writes
+    changed = [field for field in writes.changed_columns() if field is not UPDATED_AT]
+    rows = writes.pending_rows()
+    if not changed and not rows:
+        return
     by_model: dict[type, list] = {}
-    for row in _rows_pending(run):
+    for row in rows:
         by_model.setdefault(type(row), []).append(row)
     parts, params = [], []
-    for number, (model, rows) in enumerate(by_model.items()):
-        sql, values = _insert(rows, CHECKPOINT_UPSERT if model is Checkpoint else "")
+    for number, (model, model_rows) in enumerate(by_model.items()):
+        sql, values = _insert(model_rows, CHECKPOINT_UPSERT if model is Checkpoint else "")
         parts.append(f"w{number} AS ({sql})")
         params.extend(values)
-    params.extend(field.get_db_prep_save(field.pre_save(run, False), connection) for field in RUN_FIELDS)
+    columns = [*changed, UPDATED_AT]
+    params.extend(field.get_db_prep_save(field.pre_save(run, False), connection) for field in columns)
     params.append(run.pk)
-    sql = (f"WITH {', '.join(parts)} " if parts else "") + RUN_UPDATE
+    update = ("UPDATE agents_run SET " + ", ".join(f'"{field.column}" = %s' for field in columns) + " WHERE id = %s")
+    sql = (f"WITH {', '.join(parts)} " if parts else "") + update
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
+    writes.written()

@@ -7,7 +7,6 @@ from decimal import Decimal
 from django.db.models import Prefetch, QuerySet
 
 from agents.models import AgentVersion, CalendarBooking, CrmAccount, CrmNote, EmailMessage, Invoice, PlanStep, Run, RunEvent
-from approvals.models import ApprovalRequest
 
 EVENTS_PAGE = 500
 
@@ -38,7 +37,9 @@ def run_list(*, tenant, status: str = "", limit: int = 100) -> list[Run]:
 def run_get(*, tenant, run_id: int) -> Run:
     """Raises Run.DoesNotExist for a run of another tenant as for a missing one.
     Comes with its approvals, who decided them and the call that ran, as the run card shows."""
-    approvals = Prefetch("approval_requests", queryset=ApprovalRequest.objects.for_tenant(tenant).select_related(
+    # The requests come through the reverse relation approvals adds to Run (the runtime imports no approvals code).
+    requests = Run._meta.get_field("approval_requests").related_model
+    approvals = Prefetch("approval_requests", queryset=requests.objects.for_tenant(tenant).select_related(
         "decided_by", "tool_invocation", "assignee").order_by("id"))
     return pin_agent_version(_runs(tenant).prefetch_related(approvals).get(pk=run_id))
 

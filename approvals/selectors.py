@@ -75,12 +75,6 @@ def approval_list(*, tenant, status: str = "open", tool: str = "", agent: str = 
     return list(approvals.order_by(*SORTS.get(sort, SORTS["newest"]))[:limit])
 
 
-def approval_waits(*, run) -> bool:
-    """Whether a request of the run is still open (pending or escalated). A run has one at most:
-    it is made with the run's pending call and closed by the decision, or cancelled with the run."""
-    return ApprovalRequest.objects.for_tenant(run.tenant_id).filter(run=run, status__in=OPEN).exists()
-
-
 def open_count(*, tenant) -> int:
     return ApprovalRequest.objects.for_tenant(tenant).filter(status__in=OPEN).count()
 

@@ -9,6 +9,13 @@ from datetime import timedelta
 from django.db import transaction
 from django.utils import timezone
 
+from agents.engine import ASK_TOOL, PLAN_TOOL, plan_diff, plan_problem, plan_steps_cleaned
+from agents.events import emit
+from agents.models import Run
+from agents.services import run_cancel, run_continue_after_decision, run_locked
+from agents.tools import REGISTRY
+from agents.tools.registry import parse_arguments
+
 from approvals.live import notify_on_commit, publish_queue_changed_on_commit
 from approvals.models import (
     OPEN,
@@ -21,6 +28,8 @@ from approvals.models import (
 )
 from approvals.policy import Requirement, Rule, human_step_rule, requirement
 from approvals.selectors import policy_rule, policy_rules
+from console.models import Membership
+from console.roles import can_open
 from console.services import audit_record
 
 
@@ -45,8 +54,6 @@ def call_requirement(*, run, tool: str, risk: int, arguments: dict) -> Requireme
 
 def human_step_requirement(*, run, kind: str) -> Requirement:
     """What a plan approval (at least one approval) or a question (one answer) needs, by policy."""
-    from agents.engine import ASK_TOOL, PLAN_TOOL
-
     tool = PLAN_TOOL if kind == ApprovalKind.PLAN else ASK_TOOL
     rule = human_step_rule(policy_rules(tenant=run.tenant), agent_id=run.agent_id, tool=tool)
     return Requirement(max(1, rule.required_approvals) if kind == ApprovalKind.PLAN else 1, rule)
@@ -105,8 +112,6 @@ def approval_request_create(*, run, step: int, call, risk: int, rule: Rule, kind
                             arguments: dict | None = None) -> ApprovalRequest:
     """``rule``: the policy rule that asks for approval (agents evaluated it for this very call).
     ``arguments``: what is decided on, when not the call's own (a plan's steps, a question)."""
-    from agents.events import emit
-
     now, policy = timezone.now(), rule.describe()
     required = 1 if kind == ApprovalKind.QUESTION else max(1, rule.required_approvals)
     approval, _ = ApprovalRequest.objects.for_tenant(run.tenant).get_or_create(
@@ -126,11 +131,6 @@ def approval_request_create(*, run, step: int, call, risk: int, rule: Rule, kind
                                      "required_approvals": approval.required_approvals,
                                      "due_at": approval.due_at.isoformat()})
     return approval
-
-
-def approval_for_call(*, run, step: int, call_id: str) -> ApprovalRequest | None:
-    return ApprovalRequest.objects.for_tenant(run.tenant_id).filter(run=run, step=step, call_id=call_id).select_related(
-        "decided_by").first()
 
 
 def approvals_cancel_for_run(*, run) -> int:
@@ -214,10 +214,6 @@ def _reject(approval, actor, note: str, client_key: str) -> ApprovalRequest:
 def _checked_edit(approval, arguments: dict) -> dict:
     """The edited arguments as they will be approved, or DecisionRefused ("invalid") saying what is wrong:
     a plan's steps by the plan rules (an emptied step is a deleted one), a call's by the tool's schema."""
-    from agents.engine import plan_problem, plan_steps_cleaned
-    from agents.tools import REGISTRY
-    from agents.tools.registry import parse_arguments
-
     if approval.kind == ApprovalKind.PLAN:
         steps = plan_steps_cleaned(arguments.get("steps"))
         if problem := plan_problem(steps):
@@ -268,9 +264,6 @@ def _approve(approval, actor, note: str, arguments: dict | None, client_key: str
 def _tell_run(approval, event: str, payload: dict, *, decided: bool | None = None) -> None:
     """The event on the request's run, under its row lock; with ``decided``, a run that waited for
     this request goes on (approved or not)."""
-    from agents.events import emit
-    from agents.services import run_continue_after_decision, run_locked
-
     with run_locked(tenant=approval.tenant_id, run_id=approval.run_id, savepoint=False) as run:  # all or nothing
         emit(run, event, {"approval_id": approval.id, **payload})
         if decided is not None:
@@ -289,8 +282,6 @@ def _close(approval, status: str, *, actor, note: str) -> None:
     if approval.kind == ApprovalKind.QUESTION and approval.answer:
         payload["answer"] = approval.answer
     if approval.kind == ApprovalKind.PLAN and approval.approved_arguments is not None:
-        from agents.engine import plan_diff
-
         before, after = approval.arguments["steps"], approval.approved_arguments["steps"]
         payload["plan_diff"] = plan_diff(before, after)
     _tell_run(approval, "approval.decided", payload, decided=status == ApprovalStatus.APPROVED)
@@ -300,9 +291,6 @@ def _close(approval, status: str, *, actor, note: str) -> None:
 def approval_assign(*, approval: ApprovalRequest, assignee: str | None, actor) -> ApprovalRequest:
     """Ask one person, by username, to decide (None or "": nobody in particular). They must be a
     reviewer or admin of the tenant; they hear of it by email; "assigned to me" shows it to them."""
-    from console.models import Membership
-    from console.roles import can_open
-
     with transaction.atomic():
         locked = ApprovalRequest.objects.for_tenant(approval.tenant_id).select_related("tenant").select_for_update(
             of=("self",)).get(pk=approval.pk)
@@ -333,9 +321,6 @@ def approval_assign(*, approval: ApprovalRequest, assignee: str | None, actor) -
 
 def _expire(approval) -> None:
     """The policy's outcome on expiry: reject (the agent is told), or cancel the run."""
-    from agents.models import Run
-    from agents.services import run_cancel
-
     if approval.expiry_outcome == "cancel_run":
         approval.status, approval.decided_at = ApprovalStatus.EXPIRED, timezone.now()
         approval.save(update_fields=["status", "decided_at"])

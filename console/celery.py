@@ -42,10 +42,11 @@ def stop_heartbeat(**kwargs):
 
 
 def _configure_worker_tracing() -> None:
+    from agents.hooks import span_sinks
     from agents.tracing import DatabaseSpanExporter
     from console.telemetry import configure_tracing
 
-    configure_tracing("worker", exporters={"database": DatabaseSpanExporter()})
+    configure_tracing("worker", exporters={"database": DatabaseSpanExporter(), **span_sinks()})
 
 
 def _flush_spans() -> None:

@@ -22,7 +22,7 @@ def run(cast):
 
 
 def conversation(run) -> list[dict]:
-    return run.checkpoints.order_by("-step").first().state["conversation"]
+    return [row.message for row in run.messages.order_by("seq")]
 
 
 def test_an_instruction_is_not_lost_when_the_step_dies_during_the_model_call(cast, run, monkeypatch):
@@ -31,7 +31,7 @@ def test_an_instruction_is_not_lost_when_the_step_dies_during_the_model_call(cas
     def dies(**kwargs):
         raise RuntimeError("worker died mid-call")
 
-    monkeypatch.setattr("agents.services.complete", dies)
+    monkeypatch.setattr("agents.services.step.complete", dies)
     with pytest.raises(RuntimeError):
         run_advance(run_id=run.pk, worker="w1")
     monkeypatch.undo()

@@ -33,7 +33,7 @@ def test_a_worker_takes_a_runs_steps_one_after_another_within_its_turn(cast, loo
 def test_a_pause_asked_for_during_a_turn_stops_the_run_at_the_next_step(cast, looper, settings, monkeypatch):
     settings.RUN_TURN_SECONDS = 60
     run = run_start(tenant=cast.acme, agent=looper, goal="Call noop 3 times", requested_by=cast.member)
-    from agents import services
+    from agents.services import step as services
 
     model_call = services.complete
 

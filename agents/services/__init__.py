@@ -1,0 +1,29 @@
+"""The runtime's writes, a module a job:
+
+- ``agent_versions``: agent_update, agent_version_snapshot (every change a new version)
+- ``runs``: run_start, run_start_once
+- ``step``: run_advance — a turn of steps (boundary → model call → the engine's action → tool call)
+- ``actions``: the engine's action carried out in the step's transaction
+- ``tool_calls``: a pending call run (or its decision applied) and its result recorded
+- ``control``: run_locked and people's changes (cancel, pause, resume, instructions, a decision's outcome)
+- ``plans``: run_plan_edit
+- ``sweeps``: runs_sweep
+- ``transitions``: what they share (status changes and the lease, the checkpoint, refusals)
+
+Callers import from here.
+"""
+
+from agents.services.agent_versions import VERSIONED_FIELDS, agent_update, agent_version_snapshot  # noqa: F401
+from agents.services.control import (  # noqa: F401
+    run_add_instruction,
+    run_cancel,
+    run_continue_after_decision,
+    run_locked,
+    run_pause,
+    run_resume,
+)
+from agents.services.plans import plan_editable_steps, run_plan_edit  # noqa: F401
+from agents.services.runs import MAX_GOAL_CHARS, MAX_INSTRUCTION_CHARS, run_start, run_start_once  # noqa: F401
+from agents.services.step import Turn, run_advance  # noqa: F401
+from agents.services.sweeps import runs_sweep  # noqa: F401
+from agents.services.transitions import LeaseLost, RunError  # noqa: F401

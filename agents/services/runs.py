@@ -1,0 +1,55 @@
+"""Starting runs."""
+
+from __future__ import annotations
+
+import secrets
+
+from django.db import IntegrityError, transaction
+
+from agents import engine
+from agents.events import emit
+from agents.models import Agent, ConversationMessage, Run, RunStatus
+from agents.run_store import run_created, run_write
+from agents.services.transitions import RunError, enqueue_on_commit, state_save, who
+
+MAX_GOAL_CHARS = 5000
+MAX_INSTRUCTION_CHARS = 2000
+
+
+def run_start(*, tenant, agent: Agent, goal: str, requested_by=None, idempotency_key: str | None = None) -> Run:
+    return run_start_once(tenant=tenant, agent=agent, goal=goal, requested_by=requested_by,
+                          idempotency_key=idempotency_key)[0]
+
+
+def run_start_once(*, tenant, agent: Agent, goal: str, requested_by=None,
+                   idempotency_key: str | None = None) -> tuple[Run, bool]:
+    """Start a run, or with an idempotency key already used, return that run. The flag says whether
+    this call created it (when two calls race with one key, exactly one did)."""
+    goal = (goal or "").strip()
+    if not goal:
+        raise RunError("Write a goal for the run.")
+    if len(goal) > MAX_GOAL_CHARS:
+        raise RunError(f"The goal is {len(goal)} characters; keep it under {MAX_GOAL_CHARS}.")
+    if agent.tenant_id != tenant.id:
+        raise RunError("That agent does not belong to this tenant.")
+    if idempotency_key and (existing := Run.objects.for_tenant(tenant).filter(idempotency_key=idempotency_key).first()):
+        return existing, False
+    try:
+        with transaction.atomic():  # the version's snapshot is written when it is replaced (agent_update)
+            run = Run.objects.create(
+                tenant=tenant, agent=agent, agent_version=agent.version, requested_by=requested_by, goal=goal,
+                status=RunStatus.QUEUED, trace_id=secrets.token_hex(16), idempotency_key=idempotency_key or None,
+            )
+            run_created(run)
+            first = engine.user_message(goal)
+            run.writes.message(ConversationMessage(run=run, seq=1, step=0, message=first))
+            state_save(run, engine.RunState(), conversation_length=1)
+            emit(run, "run.created", {"goal": goal, "agent": agent.name, "agent_version": agent.version,
+                                      "model": agent.model, "by": who(requested_by)})
+            emit(run, "status", {"from": "created", "to": RunStatus.QUEUED})
+            run_write(run)
+            enqueue_on_commit(run.pk)
+    except IntegrityError:
+        # Two requests with the same Idempotency-Key at once: the other one won.
+        return Run.objects.for_tenant(tenant).get(idempotency_key=idempotency_key), False
+    return run, True

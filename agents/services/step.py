@@ -1,0 +1,282 @@
+"""The step: a worker's turn with a run, one model call after another between short transactions.
+
+Extension points (agents.hooks): context blocks are asked for before the model call; usage after
+each model attempt and tool call, and the engine's decision, are handed to their hooks inside the
+step's transaction (rows they add commit with the step).
+"""
+
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from agents import engine
+from agents.conversation import Conversation
+from agents.events import emit
+from agents.gateway import Breaker, GatewayPolicy, complete
+from agents.hooks import ContextBlock, Decision, StepInfo, Usage, context_blocks, decision_made, hooks, review, usage_recorded
+from agents.models import ModelCall, PlanStep, Run, RunStatus
+from agents.run_store import conversation_load, row_add, run_claim, run_lock, run_write
+from agents.selectors import pin_agent_version
+from agents.services import actions, tool_calls
+from agents.services.transitions import (
+    LeaseLost,
+    cancel_now,
+    enqueue_on_commit,
+    fail,
+    release,
+    set_status,
+    state_save,
+    step_info,
+    who,
+)
+from agents.tools import REGISTRY
+from agents.tracing import step_span
+from console.health import redis_client
+
+
+@dataclass
+class Turn:
+    """A task's turn with a run. The worker holds the lease for the whole turn and, while the run
+    stays runnable and the turn's time lasts (``RUN_TURN_SECONDS``), takes the next step itself: no
+    enqueue and no new claim, and the next step's boundary (control flags, budgets, instructions) is
+    checked in the transaction that ends the step before it. Past its time the run goes back to the
+    queue, so a run cannot keep a worker from the others.
+
+    The turn keeps what the run carries between steps in memory: its state (as last saved) and its
+    conversation (loaded once at the claim, then appended to)."""
+
+    run: Run  # as the turn's last transaction left it (agent pinned, tenant attached; its fence is the lease's)
+    state: engine.RunState
+    conversation: Conversation
+    ends: float  # time.monotonic()
+
+    def goes_on(self) -> bool:
+        return time.monotonic() < self.ends
+
+    def save(self, run: Run) -> None:
+        """The state, with the conversation's watermark, as the step's checkpoint."""
+        self.state = state_save(run, self.state, self.conversation.length)
+
+
+@contextmanager
+def fenced(turn: Turn):
+    """A transaction on the run that commits only while we still hold the lease (by id and fence
+    alone, like the claim: the tenant comes with the row, and everything the step reads is scoped
+    to it). The run comes with the agent and tenant the claim loaded."""
+    with transaction.atomic():
+        run = run_lock(run_id=turn.run.pk, fence=turn.run.fence)
+        if run is None:
+            raise LeaseLost(turn.run.pk)
+        run.agent, run.tenant = turn.run.agent, turn.run.tenant
+        yield run
+        run_write(run)
+    turn.run = run
+
+
+MODEL_NEXT = "model_next"  # a step's boundary passed: the model is called next
+
+
+def run_advance(*, run_id: int, worker: str) -> str:
+    """Advance a run by a turn: a step, and the next ones while the run stays runnable and the turn
+    lasts (see Turn). Safe to call twice at once and after a crash."""
+    claimed = run_claim(run_id=run_id, worker=worker, lease_seconds=settings.RUN_LEASE_SECONDS)
+    if claimed is None:
+        return "no_lease"
+    run, state_json = claimed
+    pin_agent_version(run)
+    state = engine.RunState.from_json(state_json)
+    conversation = Conversation(instructions=run.agent.instructions,
+                                messages=conversation_load(run_id=run_id, through=state.messages))
+    turn = Turn(run=run, state=state, conversation=conversation, ends=time.monotonic() + settings.RUN_TURN_SECONDS)
+    outcome = None
+    while outcome in (None, MODEL_NEXT):
+        with step_span(trace_id=run.trace_id, run_id=run_id, step=turn.run.step + 1, worker=worker) as span:
+            if span is not None:
+                span.set_attribute("gen_ai.agent.name", run.agent.name)
+            try:
+                if outcome is None:  # the turn's first step: its boundary in a transaction of its own
+                    with fenced(turn) as locked:
+                        outcome = _step_boundary(locked, turn)
+                if outcome == MODEL_NEXT:
+                    outcome = _model_step(turn)
+            except LeaseLost:
+                outcome = "lease_lost"
+            if span is not None:
+                span.set_attribute("proctor.outcome", outcome)
+    return outcome
+
+
+def _step_boundary(run: Run, turn: Turn) -> str:
+    """Before a step, with the row locked: cancel and pause requests, a call left pending (decided,
+    resumed or left by a crash: it runs here), budgets and added instructions. Returns MODEL_NEXT, or
+    how the run stopped or went on without the model."""
+    if run.cancel_requested:
+        cancel_now(run)
+        return "cancelled"
+    if run.pause_requested:
+        set_status(run, RunStatus.PAUSED, by=who(run.control_by))
+        run.pause_requested = False
+        return "paused"
+    if turn.state.pending_call:
+        return _then_next(run, turn, tool_calls.run_pending_call(run, turn))
+    return _before_model_call(run, turn) or MODEL_NEXT
+
+
+def _then_next(run: Run, turn: Turn, outcome: str) -> str:
+    """After a pending call was dealt with: the next step if it ran (or was refused), else how it waits."""
+    return _to_next_step(run, turn, outcome) if outcome == "tool_done" else outcome
+
+
+def _to_next_step(run: Run, turn: Turn, outcome: str) -> str:
+    """The step is done and the run is queued for the next one. Within its turn this worker takes it
+    (the lease is kept; the next step's boundary is checked in this very transaction); otherwise it
+    goes back to the queue: lease released, next step enqueued on commit."""
+    set_status(run, RunStatus.QUEUED)
+    if turn.goes_on():
+        return _step_boundary(run, turn)
+    release(run)
+    enqueue_on_commit(run.pk)
+    return outcome
+
+
+def _budgets(run: Run) -> engine.Fail | None:
+    agent = run.agent
+    started = run.started_at or run.created_at
+    return engine.budget_exhausted(
+        engine.Budgets(agent.max_steps, agent.max_tokens, float(agent.max_cost_usd), agent.max_seconds),
+        engine.Usage(run.step, run.input_tokens + run.output_tokens, float(run.cost_usd),
+                     (timezone.now() - started).total_seconds()),
+    )
+
+
+def _before_model_call(run: Run, turn: Turn) -> str | None:
+    """In the step's first transaction: budgets, added instructions, status. Returns why the run
+    cannot call the model ("failed"), or None."""
+    if exhausted := _budgets(run):
+        fail(run, exhausted.reason)
+        return "failed"
+    if run.inbox:
+        for item in run.inbox:
+            # A person's edit of the plan is said as it is; anything else is an instruction.
+            text = item["text"] if item.get("kind") == "plan" else f"Instruction from operator: {item['text']}"
+            turn.conversation.append(run, engine.user_message(text))
+            emit(run, "instruction.applied", item)
+        run.inbox = []
+        turn.save(run)  # with the emptied inbox, or a crash before the next commit loses them
+    run.started_at = run.started_at or timezone.now()
+    planning = run.agent.plan_mode and not PlanStep.objects.filter(run=run).exists()
+    set_status(run, RunStatus.PLANNING if planning else RunStatus.WAITING_FOR_MODEL)
+    # The model call happens outside any transaction; keep the lease long enough for it.
+    run.lease_expires_at = timezone.now() + timedelta(seconds=settings.RUN_LEASE_SECONDS + settings.MODEL_TIMEOUT_SECONDS)
+    return None
+
+
+def _context_text(blocks: list[ContextBlock]) -> str:
+    """Context for this step only, each block delimited and named by where it came from."""
+    return "\n\n".join(f'<context source="{block.source}">\n{block.text}\n</context>' for block in blocks)
+
+
+def _model_step(turn: Turn) -> str:
+    agent, step = turn.run.agent, turn.run.step + 1
+    info = step_info(turn.run, step)
+    blocks = context_blocks(info)
+    tools = [REGISTRY[name] for name in agent.tools if name in REGISTRY]
+    policy = GatewayPolicy(timeout_seconds=settings.MODEL_TIMEOUT_SECONDS,
+                           backoff_base_seconds=settings.MODEL_BACKOFF_SECONDS)
+    result = complete(models=[agent.model, *agent.fallback_models],
+                      messages=turn.conversation.model_messages(_context_text(blocks)), tools=tools,
+                      plan_mode=agent.plan_mode, breaker=Breaker(redis_client(timeout=2), policy), policy=policy)
+    used = tuple({"source": block.source, "references": list(block.references)} for block in blocks)
+    with fenced(turn) as run:
+        run.step = step
+        if used:
+            emit(run, "context.used", {"step": step, "blocks": list(used)})
+        _record_attempts(run, info, result.attempts)
+        if result.reply is None:
+            fail(run, f"model_error: {result.error}"[:300])
+            turn.save(run)
+            return "failed"
+        verdicts, need = _verdicts(run, result.reply)
+        action = engine.next_action(result.reply, verdicts=verdicts, plan_mode=run.agent.plan_mode,
+                                    plan_approval=run.agent.plan_approval)
+        if hooks.decision:
+            decision_made(info, _decision(action, result.reply, verdicts, need, used), run.writes)
+        outcome = actions.apply_action(run, turn, action, need)
+        pending = turn.state.pending_call
+        if outcome == "tool_pending" and REGISTRY[pending.tool].transactional:
+            # Its effects live only in our database: it runs in this transaction, with the reply that asked
+            # for it, so a crash undoes both together and the step is simply taken again.
+            return _then_next(run, turn, tool_calls.execute_pending(run, turn, pending))
+        turn.save(run)
+        if run.status == RunStatus.QUEUED:  # planned, or a refused call told to the model
+            outcome = _to_next_step(run, turn, outcome)
+        # A pending tool keeps the lease (it runs next, in its own transaction); an ended or waiting run
+        # gave it up with its status.
+    if outcome == "tool_pending":
+        with fenced(turn) as run:  # after the reply that asked for it committed
+            return _then_next(run, turn, tool_calls.run_pending_call(run, turn))
+    return outcome
+
+
+def _record_attempts(run: Run, info: StepInfo, attempts) -> None:
+    """Each attempt at a model: its row, the run's totals, an event, and the usage hooks."""
+    for number, attempt in enumerate(attempts, start=1):
+        row_add(run, ModelCall(tenant=run.tenant, run=run, step=info.step, attempt=number, provider=attempt.provider,
+                               model=attempt.model, input_tokens=attempt.input_tokens,
+                               output_tokens=attempt.output_tokens, cached_tokens=attempt.cached_tokens,
+                               latency_ms=attempt.latency_ms, cost_usd=attempt.cost_usd, price=attempt.price,
+                               status=attempt.status, error=attempt.error))
+        run.input_tokens += attempt.input_tokens
+        run.output_tokens += attempt.output_tokens
+        run.cost_usd += attempt.cost_usd
+        emit(run, "model.call", {"step": info.step, "provider": attempt.provider, "model": attempt.model,
+                                 "status": attempt.status, "error": attempt.error, "latency_ms": attempt.latency_ms,
+                                 "input_tokens": attempt.input_tokens, "output_tokens": attempt.output_tokens,
+                                 "cost_usd": str(attempt.cost_usd)})
+        usage_recorded(info, Usage(kind="model", name=attempt.model, status=attempt.status, provider=attempt.provider,
+                                   attempt=number, input_tokens=attempt.input_tokens,
+                                   output_tokens=attempt.output_tokens, cached_tokens=attempt.cached_tokens,
+                                   cost_usd=attempt.cost_usd, price=attempt.price, latency_ms=attempt.latency_ms),
+                       run.writes)
+
+
+def _verdicts(run: Run, reply: engine.ModelReply):
+    """Policy's verdict on the call the reply makes, evaluated outside the model with the call's own
+    arguments (the engine acts on the first call; the other tools are listed by name only). Returns
+    the verdicts and the policy's need for that call (None without a call). A plan that needs
+    approval and a question get the rule that sets who decides and by when."""
+    call = reply.tool_calls[0] if reply.tool_calls else None
+    verdicts, need = {}, None
+    for name in run.agent.tools:
+        if spec := REGISTRY.get(name):
+            if call is not None and call.tool == name and name != engine.ASK_TOOL:
+                need = review().call_need(run=run, tool=name, risk=spec.risk, arguments=call.arguments)
+                verdicts[name] = engine.ToolVerdict(spec.risk, need.needs_approval)
+            else:
+                verdicts[name] = engine.ToolVerdict(spec.risk, False)
+    if call is not None and call.tool == engine.ASK_TOOL and engine.ASK_TOOL in verdicts:
+        need = review().human_step_need(run=run, kind="question")
+    elif call is not None and call.tool == engine.PLAN_TOOL and run.agent.plan_approval:
+        need = review().human_step_need(run=run, kind="plan")
+    return verdicts, need
+
+
+def _decision(action: engine.Action, reply: engine.ModelReply, verdicts: dict, need, context: tuple) -> Decision:
+    call = reply.tool_calls[0] if reply.tool_calls else None
+    checks = {name: {"risk": verdict.risk, "needs_approval": verdict.needs_approval} for name, verdict in verdicts.items()}
+    if call is not None and need is not None and call.tool in checks:
+        checks[call.tool]["rule"] = need.describe
+    detail = {key: value for key, value in vars(action).items() if key != "call"}
+    if (acted_on := getattr(action, "call", None)) is not None:
+        detail["call"] = {"id": acted_on.call_id, "tool": acted_on.tool, "arguments": acted_on.arguments}
+    return Decision(action=type(action).__name__, detail=detail, reply_text=reply.text,
+                    tool_calls=tuple({"id": c.call_id, "tool": c.tool, "arguments": c.arguments, "reason": c.reason}
+                                     for c in reply.tool_calls),
+                    policy_checks=checks, context=context)

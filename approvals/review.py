@@ -1,0 +1,46 @@
+"""The runtime's human-review interface (agents.hooks.HumanReview), implemented by approvals and
+registered in ApprovalsConfig.ready(): the runtime asks through it and never imports approvals."""
+
+from __future__ import annotations
+
+from agents.hooks import Need, Review
+from approvals.models import OPEN, ApprovalRequest
+from approvals.services import approval_request_create, approvals_cancel_for_run, call_requirement, human_step_requirement
+
+
+class ApprovalsReview:
+    def call_need(self, *, run, tool: str, risk: int, arguments: dict) -> Need:
+        return _need(call_requirement(run=run, tool=tool, risk=risk, arguments=arguments))
+
+    def human_step_need(self, *, run, kind: str) -> Need:
+        return _need(human_step_requirement(run=run, kind=kind))
+
+    def request(self, *, run, step: int, call, risk: int, need: Need, kind: str, arguments: dict | None) -> None:
+        approval_request_create(run=run, step=step, call=call, risk=risk, rule=need.rule.rule, kind=kind,
+                                arguments=arguments)
+
+    def review_for_call(self, *, run, step: int, call_id: str) -> Review | None:
+        approval = ApprovalRequest.objects.for_tenant(run.tenant_id).filter(
+            run=run, step=step, call_id=call_id).select_related("decided_by").first()
+        if approval is None:
+            return None
+        return Review(id=approval.id, kind=approval.kind, status=approval.status,
+                      decided_by=getattr(approval.decided_by, "username", ""), note=approval.decision_note,
+                      answer=approval.answer, arguments_to_run=approval.arguments_to_run,
+                      edited=approval.approved_arguments is not None)
+
+    def invocation_ran(self, *, run, review_id: int, invocation) -> None:
+        ApprovalRequest.objects.for_tenant(run.tenant_id).filter(pk=review_id).update(tool_invocation=invocation)
+
+    def cancel_open(self, *, run) -> None:
+        approvals_cancel_for_run(run=run)
+
+    def waits(self, *, run) -> bool:
+        """Whether a request of the run is still open (pending or escalated). A run has one at most:
+        it is made with the run's pending call and closed by the decision, or cancelled with the run."""
+        return ApprovalRequest.objects.for_tenant(run.tenant_id).filter(run=run, status__in=OPEN).exists()
+
+
+def _need(requirement) -> Need:
+    return Need(needs_approval=requirement.needs_approval, rule=requirement, describe=requirement.rule.describe())
+

@@ -1,0 +1,72 @@
+"""The conversation is append-only: a row per message written with its step, the checkpoint keeps a
+small state and a watermark, and the model's messages are built incrementally — resumed from the
+database they are exactly what an uninterrupted turn built."""
+
+import json
+
+from pydantic_ai.messages import ModelMessagesTypeAdapter
+
+from agents.gateway import to_messages
+from agents.models import Checkpoint
+from agents.services import run_start
+from tests.factories import advance, make_looper
+
+
+def _spy_on_model_calls(monkeypatch) -> list[str]:
+    from agents.services import step
+
+    seen, complete = [], step.complete
+
+    def spying(**kwargs):
+        seen.append(ModelMessagesTypeAdapter.dump_json(kwargs["messages"], exclude={"__all__": {"timestamp"}}).decode())
+        return complete(**kwargs)
+
+    monkeypatch.setattr(step, "complete", spying)
+    return seen
+
+
+def _without_timestamps(dumped: str):
+    def strip(value):
+        if isinstance(value, dict):
+            return {k: strip(v) for k, v in value.items() if k not in ("timestamp", "run_id", "provider_response_id")}
+        if isinstance(value, list):
+            return [strip(v) for v in value]
+        return value
+    return strip(json.loads(dumped))
+
+
+def test_a_resumed_run_shows_the_model_exactly_what_an_uninterrupted_turn_did(cast, monkeypatch, settings):
+    looper = make_looper(cast.acme)
+    seen = _spy_on_model_calls(monkeypatch)
+
+    settings.RUN_TURN_SECONDS = 60  # one turn: the messages are built incrementally, in memory
+    whole = advance(run_start(tenant=cast.acme, agent=looper, goal="Call noop 5 times", requested_by=cast.member))
+    in_one_turn = list(seen)
+    seen.clear()
+    settings.RUN_TURN_SECONDS = 0  # every step a new claim: the conversation is loaded from its rows each time
+    resumed = advance(run_start(tenant=cast.acme, agent=looper, goal="Call noop 5 times", requested_by=cast.member),
+                      until=("completed",))
+
+    assert whole.status == resumed.status == "completed"
+    assert len(in_one_turn) == len(seen) == 6
+    assert [_without_timestamps(m) for m in in_one_turn] == [_without_timestamps(m) for m in seen]
+    # Replay: the stored rows build the same messages as the last model call saw, plus the answer.
+    rows = [row.message for row in resumed.messages.order_by("seq")]
+    assert [row.seq for row in resumed.messages.order_by("seq")] == list(range(1, len(rows) + 1))
+    rebuilt = ModelMessagesTypeAdapter.dump_json(to_messages(looper.instructions, rows[:-1])).decode()
+    assert _without_timestamps(rebuilt) == _without_timestamps(seen[-1])
+
+
+def test_a_long_runs_checkpoint_stays_small_and_each_step_writes_only_its_messages(cast, settings):
+    settings.RUN_TURN_SECONDS = 600
+    looper = make_looper(cast.acme, max_steps=2000, max_tokens=10**9)
+    run = advance(run_start(tenant=cast.acme, agent=looper, goal="Call noop 1000 times", requested_by=cast.member),
+                  until=("completed", "failed"))
+    assert run.status == "completed", run.terminal_reason
+    sizes = {c.step: len(json.dumps(c.state)) for c in Checkpoint.objects.filter(run=run, step__in=(1, 10, 500, 1000))}
+    assert sizes[1000] <= sizes[1] + 4, sizes  # a few more digits in the watermark, nothing more
+    per_step = run.messages.values("step").order_by("step").distinct().count()
+    assert per_step == 1002  # the goal (step 0), 1,000 calls, the answer: each step its own messages
+    assert run.messages.filter(step=1000).count() == 2  # a call and its result
+    assert run.messages.filter(step=1001).count() == 1  # the answer
+    assert Checkpoint.objects.get(run=run, step=1001).state["messages"] == run.messages.count() == 2002
