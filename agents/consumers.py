@@ -7,36 +7,34 @@ from urllib.parse import parse_qs
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
-from agents.live import render_run_row, render_run_update, run_group, tenant_group
-from agents.selectors import EVENTS_PAGE, run_get, run_row
-from console.access import membership_for
+from agents.live import render_run_row, render_run_update, run_group, shared_frames, tenant_group
+from agents.selectors import EVENTS_PAGE, run_event_seq, run_get, run_row
+from console.access import CLOSE_NOT_FOUND, socket_access
 from console.aio import socket_render
 from console.roles import can_open
-
-
-@database_sync_to_async
-def _membership(user, slug):
-    return membership_for(user, slug)
 
 
 class RunConsumer(AsyncJsonWebsocketConsumer):
     """/ws/t/<tenant>/runs/<id>/?after=<seq>: replays what the client missed, then streams."""
 
     async def connect(self):
-        kwargs = self.scope["url_route"]["kwargs"]
-        membership = await _membership(self.scope["user"], kwargs["tenant_slug"])
-        run = (await database_sync_to_async(run_row)(tenant=membership.tenant, run_id=kwargs["run_id"])
-               if membership else None)
+        membership = await socket_access(self, section="runs")
+        if membership is None:
+            return
+        run = await database_sync_to_async(run_row)(tenant=membership.tenant,
+                                                    run_id=self.scope["url_route"]["kwargs"]["run_id"])
         if run is None:
-            await self.close(code=4404)
+            await self.close(code=CLOSE_NOT_FOUND)
             return
         self.run_id, self.tenant = run.pk, membership.tenant
         self.can_decide = can_open(membership.role, "approvals")
         after = parse_qs(self.scope["query_string"].decode()).get("after", ["0"])[0]
-        self.last_seq = int(after) if after.isdigit() else 0
+        self.last_seq = int(after) if after.isascii() and after.isdigit() else 0  # "²" is a digit to isdigit()
         await self.channel_layer.group_add(run_group(self.run_id), self.channel_name)
         await self.accept()
-        await self._catch_up()
+        # Read after joining the group: a commit from here on is announced to this socket, and the
+        # catch-up reaches at least this far (a shared frame that stops short is not reused).
+        await self._catch_up(heard=await database_sync_to_async(run_event_seq)(tenant=self.tenant, run_id=self.run_id))
 
     async def disconnect(self, code):
         if hasattr(self, "run_id"):
@@ -44,11 +42,12 @@ class RunConsumer(AsyncJsonWebsocketConsumer):
 
     async def run_changed(self, message):
         if message["seq"] > self.last_seq:
-            await self._catch_up()
+            await self._catch_up(heard=message["seq"])
 
-    async def _catch_up(self):
-        while True:  # one render per change; more only while a full page of events came back
-            update = await socket_render(self._render)()
+    async def _catch_up(self, heard: int = 0):
+        while True:  # one frame per change; more only while a full page of events came back
+            update = await shared_frames.frame((self.run_id, self.last_seq, self.can_decide), heard=heard,
+                                               render=socket_render(self._render))
             if update["events"]:
                 self.last_seq = update["seq"]
                 await self.send_json(update)
@@ -56,6 +55,7 @@ class RunConsumer(AsyncJsonWebsocketConsumer):
                 return
 
     def _render(self):
+        """The frame from this socket's seq, for its role's view (shared with every socket of the same; see SharedFrames)."""
         return render_run_update(run_get(tenant=self.tenant, run_id=self.run_id), self.last_seq, can_decide=self.can_decide)
 
 
@@ -63,9 +63,8 @@ class RunListConsumer(AsyncJsonWebsocketConsumer):
     """/ws/t/<tenant>/runs/: one row re-rendered whenever a run of the tenant changes."""
 
     async def connect(self):
-        membership = await _membership(self.scope["user"], self.scope["url_route"]["kwargs"]["tenant_slug"])
+        membership = await socket_access(self, section="runs")
         if membership is None:
-            await self.close(code=4404)
             return
         self.tenant = membership.tenant
         await self.channel_layer.group_add(tenant_group(self.tenant.id), self.channel_name)

@@ -4,7 +4,10 @@ with the same partials the page uses. Replay on reconnect is the same code path.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 
 from channels.layers import get_channel_layer
 from django.template.loader import render_to_string
@@ -73,6 +76,47 @@ def render_run_update(run: Run, after_seq: int, *, can_decide: bool) -> dict:
         "append": {"run-timeline": "".join(render_to_string("agents/partials/event_row.html", {"event": e}) for e in events)},
         "events": [{"seq": e.seq, "type": e.type} for e in events],
     }
+
+
+class SharedFrames:
+    """A run page's update rendered once per (run, seq it starts after, what the role may see) and
+    sent to every socket of this process that needs that very frame: sockets watching live are in
+    step, so a commit costs one render per role, not one per viewer. A socket a moment late (or
+    catching up from the same seq) reuses the frame while it reaches as far as the socket has heard.
+    Only the event loop touches it."""
+
+    def __init__(self, keep: int = 1024):
+        self.keep = keep
+        self._frames: OrderedDict[tuple, asyncio.Future] = OrderedDict()
+
+    async def frame(self, key: tuple, *, heard: int, render: Callable[[], Awaitable[dict]]) -> dict:
+        """``heard``: the highest seq the socket was told of; a frame that stops short of it is made again."""
+        shared = self._frames.get(key)
+        if shared is not None:
+            self._frames.move_to_end(key)
+            if not shared.done() or shared.result()["seq"] >= heard:
+                try:
+                    update = await asyncio.shield(shared)
+                except Exception:
+                    update = None
+                if update is not None and update["seq"] >= heard:
+                    return update
+        future = asyncio.get_running_loop().create_future()
+        self._frames[key] = future
+        while len(self._frames) > self.keep:
+            self._frames.popitem(last=False)
+        try:
+            update = await render()
+        except BaseException as error:
+            self._frames.pop(key, None)
+            future.set_exception(error)
+            future.exception()  # retrieved: sockets that shared it re-render on their own
+            raise
+        future.set_result(update)
+        return update
+
+
+shared_frames = SharedFrames()
 
 
 def render_run_row(run: Run) -> dict:

@@ -50,6 +50,11 @@ def run_row(*, tenant, run_id: int) -> Run | None:
     return pin_agent_version(run) if run else None
 
 
+def run_event_seq(*, tenant, run_id: int) -> int:
+    """The run's last event seq (0 outside the tenant)."""
+    return Run.objects.for_tenant(tenant).filter(pk=run_id).values_list("event_seq", flat=True).first() or 0
+
+
 def run_events_after(*, run: Run, after: int, limit: int = EVENTS_PAGE) -> list[RunEvent]:
     """Events after ``after`` up to the run row's own ``event_seq``: rendered with that row, they
     agree with it (events committed since are the next update's, never skipped past)."""

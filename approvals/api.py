@@ -12,8 +12,7 @@ from ninja import Field, Router, Schema
 from approvals.models import ApprovalRequest
 from approvals.selectors import approval_get, approval_list
 from approvals.services import approval_assign, approval_decision_take
-from console.models import Membership
-from console.roles import can_open
+from console.access import token_access
 
 router = Router(tags=["approvals"])
 
@@ -88,11 +87,11 @@ def _approval(request, approval_id: int, *, detail: bool = True) -> ApprovalRequ
 
 def _reviewer(request):
     """The token's person, if their current role in this tenant opens approvals (reviewer, admin)."""
-    person = request.api_token.created_by
-    membership = Membership.objects.for_tenant(request.tenant).filter(user=person).first() if person else None
-    if membership is None or not can_open(membership.role, "approvals"):
-        raise PermissionDenied("Approvals need a token made by a reviewer or admin of this tenant.")
-    return person, membership
+    try:
+        membership = token_access(request, section="approvals")
+    except (Http404, PermissionDenied):  # the token's person left the tenant, or cannot decide
+        raise PermissionDenied("Approvals need a token made by a reviewer or admin of this tenant.") from None
+    return membership.user, membership
 
 
 @router.get("/approvals", response=list[ApprovalOut], summary="Approval requests, open ones first by default")

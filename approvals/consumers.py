@@ -5,14 +5,12 @@ from __future__ import annotations
 import asyncio
 from urllib.parse import parse_qs
 
-from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from approvals.live import queue_group, render_queue_update
 from approvals.selectors import queue_filters
-from console.access import membership_for
+from console.access import socket_access
 from console.aio import socket_render
-from console.roles import can_open
 
 
 class ApprovalQueueConsumer(AsyncJsonWebsocketConsumer):
@@ -24,13 +22,8 @@ class ApprovalQueueConsumer(AsyncJsonWebsocketConsumer):
     stale = False
 
     async def connect(self):
-        slug = self.scope["url_route"]["kwargs"]["tenant_slug"]
-        self.membership = await database_sync_to_async(membership_for)(self.scope["user"], slug)
+        self.membership = await socket_access(self, section="approvals")
         if self.membership is None:
-            await self.close(code=4404)
-            return
-        if not can_open(self.membership.role, "approvals"):
-            await self.close(code=4403)
             return
         query = {k: v[0] for k, v in parse_qs(self.scope["query_string"].decode()).items()}
         self.filters = None if query.get("badge") else queue_filters(query)

@@ -113,3 +113,46 @@ def test_an_update_never_runs_ahead_of_the_card_it_renders(cast):
     run_add_instruction(run=run, actor=cast.member, text="Mention the SSO discount")  # commits the next event
     update = render_run_update(read_first, 0, can_decide=False)
     assert update["seq"] == read_first.event_seq and [e["seq"] for e in update["events"]] == [1, 2]
+
+
+async def test_every_viewer_of_a_run_gets_the_frame_rendered_once_for_their_role(cast, run, client_for, monkeypatch):
+    """Ten people watching a run: a commit costs one render per role's view, not one per socket, and
+    each sees what their role may (reviewers the decision buttons); a socket that connects late
+    catches up from the same shared frames."""
+    from agents import consumers
+    from approvals.models import ApprovalRequest
+
+    renders = []
+    render = consumers.render_run_update
+
+    def counting(run_, after, *, can_decide):
+        renders.append((after, can_decide))
+        return render(run_, after, can_decide=can_decide)
+
+    monkeypatch.setattr(consumers, "render_run_update", counting)
+    await database_sync_to_async(ApprovalRequest.objects.create)(
+        tenant=cast.acme, run=run, step=1, call_id="c", tool="email.send", arguments={}, risk=3, policy="test")
+    viewers = [(cast.member, False)] * 5 + [(cast.reviewer, True)] * 5
+    sockets = []
+    for user, can_decide in viewers:
+        client = await database_sync_to_async(login)(client_for, user)
+        socket = communicator(client, f"/ws/t/acme/runs/{run.pk}/?after=2")  # in step: each page was rendered at seq 2
+        assert (await socket.connect())[0]
+        sockets.append((socket, can_decide))
+    renders.clear()
+
+    await database_sync_to_async(run_add_instruction)(run=run, actor=cast.member, text="Mention the SSO discount")
+    for socket, can_decide in sockets:
+        update = await socket.receive_json_from(timeout=5)
+        assert [e["seq"] for e in update["events"]] == [3]
+        assert (">Approve<" in update["replace"]["run-card"]) is can_decide
+    assert sorted(renders) == [(2, False), (2, True)], renders
+
+    client = await database_sync_to_async(login)(client_for, cast.member)
+    late = communicator(client, f"/ws/t/acme/runs/{run.pk}/?after=2")
+    assert (await late.connect())[0]
+    caught_up = await late.receive_json_from(timeout=5)
+    assert [e["seq"] for e in caught_up["events"]] == [3]
+    assert sorted(renders) == [(2, False), (2, True)], "the late socket reused the shared frame"
+    for socket, _ in [*sockets, (late, None)]:
+        await socket.disconnect()
