@@ -50,6 +50,7 @@ INSTALLED_APPS = [
     "agents",
     "approvals",
     "memory",
+    "demo",
 ]
 
 MIDDLEWARE = [
