@@ -42,10 +42,10 @@ def stop_heartbeat(**kwargs):
 
 
 def _configure_worker_tracing() -> None:
-    from agents.tracing import DatabaseSpanExporter
+    from agents.hooks import span_sinks
     from console.telemetry import configure_tracing
 
-    configure_tracing("worker", exporters={"database": DatabaseSpanExporter()})
+    configure_tracing("worker", exporters=span_sinks())  # the sinks apps registered when ready
 
 
 def _flush_spans() -> None:

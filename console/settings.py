@@ -51,6 +51,7 @@ INSTALLED_APPS = [
     "approvals",
     "memory",
     "demo",
+    "traces",
 ]
 
 MIDDLEWARE = [
