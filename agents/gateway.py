@@ -17,8 +17,10 @@ import os
 import random
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Any
 
 from pydantic_ai.direct import model_request
 from pydantic_ai.exceptions import (
@@ -136,15 +138,23 @@ def to_reply(response: ModelResponse) -> ModelReply:
 # --- Models, prices, breaker -------------------------------------------------------------------
 
 
+MODEL_PROVIDERS: dict[str, Callable[[str], Any]] = {}
+
+
+def register_model_provider(prefix: str, factory: Callable[[str], Any]) -> None:
+    """Another app's models: ``factory(name)`` returns the pydantic-ai model for '<prefix>:<name>'
+    (the demo app registers its offline 'demo' model this way)."""
+    MODEL_PROVIDERS[prefix] = factory
+
+
 def resolve_model(name: str):
-    """'demo:planner', 'openai:gpt-4o-mini', 'anthropic:claude-…', 'openai-compatible:<model>'."""
+    """'openai:gpt-4o-mini', 'anthropic:claude-…', 'openai-compatible:<model>', or a registered
+    provider's model ('demo:planner')."""
     from django.conf import settings
 
     provider, _, model = name.partition(":")
-    if provider == "demo":
-        from agents.demo_model import demo_model
-
-        return demo_model(model)
+    if provider in MODEL_PROVIDERS:
+        return MODEL_PROVIDERS[provider](model)
     if provider == "openai-compatible":
         from pydantic_ai.models.openai import OpenAIChatModel
         from pydantic_ai.providers.openai import OpenAIProvider

@@ -1,4 +1,4 @@
-"""Reads for runs, events and the demo systems."""
+"""Reads for runs and events."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from decimal import Decimal
 
 from django.db.models import Prefetch, QuerySet
 
-from agents.models import AgentVersion, CalendarBooking, CrmAccount, CrmNote, EmailMessage, Invoice, PlanStep, Run, RunEvent
+from agents.models import AgentVersion, PlanStep, Run, RunEvent
 
 EVENTS_PAGE = 500
 
@@ -63,14 +63,3 @@ def run_events_after(*, run: Run, after: int, limit: int = EVENTS_PAGE) -> list[
 
 def run_plan(*, run: Run) -> list[PlanStep]:
     return list(PlanStep.objects.filter(run=run))
-
-
-def demo_systems(*, tenant) -> dict:
-    return {
-        "accounts": CrmAccount.objects.for_tenant(tenant)[:50],
-        "notes": CrmNote.objects.for_tenant(tenant).select_related("account").order_by("-at")[:50],
-        "drafts": EmailMessage.objects.for_tenant(tenant).filter(sent_at__isnull=True).order_by("-created_at")[:50],
-        "outbox": EmailMessage.objects.for_tenant(tenant).filter(sent_at__isnull=False).order_by("-sent_at")[:50],
-        "bookings": CalendarBooking.objects.for_tenant(tenant).order_by("-starts_at")[:50],
-        "invoices": Invoice.objects.for_tenant(tenant).select_related("account").order_by("-created_at")[:50],
-    }

@@ -1,10 +1,11 @@
 """Traces: one per run. Its id is ``Run.trace_id``; each step is a span, with a span per model
 call (GenAI semantic-convention attributes) and per tool call inside it.
 
-The spans are ordinary OpenTelemetry spans, so an OTLP collector receives them too when one
-is configured. ``DatabaseSpanExporter`` stores them in the ``Span`` table, in batches, from
-the BatchSpanProcessor's thread: a step never waits for its spans to be written. The run
-itself is the trace's root span (id derived from the trace id), recorded when the run ends.
+The runtime only produces its spans; it does not store them. They are ordinary OpenTelemetry
+spans, so an OTLP collector receives them when one is configured, and every span sink registered
+in agents.hooks (the traces app's database exporter) gets them, in batches, from the
+BatchSpanProcessor's thread: a step never waits for its spans to be written. The run itself is the
+trace's root span (id derived from the trace id), recorded when the run ends.
 
 Without a configured TracerProvider (tests that call the services in-process) every span
 here is a no-op.
@@ -12,20 +13,16 @@ here is a no-op.
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import datetime
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.sdk.trace import ReadableSpan
-from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
 from console.telemetry import forced_ids
 
-logger = logging.getLogger(__name__)
 tracer = trace.get_tracer("proctor.agents")
 
 
@@ -100,54 +97,3 @@ def record_run_span(*, trace_id: str, run_id: int, agent: str, status: str, star
 
 def _ns(moment: datetime) -> int:
     return int(moment.timestamp() * 1_000_000_000)
-
-
-# --- Storage ---------------------------------------------------------------------------------------
-
-KINDS = {"chat": "model", "execute_tool": "tool", "invoke_agent": "step"}
-
-
-def _kind(span: ReadableSpan) -> str:
-    operation = (span.attributes or {}).get("gen_ai.operation.name", "")
-    if operation == "invoke_agent" and span.parent is None:
-        return "run"
-    return KINDS.get(operation, "other")
-
-
-class DatabaseSpanExporter(SpanExporter):
-    """Writes a batch of finished spans to the Span table in one INSERT. Spans of traces that
-    belong to no run are not stored here (OTLP, when configured, still gets them)."""
-
-    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        from django.db import DatabaseError, close_old_connections
-
-        from agents.models import Run, Span
-
-        try:
-            trace_ids = {format(s.context.trace_id, "032x") for s in spans}
-            # Across tenants by design (one exporter per process): each span gets its run's tenant.
-            runs = {trace_id: (run_id, tenant_id) for trace_id, run_id, tenant_id in
-                    Run.objects.filter(trace_id__in=trace_ids).values_list("trace_id", "id", "tenant_id")}
-            rows = []
-            for s in spans:
-                trace_id = format(s.context.trace_id, "032x")
-                if trace_id not in runs:
-                    continue
-                run_id, tenant_id = runs[trace_id]
-                rows.append(Span(
-                    tenant_id=tenant_id, run_id=run_id, trace_id=trace_id, span_id=format(s.context.span_id, "016x"),
-                    parent_span_id=format(s.parent.span_id, "016x") if s.parent else "", name=s.name[:200],
-                    kind=_kind(s), status=s.status.status_code.name.lower(),
-                    started_at=datetime.fromtimestamp(s.start_time / 1e9, tz=UTC),
-                    ended_at=datetime.fromtimestamp(s.end_time / 1e9, tz=UTC),
-                    attributes=dict(s.attributes or {}),
-                ))
-            Span.objects.bulk_create(rows, ignore_conflicts=True)
-            return SpanExportResult.SUCCESS
-        except DatabaseError:
-            logger.warning("could not store %d spans", len(spans), exc_info=True)
-            close_old_connections()
-            return SpanExportResult.FAILURE
-
-    def shutdown(self) -> None:
-        pass

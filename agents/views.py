@@ -1,4 +1,4 @@
-"""Runs list, run page, run controls, the Demo systems page. (Approval decisions: approvals.views.decide.)"""
+"""Runs list, run page, run controls. (Approval decisions: approvals.views.decide.)"""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from django.views.decorators.http import require_POST
 from agents import services
 from agents.forms import StartRunForm
 from agents.models import Run
-from agents.selectors import demo_systems, run_events_after, run_get, run_list, run_plan, run_row
+from agents.selectors import run_events_after, run_get, run_list, run_plan, run_row
 from console.access import tenant_access
 from console.roles import can_open
 
@@ -100,10 +100,3 @@ def run_plan_editor(request: HttpRequest, tenant_slug: str, run_id: int) -> Http
             error, status = str(refused), 422
     return render(request, "agents/plan_editor.html", {"run": run, "done": done, "steps": steps, "error": error,
                                                        "editable": run.status == "paused"}, status=status)
-
-
-@login_required
-def demo_systems_page(request: HttpRequest, tenant_slug: str) -> HttpResponse:
-    membership = tenant_access(request, tenant_slug, section="runs")
-    request.section = "runs"
-    return render(request, "agents/demo_systems.html", demo_systems(tenant=membership.tenant))

@@ -1,7 +1,7 @@
 """P1 and P2: the agent loop's own cost per step, and how a worker scales with concurrent runs.
 
 Everything is the real runtime against the embedded stack: `run_advance` with its lease,
-checkpoint, events, ModelCall row, spans (DatabaseSpanExporter), publish and next-step
+checkpoint, events, ModelCall row, spans (the traces app's database sink), publish and next-step
 enqueue, and a real Celery worker process picking the steps up. The model is the offline
 demo model (a pydantic-ai FunctionModel through the gateway); the tool is the registry's
 `noop`.
@@ -60,11 +60,11 @@ def _django(ctx: Context) -> None:
     django.setup()
     from django.core.management import call_command
 
-    from agents.tracing import DatabaseSpanExporter
+    from agents.hooks import span_sinks
     from console.telemetry import configure_tracing
 
     call_command("migrate", verbosity=0)
-    configure_tracing("bench", exporters={"database": DatabaseSpanExporter()})
+    configure_tracing("bench", exporters=span_sinks())
     _django.done = True
 
 
@@ -93,26 +93,25 @@ def _purge_queue() -> None:
     app.control.purge()  # the in-process phase enqueued next steps nobody consumed
 
 
-def _step_spans(run_ids: list[int]) -> dict[int, list]:
-    """run id → its step spans in order, once the exporter has stored all of them."""
-    from agents.models import Span
+def _step_spans(tenant, run_ids: list[int]) -> dict[int, list]:
+    """run id → its step and model spans in order, as stored so far."""
+    from traces.selectors import span_list
 
-    spans: dict[int, list] = {run_id: [] for run_id in run_ids}
-    for span in Span.objects.filter(run_id__in=run_ids, kind__in=["step", "model"]).order_by("started_at"):
-        spans[span.run_id].append(span)
-    return spans
+    return {run_id: [s for s in span_list(tenant=tenant, run=run_id) if s.kind in ("step", "model")]
+            for run_id in run_ids}
 
 
-def _wait_for_spans(run_ids: list[int], steps_per_run: int, timeout: float = 60) -> dict[int, list]:
-    from agents.models import Span
-
+def _wait_for_spans(tenant, run_ids: list[int], steps_per_run: int, timeout: float = 60) -> dict[int, list]:
+    """_step_spans once the exporter has stored all the step spans."""
     deadline = time.monotonic() + timeout
     wanted = len(run_ids) * (steps_per_run + 1)
-    while Span.objects.filter(run_id__in=run_ids, kind="step").count() < wanted:
+    while True:
+        found = _step_spans(tenant, run_ids)
+        if sum(s.kind == "step" for spans in found.values() for s in spans) >= wanted:
+            return found
         if time.monotonic() > deadline:
             raise RuntimeError("the worker's step spans did not arrive")
         time.sleep(0.2)
-    return _step_spans(run_ids)
 
 
 def _intervals(spans: list) -> tuple[list[float], list[float]]:
@@ -259,7 +258,7 @@ def p1_through_worker(ctx: Context, runs: int = 40, warmup_runs: int = 2,
             run = _start(tenant, agent, P1_STEPS)
             _wait_terminal([run.pk], timeout=120)
             run_ids.append(run.pk)
-        spans = _wait_for_spans(run_ids, P1_STEPS)
+        spans = _wait_for_spans(tenant, run_ids, P1_STEPS)
     finally:
         worker.stop()
     gaps, durations = [], []
@@ -354,7 +353,7 @@ def run_p2(ctx: Context, levels: tuple[int, ...] = (1, 10, 50), steps: int = 20,
             _wait_terminal(run_ids, timeout=600)
             wall = time.perf_counter() - started
             cpu = worker.cpu_seconds() - cpu_before
-            spans = _wait_for_spans(run_ids, steps)
+            spans = _wait_for_spans(tenant, run_ids, steps)
             overheads = []
             for run_id in run_ids:
                 overheads.extend(_intervals(spans[run_id])[1])

@@ -55,9 +55,9 @@ def _session(user) -> str:
 def _cast():
     from django.contrib.auth import get_user_model
 
-    from agents.demo_data import seed_demo_systems
     from agents.models import Agent
     from console.models import Membership, Role, Tenant
+    from demo.seed import seed_demo_systems
 
     tenant, _ = Tenant.objects.get_or_create(slug="acme", defaults={"name": "Acme"})
     users = {}

@@ -11,11 +11,11 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402  (needs Django set u
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
-from agents.tracing import DatabaseSpanExporter  # noqa: E402
+from agents.hooks import span_sinks  # noqa: E402
 from console.routing import websocket_urlpatterns  # noqa: E402
 from console.telemetry import configure_tracing  # noqa: E402
 
-configure_tracing("web", exporters={"database": DatabaseSpanExporter()})
+configure_tracing("web", exporters=span_sinks())  # the sinks apps registered when ready
 
 application = ProtocolTypeRouter(
     {

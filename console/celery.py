@@ -43,10 +43,9 @@ def stop_heartbeat(**kwargs):
 
 def _configure_worker_tracing() -> None:
     from agents.hooks import span_sinks
-    from agents.tracing import DatabaseSpanExporter
     from console.telemetry import configure_tracing
 
-    configure_tracing("worker", exporters={"database": DatabaseSpanExporter(), **span_sinks()})
+    configure_tracing("worker", exporters=span_sinks())  # the sinks apps registered when ready
 
 
 def _flush_spans() -> None:

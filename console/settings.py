@@ -50,6 +50,8 @@ INSTALLED_APPS = [
     "agents",
     "approvals",
     "memory",
+    "demo",
+    "traces",
     # More apps by dotted path, e.g. one that registers into the step's hooks (agents.hooks).
     *env_list("PROCTOR_EXTRA_APPS", []),
 ]

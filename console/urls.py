@@ -6,6 +6,7 @@ from agents import views as agent_views
 from approvals import views as approval_views
 from console import views
 from console.api import api
+from demo import views as demo_views
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -20,7 +21,7 @@ urlpatterns = [
     path("t/<slug:tenant_slug>/runs/<int:run_id>/", agent_views.run_detail, name="run_detail"),
     path("t/<slug:tenant_slug>/runs/<int:run_id>/plan/", agent_views.run_plan_editor, name="run_plan_editor"),
     path("t/<slug:tenant_slug>/runs/<int:run_id>/<str:action>/", agent_views.run_control, name="run_control"),
-    path("t/<slug:tenant_slug>/demo-systems/", agent_views.demo_systems_page, name="demo_systems"),
+    path("t/<slug:tenant_slug>/demo-systems/", demo_views.systems, name="demo_systems"),
     path("t/<slug:tenant_slug>/approvals/", approval_views.queue, name="approvals"),
     path("t/<slug:tenant_slug>/approvals/<int:approval_id>/", approval_views.detail, name="approval_detail"),
     path("t/<slug:tenant_slug>/approvals/<int:approval_id>/decision/", approval_views.decide, name="approval_decide"),

@@ -67,8 +67,8 @@ def cast(db) -> Cast:
 @pytest.fixture
 def renewals(cast):
     """Acme's demo renewals agent, with the demo CRM it reads."""
-    from agents.demo_data import seed_demo_systems
     from agents.models import Agent
+    from demo.seed import seed_demo_systems
 
     seed_demo_systems(cast.acme)
     return Agent.objects.get(tenant=cast.acme, slug="renewals")

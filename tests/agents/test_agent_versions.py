@@ -40,8 +40,8 @@ def test_unknown_fields_and_tools_are_refused_with_a_reason(cast, renewals):
 def test_a_run_works_with_the_version_it_started_with_while_new_runs_get_the_edit(cast, renewals, client_for):
     """Sending is taken out of the agent's tools mid-run: the running run still sends (after approval);
     a run started after the edit cannot, and says so."""
-    from agents.models import EmailMessage
     from approvals.services import approval_decide
+    from demo.models import EmailMessage
     from tests.factories import RENEWAL_GOAL, advance
 
     running = advance(run_start(tenant=cast.acme, agent=renewals, goal=RENEWAL_GOAL, requested_by=cast.member),

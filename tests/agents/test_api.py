@@ -2,9 +2,9 @@
 
 import pytest
 
-from agents.demo_data import seed_demo_systems
 from agents.services import run_start_once
 from console.services import api_token_create
+from demo.seed import seed_demo_systems
 from tests.conftest import at_once
 
 

@@ -3,11 +3,12 @@ one lease holder at a time, and no row written twice."""
 
 from collections import Counter
 
-from agents.models import EmailMessage, ModelCall, RunEvent, RunStatus, ToolInvocation
+from agents.models import ModelCall, RunEvent, RunStatus, ToolInvocation
 from agents.services import run_advance, run_start
 from agents.tasks import run_step
 from approvals.models import ApprovalRequest
 from approvals.services import approval_decide
+from demo.models import EmailMessage
 from tests.conftest import at_once, wait_for
 from tests.factories import RENEWAL_GOAL
 

@@ -7,11 +7,12 @@ import time
 
 from django.db.models import Count
 
-from agents.demo_data import seed_demo_systems
-from agents.models import Agent, EmailMessage, ModelCall, RunEvent, RunStatus, ToolInvocation
+from agents.models import Agent, ModelCall, RunEvent, RunStatus, ToolInvocation
 from agents.services import run_start
 from approvals.models import ApprovalRequest
 from approvals.services import approval_decide
+from demo.models import EmailMessage
+from demo.seed import seed_demo_systems
 from tests.conftest import wait_for
 
 FAST_RECOVERY = {"RUN_LEASE_SECONDS": "2", "RUN_SWEEP_SECONDS": "1", "RUN_SWEEP_AFTER_SECONDS": "2"}

@@ -4,10 +4,10 @@ import pytest
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 
-from agents.demo_data import seed_demo_systems
 from agents.models import Agent
 from agents.services import run_add_instruction, run_start
 from console.asgi import application
+from demo.seed import seed_demo_systems
 
 pytestmark = [pytest.mark.anyio, pytest.mark.django_db(transaction=True)]
 

@@ -2,10 +2,10 @@
 
 import pytest
 
-from agents.demo_data import seed_demo_systems
 from agents.models import Agent
 from agents.services import run_start
 from approvals.models import ApprovalRequest
+from demo.seed import seed_demo_systems
 
 
 @pytest.fixture

@@ -3,12 +3,14 @@
 import time
 
 
-from agents.models import EmailMessage, ModelCall, RunEvent, RunStatus, Span, ToolInvocation
+from agents.models import ModelCall, RunEvent, RunStatus, ToolInvocation
 from agents.services import run_add_instruction, run_cancel, run_pause, run_resume, run_start
 from approvals.models import ApprovalRequest
 from approvals.services import approval_decide
+from demo.models import EmailMessage
 from tests.conftest import wait_for
 from tests.factories import RENEWAL_GOAL, make_looper
+from traces.models import Span
 
 
 def status_of(run, *statuses, timeout=30):

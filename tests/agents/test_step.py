@@ -7,10 +7,10 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from agents.demo_data import seed_demo_systems
 from agents.models import Agent, Run
 from agents.services import run_add_instruction, run_advance, run_start, runs_sweep
 from approvals.services import approval_decide
+from demo.seed import seed_demo_systems
 from tests.factories import advance, make_looper
 
 

@@ -2,8 +2,8 @@
 
 import pytest
 
-from agents.models import EmailMessage
 from console.services import api_token_create
+from demo.models import EmailMessage
 from tests.factories import advance
 
 

@@ -5,11 +5,12 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from agents.models import EmailMessage, Run, RunEvent, ToolInvocation
+from agents.models import Run, RunEvent, ToolInvocation
 from agents.services import run_start
 from approvals.models import ApprovalPolicy, ApprovalRequest
 from approvals.services import DecisionRefused, approval_decide, approvals_sweep
 from console.models import AuditEvent
+from demo.models import EmailMessage
 from tests.conftest import at_once
 from tests.factories import RENEWAL_GOAL, advance
 

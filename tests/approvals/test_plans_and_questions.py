@@ -5,11 +5,12 @@ import json
 import pytest
 
 from agents.engine import plan_diff
-from agents.models import Agent, CalendarBooking, CrmNote, EmailMessage, PlanStep, RunEvent
+from agents.models import Agent, PlanStep, RunEvent
 from agents.services import RunError, run_pause, run_plan_edit, run_resume, run_start
 from approvals.models import ApprovalPolicy, ApprovalRequest
 from approvals.services import DecisionRefused, approval_assign, approval_decide
 from console.models import AuditEvent
+from demo.models import CalendarBooking, CrmNote, EmailMessage
 from tests.factories import RENEWAL_GOAL, advance
 
 DEFAULT_PLAN = ["Look up the account and its notes", "Draft the renewal email", "Send it to the success manager",

@@ -4,8 +4,8 @@ import re
 
 from playwright.sync_api import expect
 
-from agents.demo_data import seed_demo_systems
-from agents.models import EmailMessage
+from demo.models import EmailMessage
+from demo.seed import seed_demo_systems
 from tests.e2e.test_shell import log_in
 from tests.factories import RENEWAL_GOAL
 

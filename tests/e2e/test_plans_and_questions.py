@@ -3,8 +3,8 @@ a question the agent asks answered on the run page."""
 
 from playwright.sync_api import expect
 
-from agents.demo_data import seed_demo_systems
-from agents.models import CrmNote, EmailMessage
+from demo.models import CrmNote, EmailMessage
+from demo.seed import seed_demo_systems
 from tests.e2e.test_approvals_queue import start_run_as
 
 

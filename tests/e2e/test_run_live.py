@@ -4,7 +4,7 @@ import re
 
 from playwright.sync_api import expect
 
-from agents.demo_data import seed_demo_systems
+from demo.seed import seed_demo_systems
 from tests.e2e.test_shell import log_in
 
 

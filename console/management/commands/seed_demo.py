@@ -61,9 +61,8 @@ class Command(BaseCommand):
         if created_users:
             audit_record(tenant=tenants["acme"], actor=None, verb="demo.seeded", target="Acme",
                          data={"users": created_users})
-        from agents.demo_data import seed_demo_systems
-
         from approvals.services import approval_policies_seed_demo
+        from demo.seed import seed_demo_systems
 
         for tenant in tenants.values():
             seed_demo_systems(tenant)

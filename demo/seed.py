@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
-from agents.models import Agent, CrmAccount, CrmNote
+from agents.models import Agent
+from demo.models import CrmAccount, CrmNote
 
 RENEWAL_INSTRUCTIONS = (
     "You prepare account renewals. Plan first, read the account and its notes, draft the email, "

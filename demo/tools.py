@@ -1,4 +1,5 @@
-"""Built-in demo tools, backed by real tables (see the Demo systems page)."""
+"""The demo tools, backed by the demo systems' real tables (see the Demo systems page). They register
+into the runtime's tool registry when the demo app is ready (demo.apps)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ from django.db.models import Q
 from django.utils import timezone
 from pydantic import BaseModel, EmailStr, Field
 
-from agents.models import CalendarBooking, CrmAccount, CrmNote, EmailMessage, Invoice
 from agents.tools.registry import ToolContext, ToolError, tool
+from demo.models import CalendarBooking, CrmAccount, CrmNote, EmailMessage, Invoice
 
 
 def _account(context: ToolContext, key: str) -> CrmAccount:
@@ -110,18 +111,6 @@ def create_invoice(context: ToolContext, args: CreateInvoice) -> dict:
     invoice = Invoice.objects.create(tenant=context.tenant, run=context.run, account=_account(context, args.account_key),
                                      amount_usd=args.amount_usd, memo=args.memo, idempotency_key=context.idempotency_key)
     return {"invoice_id": invoice.id, "amount_usd": str(invoice.amount_usd)}
-
-
-class Question(BaseModel):
-    question: str = Field(min_length=1, max_length=1000, description="The question, answerable by a person")
-    options: list[str] = Field(default_factory=list, max_length=10, description="Suggested answers, if any")
-
-
-@tool("human.ask", description="Ask a person a question and wait for the answer. Use it when the goal is "
-      "ambiguous (e.g. several accounts match), not for permission.", risk=0, transactional=True)
-def ask_human(context: ToolContext, args: Question) -> dict:
-    # The engine turns this call into a question in the approval queue; the answer is its result.
-    raise ToolError("human.ask is answered by a person through the approval queue, never run as code.")
 
 
 class Noop(BaseModel):

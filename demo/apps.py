@@ -1,0 +1,15 @@
+from django.apps import AppConfig
+
+
+class DemoConfig(AppConfig):
+    """The demo systems (CRM, email, calendar, billing on local tables), their tools and the offline
+    demo model. The runtime knows none of it: the tools and the model register into it here."""
+
+    name = "demo"
+
+    def ready(self) -> None:
+        from agents.gateway import register_model_provider
+        from demo import tools  # noqa: F401  (registers the demo tools)
+        from demo.model import demo_model
+
+        register_model_provider("demo", demo_model)
