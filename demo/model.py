@@ -22,6 +22,7 @@ from pydantic_ai.messages import (
     UserPromptPart,
 )
 from pydantic_ai.models.function import AgentInfo, FunctionModel
+from pydantic_ai.usage import RequestUsage
 
 from agents.engine import plan_in_text
 
@@ -207,12 +208,23 @@ def renewal_planner(messages: list[ModelMessage], info: AgentInfo) -> ModelRespo
 
 
 def noop_looper(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
-    """For benchmarks and tests: call the no-op tool until the goal's number of steps is reached."""
-    prompts, returns, calls = _conversation(messages)
-    wanted = int(re.search(r"\d+", prompts[0]).group()) if prompts and re.search(r"\d+", prompts[0]) else 3
-    if len(calls) < wanted:
-        return _call("noop", {"n": len(calls) + 1}, len(calls) + 1, "")
-    return ModelResponse(parts=[TextPart(f"done after {len(calls)} calls")])
+    """For benchmarks and tests: call the no-op tool until the goal's number of steps is reached.
+    Reads only the goal and its own last call (a 1,000-step run costs it no more per step than a
+    short one), and says its usage itself, growing with the calls made as a real provider's would."""
+    goal = next((part.content for part in messages[0].parts if isinstance(part, UserPromptPart)), "") if messages else ""
+    found = re.search(r"\d+", goal if isinstance(goal, str) else str(goal))
+    wanted = int(found.group()) if found else 3
+    made = 0
+    for message in reversed(messages):
+        if isinstance(message, ModelResponse) and (calls := [p for p in message.parts if isinstance(p, ToolCallPart)]):
+            made = int(calls[-1].tool_call_id.removeprefix("call_"))
+            break
+    usage = RequestUsage(input_tokens=60 + 30 * made, output_tokens=10)
+    if made < wanted:
+        response = _call("noop", {"n": made + 1}, made + 1, "")
+        response.usage = usage
+        return response
+    return ModelResponse(parts=[TextPart(f"done after {made} calls")], usage=usage)
 
 
 async def noop_looper_200ms(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
