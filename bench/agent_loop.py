@@ -76,7 +76,8 @@ def _agent(model: str):
     agent, _ = Agent.objects.update_or_create(
         tenant=tenant, slug=model.replace(":", "-"),
         defaults={"name": f"bench {model}", "instructions": "Call noop as often as the goal says.", "model": model,
-                  "tools": ["noop"], "plan_mode": False, "max_steps": 10_000, "max_seconds": 86_400},
+                  "tools": ["noop"], "plan_mode": False, "max_steps": 10_000, "max_seconds": 86_400,
+                  "max_tokens": 2_000_000_000},
     )
     return tenant, agent
 
