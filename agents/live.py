@@ -52,13 +52,42 @@ def publish_run(run_id: int, *, seq: int, tenant_id: int) -> None:
             while run_id in _latest_unsent:
                 latest_seq, latest_tenant = _latest_unsent.pop(run_id)
                 await layer.group_send(run_group(run_id), {"type": "run.changed", "seq": latest_seq})
-                await layer.group_send(tenant_group(latest_tenant), {"type": "runs.changed", "run_id": run_id})
+                _announce_row(loop, run_id, latest_tenant)
         except Exception:  # Redis down: the events are committed; browsers catch up when they reconnect
             logger.warning("could not publish run %s", run_id, exc_info=True)
         finally:
             _sending.discard(run_id)
 
     loop.call_soon_threadsafe(queue)
+
+
+ROW_INTERVAL = 0.25  # seconds: a run's row on the runs list is announced at most this often
+_row_sent_at: dict[int, float] = {}  # run id → when its row was last announced (loop time)
+_row_pending: set[int] = set()  # runs whose row is announced when their interval is over
+
+
+def _announce_row(loop: asyncio.AbstractEventLoop, run_id: int, tenant_id: int) -> None:
+    """The runs list hears of a run at most every ROW_INTERVAL: a run taking a step every few
+    milliseconds costs the list's sockets a few renders a second, not hundreds. The last change is
+    never lost: a change inside the interval is announced when it is over (the row is read then)."""
+    if run_id in _row_pending:
+        return
+    wait = _row_sent_at.get(run_id, -ROW_INTERVAL) + ROW_INTERVAL - loop.time()
+
+    def announce():
+        _row_pending.discard(run_id)
+        _row_sent_at[run_id] = loop.time()
+        if len(_row_sent_at) > 10_000:  # forget runs not heard of for a while
+            for stale in [r for r, at in _row_sent_at.items() if at < loop.time() - 10 * ROW_INTERVAL]:
+                del _row_sent_at[stale]
+        aio.submit(get_channel_layer().group_send(tenant_group(tenant_id), {"type": "runs.changed", "run_id": run_id}),
+                   f"announce run {run_id} to the runs list")
+
+    if wait <= 0:
+        announce()
+    else:
+        _row_pending.add(run_id)
+        loop.call_later(wait, announce)
 
 
 def render_run_update(run: Run, after_seq: int, *, can_decide: bool) -> dict:

@@ -63,7 +63,8 @@ CLAIM = f"""
            (SELECT c.state FROM agents_checkpoint c WHERE c.run_id = r.id ORDER BY c.step DESC LIMIT 1)
 """
 
-LOCK = f'SELECT {_select_list("r", Run)} FROM agents_run r WHERE r.id = %s AND r.fence = %s FOR NO KEY UPDATE'
+LOCK = (f'SELECT {_select_list("r", Run)}, t.config_version FROM agents_run r JOIN console_tenant t ON t.id = r.tenant_id'
+        ' WHERE r.id = %s AND r.fence = %s FOR NO KEY UPDATE OF r')
 
 
 def run_claim(*, run_id: int, worker: str, lease_seconds: float) -> tuple[Run, dict] | None:
@@ -86,12 +87,13 @@ LOCK_IN_TENANT = (f'SELECT {_select_list("r", Run)} FROM agents_run r WHERE r.id
                   ' FOR NO KEY UPDATE')
 
 
-def run_lock(*, run_id: int, fence: int) -> Run | None:
-    """In the caller's transaction: the run row if we still hold the lease (its fence), locked; else None."""
+def run_lock(*, run_id: int, fence: int) -> tuple[Run, int] | None:
+    """In the caller's transaction: the run row if we still hold the lease (its fence), locked, with its
+    tenant's configuration version (``Tenant.config_version``, read in the same statement); else None."""
     with connection.cursor() as cursor:
         cursor.execute(LOCK, [run_id, fence])
         row = cursor.fetchone()
-    return _locked(row)
+    return (_locked(row[:-1]), row[-1]) if row else None
 
 
 def run_lock_in_tenant(*, run_id: int, tenant_id: int) -> Run | None:

@@ -5,12 +5,32 @@ from __future__ import annotations
 
 from agents.hooks import Need, Review
 from approvals.models import OPEN, ApprovalRequest
-from approvals.services import approval_request_create, approvals_cancel_for_run, call_requirement, human_step_requirement
+from approvals.policy import Requirement, requirement
+from approvals.selectors import policy_rules
+from approvals.services import approval_request_create, approvals_cancel_for_run, human_step_requirement
 
 
 class ApprovalsReview:
+    """Keeps each tenant's rules while its configuration version stays the same: the step reads the
+    version with the run's lock, and a policy saved or deleted raises it in the same transaction, so a
+    step never decides on rules older than its own transaction."""
+
+    def __init__(self):
+        self._rules: dict[int, tuple[int, list]] = {}  # tenant id → (config version, its enabled rules)
+
+    def _tenant_rules(self, run) -> list:
+        version = getattr(run.tenant, "config_version", None)
+        kept = self._rules.get(run.tenant_id)
+        if version is not None and kept is not None and kept[0] == version:
+            return kept[1]
+        rules = policy_rules(tenant=run.tenant_id)
+        if version is not None:
+            self._rules[run.tenant_id] = (version, rules)
+        return rules
+
     def call_need(self, *, run, tool: str, risk: int, arguments: dict) -> Need:
-        return _need(call_requirement(run=run, tool=tool, risk=risk, arguments=arguments))
+        return _need(requirement(self._tenant_rules(run), agent_id=run.agent_id, tool=tool, risk=risk,
+                                 arguments=arguments))
 
     def human_step_need(self, *, run, kind: str) -> Need:
         return _need(human_step_requirement(run=run, kind=kind))
@@ -41,6 +61,6 @@ class ApprovalsReview:
         return ApprovalRequest.objects.for_tenant(run.tenant_id).filter(run=run, status__in=OPEN).exists()
 
 
-def _need(requirement) -> Need:
-    return Need(needs_approval=requirement.needs_approval, rule=requirement, describe=requirement.rule.describe())
+def _need(required: Requirement) -> Need:
+    return Need(needs_approval=required.needs_approval, rule=required, describe=required.rule.describe())
 

@@ -28,7 +28,7 @@ from approvals.models import (
 )
 from approvals.policy import Requirement, Rule, human_step_rule, requirement
 from approvals.selectors import policy_rule, policy_rules
-from console.models import Membership
+from console.models import Membership, tenant_config_changed
 from console.roles import can_open
 from console.services import audit_record
 
@@ -71,6 +71,7 @@ def approval_policies_seed_demo(tenant) -> None:
     """Idempotent: the demo tenants' policies, so the policy behaviour can be seen without setting any up."""
     for policy in DEMO_POLICIES:
         ApprovalPolicy.objects.get_or_create(tenant=tenant, name=policy["name"], defaults=policy)
+    tenant_config_changed(tenant)
 
 
 def approval_policy_save(*, form, tenant, actor):
@@ -78,7 +79,9 @@ def approval_policy_save(*, form, tenant, actor):
     created = form.instance.pk is None
     policy = form.save(commit=False)
     policy.tenant = tenant
-    policy.save()
+    with transaction.atomic():
+        policy.save()
+        tenant_config_changed(tenant)
     audit_record(tenant=tenant, actor=actor, verb="approval_policy.created" if created else "approval_policy.changed",
                  target=f"policy {policy.name}", data={"policy_id": policy.id, "rule": _describe(policy)})
     return policy
@@ -101,7 +104,9 @@ def approval_webhook_set(*, tenant, url: str, actor):
 def approval_policy_delete(*, policy, actor) -> None:
     audit_record(tenant=policy.tenant_id, actor=actor, verb="approval_policy.deleted", target=f"policy {policy.name}",
                  data={"rule": _describe(policy)})
-    policy.delete()
+    with transaction.atomic():
+        policy.delete()
+        tenant_config_changed(policy.tenant_id)
 
 
 def _describe(policy) -> str:

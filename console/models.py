@@ -24,12 +24,20 @@ class Tenant(models.Model):
     name = models.CharField(max_length=100)
     slug = models.SlugField(max_length=50, unique=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # Rises with every change of the tenant's configuration that steps read (approval policies, …):
+    # read with the run's lock each step, it lets a process keep that configuration until it changes.
+    config_version = models.PositiveBigIntegerField(default=0)
 
     class Meta:
         ordering = ["name"]
 
     def __str__(self) -> str:
         return self.name
+
+
+def tenant_config_changed(tenant) -> None:
+    """In the transaction of the change: the steps of this tenant's runs read the configuration afresh."""
+    Tenant.objects.filter(pk=getattr(tenant, "pk", tenant)).update(config_version=models.F("config_version") + 1)
 
 
 class Membership(models.Model):

@@ -71,9 +71,10 @@ def fenced(turn: Turn):
     alone, like the claim: the tenant comes with the row, and everything the step reads is scoped
     to it). The run comes with the agent and tenant the claim loaded."""
     with transaction.atomic():
-        run = run_lock(run_id=turn.run.pk, fence=turn.run.fence)
-        if run is None:
+        locked = run_lock(run_id=turn.run.pk, fence=turn.run.fence)
+        if locked is None:
             raise LeaseLost(turn.run.pk)
+        run, turn.run.tenant.config_version = locked  # hooks may keep the tenant's configuration until it rises
         run.agent, run.tenant = turn.run.agent, turn.run.tenant
         yield run
         run_write(run)

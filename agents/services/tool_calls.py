@@ -11,9 +11,11 @@ Returns "tool_done" once the result is recorded (the step goes on), or how the c
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
 from dataclasses import replace
 
-from django.db import connection, transaction
+from django.db import connection
+from psycopg.errors import QueryCanceled
 from django.utils import timezone
 
 from agents import engine
@@ -96,15 +98,10 @@ def execute_pending(run: Run, turn, pending: engine.PendingCall, decided: Review
             result = parsed
         else:
             try:
-                with transaction.atomic():  # a savepoint: a failing tool leaves the step's own writes intact
-                    with connection.cursor() as cursor:
-                        cursor.execute("SET LOCAL statement_timeout = %s", [int(spec.timeout_seconds * 1000)])
+                with _tool_savepoint(spec.timeout_seconds):
                     result = run_tool(spec, ToolContext(tenant=run.tenant, run=run, idempotency_key=key), parsed)
-                    with connection.cursor() as cursor:
-                        cursor.execute("SET LOCAL statement_timeout TO DEFAULT")
             except Exception as exc:
-                result = {"status": "error", "error_type": "tool_crashed", "retryable": False,
-                          "message": f"{pending.tool} failed: {type(exc).__name__}."}
+                result = _crash_result(pending.tool, spec.timeout_seconds, exc)
         if result["status"] != "ok":
             span_failed(span, result["error_type"], result["message"])
     invocation.status = result["status"]
@@ -122,6 +119,40 @@ def execute_pending(run: Run, turn, pending: engine.PendingCall, decided: Review
                                                    cost_usd=spec.cost_usd if spec else 0,
                                                    latency_ms=invocation.duration_ms), run.writes)
     return finish_tool(run, turn, pending, result, invocation)
+
+
+def _crash_result(tool: str, timeout_seconds: float, exc: Exception) -> dict:
+    """A tool that raised, in words the model can act on (its internals stay in the worker's log)."""
+    if isinstance(exc.__cause__, QueryCanceled):
+        return {"status": "error", "error_type": "tool_timeout", "retryable": True,
+                "message": f"{tool} took longer than its {timeout_seconds:g} s limit and was stopped. "
+                           "Try again, or ask for less at once."}
+    return {"status": "error", "error_type": "tool_crashed", "retryable": False,
+            "message": f"{tool} failed: {type(exc).__name__}."}
+
+
+@contextmanager
+def _tool_savepoint(timeout_seconds: float):
+    """The tool's own writes in a savepoint under its statement timeout: a failing tool leaves the
+    step's writes intact, and the step's later statements run without the tool's timeout. Two round
+    trips (savepoint + timeout, then reset + release) where atomic() and two SETs took four; what
+    atomic() does on a rollback is done here too (the rollback mark cleared, the tool's on-commit
+    callbacks dropped)."""
+    milliseconds = int(timeout_seconds * 1000)
+    callbacks = len(connection.run_on_commit)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SAVEPOINT proctor_tool; SET LOCAL statement_timeout = {milliseconds}")
+        try:
+            yield
+            if connection.needs_rollback:  # the tool caught a database error: its writes cannot stand
+                raise RuntimeError("the tool's database work failed")
+        except BaseException:
+            connection.needs_rollback = False  # this rollback is the one Django would insist on
+            cursor.execute("ROLLBACK TO SAVEPOINT proctor_tool; RELEASE SAVEPOINT proctor_tool;"
+                           " SET LOCAL statement_timeout TO DEFAULT")
+            del connection.run_on_commit[callbacks:]
+            raise
+        cursor.execute("SET LOCAL statement_timeout TO DEFAULT; RELEASE SAVEPOINT proctor_tool")
 
 
 def finish_tool(run: Run, turn, pending: engine.PendingCall, result: dict, invocation) -> str:

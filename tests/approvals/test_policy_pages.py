@@ -12,8 +12,11 @@ VALID = {"name": "Large invoices", "tool": "billing.create_invoice", "min_risk":
 
 def test_an_admin_adds_a_policy_and_sees_it_described(cast, client_for):
     client = client_for(cast.admin)
+    version = cast.acme.config_version
     response = client.post(reverse("approval_policies", args=["acme"]), VALID)
     assert response.status_code == 302
+    cast.acme.refresh_from_db()
+    assert cast.acme.config_version == version + 1  # running steps read the rules afresh
     policy = ApprovalPolicy.objects.get(tenant=cast.acme)
     assert policy.condition == {"argument": "amount_usd", "op": "gt", "value": 1000.0}
     page = client.get(reverse("approval_policies", args=["acme"])).content.decode()

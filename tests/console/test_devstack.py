@@ -16,8 +16,10 @@ from tests.conftest import wait_for
 
 def processes_using(path) -> list[psutil.Process]:
     found = []
-    for proc in psutil.process_iter(["cmdline", "cwd"]):
+    for proc in psutil.process_iter(["cmdline", "cwd", "status"]):
         try:
+            if proc.info["status"] == psutil.STATUS_ZOMBIE:
+                continue  # exited, only not yet reaped by its parent (here, whatever reaps orphans): it holds nothing
             if str(path) in " ".join(proc.info["cmdline"] or []) or str(path) in (proc.info["cwd"] or ""):
                 found.append(proc)
         except psutil.Error:
