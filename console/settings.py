@@ -112,10 +112,19 @@ CACHES = {
 }
 SESSION_ENGINE = "django.contrib.sessions.backends.db"
 
+# A socket waits for its next message with a blocking BZPOPMIN that Redis answers after up to 5 s
+# (channels_redis's brpop_timeout). redis-py 8 reads with a 5 s timeout by default, shorter than that
+# wait plus the round trip, so every quiet socket was closed after about 5 s (channels_redis#422). The
+# read timeout stays well above the wait and still ends a read from a Redis that went away; a connection
+# idle longer than the health check interval is pinged before it is used again.
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL], "prefix": "proctor-channels"},
+        "CONFIG": {
+            "hosts": [{"address": REDIS_URL, "socket_timeout": 15, "socket_connect_timeout": 5,
+                       "socket_keepalive": True, "health_check_interval": 30}],
+            "prefix": "proctor-channels",
+        },
     }
 }
 
