@@ -65,6 +65,23 @@ def test_bad_input_gets_a_4xx_with_a_message(api, pending):
     assert approval.status == "pending"
 
 
+def test_an_edit_that_needs_more_reviewers_is_accepted_with_202_and_waits(cast, api, pending):
+    from approvals.models import ApprovalPolicy
+
+    run, approval = pending
+    ApprovalPolicy.objects.create(tenant=cast.acme, name="Outside email needs two", tool="email.send", min_risk=0,
+                                  required_approvals=2,
+                                  condition={"argument": "to", "op": "domain_not_in", "value": "acme.example"})
+    edited = {**approval.arguments, "to": "buyer@rival.example"}
+    response = api("post", f"/approvals/{approval.id}/decisions", data={"decision": "edit", "arguments": edited})
+    assert response.status_code == 202 and response.json()["code"] == "needs_more_approvals"
+    assert "now needs 2 different reviewers" in response.json()["message"]
+    state = api("get", f"/approvals/{approval.id}").json()
+    assert (state["status"], state["required_approvals"], state["approved_arguments"]["to"]) == (
+        "pending", 2, "buyer@rival.example")
+    assert advance(run).status == "waiting_for_human"
+
+
 def test_a_member_token_gets_403_on_every_approvals_endpoint(cast, api, pending):
     _, approval = pending
     for method, path, data in [("get", "/approvals", None), ("get", f"/approvals/{approval.id}", None),
