@@ -2,7 +2,8 @@
 
 import pytest
 
-from agents.models import EmailMessage
+from agents.models import EmailMessage, Run
+from approvals.services import DecisionRefused
 from console.services import api_token_create
 from tests.factories import advance
 
@@ -63,6 +64,25 @@ def test_bad_input_gets_a_4xx_with_a_message(api, pending):
     assert api("post", f"/approvals/{approval.id}/decisions", data={"decision": "maybe"}).status_code == 422
     approval.refresh_from_db()
     assert approval.status == "pending"
+
+
+def test_a_run_started_with_a_token_is_its_creators_and_they_may_not_approve_it_under_a_no_self_rule(cast, api, renewals):
+    from approvals.models import ApprovalPolicy
+    from approvals.services import approval_decide
+    from tests.factories import RENEWAL_GOAL
+
+    ApprovalPolicy.objects.create(tenant=cast.acme, name="no self", min_risk=3, required_approvals=1)
+    started = api("post", "/runs", data={"agent": "renewals", "goal": RENEWAL_GOAL})  # rita's token
+    assert started.status_code == 201
+    run = advance(Run.objects.get(pk=started.json()["id"]))
+    assert run.requested_by == cast.reviewer and run.status == "waiting_for_human"
+    approval = run.approval_requests.get()
+    refused = api("post", f"/approvals/{approval.id}/decisions", data={"decision": "approve"})
+    assert refused.status_code == 403 and refused.json()["message"].startswith("You started this run")
+    with pytest.raises(DecisionRefused, match="You started this run"):  # nor in the console, as herself
+        approval_decide(approval=approval, approve=True, actor=cast.reviewer)
+    assert api("post", f"/approvals/{approval.id}/decisions", as_user=cast.admin,
+               data={"decision": "approve"}).json()["status"] == "approved"
 
 
 def test_an_edit_that_needs_more_reviewers_is_accepted_with_202_and_waits(cast, api, pending):
