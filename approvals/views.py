@@ -15,6 +15,7 @@ from django.views.decorators.http import require_POST
 from agents.engine import plan_diff
 from agents.selectors import run_events_after, run_plan
 from agents.tools import REGISTRY
+from approvals import outbound
 from approvals.forms import PolicyForm, arguments_from_fields, schema_fields
 from approvals.models import ApprovalKind, ApprovalPolicy, ApprovalRequest, ApprovalWebhook
 from approvals.selectors import (
@@ -203,8 +204,11 @@ def webhook(request: HttpRequest, tenant_slug: str) -> HttpResponse:
     if url:
         try:
             django_forms.URLField(max_length=500, assume_scheme="https").clean(url)
+            problem = outbound.url_problem(url)
         except django_forms.ValidationError:
-            messages.error(request, "Give the webhook a full http(s):// URL.")
+            problem = "Give the webhook a full https:// URL."
+        if problem:
+            messages.error(request, problem)
             return redirect("approval_policies", tenant_slug)
     hook, secret = approval_webhook_set(tenant=membership.tenant, url=url, actor=request.user)
     if hook:

@@ -225,6 +225,9 @@ DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "proctor@localhost")
 EMAIL_FILE_PATH = env_str("EMAIL_FILE_PATH", str(VAR_DIR / "mail"))  # for django.core.mail.backends.filebased
 # The console's address as people reach it: deep links in notifications.
 CONSOLE_URL = env_str("CONSOLE_URL", "http://127.0.0.1:8000").rstrip("/")
+# Development only: webhook URLs may be http:// and receivers may be on this machine's loopback.
+# Private, link-local (cloud metadata) and other internal addresses are refused either way.
+WEBHOOK_ALLOW_HTTP = env_bool("WEBHOOK_ALLOW_HTTP", False)
 
 # --- Observability -------------------------------------------------------------------------
 
