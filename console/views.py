@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.forms import AuthenticationForm
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.cache import never_cache
@@ -22,6 +24,16 @@ UPCOMING = {
     "traces": "The timeline of each run's spans: steps, model calls, tool calls, approval waits.",
     "costs": "Spend per agent, model, user and run, with budgets, alerts and CSV export.",
 }
+
+
+def login_locked_out(request: HttpRequest, response=None, credentials=None) -> HttpResponse:
+    """The login page when django-axes refuses a login after too many failures (AXES_LOCKOUT_CALLABLE)."""
+    minutes = int(settings.AXES_COOLOFF_TIME.total_seconds() // 60)
+    return render(request, "registration/login.html", {
+        "form": AuthenticationForm(request, initial={"username": (credentials or {}).get("username", "")}),
+        "locked_out": f"Too many failed logins. For your safety, logging in as this user from here is blocked for "
+                      f"{minutes} minutes; try again later, or ask an admin to check the account.",
+    }, status=429)
 
 
 @login_required
