@@ -138,9 +138,12 @@ def test_admins_set_it_and_see_the_secret_once_others_cannot(cast, client_for):
     assert client_for(cast.outsider).post(url, {"url": "https://x.example/h"}).status_code == 404
     assert client_for(cast.reviewer).post(url, {"url": "https://x.example/h"}).status_code == 403
     admin = client_for(cast.admin)
-    page = admin.post(url, {"url": "https://hooks.example/proctor"}, follow=True).content.decode()
+    set_it = admin.post(url, {"url": "https://hooks.example/proctor"})
     hook = ApprovalWebhook.objects.get(tenant=cast.acme)
-    assert hook.secret in page and "shown only now" in page
+    assert set_it.status_code == 302 and all(hook.secret not in c.value for c in set_it.cookies.values())
+    shown = admin.get(set_it.url)
+    assert hook.secret in shown.content.decode() and "shown only now" in shown.content.decode()
+    assert "no-store" in shown["Cache-Control"]
     assert hook.secret not in admin.get(reverse("approval_policies", args=["acme"])).content.decode()
     bad = admin.post(url, {"url": "not a url"}, follow=True).content.decode()
     assert "full https:// URL" in bad
