@@ -1,4 +1,6 @@
-"""Run lifecycle over the API: the same services as the console."""
+"""Run lifecycle over the API: the same services as the console. A token acts as the person who created it:
+they are the run's requester (so a policy's "the requester may not approve" holds for API runs) and the
+one who pauses, cancels or instructs it."""
 
 from __future__ import annotations
 
@@ -68,7 +70,8 @@ def create_run(request, body: RunIn):
         raise HttpError(422, f"No agent '{body.agent}' in this tenant.")
     key = request.headers.get("Idempotency-Key", "")[:200] or None
     try:
-        run, created = services.run_start_once(tenant=request.tenant, agent=agent, goal=body.goal, idempotency_key=key)
+        run, created = services.run_start_once(tenant=request.tenant, agent=agent, goal=body.goal,
+                                               requested_by=request.api_token.created_by, idempotency_key=key)
     except services.RunError as error:
         raise HttpError(422, str(error)) from None
     return Status(201 if created else 200, run)
@@ -91,7 +94,7 @@ def run_events(request, run_id: int, after: int = 0, limit: int = 500):
 
 def _control(request, run_id: int, service):
     try:
-        return service(run=_run(request, run_id), actor=None)
+        return service(run=_run(request, run_id), actor=request.api_token.created_by)
     except services.RunError as error:
         raise HttpError(409, str(error)) from None
 
@@ -114,6 +117,7 @@ def resume_run(request, run_id: int):
 @router.post("/runs/{run_id}/messages", response=RunOut, summary="Add an instruction the next step will see")
 def add_message(request, run_id: int, body: MessageIn):
     try:
-        return services.run_add_instruction(run=_run(request, run_id), actor=None, text=body.text)
+        return services.run_add_instruction(run=_run(request, run_id), actor=request.api_token.created_by,
+                                            text=body.text)
     except services.RunError as error:
         raise HttpError(422, str(error)) from None

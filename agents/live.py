@@ -148,6 +148,11 @@ class SharedFrames:
 shared_frames = SharedFrames()
 
 
+def render_run_rows(runs: list[Run]) -> dict:
+    """The whole list as the page renders it: what a runs list socket sends after a reconnect."""
+    return {"replace": {"run-rows": render_to_string("agents/partials/run_rows.html", {"runs": runs})}}
+
+
 def render_run_row(run: Run) -> dict:
     return {"replace_or_prepend": {"id": f"run-row-{run.pk}", "container": "run-rows",
                                    "html": render_to_string("agents/partials/run_row.html", {"run": run})}}

@@ -14,7 +14,8 @@ from console.aio import socket_render
 
 
 class ApprovalQueueConsumer(AsyncJsonWebsocketConsumer):
-    """/ws/t/<tenant>/approvals/?badge=1 (count only) or ?sort=&tool=&agent=&min_risk=&mine= (the list too).
+    """/ws/t/<tenant>/approvals/?badge=1 (count only) or ?sort=&tool=&agent=&min_risk=&mine= (the list too);
+    with catch_up=1 (a reconnect) it sends what the viewer sees at once, then on every change.
     Changes that come while the socket renders collapse into one more render (a sweep that escalates
     hundreds of requests costs each socket two renders, not hundreds)."""
 
@@ -29,6 +30,8 @@ class ApprovalQueueConsumer(AsyncJsonWebsocketConsumer):
         self.filters = None if query.get("badge") else queue_filters(query)
         await self.channel_layer.group_add(queue_group(self.membership.tenant_id), self.channel_name)
         await self.accept()
+        if query.get("catch_up"):  # a reconnect: the queue may have changed while the socket was away
+            await self.queue_changed({})
 
     async def disconnect(self, code):
         if self.refresh is not None:

@@ -1,20 +1,20 @@
 """Approval notifications, each with a deep link: email (Django's email backend; the console backend
 in dev) to reviewers for new and overdue requests and to the requester for the decision, and the
-tenant's outgoing webhook, signed with HMAC-SHA256 of the body (X-Proctor-Signature: sha256=…)."""
+tenant's outgoing webhook, signed with HMAC-SHA256 of the body (X-Proctor-Signature: sha256=…),
+sent through approvals.outbound (never to the server's own network)."""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
 import json
-import urllib.error
-import urllib.request
 import uuid
 
 from django.conf import settings
 from django.core.mail import send_mass_mail
 from django.urls import reverse
 
+from approvals import outbound
 from approvals.models import ApprovalRequest
 from console.models import Membership
 from console.roles import SECTION_ROLES
@@ -89,7 +89,8 @@ def signature(secret: str, body: bytes) -> str:
 
 
 def approval_webhook_deliver(*, approval_id: int, event: str) -> str:
-    """POST the event to the tenant's webhook, if any. Raises OSError on a failed delivery (the task retries).
+    """POST the event to the tenant's webhook, if any (approvals.outbound: https, public addresses only, no
+    redirects). Returns and keeps the outcome's class; raises OSError when worth retrying (the task retries).
     By id alone, as approval_notify; the webhook is the request's tenant's."""
     from approvals.models import ApprovalWebhook
 
@@ -106,18 +107,11 @@ def approval_webhook_deliver(*, approval_id: int, event: str) -> str:
                      "note": approval.decision_note},
         "link": _link(approval, queue=event != "decided"),
     }, sort_keys=True).encode()
-    request = urllib.request.Request(hook.url, data=body, method="POST", headers={
+    delivery = outbound.post(hook.url, body, headers={
         "Content-Type": "application/json", "User-Agent": "Proctor-Webhook/1", "X-Proctor-Event": WEBHOOK_EVENTS[event],
         "X-Proctor-Delivery": str(uuid.uuid4()), "X-Proctor-Signature": signature(hook.secret, body)})
-    retry = False
-    try:
-        with urllib.request.urlopen(request, timeout=5) as response:
-            outcome = f"{WEBHOOK_EVENTS[event]}: HTTP {response.status}"
-    except urllib.error.HTTPError as error:
-        outcome, retry = f"{WEBHOOK_EVENTS[event]}: HTTP {error.code}", error.code >= 500 or error.code == 429
-    except OSError as error:
-        outcome, retry = f"{WEBHOOK_EVENTS[event]}: {error}", True
+    outcome = f"{WEBHOOK_EVENTS[event]}: {delivery.outcome}"
     ApprovalWebhook.objects.for_tenant(hook.tenant_id).filter(pk=hook.pk).update(last_status=outcome[:200])
-    if retry:
+    if delivery.retry:
         raise OSError(outcome)
     return outcome

@@ -35,21 +35,17 @@ from console.services import audit_record
 
 class DecisionRefused(Exception):
     """The decision cannot be taken; the message says why (and who decided first). ``kind`` is
-    "conflict" (decided, expired or cancelled already), "forbidden" (not this person) or
-    "invalid" (the edited arguments fail the tool's schema)."""
+    "conflict" (decided, expired or cancelled already), "forbidden" (not this person),
+    "invalid" (the edited arguments fail the tool's schema) or "needs_more_approvals" (the edit
+    was recorded, but the edited call needs more than the request did: it waits for them)."""
 
     def __init__(self, message: str, kind: str = "conflict"):
         super().__init__(message)
         self.kind = kind
 
 
-# How pages and the API answer a refusal.
-REFUSAL_STATUS = {"conflict": 409, "forbidden": 403, "invalid": 422}
-
-
-def call_requirement(*, run, tool: str, risk: int, arguments: dict) -> Requirement:
-    """What the tenant's policy asks of this call (evaluated outside the model)."""
-    return requirement(policy_rules(tenant=run.tenant), agent_id=run.agent_id, tool=tool, risk=risk, arguments=arguments)
+# How pages and the API answer a refusal. An edit that raised the requirement is taken (202), not run.
+REFUSAL_STATUS = {"conflict": 409, "forbidden": 403, "invalid": 422, "needs_more_approvals": 202}
 
 
 def human_step_requirement(*, run, kind: str) -> Requirement:
@@ -196,8 +192,9 @@ def approval_decide(*, approval: ApprovalRequest, approve: bool, actor, note: st
             if answer is not None:
                 raise DecisionRefused(f"This request is a {locked.get_kind_display()}, not a question; approve, "
                                       "reject or edit it.", "invalid")
-            return _approve(locked, actor, note, arguments, client_key)
-    raise DecisionRefused(_refusal(locked))
+            if not (raised := _approve(locked, actor, note, arguments, client_key)):
+                return locked
+    raise DecisionRefused(raised, "needs_more_approvals") if locked.is_open else DecisionRefused(_refusal(locked))
 
 
 def _record(approval, actor, verdict: str, arguments: dict, note: str, client_key: str) -> None:
@@ -245,13 +242,24 @@ def _answer(approval, actor, answer: str | None, note: str, client_key: str) -> 
     return approval
 
 
-def _approve(approval, actor, note: str, arguments: dict | None, client_key: str) -> ApprovalRequest:
+def _approve(approval, actor, note: str, arguments: dict | None, client_key: str) -> str:
+    """Approve the request's arguments, or an edit of them. Returns "" when the decision did what the
+    reviewer asked, or what to tell them when their edit raised the requirement (it is recorded, and
+    the call waits for the approvals the edited call needs)."""
+    raised = ""
     if arguments is not None:
         arguments = _checked_edit(approval, arguments)
     if arguments is not None and arguments != approval.arguments_to_run:
         approval.approved_arguments = arguments  # earlier approvals were of other arguments: they no longer count
-        approval.save(update_fields=["approved_arguments"])
+        raised = _requirement_raise(approval, arguments)
+        approval.save(update_fields=["approved_arguments", "required_approvals", "allow_self_approval", "policy",
+                                     "escalate_to_role"])
     current = approval.arguments_to_run
+    if raised and not approval.allow_self_approval and approval.requested_by_id == actor.pk:
+        _record(approval, actor, "edit", current, note, client_key)  # an edit the requester may not approve
+        _tell_run(approval, "approval.partial", {"by": actor.username, "note": note, "approvals": 0,
+                                                 "required": approval.required_approvals, "policy": approval.policy})
+        return f"{raised} You started this run, so your approval does not count: the edit is recorded and waits for them."
     # One approval needed: it closes the request, so an open one has none yet to count.
     approvers = set(approval.decisions.filter(verdict="approve", arguments=current).values_list(
         "actor_id", flat=True)) if approval.required_approvals > 1 else set()
@@ -260,10 +268,44 @@ def _approve(approval, actor, note: str, arguments: dict | None, client_key: str
     _record(approval, actor, "approve", current, note, client_key)
     if len(approvers) + 1 < approval.required_approvals:
         _tell_run(approval, "approval.partial", {"by": actor.username, "note": note, "approvals": len(approvers) + 1,
-                                                 "required": approval.required_approvals})
-        return approval
+                                                 "required": approval.required_approvals,
+                                                 **({"policy": approval.policy} if raised else {})})
+        missing = approval.required_approvals - len(approvers) - 1
+        return raised and (f"{raised} Your approval is 1 of {approval.required_approvals}: the edited call waits for "
+                           f"{_people(missing, more=True)}.")
     _close(approval, ApprovalStatus.APPROVED, actor=actor, note=note)
-    return approval
+    return ""
+
+
+def _requirement_raise(approval, arguments: dict) -> str:
+    """The policy asked again about the edited call, as about a new call: when it needs more (more
+    approvals, no self-approval) the request's requirement rises to that and never falls (an edit
+    cannot make a call need less than it did). Returns what to tell the reviewer, or ""."""
+    if approval.kind != ApprovalKind.TOOL_CALL:
+        return ""  # a plan's and a question's rule does not depend on what they say
+    from agents.models import Run
+
+    run = Run.objects.for_tenant(approval.tenant_id).only("tenant_id", "agent_id").get(pk=approval.run_id)
+    needs = requirement(policy_rules(tenant=approval.tenant_id), agent_id=run.agent_id, tool=approval.tool,
+                        risk=approval.risk, arguments=arguments)
+    if not needs.needs_approval:
+        return ""
+    more = needs.required_approvals > approval.required_approvals
+    stricter = approval.allow_self_approval and not needs.rule.allow_self_approval
+    if not (more or stricter):
+        return ""
+    approval.required_approvals = max(approval.required_approvals, needs.required_approvals)
+    approval.allow_self_approval = approval.allow_self_approval and needs.rule.allow_self_approval
+    approval.policy, approval.escalate_to_role = needs.rule.describe()[:200], needs.rule.escalate_to_role
+    publish_queue_changed_on_commit(approval.tenant_id)
+    who = "" if approval.allow_self_approval else " other than the person who started the run"
+    return (f"Your edit changes what the policy asks ({needs.rule.describe()}): this request now needs "
+            f"{_people(approval.required_approvals)}{who}.")
+
+
+def _people(count: int, *, more: bool = False) -> str:
+    more = " more" if more else ""
+    return f"one{more} reviewer" if count == 1 else f"{count}{more} different reviewers"
 
 
 def _tell_run(approval, event: str, payload: dict, *, decided: bool | None = None) -> None:

@@ -10,11 +10,13 @@ from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
 from agents.engine import plan_diff
 from agents.selectors import run_events_after, run_plan
 from agents.tools import REGISTRY
+from approvals import outbound
 from approvals.forms import PolicyForm, arguments_from_fields, schema_fields
 from approvals.models import ApprovalKind, ApprovalPolicy, ApprovalRequest, ApprovalWebhook
 from approvals.selectors import (
@@ -36,6 +38,7 @@ from approvals.services import (
     approval_webhook_set,
 )
 from console.access import tenant_access
+from console.reveal import reveal_once, revealed
 
 
 def _queue_url(tenant_slug: str, approval_id: int) -> str:
@@ -170,6 +173,7 @@ def assign(request: HttpRequest, tenant_slug: str, approval_id: int) -> HttpResp
     return _pane_after_change(request, membership, approval.pk, error, status)
 
 
+@never_cache  # a new webhook secret is on this page once: no copy in any cache
 @login_required
 def policies(request: HttpRequest, tenant_slug: str, policy_id: int | None = None) -> HttpResponse:
     """Admin: the tenant's approval policies; create, and with ``policy_id`` change or delete one."""
@@ -187,11 +191,11 @@ def policies(request: HttpRequest, tenant_slug: str, policy_id: int | None = Non
     if request.method == "POST" and form.is_valid():
         approval_policy_save(form=form, tenant=membership.tenant, actor=request.user)
         return redirect("approval_policies", tenant_slug)
-    return render(request, "approvals/policies.html", {"form": form, "editing": editing,
-                                                       "policies": policy_list(tenant=membership.tenant),
-                                                       "webhook": ApprovalWebhook.objects.for_tenant(
-                                                           membership.tenant).first()},
-                  status=422 if request.method == "POST" else 200)
+    return render(request, "approvals/policies.html", {
+        "form": form, "editing": editing, "policies": policy_list(tenant=membership.tenant),
+        "webhook": ApprovalWebhook.objects.for_tenant(membership.tenant).first(),
+        "webhook_secret": revealed(request, tenant=membership.tenant, what="webhook_secret"),
+    }, status=422 if request.method == "POST" else 200)
 
 
 @login_required
@@ -203,12 +207,15 @@ def webhook(request: HttpRequest, tenant_slug: str) -> HttpResponse:
     if url:
         try:
             django_forms.URLField(max_length=500, assume_scheme="https").clean(url)
+            problem = outbound.url_problem(url)
         except django_forms.ValidationError:
-            messages.error(request, "Give the webhook a full http(s):// URL.")
+            problem = "Give the webhook a full https:// URL."
+        if problem:
+            messages.error(request, problem)
             return redirect("approval_policies", tenant_slug)
     hook, secret = approval_webhook_set(tenant=membership.tenant, url=url, actor=request.user)
-    if hook:
-        messages.success(request, f"Webhook set. Its signing secret, shown only now: {secret}")
+    if hook:  # the secret goes by the session, not a message (messages may travel in a cookie)
+        reveal_once(request, tenant=membership.tenant, what="webhook_secret", value=secret)
     else:
         messages.success(request, "Webhook removed.")
     return redirect("approval_policies", tenant_slug)

@@ -84,7 +84,9 @@ def api_token_revoke(*, token: ApiToken, actor) -> ApiToken:
 def api_token_authenticate(secret: str) -> ApiToken | None:
     if not secret or not secret.startswith(TOKEN_PREFIX) or len(secret) > 200:
         return None
-    token = ApiToken.objects.select_related("tenant").filter(token_hash=token_hash(secret), revoked_at=None).first()
+    # With its creator: a token acts as the person who made it (the runs it starts are theirs).
+    token = ApiToken.objects.select_related("tenant", "created_by").filter(
+        token_hash=token_hash(secret), revoked_at=None).first()
     if token is not None and (token.last_used_at is None or (timezone.now() - token.last_used_at).total_seconds() > 60):
         # Coarse on purpose: one write a minute per token, not one per request.
         ApiToken.objects.filter(pk=token.pk).update(last_used_at=timezone.now())

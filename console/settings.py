@@ -4,6 +4,7 @@ from the environment (see the configuration table in README.md)."""
 from __future__ import annotations
 
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
@@ -46,6 +47,7 @@ INSTALLED_APPS = [
     "django_htmx",
     "template_partials",
     "csp",
+    "axes",
     "console",
     "agents",
     "approvals",
@@ -67,6 +69,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "axes.middleware.AxesMiddleware",  # last: turns a locked-out login into the lockout page
 ]
 
 ROOT_URLCONF = "console.urls"
@@ -116,10 +119,19 @@ CACHES = {
 }
 SESSION_ENGINE = "django.contrib.sessions.backends.db"
 
+# A socket waits for its next message with a blocking BZPOPMIN that Redis answers after up to 5 s
+# (channels_redis's brpop_timeout). redis-py 8 reads with a 5 s timeout by default, shorter than that
+# wait plus the round trip, so every quiet socket was closed after about 5 s (channels_redis#422). The
+# read timeout stays well above the wait and still ends a read from a Redis that went away; a connection
+# idle longer than the health check interval is pinged before it is used again.
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL], "prefix": "proctor-channels"},
+        "CONFIG": {
+            "hosts": [{"address": REDIS_URL, "socket_timeout": 15, "socket_connect_timeout": 5,
+                       "socket_keepalive": True, "health_check_interval": 30}],
+            "prefix": "proctor-channels",
+        },
     }
 }
 
@@ -166,6 +178,16 @@ AUTH_PASSWORD_VALIDATORS = [
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
+
+# Password guessing: after LOGIN_FAILURE_LIMIT failed logins for one username from one address, that pair is
+# locked out for LOGIN_LOCKOUT_MINUTES (django-axes; a failure during the lockout starts it again). Behind a
+# proxy every client shares its address, so it comes down to the username.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("LOGIN_LOCKOUT_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "console.views.login_locked_out"
 
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", not DEBUG)
@@ -220,6 +242,9 @@ DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "proctor@localhost")
 EMAIL_FILE_PATH = env_str("EMAIL_FILE_PATH", str(VAR_DIR / "mail"))  # for django.core.mail.backends.filebased
 # The console's address as people reach it: deep links in notifications.
 CONSOLE_URL = env_str("CONSOLE_URL", "http://127.0.0.1:8000").rstrip("/")
+# Development only: webhook URLs may be http:// and receivers may be on this machine's loopback.
+# Private, link-local (cloud metadata) and other internal addresses are refused either way.
+WEBHOOK_ALLOW_HTTP = env_bool("WEBHOOK_ALLOW_HTTP", False)
 
 # --- Observability -------------------------------------------------------------------------
 

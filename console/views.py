@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.forms import AuthenticationForm
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.cache import never_cache
@@ -13,6 +15,7 @@ from console.access import membership_for, tenant_access
 from console.forms import ApiTokenForm, RoleForm
 from console.health import health_report
 from console.models import ApiToken, Membership
+from console.reveal import reveal_once, revealed
 from console.selectors import api_token_list, audit_event_page, member_list, memberships_of
 from console.services import LastAdminError, api_token_create, api_token_revoke, membership_change_role
 
@@ -22,6 +25,16 @@ UPCOMING = {
     "traces": "The timeline of each run's spans: steps, model calls, tool calls, approval waits.",
     "costs": "Spend per agent, model, user and run, with budgets, alerts and CSV export.",
 }
+
+
+def login_locked_out(request: HttpRequest, response=None, credentials=None) -> HttpResponse:
+    """The login page when django-axes refuses a login after too many failures (AXES_LOCKOUT_CALLABLE)."""
+    minutes = int(settings.AXES_COOLOFF_TIME.total_seconds() // 60)
+    return render(request, "registration/login.html", {
+        "form": AuthenticationForm(request, initial={"username": (credentials or {}).get("username", "")}),
+        "locked_out": f"Too many failed logins. For your safety, logging in as this user from here is blocked for "
+                      f"{minutes} minutes; try again later, or ask an admin to check the account.",
+    }, status=429)
 
 
 @login_required
@@ -99,17 +112,20 @@ def admin_audit(request: HttpRequest, tenant_slug: str) -> HttpResponse:
     return render(request, template, {"page": page, "filters": filters})
 
 
+@never_cache  # the new token's secret is on this page once: no copy in any cache
 @login_required
 def admin_tokens(request: HttpRequest, tenant_slug: str) -> HttpResponse:
     membership = tenant_access(request, tenant_slug, section="admin")
     request.section = "admin"
     form = ApiTokenForm(request.POST or None)
-    issued = None
     if request.method == "POST" and form.is_valid():
         issued = api_token_create(tenant=membership.tenant, name=form.cleaned_data["name"], actor=request.user)
-        form = ApiTokenForm()
-    tokens = api_token_list(tenant=membership.tenant)
-    return render(request, "console/admin_tokens.html", {"form": form, "tokens": tokens, "issued": issued})
+        reveal_once(request, tenant=membership.tenant, what="api_token",
+                    value={"name": issued.token.name, "secret": issued.secret})
+        return redirect("admin_tokens", tenant_slug)  # a reload shows the page, it does not make another token
+    return render(request, "console/admin_tokens.html", {
+        "form": form, "tokens": api_token_list(tenant=membership.tenant),
+        "issued": revealed(request, tenant=membership.tenant, what="api_token")})
 
 
 @login_required

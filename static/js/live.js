@@ -3,19 +3,19 @@
 (function () {
   "use strict";
 
-  function connect(path, onMessage, afterSeq) {
+  // Keeps a socket to `path` open. `resume(reopened)` gives the query parameter that says what the page
+  // already shows, for every (re)open: after a reconnect the server sends what the page missed.
+  function connect(path, onMessage, resume) {
     let delay = 500;
-    let seq = afterSeq;
+    let reopened = false;
     function open() {
       const scheme = location.protocol === "https:" ? "wss://" : "ws://";
-      const url = scheme + location.host + path + (seq !== null ? "?after=" + seq : "");
+      const param = resume(reopened);
+      const url = scheme + location.host + path + (param ? (path.includes("?") ? "&" : "?") + param : "");
+      reopened = true;
       const socket = new WebSocket(url);
       socket.onopen = function () { delay = 500; document.body.dataset.live = "connected"; };
-      socket.onmessage = function (message) {
-        const data = JSON.parse(message.data);
-        if (typeof data.seq === "number") seq = data.seq;
-        onMessage(data);
-      };
+      socket.onmessage = function (message) { onMessage(JSON.parse(message.data)); };
       socket.onclose = function (event) {
         document.body.dataset.live = "reconnecting";
         if (event.code >= 4400 && event.code < 4500) return; // not found or not allowed: do not retry
@@ -25,6 +25,8 @@
     }
     open();
   }
+  // The lists (runs, the approvals queue, the badge) are rendered with the page; a reconnect asks for them again.
+  function catchUpOnReconnect(reopened) { return reopened ? "catch_up=1" : ""; }
 
   function replace(id, html) {
     const target = document.getElementById(id);
@@ -41,8 +43,8 @@
         const list = document.getElementById(id);
         if (list && html) list.insertAdjacentHTML("beforeend", html);
       });
-      run.dataset.seq = data.seq;
-    }, parseInt(run.dataset.seq, 10) || 0);
+      if (typeof data.seq === "number") run.dataset.seq = data.seq;
+    }, function () { return "after=" + (parseInt(run.dataset.seq, 10) || 0); });
   }
 
   // Approvals: the navigation badge everywhere; on the queue page the list too (one socket either way).
@@ -78,12 +80,13 @@
         replace(queue.id, data.list);
         markSelected();
       }
-    }, null);
+    }, catchUpOnReconnect);
   }
 
   const list = document.querySelector("[data-live-list]");
   if (list) {
     connect(list.dataset.liveList, function (data) {
+      Object.entries(data.replace || {}).forEach(function ([id, html]) { replace(id, html); });
       const row = data.replace_or_prepend;
       if (!row) return;
       const existing = document.getElementById(row.id);
@@ -91,6 +94,6 @@
       const body = document.getElementById(row.container);
       body.querySelectorAll(".empty-row").forEach(function (el) { el.remove(); });
       body.insertAdjacentHTML("afterbegin", row.html);
-    }, null);
+    }, catchUpOnReconnect);
   }
 })();

@@ -156,3 +156,35 @@ async def test_every_viewer_of_a_run_gets_the_frame_rendered_once_for_their_role
     assert sorted(renders) == [(2, False), (2, True)], "the late socket reused the shared frame"
     for socket, _ in [*sockets, (late, None)]:
         await socket.disconnect()
+
+
+async def test_sockets_idle_for_30_seconds_still_receive_the_next_update(cast, run, client_for):
+    """The channel layer waits for messages with a blocking Redis read that returns every few seconds;
+    a client read timeout shorter than that wait closed every socket after ~5 s of quiet."""
+    import asyncio
+
+    from approvals.models import ApprovalRequest
+    from approvals.live import publish_queue_changed_on_commit
+
+    member = await database_sync_to_async(login)(client_for, cast.member)
+    reviewer = await database_sync_to_async(login)(client_for, cast.reviewer)
+    page = communicator(member, f"/ws/t/acme/runs/{run.pk}/?after=2")
+    runs = communicator(member, "/ws/t/acme/runs/")
+    badge = communicator(reviewer, "/ws/t/acme/approvals/?badge=1")
+    for socket in (page, runs, badge):
+        assert (await socket.connect())[0]
+    await asyncio.sleep(30)
+
+    await database_sync_to_async(run_add_instruction)(run=run, actor=cast.member, text="still there?")
+    assert [e["type"] for e in (await page.receive_json_from(timeout=5))["events"]] == ["instruction.added"]
+    assert (await runs.receive_json_from(timeout=5))["replace_or_prepend"]["id"] == f"run-row-{run.pk}"
+
+    def request_approval():
+        ApprovalRequest.objects.create(tenant=cast.acme, run=run, step=1, call_id="c", tool="email.send",
+                                       arguments={}, risk=3, policy="test")
+        publish_queue_changed_on_commit(cast.acme.pk)
+
+    await database_sync_to_async(request_approval)()
+    assert await badge.receive_json_from(timeout=5) == {"count": 1}
+    for socket in (page, runs, badge):
+        await socket.disconnect()

@@ -15,8 +15,10 @@ def approval(cast, renewals):
 
 
 @pytest.fixture
-def receiver():
-    """A webhook endpoint on loopback that answers 204 (or ``status``) and keeps what it got."""
+def receiver(settings):
+    """A webhook endpoint on loopback that answers 204 (or ``status``, with a ``location``) and keeps what it
+    got. Reaching it takes the development setting (http, loopback), as a receiver on a developer's machine."""
+    settings.WEBHOOK_ALLOW_HTTP = True
     received = []
 
     class Handler(BaseHTTPRequestHandler):
@@ -24,6 +26,8 @@ def receiver():
             body = self.rfile.read(int(self.headers["Content-Length"]))
             received.append((dict(self.headers), body))
             self.send_response(getattr(server, "status", 204))
+            if location := getattr(server, "location", None):
+                self.send_header("Location", location)
             self.end_headers()
 
         def log_message(self, *args):

@@ -2,6 +2,8 @@
 
 import pytest
 
+from agents.models import Run
+from approvals.services import DecisionRefused
 from console.services import api_token_create
 from demo.models import EmailMessage
 from tests.factories import advance
@@ -63,6 +65,42 @@ def test_bad_input_gets_a_4xx_with_a_message(api, pending):
     assert api("post", f"/approvals/{approval.id}/decisions", data={"decision": "maybe"}).status_code == 422
     approval.refresh_from_db()
     assert approval.status == "pending"
+
+
+def test_a_run_started_with_a_token_is_its_creators_and_they_may_not_approve_it_under_a_no_self_rule(cast, api, renewals):
+    from approvals.models import ApprovalPolicy
+    from approvals.services import approval_decide
+    from tests.factories import RENEWAL_GOAL
+
+    ApprovalPolicy.objects.create(tenant=cast.acme, name="no self", min_risk=3, required_approvals=1)
+    started = api("post", "/runs", data={"agent": "renewals", "goal": RENEWAL_GOAL})  # rita's token
+    assert started.status_code == 201
+    run = advance(Run.objects.get(pk=started.json()["id"]))
+    assert run.requested_by == cast.reviewer and run.status == "waiting_for_human"
+    approval = run.approval_requests.get()
+    refused = api("post", f"/approvals/{approval.id}/decisions", data={"decision": "approve"})
+    assert refused.status_code == 403 and refused.json()["message"].startswith("You started this run")
+    with pytest.raises(DecisionRefused, match="You started this run"):  # nor in the console, as herself
+        approval_decide(approval=approval, approve=True, actor=cast.reviewer)
+    assert api("post", f"/approvals/{approval.id}/decisions", as_user=cast.admin,
+               data={"decision": "approve"}).json()["status"] == "approved"
+
+
+def test_an_edit_that_needs_more_reviewers_is_accepted_with_202_and_waits(cast, api, pending):
+    from approvals.models import ApprovalPolicy
+
+    run, approval = pending
+    ApprovalPolicy.objects.create(tenant=cast.acme, name="Outside email needs two", tool="email.send", min_risk=0,
+                                  required_approvals=2,
+                                  condition={"argument": "to", "op": "domain_not_in", "value": "acme.example"})
+    edited = {**approval.arguments, "to": "buyer@rival.example"}
+    response = api("post", f"/approvals/{approval.id}/decisions", data={"decision": "edit", "arguments": edited})
+    assert response.status_code == 202 and response.json()["code"] == "needs_more_approvals"
+    assert "now needs 2 different reviewers" in response.json()["message"]
+    state = api("get", f"/approvals/{approval.id}").json()
+    assert (state["status"], state["required_approvals"], state["approved_arguments"]["to"]) == (
+        "pending", 2, "buyer@rival.example")
+    assert advance(run).status == "waiting_for_human"
 
 
 def test_a_member_token_gets_403_on_every_approvals_endpoint(cast, api, pending):

@@ -66,6 +66,67 @@ def test_edit_and_approve_runs_the_edited_call_and_tells_the_agent(cast, renewal
     assert invocation.result["reviewer_edited_arguments"]["to"] == "dana@acme.example"
 
 
+OUTSIDE_NEEDS_TWO = {"name": "Outside email needs two", "tool": "email.send", "min_risk": 0, "required_approvals": 2,
+                     "condition": {"argument": "to", "op": "domain_not_in", "value": "acme.example"}}
+
+
+def test_an_edit_is_checked_against_the_policy_like_a_new_call(cast, renewals):
+    """One reviewer cannot approve alone, by editing it in, a call the policy gives two reviewers."""
+    ApprovalPolicy.objects.create(tenant=cast.acme, **OUTSIDE_NEEDS_TWO)
+    run, approval = waiting_send(cast, renewals)
+    assert approval.required_approvals == 1  # to csm-042@acme.example: inside, one reviewer
+
+    outside = {**approval.arguments, "to": "buyer@rival.example"}
+    with pytest.raises(DecisionRefused, match="this request now needs 2 different reviewers") as refused:
+        approval_decide(approval=approval, approve=True, actor=cast.reviewer, arguments=outside)
+    assert refused.value.kind == "needs_more_approvals" and "Your approval is 1 of 2" in str(refused.value)
+    approval.refresh_from_db()
+    assert (approval.status, approval.required_approvals, approval.approved_arguments["to"]) == (
+        "pending", 2, "buyer@rival.example")
+    assert "Outside email needs two" in approval.policy
+    assert advance(run).status == "waiting_for_human" and not EmailMessage.objects.filter(sent_at__isnull=False).exists()
+
+    approval_decide(approval=approval, approve=True, actor=cast.admin)
+    approval.refresh_from_db()
+    assert approval.status == "approved"
+    assert advance(run).status == "completed"
+    assert EmailMessage.objects.get(sent_at__isnull=False).to == "buyer@rival.example"
+
+
+def test_an_edit_never_lowers_what_the_request_needs(cast, renewals):
+    ApprovalPolicy.objects.create(tenant=cast.acme, **OUTSIDE_NEEDS_TWO)
+    run, approval = waiting_send(cast, renewals)
+    with pytest.raises(DecisionRefused, match="now needs 2"):
+        approval_decide(approval=approval, approve=True, actor=cast.reviewer,
+                        arguments={**approval.arguments, "to": "buyer@rival.example"})
+    approval_decide(approval=approval, approve=True, actor=cast.admin,  # back inside: one reviewer would do
+                    arguments={**approval.arguments, "to": "dana@acme.example"})
+    approval.refresh_from_db()
+    assert (approval.status, approval.required_approvals) == ("pending", 2)
+    approval_decide(approval=approval, approve=True, actor=cast.both)
+    approval.refresh_from_db()
+    assert approval.status == "approved" and approval.arguments_to_run["to"] == "dana@acme.example"
+
+
+def test_a_requester_whose_edit_falls_under_a_no_self_approval_rule_does_not_count(cast, renewals):
+    ApprovalPolicy.objects.create(tenant=cast.acme, **OUTSIDE_NEEDS_TWO)  # allow_self_approval off
+    run, approval = waiting_send(cast, renewals, requester=cast.reviewer)
+    assert approval.allow_self_approval  # the default rule lets the requester approve the call as proposed
+    with pytest.raises(DecisionRefused, match="You started this run, so your approval does not count"):
+        approval_decide(approval=approval, approve=True, actor=cast.reviewer,
+                        arguments={**approval.arguments, "to": "buyer@rival.example"})
+    approval.refresh_from_db()
+    assert not approval.allow_self_approval and approval.approved_arguments["to"] == "buyer@rival.example"
+    assert [d.verdict for d in approval.decisions.all()] == ["edit"]
+    with pytest.raises(DecisionRefused, match="You started this run; the policy needs someone else"):
+        approval_decide(approval=approval, approve=True, actor=cast.reviewer)
+    approval_decide(approval=approval, approve=True, actor=cast.admin)
+    approval.refresh_from_db()
+    assert approval.status == "pending"
+    approval_decide(approval=approval, approve=True, actor=cast.both)
+    assert advance(run).status == "completed"
+
+
 def test_edited_arguments_that_fail_the_schema_are_refused_with_the_reason(cast, renewals):
     _, approval = waiting_send(cast, renewals)
     with pytest.raises(DecisionRefused, match="not valid"):

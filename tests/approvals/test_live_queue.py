@@ -65,3 +65,20 @@ async def test_a_burst_of_changes_costs_a_socket_a_few_renders_not_one_each(cast
     assert 1 <= len(frames) <= 5, len(frames)
     assert all(frame["count"] == 1 and "email.send" in frame["list"] for frame in frames)
     await queue.disconnect()
+
+
+async def test_a_reconnecting_queue_socket_gets_the_queue_at_once(cast, renewals, client_for):
+    """A request that arrived while the socket was away is in the first frame after the reconnect."""
+    await database_sync_to_async(run_until_approval_requested)(cast, renewals)
+    client = await database_sync_to_async(login)(client_for, cast.reviewer)
+    queue = communicator(client, "/ws/t/acme/approvals/?sort=risk&catch_up=1")
+    badge = communicator(client, "/ws/t/acme/approvals/?badge=1&catch_up=1")
+    assert (await queue.connect())[0] and (await badge.connect())[0]
+    update = await queue.receive_json_from(timeout=10)
+    assert update["count"] == 1 and "email.send" in update["list"]
+    assert await badge.receive_json_from(timeout=10) == {"count": 1}
+    first_visit = communicator(client, "/ws/t/acme/approvals/?badge=1")  # the page was rendered just now
+    assert (await first_visit.connect())[0]
+    assert await first_visit.receive_nothing(timeout=0.5)
+    for socket in (queue, badge, first_visit):
+        await socket.disconnect()

@@ -56,7 +56,8 @@ def test_a_worker_sends_what_a_request_and_its_decision_announce(cast, renewals,
     get_user_model().objects.filter(pk=cast.member.pk).update(email="max@mail.example")
     approval_webhook_set(tenant=cast.acme, url=receiver.url, actor=cast.admin)
     mail = tmp_path / "mail"
-    start_worker(env={"EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend", "EMAIL_FILE_PATH": str(mail)})
+    start_worker(env={"EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend", "EMAIL_FILE_PATH": str(mail),
+                      "WEBHOOK_ALLOW_HTTP": "1"})  # the receiver is on loopback
 
     def webhooks() -> list[str]:
         return [headers["X-Proctor-Event"] for headers, _ in receiver.received]

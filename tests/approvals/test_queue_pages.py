@@ -40,6 +40,20 @@ def test_edit_shows_the_diff_and_bad_edits_say_why(cast, client_for, approval):
     assert "Edited before approval" in done and "dana@acme.example" in done and "csm-042@acme.example" in done
 
 
+def test_an_edit_that_needs_more_reviewers_says_so_in_the_pane(cast, client_for, approval):
+    from approvals.models import ApprovalPolicy
+
+    ApprovalPolicy.objects.create(tenant=cast.acme, name="Outside email needs two", tool="email.send", min_risk=0,
+                                  required_approvals=2,
+                                  condition={"argument": "to", "op": "domain_not_in", "value": "acme.example"})
+    edited = {**approval.arguments, "to": "buyer@rival.example"}
+    response = decide(client_for(cast.reviewer), approval, decision="edit", form="json", arguments=json.dumps(edited))
+    page = response.content.decode()
+    assert response.status_code == 202
+    assert "this request now needs 2 different reviewers" in page and "Your approval is 1 of 2" in page
+    assert "needs 2 different people" in page and "rita: approve" in page
+
+
 def test_reject_with_a_reason(cast, client_for, approval):
     response = decide(client_for(cast.reviewer), approval, decision="reject", note="Wrong recipient")
     assert response.status_code == 200 and "Wrong recipient" in response.content.decode()

@@ -84,7 +84,9 @@ class Command(BaseCommand):
             secret = path.read_text().strip()
             if ApiToken.objects.filter(tenant=tenant, token_hash=token_hash(secret), revoked_at=None).exists():
                 return secret
-        issued = api_token_create(tenant=tenant, name="Demo token (make run)", actor=None)
+        # Ada's: a token acts as the person who made it (runs it starts are hers; approvals as an admin).
+        admin = get_user_model().objects.get(username="ada")
+        issued = api_token_create(tenant=tenant, name="Demo token (make run)", actor=admin)
         settings.VAR_DIR.mkdir(parents=True, exist_ok=True)
         path.write_text(issued.secret)
         path.chmod(0o600)
