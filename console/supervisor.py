@@ -28,7 +28,7 @@ COLOURS = {"web": "36", "worker": "35", "beat": "33", "setup": "32", "stack": "3
 def say(name: str, line: str) -> None:
     label = f"{name:<6}|"
     if sys.stdout.isatty():
-        label = f"\033[{COLOURS.get(name, '0')}m{label}\033[0m"
+        label = f"\033[{COLOURS.get(name.rstrip('0123456789'), '0')}m{label}\033[0m"
     try:
         print(f"{label} {line}", flush=True)
     except (OSError, ValueError):  # the terminal went away (SIGHUP): go on stopping everything regardless
@@ -137,6 +137,22 @@ def _already_running() -> int | None:
     return None
 
 
+def worker_processes() -> int:
+    """Worker processes `make run` starts (WORKER_PROCESSES): one per core by default, up to four. A
+    step is interpreter-bound between its waits, so one process uses one core however many threads it
+    runs (bench P2: a second process on a second core carries almost twice the runs)."""
+    raw = os.environ.get("WORKER_PROCESSES", "")
+    wanted = int(raw) if raw.isascii() and raw.isdigit() else min(os.cpu_count() or 1, 4)
+    return max(1, wanted)
+
+
+def worker_children(python: str) -> list[Child]:
+    count = worker_processes()
+    names = ["worker"] if count == 1 else [f"worker{number}" for number in range(1, count + 1)]
+    return [Child(name, [python, "-m", "celery", "-A", "console", "worker", "--loglevel", "INFO",
+                         "--hostname", f"{name}@%h"]) for name in names]
+
+
 def run_console(stack: DevStack) -> int:
     started_at = float(os.environ.get("PROCTOR_T0") or time.time())
     port = int(os.environ.get("PORT", "8000"))
@@ -150,7 +166,7 @@ def run_console(stack: DevStack) -> int:
     children = [
         Child("web", [python, "-m", "uvicorn", "console.asgi:application", "--host", os.environ.get("HOST", "127.0.0.1"),
                       "--port", str(port), "--lifespan", "off", "--no-access-log"]),
-        Child("worker", [python, "-m", "celery", "-A", "console", "worker", "--loglevel", "INFO", "--hostname", "worker@%h"]),
+        *worker_children(python),
         Child("beat", [python, "-m", "celery", "-A", "console", "beat", "--loglevel", "INFO",
                        "--schedule", str(VAR / "celerybeat-schedule")]),
     ]

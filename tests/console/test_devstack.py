@@ -1,5 +1,6 @@
 """The embedded stack: start, readiness, clean stop, recovery after a crash."""
 
+import json
 import os
 import signal
 import subprocess
@@ -136,6 +137,11 @@ def test_make_run_reaches_ready_serves_the_console_and_stops_cleanly_on_ctrl_c(t
         base = f"http://127.0.0.1:{port}"
         assert urllib.request.urlopen(base + "/login/").status == 200
         assert urllib.request.urlopen(base + "/healthz").status == 200
+        # A worker process per core (up to four): each beats its own heartbeat.
+        expected = sorted(f"worker{n}@" for n in range(1, min(os.cpu_count() or 1, 4) + 1)) if (os.cpu_count() or 1) > 1 else ["worker@"]
+        beating = lambda: sorted(name.split("@")[0] + "@" for name in json.loads(  # noqa: E731
+            urllib.request.urlopen(base + "/healthz").read())["checks"]["workers"]["workers"])
+        wait_for(lambda: beating() == expected, 30, interval=0.5, message=f"heartbeats of {expected}")
         if stop == "ctrl_c":
             os.killpg(process.pid, signal.SIGINT)
         else:
