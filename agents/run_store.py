@@ -24,6 +24,10 @@ Rows are built as model instances, so defaults, ``auto_now`` and JSON adaptation
 from __future__ import annotations
 
 import copy
+import json
+from datetime import date, datetime
+from decimal import Decimal
+from functools import cache
 
 from django.db import connection, transaction
 
@@ -205,14 +209,35 @@ def checkpoint_set(run: Run, checkpoint: Checkpoint) -> None:
     run.writes.checkpoint = checkpoint
 
 
-def _insert(rows: list, suffix: str = "") -> tuple[str, list]:
+def _insert(rows: list, suffix: str = "") -> tuple[str, str]:
+    """An INSERT of rows of one model with ONE parameter: the rows as a JSON array, spread into the
+    table's columns by ``json_populate_recordset``. The statement's text is the same whatever the
+    number of rows, so the driver parses it once per process, and the values are encoded in one
+    ``json.dumps`` instead of a parameter (and a JSON dump) per value."""
     model = type(rows[0])
-    fields = [field for field in _columns(model) if not field.primary_key]
-    placeholders = "(" + ", ".join(["%s"] * len(fields)) + ")"
-    params = [field.get_db_prep_save(field.pre_save(row, True), connection) for row in rows for field in fields]
-    columns = ", ".join(f'"{field.column}"' for field in fields)
-    values = ", ".join([placeholders] * len(rows))
-    return f"INSERT INTO {model._meta.db_table} ({columns}) VALUES {values}{suffix}", params
+    fields = _insertable(model)
+    data = [{field.column: field.pre_save(row, True) for field in fields} for row in rows]
+    return _insert_sql(model, suffix), json.dumps(data, default=_json_value, separators=(",", ":"))
+
+
+@cache
+def _insertable(model) -> list:
+    return [field for field in _columns(model) if not field.primary_key]
+
+
+@cache
+def _insert_sql(model, suffix: str) -> str:
+    columns = ", ".join(f'"{field.column}"' for field in _insertable(model))
+    table = model._meta.db_table
+    return f"INSERT INTO {table} ({columns}) SELECT {columns} FROM json_populate_recordset(NULL::{table}, %s){suffix}"
+
+
+def _json_value(value):
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    raise TypeError(f"cannot write {type(value).__name__} in a row")
 
 
 CHECKPOINT_UPSERT = (" ON CONFLICT (run_id, step) DO UPDATE SET state = EXCLUDED.state,"
@@ -235,7 +260,7 @@ def run_write(run: Run) -> None:
     for number, (model, model_rows) in enumerate(by_model.items()):
         sql, values = _insert(model_rows, CHECKPOINT_UPSERT if model is Checkpoint else "")
         parts.append(f"w{number} AS ({sql})")
-        params.extend(values)
+        params.append(values)
     columns = [*changed, UPDATED_AT]
     params.extend(field.get_db_prep_save(field.pre_save(run, False), connection) for field in columns)
     params.append(run.pk)
