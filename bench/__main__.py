@@ -13,7 +13,7 @@ import signal
 import sys
 import time
 
-from bench import agent_loop, approval_queue, baselines, click_to_resume, langgraph_noop
+from bench import agent_loop, approval_queue, baselines, click_to_resume, langgraph_noop, langgraph_peer
 from bench.harness import RESULTS, Context, machine_note, stack, write_results
 
 REGISTRY = {
@@ -23,6 +23,7 @@ REGISTRY = {
     "p2": agent_loop.run_p2,
     "queue": approval_queue.run,
     "p3": click_to_resume.run,
+    "lg": langgraph_peer.run,
 }
 
 
