@@ -189,23 +189,32 @@ def price(provider: str, model: str, input_tokens: int, output_tokens: int, cach
         return Decimal("0"), {"source": "unpriced", "reason": str(exc)[:200]}
 
 
+# Providers this process saw healthy (no failures, circuit closed) in Redis, until when (monotonic):
+# within that time a call skips the shared read. A circuit another process opens is seen here within
+# BREAKER_FRESH_SECONDS; a failure here is recorded at once and ends the provider's clean time.
+BREAKER_FRESH_SECONDS = 1.0
+_clean_until: dict[str, float] = {}
+
+
 class Breaker:
     """Per-provider circuit breaker in Redis: closed → open after N failures in a window →
     half-open after a cool-down (one trial call) → closed on success."""
 
     def __init__(self, client, policy: GatewayPolicy):
         self.redis, self.policy = client, policy
-        self._clean: set[str] = set()  # providers last seen with no failures and no open circuit
 
     def _key(self, provider: str, what: str) -> str:
         return f"proctor:breaker:{provider}:{what}"
 
+    def _known_clean(self, provider: str) -> bool:
+        return _clean_until.get(provider, 0.0) > time.monotonic()
+
     def allows(self, provider: str) -> bool:
+        if self._known_clean(provider):
+            return True
         open_until, failures = self.redis.mget(self._key(provider, "open_until"), self._key(provider, "failures"))
         if open_until is None and failures is None:
-            self._clean.add(provider)  # nothing for a success to reset
-        else:
-            self._clean.discard(provider)
+            _clean_until[provider] = time.monotonic() + BREAKER_FRESH_SECONDS  # nothing for a success to reset
         if open_until is None or float(open_until) <= time.time():
             if open_until is not None:  # half-open: exactly one caller gets the trial
                 return bool(self.redis.set(self._key(provider, "trial"), "1", nx=True, ex=self.policy.breaker_open_seconds))
@@ -219,11 +228,12 @@ class Breaker:
         return "open" if float(open_until) > time.time() else "half_open"
 
     def record_success(self, provider: str) -> None:
-        if provider in self._clean:
+        if self._known_clean(provider):
             return
         self.redis.delete(self._key(provider, "open_until"), self._key(provider, "failures"), self._key(provider, "trial"))
 
     def record_failure(self, provider: str) -> None:
+        _clean_until.pop(provider, None)
         key = self._key(provider, "failures")
         failures = self.redis.incr(key)
         self.redis.expire(key, self.policy.breaker_window_seconds)

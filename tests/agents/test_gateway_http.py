@@ -16,6 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from agents import gateway
 from agents.gateway import Breaker, GatewayPolicy, complete
 from agents.tools import REGISTRY
 from console.health import redis_client
@@ -147,6 +148,7 @@ def breaker_keys():
     def clear():
         for key in client.scan_iter("proctor:breaker:openai-compatible:*"):
             client.delete(key)
+        gateway._clean_until.clear()  # what this process last saw
 
     clear()
     yield client
@@ -373,3 +375,17 @@ def test_failed_trial_reopens_the_breaker(provider, breaker_keys):
     assert breaker.state("openai-compatible") == "open"
     assert [a.status for a in ask(breaker=breaker, policy=breaker.policy).attempts] == ["skipped"]
     assert len(provider.requests) == 3
+
+
+def test_a_circuit_another_process_opens_is_seen_here_within_a_second(breaker_keys, monkeypatch):
+    """A healthy provider costs no shared read per call; another process's open circuit still stops
+    this one's calls once the short freshness window is over."""
+    import time
+
+    monkeypatch.setattr(gateway, "BREAKER_FRESH_SECONDS", 0.3)
+    breaker = Breaker(breaker_keys, fast(breaker_open_seconds=30))
+    assert breaker.allows("openai-compatible")
+    breaker_keys.set("proctor:breaker:openai-compatible:open_until", str(time.time() + 30))  # another worker
+    assert breaker.allows("openai-compatible")  # within the window: not read again
+    time.sleep(0.35)
+    assert not breaker.allows("openai-compatible")
