@@ -149,15 +149,15 @@ class Worker:
     """A `celery worker` subprocess on the bench stack; its RSS (with children) sampled while it runs."""
 
     def __init__(self, ctx: Context, *, pool: str, concurrency: int, log: Path, turn_seconds: float | None = None,
-                 include: str = ""):
+                 include: str = "", name: str = ""):
         env = {**os.environ, "DATABASE_URL": ctx.database_url, "REDIS_URL": ctx.redis_url,
                "DB_POOL_MAX_SIZE": str(max(4, concurrency + 2)), "SPAN_EXPORT_DELAY_MS": "200"}
         if turn_seconds is not None:
             env["RUN_TURN_SECONDS"] = str(turn_seconds)
-        self.log = log
+        self.log, self.name = log, name or pool
         self.process = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "console", "worker", "--loglevel", "WARNING", "--pool", pool,
-             "--concurrency", str(concurrency), "--without-mingle", "--without-gossip", "--hostname", f"bench-{pool}@%h",
+             "--concurrency", str(concurrency), "--without-mingle", "--without-gossip", "--hostname", f"bench-{name or pool}@%h",
              *(["--include", include] if include else [])],
             cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True,
         )
@@ -171,7 +171,8 @@ class Worker:
         from console.health import redis_client
 
         deadline = time.monotonic() + 60
-        while not any(k.startswith(b"proctor:heartbeat:worker:bench-") for k in redis_client().keys("proctor:heartbeat:*")):
+        while not any(k.startswith(b"proctor:heartbeat:worker:bench-" + self.name.encode())
+                      for k in redis_client().keys("proctor:heartbeat:*")):
             if self.process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"the bench worker did not start; see {self.log}")
             time.sleep(0.2)
@@ -381,4 +382,37 @@ def run_p2(ctx: Context, levels: tuple[int, ...] = (1, 10, 50), steps: int = 20,
         f"CPU over the level / steps: one process runs Python on one core at a time, so steps/s cannot exceed "
         f"1 / (CPU per step); past that point runs queue for the interpreter and the overhead is that wait."
     )
-    return "\n".join(lines) + "\n\n" + table(rows) + "\n\n" + notes
+    return ("\n".join(lines) + "\n\n" + table(rows) + "\n\n" + notes + "\n\n"
+            + p2_processes(ctx, tenant=tenant, runs=levels[-1], steps=steps))
+
+
+def p2_processes(ctx: Context, *, tenant, runs: int, steps: int, slots: int = 50) -> str:
+    """Throughput of `runs` runs of the zero-latency no-op model (interpreter-bound: nothing to wait
+    for but Postgres and Redis) with one worker process, then two (as `make run` starts on 2 cores)."""
+    _, agent = _agent("demo:noop")
+    results = {}
+    for processes in (1, 2):
+        print(f"  P2: {runs} runs × {steps + 1} steps, zero-latency model, {processes} worker process(es) ...", flush=True)
+        workers = [Worker(ctx, pool="threads", concurrency=slots, log=log_path(f"bench-worker-p2-{processes}-{n}.log"),
+                          name=f"p{processes}n{n}") for n in range(processes)]
+        try:
+            _wait_terminal([_start(tenant, agent, 2).pk for _ in range(processes * 2)], timeout=60)  # warm-up
+            cpu_before = sum(w.cpu_seconds() for w in workers)
+            started = time.perf_counter()
+            run_ids = [_start(tenant, agent, steps).pk for _ in range(runs)]
+            _wait_terminal(run_ids, timeout=600)
+            wall = time.perf_counter() - started
+            cpu = sum(w.cpu_seconds() for w in workers) - cpu_before
+        finally:
+            for worker in workers:
+                worker.stop()
+        results[processes] = {"throughput": runs * (steps + 1) / wall, "cpu_per_step": cpu / (runs * (steps + 1))}
+    ratio = results[2]["throughput"] / results[1]["throughput"]
+    lines = ["| worker processes | steps/s | vs one process | worker CPU per step |", "|---|---|---|---|"]
+    for processes, r in results.items():
+        lines.append(f"| {processes} | {r['throughput']:.0f} | {r['throughput'] / results[1]['throughput']:.2f}× | "
+                     f"{r['cpu_per_step'] * 1000:.2f} ms |")
+    return ("\n".join(lines) + f"\n\nSecond process: **{ratio:.2f}×** one process's throughput at {runs} runs (target "
+            f"≥ 1.8×). Zero-latency no-op model, `--pool threads --concurrency {slots}` per process; the runs start "
+            f"together; steps/s = steps / (first start → last run completed). On {os.cpu_count()} cores shared with "
+            f"Postgres, Redis and this process, which also use CPU for every step.")
