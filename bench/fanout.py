@@ -261,19 +261,22 @@ def _sequence_check(client: Client, group: Group, run, seq: int, base: str, revi
 
 def _floors(tenant, agent, reviewer, samples: int = 200) -> dict[str, list[float]]:
     """Parts of our path alone, in this process, no sockets: the commit (run_add_instruction) and the
-    run socket's frame render for one role (what each role's first socket waits for)."""
+    run socket's frame render for one role (what each role's first socket waits for), and of that render
+    the run's read (``run_get``: the run with its agent, people and approvals)."""
     from agents.live import render_run_update
     from agents.selectors import run_get
     from agents.services import run_add_instruction, run_start
 
     run = run_start(tenant=tenant, agent=agent, goal="Call noop 3 times", requested_by=reviewer)
-    commits, renders = [], []
+    commits, renders, reads = [], [], []
     clock = time.perf_counter
     for i in range(samples + 20):
         started = clock()
         locked = run_add_instruction(run=run, actor=reviewer, text=f"Floor {i}")
         committed = clock()
-        frame = render_run_update(run_get(tenant=tenant, run_id=run.pk), locked.event_seq - 1, can_decide=i % 2 == 0)
+        read = run_get(tenant=tenant, run_id=run.pk)
+        got = clock()
+        frame = render_run_update(read, locked.event_seq - 1, can_decide=i % 2 == 0)
         rendered = clock()
         if not frame["events"]:
             raise RuntimeError("P4 floor: the frame has no event")
@@ -281,7 +284,8 @@ def _floors(tenant, agent, reviewer, samples: int = 200) -> dict[str, list[float
         if i >= 20:
             commits.append(committed - started)
             renders.append(rendered - committed)
-    return {"commit": commits, "render": renders}
+            reads.append(got - committed)
+    return {"commit": commits, "render": renders, "run_get": reads}
 
 
 # --- B3 ------------------------------------------------------------------------------------------
@@ -392,7 +396,10 @@ def _report(ctx: Context, levels, ours: dict[int, Level], b3: dict[int, Level], 
     b2 = ctx.baseline("B2")
     one = summary(b3[levels[0]].per_socket)
     rows += [Row("floor: the commit alone (run_add_instruction, in process)", floors["commit"], f"B3 N={levels[0]}", one),
-             Row("floor: a run socket's frame render alone (one role)", floors["render"], f"B3 N={levels[0]}", one),
+             Row("floor: a run socket's frame render alone (one role)", floors["render"], f"B3 N={levels[0]}", one,
+                 note="run_get + events + plan + 3 partials"),
+             Row("of which run_get (the run, its agent, people, approvals)", floors["run_get"], f"B3 N={levels[0]}", one,
+                 note="2 ORM queries"),
              Row("B2 Redis publish → subscriber (same run)", b2, f"B3 N={levels[0]}", one),
              Row("B1 (same run)", b1, f"B3 N={levels[0]}", one)]
     sizes = {n: round(sum(ours[n].frame_bytes) / len(ours[n].frame_bytes)) for n in levels}
@@ -415,7 +422,12 @@ def _report(ctx: Context, levels, ours: dict[int, Level], b3: dict[int, Level], 
         f"the frame at a socket. The client (both): one asyncio loop on its own thread in the bench process, the "
         f"websockets library with permessage-deflate as negotiated by default. Floors, in process with no socket: the "
         f"commit alone and the frame render for one role (run_get + the run card, plan and event row partials); a "
-        f"commit renders once per role present (SharedFrames), on the web process's thread pool."
+        f"commit renders once per role present (SharedFrames), on the web process's thread pool. The render alone is "
+        f"{floors['render'].p50 / one.p50:.1f}× B3 (N={levels[0]}) at p50, over the 3× target by itself, and "
+        f"{floors['run_get'].p50 / floors['render'].p50:.0%} of it is `run_get`, the run read through the ORM (building "
+        f"the queries costs more than running them). Under it: a frame that needs no read per commit (the committing "
+        f"transaction knows the events it wrote and the run row it locked; the event rows do not depend on the role), "
+        f"or the run card re-rendered only when a field it shows changed."
     )
     return (table(rows) + "\n\nSequence check after the timed part (half the sockets away for "
             f"{AFTER_RECONNECT} commits, back with ?after=<their last seq>, one more commit):\n\n"

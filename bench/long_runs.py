@@ -422,6 +422,8 @@ def _report(steps, b1, windows, points, ours, peers, per_table, all_rows, change
                       "| record type | records per step | bytes per step |", "|---|---|---|"]
             lines += [f"| {kind} | {n:.1f} | {size:,.0f} |" for kind, n, size in curve.records[:8]]
 
+    model_growth = ", ".join(f"{c.name} {c.median(*last, part='model') / c.median(*first, part='model'):.1f}×"
+                             for c in [ours, *peers])
     notes = (
         f"Ours: the demo `noop` looper, {steps} tool calls and the answer, stepped in this process by one `run_advance` "
         f"(RUN_TURN_SECONDS = 1 day for the call, so one turn takes every step: no broker hop), {ours_runs} timed runs "
@@ -440,6 +442,12 @@ def _report(steps, b1, windows, points, ours, peers, per_table, all_rows, change
         f"(our spans flushed before each reading, so a window holds its own steps' spans), LG's in its timed run (one "
         f"SELECT on another connection at 9 of the 1,000 step starts). The bench Postgres "
         f"runs with fsync, synchronous_commit and full_page_writes off: no full-page images in this WAL (production "
-        f"writes one per page first touched after each checkpoint). B1 p50 in this run: {b1.p50 * 1000:.3f} ms."
+        f"writes one per page first touched after each checkpoint). B1 p50 in this run: {b1.p50 * 1000:.3f} ms. "
+        f"The model call alone grows with the conversation in every system here ({model_growth}): pydantic-ai's "
+        f"`model_request` walks the whole message history on each call (the instructions lookup, the checks for retry, "
+        f"settings-delta and instruction-state parts, the special-token pass), a floor for any runtime that hands it "
+        f"the whole history (as a provider's API needs). The rest of our step, the runtime's own work, went "
+        f"{ours.median(*last, part='rest') / ours.median(*first, part='rest'):.2f}× from steps "
+        f"{first[0]}–{first[1]} to {last[0]}–{last[1]}."
     )
     return "\n".join(lines) + "\n\n" + notes
