@@ -246,9 +246,9 @@ def p1_in_process(ctx: Context, runs: int = 20, warmup_runs: int = 2) -> list[fl
 
 
 def p1_through_worker(ctx: Context, runs: int = 40, warmup_runs: int = 2,
-                      turn_seconds: float | None = None) -> tuple[list[float], list[float]]:
-    """(step start → next step start, step span durations) with one prefork worker process; its turns
-    as configured by default, or ``turn_seconds``."""
+                      turn_seconds: float | None = None) -> tuple[list[float], list[float], float]:
+    """(step start → next step start, step span durations, the worker's CPU seconds per step) with one
+    prefork worker process; its turns as configured by default, or ``turn_seconds``."""
     _django(ctx)
     _purge_queue()
     tenant, agent = _agent("demo:noop")
@@ -256,10 +256,13 @@ def p1_through_worker(ctx: Context, runs: int = 40, warmup_runs: int = 2,
                     turn_seconds=turn_seconds)
     try:
         run_ids = []
-        for _ in range(warmup_runs + runs):
+        for number in range(warmup_runs + runs):
+            if number == warmup_runs:
+                cpu_before = worker.cpu_seconds()
             run = _start(tenant, agent, P1_STEPS)
             _wait_terminal([run.pk], timeout=120)
             run_ids.append(run.pk)
+        cpu_per_step = (worker.cpu_seconds() - cpu_before) / (runs * (P1_STEPS + 1))
         spans = _wait_for_spans(tenant, run_ids, P1_STEPS)
     finally:
         worker.stop()
@@ -268,7 +271,7 @@ def p1_through_worker(ctx: Context, runs: int = 40, warmup_runs: int = 2,
         run_gaps, _ = _intervals(spans[run_id])
         gaps.extend(run_gaps)
         durations.extend((s.ended_at - s.started_at).total_seconds() for s in spans[run_id] if s.kind == "step")
-    return gaps, durations
+    return gaps, durations, cpu_per_step
 
 
 def p1_floors(ctx: Context, samples: int = 2000) -> tuple[list[float], list[float]]:
@@ -290,47 +293,89 @@ def p1_floors(ctx: Context, samples: int = 2000) -> tuple[list[float], list[floa
     return gateway, enqueue
 
 
+def _wal_lsn() -> int:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_current_wal_insert_lsn() - '0/0'::pg_lsn")
+        return int(cursor.fetchone()[0])
+
+
+def p1_writes(ctx: Context, runs: int = 5) -> dict:
+    """Rows and WAL bytes per step of ours (in process, turns as configured: the worker's way) and of LG."""
+    _django(ctx)
+    from agents.models import Checkpoint, ConversationMessage, ModelCall, Run, RunEvent, ToolInvocation
+    from agents.services import run_advance
+    from bench.langgraph_peer import lg_steps
+    from traces.models import Span
+
+    tenant, agent = _agent("demo:noop")
+    before = _wal_lsn()
+    run_ids = []
+    for _ in range(runs):
+        run = _start(tenant, agent, P1_STEPS)
+        while run_advance(run_id=run.pk, worker="bench") not in {"completed", "failed", "no_lease"}:
+            pass
+        run_ids.append(run.pk)
+    time.sleep(1.5)  # the batched spans land
+    ours_wal = _wal_lsn() - before
+    steps = runs * (P1_STEPS + 1)
+    counts = {model.__name__: model.objects.filter(run_id__in=run_ids).count()
+              for model in (RunEvent, ConversationMessage, ModelCall, ToolInvocation, Checkpoint, Span)}
+    _purge_queue()
+    before = _wal_lsn()
+    lg_steps(ctx, steps=P1_STEPS, runs=runs, warmup_runs=0)
+    lg_wal = _wal_lsn() - before
+    assert all(Run.objects.get(pk=pk).status == "completed" for pk in run_ids)
+    return {"rows": {name: n / steps for name, n in counts.items()}, "wal": ours_wal / steps,
+            "lg_wal": lg_wal / (runs * P1_STEPS)}
+
+
 def run_p1(ctx: Context) -> str:
-    from bench.langgraph_noop import langgraph_sync
+    from bench.langgraph_peer import lg_steps
 
     b1 = ctx.baseline("B1")
+    lg = summary(lg_steps(ctx, steps=P1_STEPS, runs=40, form="json"))
+    lg_msgs = summary(lg_steps(ctx, steps=P1_STEPS, runs=40, form="msgs"))
     print(f"  P1 in process: 20 runs × {P1_STEPS + 1} steps ...", flush=True)
     in_process = summary(p1_in_process(ctx))
     print(f"  P1 through a worker: 40 runs × {P1_STEPS + 1} steps ...", flush=True)
-    gaps, durations = p1_through_worker(ctx)
+    gaps, durations, cpu_per_step = p1_through_worker(ctx)
     print(f"  P1 through a worker, a turn per step: 40 runs × {P1_STEPS + 1} steps ...", flush=True)
-    handoff_gaps, _ = p1_through_worker(ctx, turn_seconds=0)
-    langgraph = summary(langgraph_sync(ctx, steps=P1_STEPS, state_bytes=1024, runs=40)[0])
+    handoff_gaps, _, _ = p1_through_worker(ctx, turn_seconds=0)
     through = summary(gaps)
     print("  P1 floors: the gateway's model call and the step enqueue, alone ...", flush=True)
     gateway, enqueue = (summary(samples) for samples in p1_floors(ctx))
+    print("  P1 rows and WAL per step, ours and LG's ...", flush=True)
+    writes = p1_writes(ctx)
     rows = [
-        Row("P1 step → next step through a worker", through, "B1", b1, note="headline; target p50 ≤ 3×, p99 ≤ 5×"),
-        Row("P1 step span in the worker", summary(durations), "B1", b1, note="the step alone"),
-        Row("P1 through a worker, a turn per step", summary(handoff_gaps), "B1", b1,
+        Row("P1 step → next step through a worker", through, "LG", lg, note="headline; target p50 ≤ 1×, p99 ≤ 1.5× LG"),
+        Row("P1 step → next step through a worker (vs B1)", through, "B1", b1),
+        Row("P1 step span in the worker", summary(durations), "LG", lg, note="the step alone"),
+        Row("P1 step in process, a turn per step", in_process, "LG", lg, note="run_advance; no broker hop"),
+        Row("P1 through a worker, a turn per step", summary(handoff_gaps), "LG", lg,
             note="RUN_TURN_SECONDS=0: enqueue, broker, claim each step"),
-        Row("P1 step in process, a turn per step", in_process, "B1", b1, note="run_advance; no broker hop"),
-        Row("floor: the gateway's model call alone", gateway, "B1", b1, note="pydantic-ai, zero-latency model"),
+        Row("P1 through a worker vs LG-msgs", through, "LG-msgs", lg_msgs),
+        Row("floor: the gateway's model call alone", gateway, "LG", lg, note="pydantic-ai, zero-latency model"),
         Row("floor: the step task's enqueue alone", enqueue, "B1", b1, note="Celery apply_async to Redis"),
-        Row("LangGraph per step (durability=sync)", langgraph, "B1", b1, note="same loop, same Postgres"),
-        Row("P1 through a worker vs LangGraph", through, "LG", langgraph, note="< 1× means cheaper than LangGraph"),
+        Row("LG per step", lg, "B1", b1, note="the fair peer: same model call, same tool"),
+        Row("LG-msgs per step", lg_msgs, "B1", b1),
         Row("B1 (same run)", b1, "B1", b1),
     ]
+    per_step = ", ".join(f"{name} {n:.2f}" for name, n in writes["rows"].items())
     notes = (
         f"One step = the gateway's call to the zero-latency demo model (a pydantic-ai FunctionModel), the `noop` tool "
-        f"it asks for, and all the bookkeeping: lease claim, fenced transactions, checkpoint, RunEvents, ModelCall and "
-        f"ToolInvocation rows, spans (batched into Postgres), the publish, and the hand-on to the next step: within the "
-        f"worker's turn (RUN_TURN_SECONDS, default 0.5 s) the worker keeps the lease and takes the next step itself, "
-        f"checking its boundary (control flags, budgets, instructions) in the transaction that ends the step; past the "
-        f"turn, or with RUN_TURN_SECONDS=0 (the 'turn per step' rows), the lease is released and the next step enqueued "
-        f"on commit, then claimed by a worker again. Runs of "
-        f"{P1_STEPS} tool calls plus the final answer ({P1_STEPS + 1} steps), one run at a time; the checkpoint holds the "
-        f"whole conversation, so state grows from ~0.3 KB to ~9 KB over a run (LangGraph's stays at 1 KB). Worker: "
-        f"prefork, 1 process, psycopg pool. LangGraph: StateGraph + PostgresSaver, node start → next node start. "
-        f"The floor rows are parts of a step measured alone: the gateway's call to the zero-latency model (pydantic-ai's "
-        f"direct model request, as the runtime is built on; 25 calls in the conversation) and the Celery enqueue paid at "
-        f"the end of a turn. In this run the model call alone took {gateway.p50 / b1.p50:.1f}× B1 at p50, "
-        f"{gateway.p50 / langgraph.p50:.2f}× a whole LangGraph step."
+        f"it asks for, and all the bookkeeping: lease claim, fenced transactions, the run's small checkpoint, its new "
+        f"conversation rows, RunEvents, ModelCall and ToolInvocation rows, the policy check, spans (batched into "
+        f"Postgres), the publish, and the hand-on to the next step (within the worker's turn, RUN_TURN_SECONDS, "
+        f"default 0.5 s, the worker takes the next step itself; past it, or with RUN_TURN_SECONDS=0, the next step is "
+        f"enqueued and claimed again). Runs of {P1_STEPS} tool calls plus the answer, one at a time; worker: prefork, "
+        f"1 process. LG: bench/langgraph_peer.py (same model call, same tool, PostgresSaver, durability=sync), agent "
+        f"node start → next agent node start.\n\n"
+        f"**CPU per step** in the worker process: {cpu_per_step * 1000:.2f} ms. **Rows per step** (ours): {per_step}, "
+        f"plus one update of the run row per transaction. **WAL per step**: ours {writes['wal'] / 1024:.1f} KiB, "
+        f"LG {writes['lg_wal'] / 1024:.1f} KiB. In this run the model call alone took {gateway.p50 / lg.p50:.2f}× a "
+        f"whole LG step at p50."
     )
     return table(rows) + "\n\n" + notes
 
