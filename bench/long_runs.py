@@ -183,6 +183,13 @@ def _state_change(conn, run_id: int, step: int) -> tuple[int, int]:
     return sum(_compact(m) for m in messages), _compact(state)
 
 
+def _settle(seconds: float = 2.0) -> None:
+    """Before a timed run: the spans of the last one stored, and a pause for what its thousands of rows
+    set off in Postgres (autovacuum, autoanalyze), so none of it lands on the next run's first steps."""
+    _flush_spans()
+    time.sleep(seconds)
+
+
 def _flush_spans() -> None:
     from opentelemetry import trace
 
@@ -239,6 +246,7 @@ def _lg_curve(ctx: Context, form: str, steps: int, windows: dict[int, tuple[int,
         probe = Probe()
         app = build_graph(checkpointer, form, probe)
         run_once(app, form, 20, probe)  # warm-up
+        _settle()
         print(f"  P8: {FORMS[form]}, {steps} steps ...", flush=True)
         probe.at = lambda k: marks.__setitem__(k, _lsn(conn)) if k in wanted else None
         samples, thread_id = run_once(app, form, steps, probe)
@@ -314,6 +322,7 @@ def run(ctx: Context, steps: int = STEPS, lg_forms: tuple[str, ...] = ("json", "
         timed = []
         for i in range(ours_runs):
             print(f"  P8: ours, {steps} steps in one turn, timed ({i + 1}/{ours_runs}) ...", flush=True)
+            _settle()
             timed.append(_ours_run(steps))
         _flush_spans()
         run_id = timed[0][2]
@@ -427,7 +436,8 @@ def _report(steps, b1, windows, points, ours, peers, per_table, all_rows, change
     notes = (
         f"Ours: the demo `noop` looper, {steps} tool calls and the answer, stepped in this process by one `run_advance` "
         f"(RUN_TURN_SECONDS = 1 day for the call, so one turn takes every step: no broker hop), {ours_runs} timed runs "
-        f"after a 20-step warm-up run. One sample = the start of `_model_step` (the step: the model call through the "
+        f"after a 20-step warm-up run, each after a 2 s pause (spans flushed) so that the last run's aftermath in "
+        f"Postgres does not land on its first steps. One sample = the start of `_model_step` (the step: the model call through the "
         f"gateway, then one fenced transaction with the reply, the transactional `noop`, the checkpoint upsert, the new "
         f"messages, events, ModelCall and ToolInvocation rows and the next step's boundary) → the next one's start, so it "
         f"also holds the step span and run_advance's loop. LG/LG-msgs: bench/langgraph_peer.py's agent ⇄ tool graph (the "
