@@ -194,7 +194,7 @@ def lg_steps(ctx: Context, *, steps: int = 50, runs: int = 40, form: str = "json
                     samples.extend(run_samples)
         return samples
 
-    return ctx.once(f"lg {form} {steps} {runs}", measure)
+    return ctx.once(f"lg {form} {steps} {runs} {warmup_runs}", measure)
 
 
 def run(ctx: Context, steps: int = 50, runs: int = 40) -> str:
