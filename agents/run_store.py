@@ -240,8 +240,7 @@ def _json_value(value):
     raise TypeError(f"cannot write {type(value).__name__} in a row")
 
 
-CHECKPOINT_UPSERT = (" ON CONFLICT (run_id, step) DO UPDATE SET state = EXCLUDED.state,"
-                     " state_hash = EXCLUDED.state_hash, at = EXCLUDED.at")
+CHECKPOINT_UPSERT = " ON CONFLICT (run_id, step) DO UPDATE SET state = EXCLUDED.state, at = EXCLUDED.at"
 UPDATED_AT = Run._meta.get_field("updated_at")
 
 

@@ -11,7 +11,7 @@ class Span(models.Model):
     """Spans stored by the batching exporter (traces.exporter), for the trace timeline."""
 
     tenant = models.ForeignKey("console.Tenant", on_delete=models.CASCADE, related_name="+")
-    run = models.ForeignKey("agents.Run", on_delete=models.CASCADE, related_name="spans")
+    run = models.ForeignKey("agents.Run", on_delete=models.CASCADE, related_name="spans", db_index=False)  # span_run_timeline leads with run
     trace_id = models.CharField(max_length=32)
     span_id = models.CharField(max_length=16)
     parent_span_id = models.CharField(max_length=16, blank=True)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import replace
 
 from django.db import transaction
@@ -46,10 +44,7 @@ def state_save(run: Run, state: engine.RunState, conversation_length: int) -> en
     with the run by run_write, an upsert by step: a step may save it after the reply and again after
     the tool result). Returns the state as saved."""
     state = replace(state, messages=conversation_length)
-    data = state.to_json()
-    blob = json.dumps(data, sort_keys=True, separators=(",", ":"))
-    checkpoint_set(run, Checkpoint(run=run, step=run.step, state=data,
-                                   state_hash=hashlib.sha256(blob.encode()).hexdigest()))
+    checkpoint_set(run, Checkpoint(run=run, step=run.step, state=state.to_json()))
     return state
 
 
