@@ -100,7 +100,9 @@ def render_run_update(run: Run, after_seq: int, *, can_decide: bool) -> dict:
         "seq": events[-1].seq if events else after_seq,
         "replace": {
             "run-card": render_to_string("agents/partials/run_card.html", {"run": run, "can_decide": can_decide}),
-            "run-plan": render_to_string("agents/partials/run_plan.html", {"run": run, "plan": run_plan(run=run)}),
+            # Only a planning agent's runs have a plan: no query for the others.
+            "run-plan": render_to_string("agents/partials/run_plan.html",
+                                         {"run": run, "plan": run_plan(run=run) if run.agent.plan_mode else []}),
         },
         "append": {"run-timeline": "".join(render_to_string("agents/partials/event_row.html", {"event": e}) for e in events)},
         "events": [{"seq": e.seq, "type": e.type} for e in events],
