@@ -2,8 +2,11 @@
 
 import os
 import socket
+from functools import cache
 
-from celery import shared_task
+import redis
+from celery import current_app, shared_task
+from django.conf import settings
 
 from agents.services import run_advance, runs_sweep
 
@@ -15,3 +18,21 @@ def run_step(run_id: int) -> str:
 @shared_task(name="agents.sweep_runs", ignore_result=True)
 def sweep_runs() -> int:
     return runs_sweep()
+
+
+@cache
+def _broker(url: str) -> redis.Redis:
+    return redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1)
+
+
+def steps_waiting() -> bool:
+    """Whether tasks wait in the broker's queue for a worker. Asked once when a turn is over: a run
+    hands its worker back only if someone else wants it. With a broker other than Redis, or Redis
+    not answering, the answer is yes (hand back, as always)."""
+    url = settings.CELERY_BROKER_URL
+    if not url.startswith(("redis://", "rediss://", "unix://")):
+        return True
+    try:
+        return _broker(url).llen(current_app.conf.task_default_queue) > 0
+    except redis.RedisError:
+        return True

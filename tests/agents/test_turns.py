@@ -61,3 +61,29 @@ def test_when_the_turn_is_over_the_run_goes_back_to_the_queue(cast, looper, sett
     run = Run.objects.get(pk=run.pk)
     assert run.status == "queued" and run.lease_owner == "" and run.lease_expires_at is None
     assert run_advance(run_id=run.pk, worker="w2") == "tool_done", "any worker may take the next turn"
+
+
+def test_a_turn_goes_on_while_no_other_task_waits_for_the_worker(cast, looper, settings):
+    """Handing a run back when nobody else wants the worker costs an enqueue, the broker and a claim
+    for the same worker to take it again; the run keeps its turn instead. With a task waiting, it hands back."""
+    import time
+
+    from django.conf import settings as django_settings
+
+    from agents.tasks import _broker, run_step
+
+    broker = _broker(django_settings.CELERY_BROKER_URL)
+    broker.delete("celery")
+    settings.RUN_TURN_SECONDS = 0.02
+    run = run_start(tenant=cast.acme, agent=looper, goal="Call noop 20 times", requested_by=cast.member)
+    started = time.monotonic()
+    assert run_advance(run_id=run.pk, worker="w1") == "completed"
+    assert time.monotonic() - started > 0.02, "the run outlasted one turn"
+    assert Run.objects.get(pk=run.pk).fence == 1, "kept, not handed back and claimed again"
+
+    run = run_start(tenant=cast.acme, agent=looper, goal="Call noop 20 times", requested_by=cast.member)
+    run_step.delay(0)  # another task waits for a worker (run 0: nobody's)
+    try:
+        assert run_advance(run_id=run.pk, worker="w1") == "tool_done", "handed back at the end of its turn"
+    finally:
+        broker.delete("celery")
