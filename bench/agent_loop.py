@@ -431,6 +431,23 @@ def run_p2(ctx: Context, levels: tuple[int, ...] = (1, 10, 50), steps: int = 20,
             + p2_processes(ctx, tenant=tenant, runs=levels[-1], steps=steps))
 
 
+def _servers_cpu(ctx: Context) -> float:
+    """User + system CPU seconds so far of the bench stack's Postgres (postmaster and backends) and Redis."""
+    import psutil
+
+    total = 0.0
+    ports = {ctx.database_url.rsplit(":", 1)[1].split("/")[0], ctx.redis_url.rsplit(":", 1)[1].split("/")[0]}
+    for proc in psutil.process_iter(["cmdline"]):
+        try:
+            line = " ".join(proc.info["cmdline"] or [])
+            if any(f" {port}" in line or f":{port}" in line for port in ports) and ("postgres" in line or "redis" in line):
+                tree = [proc, *proc.children(recursive=True)]
+                total += sum(sum(p.cpu_times()[:2]) for p in tree)
+        except psutil.Error:
+            pass
+    return total
+
+
 def p2_processes(ctx: Context, *, tenant, runs: int, steps: int, slots: int = 50) -> str:
     """Throughput of `runs` runs of the zero-latency no-op model (interpreter-bound: nothing to wait
     for but Postgres and Redis) with one worker process, then two (as `make run` starts on 2 cores)."""
@@ -443,21 +460,31 @@ def p2_processes(ctx: Context, *, tenant, runs: int, steps: int, slots: int = 50
         try:
             _wait_terminal([_start(tenant, agent, 2).pk for _ in range(processes * 2)], timeout=60)  # warm-up
             cpu_before = sum(w.cpu_seconds() for w in workers)
+            servers_before = _servers_cpu(ctx)
             started = time.perf_counter()
             run_ids = [_start(tenant, agent, steps).pk for _ in range(runs)]
             _wait_terminal(run_ids, timeout=600)
             wall = time.perf_counter() - started
             cpu = sum(w.cpu_seconds() for w in workers) - cpu_before
+            servers = _servers_cpu(ctx) - servers_before
         finally:
             for worker in workers:
                 worker.stop()
-        results[processes] = {"throughput": runs * (steps + 1) / wall, "cpu_per_step": cpu / (runs * (steps + 1))}
+        total = runs * (steps + 1)
+        results[processes] = {"throughput": total / wall, "cpu_per_step": cpu / total,
+                              "servers_per_step": servers / total, "machine": (cpu + servers) / wall}
     ratio = results[2]["throughput"] / results[1]["throughput"]
-    lines = ["| worker processes | steps/s | vs one process | worker CPU per step |", "|---|---|---|---|"]
+    cores = os.cpu_count() or 1
+    one = results[1]
+    ceiling = cores / (one["cpu_per_step"] + one["servers_per_step"]) / one["throughput"]
+    lines = ["| worker processes | steps/s | vs one process | worker CPU per step | Postgres + Redis CPU per step |"
+             " cores busy (workers + servers) |", "|---|---|---|---|---|---|"]
     for processes, r in results.items():
-        lines.append(f"| {processes} | {r['throughput']:.0f} | {r['throughput'] / results[1]['throughput']:.2f}× | "
-                     f"{r['cpu_per_step'] * 1000:.2f} ms |")
+        lines.append(f"| {processes} | {r['throughput']:.0f} | {r['throughput'] / one['throughput']:.2f}× | "
+                     f"{r['cpu_per_step'] * 1000:.2f} ms | {r['servers_per_step'] * 1000:.2f} ms | {r['machine']:.2f} |")
     return ("\n".join(lines) + f"\n\nSecond process: **{ratio:.2f}×** one process's throughput at {runs} runs (target "
-            f"≥ 1.8×). Zero-latency no-op model, `--pool threads --concurrency {slots}` per process; the runs start "
+            f"≥ 1.8×). The floor: every step also costs Postgres and Redis CPU on the same {cores} cores, so this machine "
+            f"cannot carry more than {ceiling:.2f}× one process's steps/s whatever the number of workers (cores / "
+            f"(worker + server CPU per step), at one process's rate); the target needs the servers on cores of their own. Zero-latency no-op model, `--pool threads --concurrency {slots}` per process; the runs start "
             f"together; steps/s = steps / (first start → last run completed). On {os.cpu_count()} cores shared with "
             f"Postgres, Redis and this process, which also use CPU for every step.")
