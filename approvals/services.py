@@ -113,7 +113,7 @@ def approval_request_create(*, run, step: int, call, risk: int, rule: Rule, kind
                             arguments: dict | None = None) -> ApprovalRequest:
     """``rule``: the policy rule that asks for approval (agents evaluated it for this very call).
     ``arguments``: what is decided on, when not the call's own (a plan's steps, a question)."""
-    now, policy = timezone.now(), rule.describe()
+    now, policy = timezone.now(), rule.describe(call.tool)
     required = 1 if kind == ApprovalKind.QUESTION else max(1, rule.required_approvals)
     approval, _ = ApprovalRequest.objects.for_tenant(run.tenant).get_or_create(
         run=run, step=step, call_id=call.call_id,
@@ -323,7 +323,7 @@ def _close(approval, status: str, *, actor, note: str) -> None:
     approval.status, approval.decided_by, approval.decided_at, approval.decision_note = status, actor, timezone.now(), note
     approval.save(update_fields=["status", "decided_by", "decided_at", "decision_note"])
     publish_queue_changed_on_commit(approval.tenant_id)
-    payload = {"decision": status, "kind": approval.kind, "by": getattr(actor, "username", "policy"), "note": note}
+    payload = {"decision": status, "kind": approval.kind, "tool": approval.tool, "by": getattr(actor, "username", "policy"), "note": note}
     if approval.approved_arguments is not None:
         payload["edited_arguments"] = approval.approved_arguments
     if approval.kind == ApprovalKind.QUESTION and approval.answer:
