@@ -15,14 +15,14 @@ from console.roles import can_open
 
 
 class RunConsumer(AsyncJsonWebsocketConsumer):
-    """/ws/t/<tenant>/runs/<id>/?after=<seq>: replays what the client missed, then streams."""
+    """/ws/t/<tenant>/runs/<number>/?after=<seq>: replays what the client missed, then streams."""
 
     async def connect(self):
         membership = await socket_access(self, section="runs")
         if membership is None:
             return
         run = await database_sync_to_async(run_row)(tenant=membership.tenant,
-                                                    run_id=self.scope["url_route"]["kwargs"]["run_id"])
+                                                    number=self.scope["url_route"]["kwargs"]["run_number"])
         if run is None:
             await self.close(code=CLOSE_NOT_FOUND)
             return

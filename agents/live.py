@@ -154,5 +154,5 @@ def render_run_rows(runs: list[Run]) -> dict:
 
 
 def render_run_row(run: Run) -> dict:
-    return {"replace_or_prepend": {"id": f"run-row-{run.pk}", "container": "run-rows",
+    return {"replace_or_prepend": {"id": f"run-row-{run.number}", "container": "run-rows",
                                    "html": render_to_string("agents/partials/run_row.html", {"run": run})}}

@@ -34,19 +34,24 @@ def run_list(*, tenant, status: str = "", limit: int = 100) -> list[Run]:
     return list(runs[:limit])
 
 
-def run_get(*, tenant, run_id: int) -> Run:
-    """Raises Run.DoesNotExist for a run of another tenant as for a missing one.
+def _one(runs: QuerySet[Run], run_id: int | None, number: int | None) -> QuerySet[Run]:
+    return runs.filter(pk=run_id) if run_id is not None else runs.filter(number=number)
+
+
+def run_get(*, tenant, run_id: int | None = None, number: int | None = None) -> Run:
+    """By id, or by the run's number in the tenant (what pages, sockets and the API name).
+    Raises Run.DoesNotExist for a run of another tenant as for a missing one.
     Comes with its approvals, who decided them and the call that ran, as the run card shows."""
     # The requests come through the reverse relation approvals adds to Run (the runtime imports no approvals code).
     requests = Run._meta.get_field("approval_requests").related_model
     approvals = Prefetch("approval_requests", queryset=requests.objects.for_tenant(tenant).select_related(
         "decided_by", "tool_invocation", "assignee").order_by("id"))
-    return pin_agent_version(_runs(tenant).prefetch_related(approvals).get(pk=run_id))
+    return pin_agent_version(_one(_runs(tenant), run_id, number).prefetch_related(approvals).get())
 
 
-def run_row(*, tenant, run_id: int) -> Run | None:
-    """The run as a list row needs it (no approvals), or None outside the tenant."""
-    run = _runs(tenant).filter(pk=run_id).first()
+def run_row(*, tenant, run_id: int | None = None, number: int | None = None) -> Run | None:
+    """The run as a list row needs it (no approvals), by id or number, or None outside the tenant."""
+    run = _one(_runs(tenant), run_id, number).first()
     return pin_agent_version(run) if run else None
 
 

@@ -17,9 +17,9 @@ from console.access import tenant_access
 from console.roles import can_open
 
 
-def _run(membership, run_id: int) -> Run:
-    """The run, without its approvals (controls and the plan editor need none), or 404."""
-    run = run_row(tenant=membership.tenant, run_id=run_id)
+def _run(membership, run_number: int) -> Run:
+    """The run (by its number in the tenant), without its approvals (controls and the plan editor need none), or 404."""
+    run = run_row(tenant=membership.tenant, number=run_number)
     if run is None:
         raise Http404("No such run")
     return run
@@ -34,7 +34,7 @@ def runs(request: HttpRequest, tenant_slug: str) -> HttpResponse:
         try:
             run = services.run_start(tenant=membership.tenant, agent=form.cleaned_data["agent"],
                                      goal=form.cleaned_data["goal"], requested_by=request.user)
-            return redirect("run_detail", tenant_slug, run.pk)
+            return redirect("run_detail", tenant_slug, run.number)
         except services.RunError as error:
             form.add_error("goal", str(error))
     status = request.GET.get("status", "")
@@ -43,11 +43,11 @@ def runs(request: HttpRequest, tenant_slug: str) -> HttpResponse:
 
 
 @login_required
-def run_detail(request: HttpRequest, tenant_slug: str, run_id: int) -> HttpResponse:
+def run_detail(request: HttpRequest, tenant_slug: str, run_number: int) -> HttpResponse:
     membership = tenant_access(request, tenant_slug, section="runs")
     request.section = "runs"
     try:
-        run = run_get(tenant=membership.tenant, run_id=run_id)  # with its approvals, as the card shows them
+        run = run_get(tenant=membership.tenant, number=run_number)  # with its approvals, as the card shows them
     except Run.DoesNotExist:
         raise Http404("No such run") from None
     events = run_events_after(run=run, after=0, limit=10_000)
@@ -67,9 +67,9 @@ RUN_CONTROLS = {
 
 @login_required
 @require_POST
-def run_control(request: HttpRequest, tenant_slug: str, run_id: int, action: str) -> HttpResponse:
+def run_control(request: HttpRequest, tenant_slug: str, run_number: int, action: str) -> HttpResponse:
     membership = tenant_access(request, tenant_slug, section="runs")
-    run = _run(membership, run_id)
+    run = _run(membership, run_number)
     if action not in RUN_CONTROLS:
         raise Http404("No such action")
     try:
@@ -77,25 +77,26 @@ def run_control(request: HttpRequest, tenant_slug: str, run_id: int, action: str
                                                             if action == "instruct" else {}))
     except services.RunError as error:
         messages.error(request, str(error))
-    return redirect("run_detail", tenant_slug, run.pk)
+    return redirect("run_detail", tenant_slug, run.number)
 
 
 @login_required
-def run_plan_editor(request: HttpRequest, tenant_slug: str, run_id: int) -> HttpResponse:
+def run_plan_editor(request: HttpRequest, tenant_slug: str, run_number: int) -> HttpResponse:
     """Edit a paused run's plan: the steps not done yet. Reviewers and admins, and the run's requester."""
     membership = tenant_access(request, tenant_slug, section="runs")
     request.section = "runs"
-    run = _run(membership, run_id)
+    run = _run(membership, run_number)
     if not (can_open(membership.role, "approvals") or run.requested_by_id == request.user.pk):
         raise PermissionDenied("Only reviewers, admins and the person who started the run edit its plan.")
     done, editable = services.plan_editable_steps(run_plan(run=run))
     steps, error, status = [step.title for step in editable], "", 200
     if request.method == "POST":
-        steps = request.POST.getlist("steps")
+        # What they typed stays to fix; a refused edit that left no step shows the plan as it was, not blank rows.
+        steps = [step for step in request.POST.getlist("steps") if step.strip()] or steps
         try:
             services.run_plan_edit(run=run, actor=request.user, steps=steps)
             messages.success(request, "Plan saved. The agent follows it when the run is resumed.")
-            return redirect("run_detail", tenant_slug, run.pk)
+            return redirect("run_detail", tenant_slug, run.number)
         except services.RunError as refused:
             error, status = str(refused), 422
     return render(request, "agents/plan_editor.html", {"run": run, "done": done, "steps": steps, "error": error,

@@ -202,9 +202,12 @@ def _record(approval, actor, verdict: str, arguments: dict, note: str, client_ke
     # (the unique constraint is the backstop).
     ApprovalDecision.objects.create(tenant_id=approval.tenant_id, approval=approval, actor=actor, verdict=verdict,
                                     arguments=arguments, note=note, client_key=client_key)
+    # An answer is what the person wrote, not an edit of the question.
+    what = ({"answer": arguments.get("answer", "")} if verdict == "answer"
+            else {"edited": verdict != "reject" and arguments != approval.arguments})
     audit_record(tenant=approval.tenant_id, actor=actor, verb=f"approval.{verdict}",
-                 target=f"run {approval.run_id}: {approval.tool}",
-                 data={"approval_id": approval.id, "note": note, "edited": arguments != approval.arguments})
+                 target=f"run #{approval.run.number}: {approval.tool}",
+                 data={"approval_id": approval.id, "note": note, **what})
 
 
 def _reject(approval, actor, note: str, client_key: str) -> ApprovalRequest:
@@ -357,7 +360,7 @@ def approval_assign(*, approval: ApprovalRequest, assignee: str | None, actor) -
             return locked
         locked.assignee = person
         locked.save(update_fields=["assignee"])
-        audit_record(tenant=locked.tenant, actor=actor, verb="approval.assigned", target=f"run {locked.run_id}: "
+        audit_record(tenant=locked.tenant, actor=actor, verb="approval.assigned", target=f"run #{locked.run.number}: "
                      f"{locked.tool}", data={"approval_id": locked.id, "to": assignee or None})
         publish_queue_changed_on_commit(locked.tenant_id)
         if person is not None and person != actor:
@@ -394,7 +397,7 @@ def approvals_sweep() -> dict:
             publish_queue_changed_on_commit(approval.tenant_id)
             notify_on_commit(approval, "escalated")
             audit_record(tenant=approval.tenant_id, actor=None, verb="approval.escalated",
-                         target=f"run {approval.run_id}: {approval.tool}",
+                         target=f"run #{approval.run.number}: {approval.tool}",
                          data={"approval_id": approval.id, "to_role": approval.escalate_to_role})
             _tell_run(approval, "approval.escalated", {"to_role": approval.escalate_to_role,
                                                        "due_at": approval.due_at.isoformat()})

@@ -47,3 +47,8 @@ def event_kind(event_type: str) -> str:
 def plain_or_json(value) -> str:
     """Text as it is; anything else (numbers, lists, objects, nothing) as JSON."""
     return value if isinstance(value, str) else pretty_json(value)
+
+
+@register.filter
+def equals(value, other) -> bool:
+    return bool(value) and value == other

@@ -64,6 +64,15 @@
     const id = shown ? "queue-item-" + shown.dataset.approvalId : "";
     queue.querySelectorAll(".queue-item").forEach(function (item) { item.classList.toggle("selected", item.id === id); });
   }
+  // A decision posted from the pane is on its way: the list may drop the request before the answer comes,
+  // and the answer (the next request) is what the pane shows then.
+  let deciding = 0;
+  document.body.addEventListener("htmx:beforeRequest", function (event) {
+    if (event.detail.requestConfig && event.detail.requestConfig.verb === "post") deciding += 1;
+  });
+  document.body.addEventListener("htmx:afterRequest", function (event) {
+    if (event.detail.requestConfig && event.detail.requestConfig.verb === "post") deciding = Math.max(0, deciding - 1);
+  });
   if (badge || queue) {
     let count = badge ? parseInt(badge.textContent, 10) || 0 : 0;
     connect(queue ? queue.dataset.liveQueue : badge.dataset.liveBadge, function (data) {
@@ -77,8 +86,14 @@
         }
       }
       if (queue && typeof data.list === "string") {
+        const shown = document.querySelector("#approval-detail article[data-open]");
+        const wasListed = shown && document.getElementById("queue-item-" + shown.dataset.approvalId);
         replace(queue.id, data.list);
         markSelected();
+        // The open request left the queue while shown: someone else decided it. Show it as it now is.
+        if (wasListed && !deciding && !document.getElementById("queue-item-" + shown.dataset.approvalId) && window.htmx) {
+          window.htmx.ajax("GET", shown.dataset.detailUrl + "?changed=1", {target: "#approval-detail", swap: "innerHTML"});
+        }
       }
     }, catchUpOnReconnect);
   }

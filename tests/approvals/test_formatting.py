@@ -21,7 +21,7 @@ def test_the_queue_shows_the_email_as_to_subject_and_body_and_json_not_repr(cast
 
 
 def test_the_run_card_and_the_timeline_show_json_not_repr(cast, client_for, approval):
-    page = client_for(cast.member).get(reverse("run_detail", args=["acme", approval.run_id])).content.decode()
+    page = client_for(cast.member).get(reverse("run_detail", args=["acme", approval.run.number])).content.decode()
     assert REPR not in page
     card = page[page.index('id="run-card"'):page.index('id="run-timeline"')]
     assert "<dt>To</dt><dd>csm-042@acme.example</dd>" in card
@@ -41,7 +41,7 @@ def test_money_reads_the_same_on_the_list_the_card_and_the_queue(cast, client_fo
     run = approval.run
     run.cost_usd = "1234.5"
     run.save(update_fields=["cost_usd"])
-    for url in (reverse("runs", args=["acme"]), reverse("run_detail", args=["acme", run.pk]),
+    for url in (reverse("runs", args=["acme"]), reverse("run_detail", args=["acme", run.number]),
                 reverse("approvals", args=["acme"])):
         assert "$1,234.5000" in client_for(cast.reviewer).get(url).content.decode(), url
 
