@@ -101,6 +101,7 @@ def render_run_update(run: Run, after_seq: int, *, can_decide: bool) -> dict:
         "replace": {
             "run-card": render_to_string("agents/partials/run_card.html", {"run": run, "can_decide": can_decide}),
             "run-plan": render_to_string("agents/partials/run_plan.html", {"run": run, "plan": run_plan(run=run)}),
+            "run-controls": render_to_string("agents/partials/run_controls.html", {"run": run}),
         },
         "append": {"run-timeline": "".join(render_to_string("agents/partials/event_row.html", {"event": e}) for e in events)},
         "events": [{"seq": e.seq, "type": e.type} for e in events],

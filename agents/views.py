@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
@@ -10,11 +12,14 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from agents import services
+from agents.controls import control_refusal, run_actions
 from agents.forms import StartRunForm
-from agents.models import Run
-from agents.selectors import run_events_after, run_get, run_list, run_plan, run_row
+from agents.models import Agent, Run, RunStatus
+from agents.run_audit import run_control_take, run_start_audited
+from agents.selectors import run_events_after, run_filters, run_get, run_page, run_plan, run_row
 from console.access import tenant_access
 from console.roles import can_open
+from console.selectors import member_list
 
 
 def _run(membership, run_number: int) -> Run:
@@ -32,14 +37,21 @@ def runs(request: HttpRequest, tenant_slug: str) -> HttpResponse:
     form = StartRunForm(request.POST or None, tenant=membership.tenant)
     if request.method == "POST" and form.is_valid():
         try:
-            run = services.run_start(tenant=membership.tenant, agent=form.cleaned_data["agent"],
-                                     goal=form.cleaned_data["goal"], requested_by=request.user)
+            run = run_start_audited(tenant=membership.tenant, agent=form.cleaned_data["agent"],
+                                    goal=form.cleaned_data["goal"], actor=request.user)
             return redirect("run_detail", tenant_slug, run.number)
         except services.RunError as error:
             form.add_error("goal", str(error))
-    status = request.GET.get("status", "")
-    return render(request, "agents/runs.html", {"runs": run_list(tenant=membership.tenant, status=status[:24]),
-                                                "form": form, "status": status})
+    filters = run_filters(request.GET)
+    before = request.GET.get("before", "")
+    runs, next_cursor = run_page(tenant=membership.tenant, filters=filters,
+                                 before=int(before) if before.isascii() and before.isdigit() else None)
+    template = "agents/runs.html#rows" if request.htmx and before else "agents/runs.html"
+    return render(request, template, {
+        "runs": runs, "next_cursor": next_cursor, "form": form, "filters": filters, "paged": bool(before),
+        "query": urlencode({k: v for k, v in filters.items() if v}), "statuses": RunStatus.choices,
+        "agents": Agent.objects.for_tenant(membership.tenant), "requesters": member_list(tenant=membership.tenant),
+    })
 
 
 @login_required
@@ -53,16 +65,10 @@ def run_detail(request: HttpRequest, tenant_slug: str, run_number: int) -> HttpR
     events = run_events_after(run=run, after=0, limit=10_000)
     return render(request, "agents/run.html", {
         "run": run, "plan": run_plan(run=run), "events": events, "last_seq": events[-1].seq if events else 0,
-        "can_decide": can_open(membership.role, "approvals"),
+        "can_decide": can_open(membership.role, "approvals"), "actions": run_actions(run),
+        "timeline_kinds": [("", "everything"), ("tool", "tool calls"), ("model", "model calls"), ("person", "people"),
+                           ("plan", "plan"), ("status", "status changes")],
     })
-
-
-RUN_CONTROLS = {
-    "cancel": services.run_cancel,
-    "pause": services.run_pause,
-    "resume": services.run_resume,
-    "instruct": services.run_add_instruction,  # validates the text itself, with messages to show
-}
 
 
 @login_required
@@ -70,14 +76,26 @@ RUN_CONTROLS = {
 def run_control(request: HttpRequest, tenant_slug: str, run_number: int, action: str) -> HttpResponse:
     membership = tenant_access(request, tenant_slug, section="runs")
     run = _run(membership, run_number)
-    if action not in RUN_CONTROLS:
+    if action not in ("cancel", "pause", "resume", "instruct"):
         raise Http404("No such action")
+    if action not in run_actions(run):
+        messages.error(request, control_refusal(action, run))
+        return _back_to_run(request, tenant_slug, run)
     try:
-        RUN_CONTROLS[action](run=run, actor=request.user, **({"text": request.POST.get("text", "")}
-                                                            if action == "instruct" else {}))
+        run_control_take(run=run, action=action, actor=request.user, text=request.POST.get("text", ""),
+                         reason=request.POST.get("reason", ""))
     except services.RunError as error:
-        messages.error(request, str(error))
-    return redirect("run_detail", tenant_slug, run.number)
+        run = _run(membership, run_number)  # as it is now: the refusal says why in its words
+        messages.error(request, str(error) if action == "instruct" else control_refusal(action, run))
+    return _back_to_run(request, tenant_slug, run)
+
+
+def _back_to_run(request: HttpRequest, tenant_slug: str, run: Run) -> HttpResponse:
+    """To the run page (a refusal said there); the controls post with htmx when rendered live."""
+    response = redirect("run_detail", tenant_slug, run.number)
+    if request.htmx:
+        return HttpResponse(status=204, headers={"HX-Redirect": response["Location"]})
+    return response
 
 
 @login_required
