@@ -257,10 +257,13 @@ def policies(request: HttpRequest, tenant_slug: str, policy_id: int | None = Non
             raise Http404("No such policy")
     if request.method == "POST" and request.POST.get("delete") and editing is not None:
         approval_policy_delete(policy=editing, actor=request.user)
+        messages.success(request, f"Policy “{editing.name}” deleted. It no longer applies to new requests.")
         return redirect("approval_policies", tenant_slug)
     form = PolicyForm(request.POST or None, instance=editing, tenant=membership.tenant)
     if request.method == "POST" and form.is_valid():
-        approval_policy_save(form=form, tenant=membership.tenant, actor=request.user)
+        saved = approval_policy_save(form=form, tenant=membership.tenant, actor=request.user)
+        messages.success(request, f"Policy “{getattr(saved, 'name', form.cleaned_data['name'])}” "
+                                  f"{'saved' if editing else 'added'}. It applies to requests made from now on.")
         return redirect("approval_policies", tenant_slug)
     return render(request, "approvals/policies.html", {
         "form": form, "editing": editing, "policies": policy_list(tenant=membership.tenant),

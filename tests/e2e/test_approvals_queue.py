@@ -63,7 +63,7 @@ def test_a_new_request_arrives_live_and_is_approved_from_the_keyboard(cast, cons
     requester = browser.new_context().new_page()
     status = start_run_as(requester, console_server, "max")
     expect(page.locator("#queue-list")).to_contain_text("email.send")  # no reload
-    expect(page.locator("#approvals-badge")).to_have_text("1")
+    expect(page.locator("#approvals-badge [data-count]")).to_have_text("1")
     expect(page.get_by_role("status").filter(has_text="waits for approval")).to_be_visible()
 
     page.keyboard.press("j")
