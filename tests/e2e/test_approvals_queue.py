@@ -14,7 +14,7 @@ def start_run_as(page, console_server, username, agent=None, goal=RENEWAL_GOAL):
     """Log in, start a run, and wait until it waits for a person; the status element."""
     log_in(page, console_server, username)
     if agent:
-        page.get_by_label("Agent").select_option(label=agent)
+        page.get_by_label("Agent", exact=True).select_option(label=agent)
     page.get_by_label("Goal").fill(goal)
     page.get_by_role("button", name="Start run").click()
     expect(page).to_have_url(re.compile(r"/t/acme/runs/\d+/$"))
