@@ -24,7 +24,7 @@ class RunIn(Schema):
 
 
 class RunOut(Schema):
-    id: int
+    number: int = Field(description="The run's number in the tenant: what the run paths take")
     agent: str
     goal: str
     status: str
@@ -56,8 +56,8 @@ class MessageIn(Schema):
     text: str = Field(max_length=services.MAX_INSTRUCTION_CHARS)
 
 
-def _run(request, run_id: int) -> Run:
-    run = run_row(tenant=request.tenant, run_id=run_id)
+def _run(request, number: int) -> Run:
+    run = run_row(tenant=request.tenant, number=number)
     if run is None:
         raise Http404
     return run
@@ -82,42 +82,42 @@ def list_runs(request, status: str = "", limit: int = 50):
     return run_list(tenant=request.tenant, status=status[:24], limit=max(1, min(limit, 200)))
 
 
-@router.get("/runs/{run_id}", response=RunOut)
-def get_run(request, run_id: int):
-    return _run(request, run_id)
+@router.get("/runs/{number}", response=RunOut)
+def get_run(request, number: int):
+    return _run(request, number)
 
 
-@router.get("/runs/{run_id}/events", response=list[EventOut], summary="Events after a sequence number")
-def run_events(request, run_id: int, after: int = 0, limit: int = 500):
-    return run_events_after(run=_run(request, run_id), after=max(0, after), limit=max(1, min(limit, 1000)))
+@router.get("/runs/{number}/events", response=list[EventOut], summary="Events after a sequence number")
+def run_events(request, number: int, after: int = 0, limit: int = 500):
+    return run_events_after(run=_run(request, number), after=max(0, after), limit=max(1, min(limit, 1000)))
 
 
-def _control(request, run_id: int, service):
+def _control(request, number: int, service):
     try:
-        return service(run=_run(request, run_id), actor=request.api_token.created_by)
+        return service(run=_run(request, number), actor=request.api_token.created_by)
     except services.RunError as error:
         raise HttpError(409, str(error)) from None
 
 
-@router.post("/runs/{run_id}/cancel", response=RunOut)
-def cancel_run(request, run_id: int):
-    return _control(request, run_id, services.run_cancel)
+@router.post("/runs/{number}/cancel", response=RunOut)
+def cancel_run(request, number: int):
+    return _control(request, number, services.run_cancel)
 
 
-@router.post("/runs/{run_id}/pause", response=RunOut)
-def pause_run(request, run_id: int):
-    return _control(request, run_id, services.run_pause)
+@router.post("/runs/{number}/pause", response=RunOut)
+def pause_run(request, number: int):
+    return _control(request, number, services.run_pause)
 
 
-@router.post("/runs/{run_id}/resume", response=RunOut)
-def resume_run(request, run_id: int):
-    return _control(request, run_id, services.run_resume)
+@router.post("/runs/{number}/resume", response=RunOut)
+def resume_run(request, number: int):
+    return _control(request, number, services.run_resume)
 
 
-@router.post("/runs/{run_id}/messages", response=RunOut, summary="Add an instruction the next step will see")
-def add_message(request, run_id: int, body: MessageIn):
+@router.post("/runs/{number}/messages", response=RunOut, summary="Add an instruction the next step will see")
+def add_message(request, number: int, body: MessageIn):
     try:
-        return services.run_add_instruction(run=_run(request, run_id), actor=request.api_token.created_by,
+        return services.run_add_instruction(run=_run(request, number), actor=request.api_token.created_by,
                                             text=body.text)
     except services.RunError as error:
         raise HttpError(422, str(error)) from None

@@ -8,21 +8,21 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from agents.live import render_run_row, render_run_rows, render_run_update, run_group, shared_frames, tenant_group
-from agents.selectors import EVENTS_PAGE, run_event_seq, run_get, run_list, run_row
+from agents.selectors import EVENTS_PAGE, run_event_seq, run_filters, run_get, run_matches, run_page, run_row
 from console.access import CLOSE_NOT_FOUND, socket_access
 from console.aio import socket_render
 from console.roles import can_open
 
 
 class RunConsumer(AsyncJsonWebsocketConsumer):
-    """/ws/t/<tenant>/runs/<id>/?after=<seq>: replays what the client missed, then streams."""
+    """/ws/t/<tenant>/runs/<number>/?after=<seq>: replays what the client missed, then streams."""
 
     async def connect(self):
         membership = await socket_access(self, section="runs")
         if membership is None:
             return
         run = await database_sync_to_async(run_row)(tenant=membership.tenant,
-                                                    run_id=self.scope["url_route"]["kwargs"]["run_id"])
+                                                    number=self.scope["url_route"]["kwargs"]["run_number"])
         if run is None:
             await self.close(code=CLOSE_NOT_FOUND)
             return
@@ -60,7 +60,7 @@ class RunConsumer(AsyncJsonWebsocketConsumer):
 
 
 class RunListConsumer(AsyncJsonWebsocketConsumer):
-    """/ws/t/<tenant>/runs/?status=: one row re-rendered whenever a run of the tenant changes; with
+    """/ws/t/<tenant>/runs/?q=&status=&agent=&requester=: one row re-rendered whenever a run of the tenant changes; with
     catch_up=1 (a reconnect: changes may have been missed) the whole list first."""
 
     async def connect(self):
@@ -68,11 +68,12 @@ class RunListConsumer(AsyncJsonWebsocketConsumer):
         if membership is None:
             return
         self.tenant = membership.tenant
-        query = parse_qs(self.scope["query_string"].decode())
+        query = {k: v[0] for k, v in parse_qs(self.scope["query_string"].decode()).items()}
+        self.filters = run_filters(query)
         await self.channel_layer.group_add(tenant_group(self.tenant.id), self.channel_name)
         await self.accept()
         if query.get("catch_up"):  # after joining the group: a change from now on is sent again, never lost
-            await self.send_json(await socket_render(self._render_rows)(query.get("status", [""])[0][:24]))
+            await self.send_json(await socket_render(self._render_rows)())
 
     async def disconnect(self, code):
         if hasattr(self, "tenant"):
@@ -84,8 +85,11 @@ class RunListConsumer(AsyncJsonWebsocketConsumer):
             await self.send_json(row)
 
     def _render(self, run_id):
+        """The changed run's row, if it belongs in this list (its filters)."""
+        if any(self.filters.values()) and not run_matches(tenant=self.tenant, run_id=run_id, filters=self.filters):
+            return None
         run = run_row(tenant=self.tenant, run_id=run_id)
         return render_run_row(run) if run else None
 
-    def _render_rows(self, status):
-        return render_run_rows(run_list(tenant=self.tenant, status=status))
+    def _render_rows(self):
+        return render_run_rows(run_page(tenant=self.tenant, filters=self.filters)[0])

@@ -103,6 +103,7 @@ def render_run_update(run: Run, after_seq: int, *, can_decide: bool) -> dict:
             # Only a planning agent's runs have a plan: no query for the others.
             "run-plan": render_to_string("agents/partials/run_plan.html",
                                          {"run": run, "plan": run_plan(run=run) if run.agent.plan_mode else []}),
+            "run-controls": render_to_string("agents/partials/run_controls.html", {"run": run}),
         },
         "append": {"run-timeline": "".join(render_to_string("agents/partials/event_row.html", {"event": e}) for e in events)},
         "events": [{"seq": e.seq, "type": e.type} for e in events],
@@ -156,5 +157,5 @@ def render_run_rows(runs: list[Run]) -> dict:
 
 
 def render_run_row(run: Run) -> dict:
-    return {"replace_or_prepend": {"id": f"run-row-{run.pk}", "container": "run-rows",
+    return {"replace_or_prepend": {"id": f"run-row-{run.number}", "container": "run-rows",
                                    "html": render_to_string("agents/partials/run_row.html", {"run": run})}}

@@ -10,7 +10,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from django.conf import settings
-from django.db import models
+from django.db import connection, models
 
 from console.models import TenantScopedQuerySet
 
@@ -81,8 +81,22 @@ RUNNABLE = (RunStatus.QUEUED, RunStatus.PLANNING, RunStatus.WAITING_FOR_MODEL, R
             RunStatus.WAITING_FOR_TOOL)
 
 
+def run_number_next(tenant_id: int) -> int:
+    """The tenant's next run number. Runs are numbered per tenant (#1, #2 … in its pages and URLs), so a
+    tenant's numbers say nothing of other tenants' runs. In the caller's transaction, under an advisory
+    lock per tenant held until it ends: two runs started at once get consecutive numbers, never the same."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [RUN_NUMBER_LOCK, tenant_id])
+        cursor.execute("SELECT COALESCE(MAX(number), 0) + 1 FROM agents_run WHERE tenant_id = %s", [tenant_id])
+        return cursor.fetchone()[0]
+
+
+RUN_NUMBER_LOCK = 0x52554E  # the advisory lock's first key ("RUN"); the tenant id is the second
+
+
 class Run(models.Model):
     tenant = models.ForeignKey("console.Tenant", on_delete=models.CASCADE, related_name="runs")
+    number = models.PositiveIntegerField()  # per tenant, from 1: how pages, URLs, sockets and the API name a run
     agent = models.ForeignKey(Agent, on_delete=models.PROTECT, related_name="runs")
     agent_version = models.PositiveIntegerField()
     requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
@@ -120,6 +134,7 @@ class Run(models.Model):
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["tenant", "idempotency_key"], name="run_idempotency_key_per_tenant"),
+            models.UniqueConstraint(fields=["tenant", "number"], name="run_number_per_tenant"),
         ]
         indexes = [
             models.Index(fields=["tenant", "-created_at"], name="run_tenant_recent"),
@@ -129,7 +144,7 @@ class Run(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"Run {self.pk} ({self.status})"
+        return f"Run #{self.number} ({self.status})"
 
     @property
     def is_terminal(self) -> bool:

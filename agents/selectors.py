@@ -34,19 +34,61 @@ def run_list(*, tenant, status: str = "", limit: int = 100) -> list[Run]:
     return list(runs[:limit])
 
 
-def run_get(*, tenant, run_id: int) -> Run:
-    """Raises Run.DoesNotExist for a run of another tenant as for a missing one.
+def _one(runs: QuerySet[Run], run_id: int | None, number: int | None) -> QuerySet[Run]:
+    return runs.filter(pk=run_id) if run_id is not None else runs.filter(number=number)
+
+
+RUNS_PAGE = 50
+RUN_FILTERS = ("q", "status", "agent", "requester")
+
+
+def run_filters(params) -> dict:
+    """The runs list's search and filters from a query string (the page's and its socket's)."""
+    return {"q": params.get("q", "").strip()[:200], "status": params.get("status", "")[:24],
+            "agent": params.get("agent", "")[:60], "requester": params.get("requester", "")[:150]}
+
+
+def _filtered(runs: QuerySet[Run], filters: dict) -> QuerySet[Run]:
+    if filters.get("q"):
+        runs = runs.filter(goal__icontains=filters["q"])
+    if filters.get("status"):
+        runs = runs.filter(status=filters["status"])
+    if filters.get("agent"):
+        runs = runs.filter(agent__slug=filters["agent"])
+    if filters.get("requester"):
+        runs = runs.filter(requested_by__username=filters["requester"])
+    return runs
+
+
+def run_page(*, tenant, filters: dict, before: int | None = None) -> tuple[list[Run], int | None]:
+    """A page of the runs list, newest first: keyset on the run's number (as fast on page 1,000 as on
+    page 1). The next page's cursor, or None at the end."""
+    runs = _filtered(_runs(tenant), filters).order_by("-number")
+    if before:
+        runs = runs.filter(number__lt=before)
+    rows = list(runs[:RUNS_PAGE + 1])
+    return rows[:RUNS_PAGE], rows[RUNS_PAGE - 1].number if len(rows) > RUNS_PAGE else None
+
+
+def run_matches(*, tenant, run_id: int, filters: dict) -> bool:
+    """Whether a changed run belongs in a runs list with these filters (its live row)."""
+    return _filtered(Run.objects.for_tenant(tenant).filter(pk=run_id), filters).exists()
+
+
+def run_get(*, tenant, run_id: int | None = None, number: int | None = None) -> Run:
+    """By id, or by the run's number in the tenant (what pages, sockets and the API name).
+    Raises Run.DoesNotExist for a run of another tenant as for a missing one.
     Comes with its approvals, who decided them and the call that ran, as the run card shows."""
     # The requests come through the reverse relation approvals adds to Run (the runtime imports no approvals code).
     requests = Run._meta.get_field("approval_requests").related_model
     approvals = Prefetch("approval_requests", queryset=requests.objects.for_tenant(tenant).select_related(
         "decided_by", "tool_invocation", "assignee").order_by("id"))
-    return pin_agent_version(_runs(tenant).prefetch_related(approvals).get(pk=run_id))
+    return pin_agent_version(_one(_runs(tenant), run_id, number).prefetch_related(approvals).get())
 
 
-def run_row(*, tenant, run_id: int) -> Run | None:
-    """The run as a list row needs it (no approvals), or None outside the tenant."""
-    run = _runs(tenant).filter(pk=run_id).first()
+def run_row(*, tenant, run_id: int | None = None, number: int | None = None) -> Run | None:
+    """The run as a list row needs it (no approvals), by id or number, or None outside the tenant."""
+    run = _one(_runs(tenant), run_id, number).first()
     return pin_agent_version(run) if run else None
 
 

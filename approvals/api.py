@@ -31,7 +31,7 @@ class DecisionOut(Schema):
 
 class ApprovalOut(Schema):
     id: int
-    run_id: int
+    run: int = Field(description="The run's number in the tenant (GET /runs/{number})")
     kind: str
     tool: str
     arguments: dict
@@ -51,6 +51,10 @@ class ApprovalOut(Schema):
     tool_invocation_id: int | None
     created_at: datetime
     decisions: list[DecisionOut]
+
+    @staticmethod
+    def resolve_run(approval) -> int:
+        return approval.run.number
 
     @staticmethod
     def resolve_decided_by(approval) -> str | None:

@@ -1,5 +1,7 @@
 import json
 
+from pydantic import ValidationError
+
 from django import forms
 
 from agents.engine import ASK_TOOL, PLAN_TOOL
@@ -145,3 +147,29 @@ def arguments_from_fields(schema: dict, data) -> dict:
         else:
             arguments[name] = raw.replace("\r\n", "\n")
     return arguments
+
+
+def argument_errors(spec, arguments: dict) -> dict[str, str]:
+    """What is wrong with edited arguments, by argument (the field to show it beside); problems with the
+    whole object under ""."""
+    try:
+        spec.arguments.model_validate(arguments)
+    except ValidationError as exc:
+        errors: dict[str, str] = {}
+        for item in exc.errors():
+            name = str(item["loc"][0]) if item["loc"] else ""
+            errors.setdefault(name, item["msg"])
+        return errors
+    return {}
+
+
+def json_problem(text: str) -> tuple[dict | None, str]:
+    """The JSON object a reviewer typed, or where it goes wrong, in words ("line 3, column 5: ...")."""
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        where = f"Line {exc.lineno}, column {exc.colno}: " if hasattr(exc, "lineno") else ""
+        return None, f"{where}{getattr(exc, 'msg', str(exc))}. The arguments must be a JSON object, e.g. {{\"to\": \"dana@acme.example\"}}."
+    if not isinstance(value, dict):
+        return None, "The arguments must be a JSON object, e.g. {\"to\": \"dana@acme.example\"}."
+    return value, ""

@@ -35,11 +35,12 @@ def publish_queue_changed_on_commit(tenant_id: int) -> None:
 def render_queue_update(*, membership, filters: dict | None) -> dict:
     """The open count and, with ``filters`` (the queue page's socket), the viewer's list; the page
     marks the selected item itself (the one its detail pane shows)."""
-    from approvals.selectors import QUEUE_PAGE, approval_list, open_count
+    from approvals.selectors import QUEUE_PAGE, approval_list, open_count, queue_query
 
     update = {"count": open_count(tenant=membership.tenant)}
     if filters is not None:
         approvals = approval_list(tenant=membership.tenant, status="open", limit=QUEUE_PAGE, viewer=membership, **filters)
         update["list"] = render_to_string("approvals/partials/queue_list.html",
-                                          {"approvals": approvals, "membership": membership})
+                                          {"approvals": approvals, "membership": membership,
+                                                                         "queue_query": queue_query(filters)})
     return update

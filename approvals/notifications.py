@@ -26,7 +26,7 @@ def _link(approval: ApprovalRequest, *, queue: bool) -> str:
     slug = approval.tenant.slug
     if queue:
         return f"{settings.CONSOLE_URL}{reverse('approvals', args=[slug])}?id={approval.pk}"
-    return f"{settings.CONSOLE_URL}{reverse('run_detail', args=[slug, approval.run_id])}"
+    return f"{settings.CONSOLE_URL}{reverse('run_detail', args=[slug, approval.run.number])}"
 
 
 def _addresses(approval: ApprovalRequest, roles) -> list[str]:
@@ -40,12 +40,12 @@ def approval_notify(*, approval_id: int, event: str) -> int:
     """Send the emails for ``event`` (requested, escalated, decided, assigned); returns how many went out.
     By id alone: a system task handed an id by the tenant's own transaction; everything after is scoped
     to the request's tenant."""
-    approval = ApprovalRequest.objects.select_related("tenant", "requested_by", "decided_by", "assignee").filter(
+    approval = ApprovalRequest.objects.select_related("tenant", "run", "requested_by", "decided_by", "assignee").filter(
         pk=approval_id).first()
     if approval is None:
         return 0
     what = {"plan": "its plan", "question": "an answer"}.get(approval.kind, approval.tool)
-    subject_tail = f"{what} in run {approval.run_id} ({approval.tenant.name})"
+    subject_tail = f"{what} in run #{approval.run.number} ({approval.tenant.name})"
     if event == "requested":
         recipients = _addresses(approval, REVIEWERS)
         subject = f"{'Answer needed' if approval.kind == 'question' else 'Approval needed'}: {subject_tail}"
@@ -94,13 +94,13 @@ def approval_webhook_deliver(*, approval_id: int, event: str) -> str:
     By id alone, as approval_notify; the webhook is the request's tenant's."""
     from approvals.models import ApprovalWebhook
 
-    approval = ApprovalRequest.objects.select_related("tenant", "decided_by").filter(pk=approval_id).first()
+    approval = ApprovalRequest.objects.select_related("tenant", "run", "decided_by").filter(pk=approval_id).first()
     hook = ApprovalWebhook.objects.for_tenant(approval.tenant_id).filter(enabled=True).first() if approval else None
     if hook is None or event not in WEBHOOK_EVENTS:
         return "no webhook"
     body = json.dumps({
         "event": WEBHOOK_EVENTS[event], "tenant": approval.tenant.slug,
-        "approval": {"id": approval.pk, "run_id": approval.run_id, "tool": approval.tool, "risk": approval.risk,
+        "approval": {"id": approval.pk, "run": approval.run.number, "tool": approval.tool, "risk": approval.risk,
                      "status": approval.status, "arguments": approval.arguments,
                      "approved_arguments": approval.approved_arguments, "policy": approval.policy,
                      "decided_by": approval.decided_by.username if approval.decided_by else None,

@@ -43,15 +43,26 @@ class Rule:
     def specificity(self) -> tuple[bool, bool, bool]:
         return bool(self.tool), self.agent_id is not None, bool(self.condition)
 
-    def describe(self) -> str:
-        human_step = HUMAN_STEPS.get(self.tool)
-        scope = " and ".join(filter(None, [human_step or (f"tool {self.tool}" if self.tool else ""),
+    def describe(self, tool: str = "") -> str:
+        """The rule in words. ``tool``: the call it is described for; a plan or a question (plan.propose,
+        human.ask) is described as what applies to it (who decides, by when), not as a tool rule."""
+        label = self.name or ("default policy" if self.id is None else f"policy #{self.id}")
+        human_step = HUMAN_STEPS.get(tool or self.tool)
+        if human_step:
+            scope = ("plans" if human_step == "plans" else "questions the agent asks") + (
+                " of this agent" if self.agent_id is not None else "")
+            if human_step == "questions":
+                need = "answered by one reviewer"
+            else:
+                need = ("approved by one reviewer" if self.required_approvals <= 1
+                        else f"approved by {self.required_approvals} distinct reviewers")
+            requester = "" if self.allow_self_approval else ", not by the run's requester"
+            return f"{scope}: {need}{requester}, due within {self.sla_minutes} min ({label})"
+        scope = " and ".join(filter(None, [f"tool {self.tool}" if self.tool else "",
                                            "this agent" if self.agent_id is not None else ""])) or "every tool"
-        when = "when asked" if human_step else (
-            f"risk ≥ {self.min_risk}" + (f", {describe_condition(self.condition)}" if self.condition else ""))
+        when = f"risk ≥ {self.min_risk}" + (f", {describe_condition(self.condition)}" if self.condition else "")
         need = ("no approval" if self.required_approvals == 0 else
                 "one approval" if self.required_approvals == 1 else f"{self.required_approvals} distinct reviewers")
-        label = self.name or ("default policy" if self.id is None else f"policy #{self.id}")
         return f"{scope}, {when}: {need} ({label})"
 
 

@@ -48,6 +48,15 @@ def queue_filters(params: Mapping[str, str]) -> dict:
             "mine": params.get("mine") in ("1", "on", "true")}
 
 
+def queue_query(filters: dict) -> str:
+    """The filters as the queue's query string (defaults left out), for links that keep them."""
+    from urllib.parse import urlencode
+
+    kept = {"sort": filters["sort"] if filters["sort"] != "risk" else "", "tool": filters["tool"],
+            "agent": filters["agent"], "min_risk": filters["min_risk"] or "", "mine": "1" if filters["mine"] else ""}
+    return urlencode({k: v for k, v in kept.items() if v})
+
+
 def assigned_to(membership) -> Q:
     """What "assigned to me" means: requests assigned to the person, and overdue ones escalated to their role."""
     return Q(assignee_id=membership.user_id) | Q(status=ApprovalStatus.ESCALATED, escalate_to_role=membership.role)

@@ -113,7 +113,7 @@ def approval_request_create(*, run, step: int, call, risk: int, rule: Rule, kind
                             arguments: dict | None = None) -> ApprovalRequest:
     """``rule``: the policy rule that asks for approval (agents evaluated it for this very call).
     ``arguments``: what is decided on, when not the call's own (a plan's steps, a question)."""
-    now, policy = timezone.now(), rule.describe()
+    now, policy = timezone.now(), rule.describe(call.tool)
     required = 1 if kind == ApprovalKind.QUESTION else max(1, rule.required_approvals)
     approval, _ = ApprovalRequest.objects.for_tenant(run.tenant).get_or_create(
         run=run, step=step, call_id=call.call_id,
@@ -202,9 +202,12 @@ def _record(approval, actor, verdict: str, arguments: dict, note: str, client_ke
     # (the unique constraint is the backstop).
     ApprovalDecision.objects.create(tenant_id=approval.tenant_id, approval=approval, actor=actor, verdict=verdict,
                                     arguments=arguments, note=note, client_key=client_key)
+    # An answer is what the person wrote, not an edit of the question.
+    what = ({"answer": arguments.get("answer", "")} if verdict == "answer"
+            else {"edited": verdict != "reject" and arguments != approval.arguments})
     audit_record(tenant=approval.tenant_id, actor=actor, verb=f"approval.{verdict}",
-                 target=f"run {approval.run_id}: {approval.tool}",
-                 data={"approval_id": approval.id, "note": note, "edited": arguments != approval.arguments})
+                 target=f"run #{approval.run.number}: {approval.tool}",
+                 data={"approval_id": approval.id, "note": note, **what})
 
 
 def _reject(approval, actor, note: str, client_key: str) -> ApprovalRequest:
@@ -323,7 +326,7 @@ def _close(approval, status: str, *, actor, note: str) -> None:
     approval.status, approval.decided_by, approval.decided_at, approval.decision_note = status, actor, timezone.now(), note
     approval.save(update_fields=["status", "decided_by", "decided_at", "decision_note"])
     publish_queue_changed_on_commit(approval.tenant_id)
-    payload = {"decision": status, "kind": approval.kind, "by": getattr(actor, "username", "policy"), "note": note}
+    payload = {"decision": status, "kind": approval.kind, "tool": approval.tool, "by": getattr(actor, "username", "policy"), "note": note}
     if approval.approved_arguments is not None:
         payload["edited_arguments"] = approval.approved_arguments
     if approval.kind == ApprovalKind.QUESTION and approval.answer:
@@ -357,7 +360,7 @@ def approval_assign(*, approval: ApprovalRequest, assignee: str | None, actor) -
             return locked
         locked.assignee = person
         locked.save(update_fields=["assignee"])
-        audit_record(tenant=locked.tenant, actor=actor, verb="approval.assigned", target=f"run {locked.run_id}: "
+        audit_record(tenant=locked.tenant, actor=actor, verb="approval.assigned", target=f"run #{locked.run.number}: "
                      f"{locked.tool}", data={"approval_id": locked.id, "to": assignee or None})
         publish_queue_changed_on_commit(locked.tenant_id)
         if person is not None and person != actor:
@@ -394,7 +397,7 @@ def approvals_sweep() -> dict:
             publish_queue_changed_on_commit(approval.tenant_id)
             notify_on_commit(approval, "escalated")
             audit_record(tenant=approval.tenant_id, actor=None, verb="approval.escalated",
-                         target=f"run {approval.run_id}: {approval.tool}",
+                         target=f"run #{approval.run.number}: {approval.tool}",
                          data={"approval_id": approval.id, "to_role": approval.escalate_to_role})
             _tell_run(approval, "approval.escalated", {"to_role": approval.escalate_to_role,
                                                        "due_at": approval.due_at.isoformat()})

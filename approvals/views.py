@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+from urllib.parse import urlsplit
 
 from django import forms as django_forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.cache import never_cache
@@ -17,7 +18,7 @@ from agents.engine import plan_diff
 from agents.selectors import run_events_after, run_plan
 from agents.tools import REGISTRY
 from approvals import outbound
-from approvals.forms import PolicyForm, arguments_from_fields, schema_fields
+from approvals.forms import PolicyForm, argument_errors, arguments_from_fields, json_problem, schema_fields
 from approvals.models import ApprovalKind, ApprovalPolicy, ApprovalRequest, ApprovalWebhook
 from approvals.selectors import (
     QUEUE_PAGE,
@@ -27,6 +28,7 @@ from approvals.selectors import (
     assignable_people,
     policy_list,
     queue_filters,
+    queue_query,
 )
 from approvals.services import (
     REFUSAL_STATUS,
@@ -41,12 +43,14 @@ from console.access import tenant_access
 from console.reveal import reveal_once, revealed
 
 
-def _queue_url(tenant_slug: str, approval_id: int) -> str:
-    return f"{reverse('approvals', args=[tenant_slug])}?id={approval_id}"
+def _queue_url(tenant_slug: str, approval_id: int, query: str = "") -> str:
+    return f"{reverse('approvals', args=[tenant_slug])}?{query + '&' if query else ''}id={approval_id}"
 
 
-def _detail_context(approval: ApprovalRequest | None, *, edited: dict | None = None) -> dict:
-    """Everything the detail pane shows. ``edited``: what a refused edit sent, shown again to fix."""
+def _detail_context(approval: ApprovalRequest | None, *, edited: dict | None = None,
+                    field_errors: dict | None = None) -> dict:
+    """Everything the detail pane shows. ``edited``: what a refused edit sent, shown again to fix, with
+    ``field_errors`` beside the fields they concern."""
     if approval is None:
         return {"approval": None}
     run = approval.run
@@ -56,13 +60,18 @@ def _detail_context(approval: ApprovalRequest | None, *, edited: dict | None = N
                for key in sorted(set(proposed) | set(approved)) if proposed.get(key) != approved.get(key)] if approved else []
     spec = REGISTRY.get(approval.tool) if approval.kind == ApprovalKind.TOOL_CALL and approval.is_open else None
     values = edited if edited is not None else approval.arguments_to_run
+    fields = schema_fields(spec.json_schema(), values) if spec else []
+    for field in fields:
+        field["error"] = (field_errors or {}).get(field["name"], "")
     context = {"approval": approval, "run": run, "plan": run_plan(run=run), "events": events, "changes": changes,
-               "arguments_json": json.dumps(values, indent=2, ensure_ascii=False),
-               "fields": schema_fields(spec.json_schema(), values) if spec else [],
+               "arguments_json": json.dumps(values, indent=2, ensure_ascii=False), "fields": fields,
+               "first_invalid": next((f["name"] for f in fields if f["error"]), ""),
                "decisions": list(approval.decisions.all()),
                "people": assignable_people(tenant=approval.tenant_id) if approval.is_open else []}
     if approval.kind == ApprovalKind.PLAN:
-        context["plan_steps"] = values.get("steps", [])
+        # A refused edit that left no step is shown as the plan it would have replaced, not as blank rows.
+        typed = [step for step in values.get("steps", []) if str(step).strip()]
+        context["plan_steps"] = typed or approval.arguments_to_run.get("steps", [])
         if approved is not None:
             context["plan_changes"] = plan_diff(proposed["steps"], approved["steps"])
     return context
@@ -73,6 +82,11 @@ def _approval(membership, approval_id: int, *, detail: bool = True) -> ApprovalR
     if approval is None:
         raise Http404("No such approval request")
     return approval
+
+
+def _open_ids(membership, filters: dict) -> list[int]:
+    return [a.pk for a in approval_list(tenant=membership.tenant, status="open", limit=QUEUE_PAGE, viewer=membership,
+                                        **filters)]
 
 
 @login_required
@@ -87,28 +101,47 @@ def queue(request: HttpRequest, tenant_slug: str) -> HttpResponse:
     selected = _approval(membership, selected_id) if selected_id is not None else None
     return render(request, "approvals/queue.html", {"approvals": approvals, "filters": filters, "sorts": list(SORTS),
                                                     "page_size": QUEUE_PAGE, "selected_id": getattr(selected, "pk", None),
+                                                    "queue_query": queue_query(filters),
                                                     "filtered": any(filters[k] for k in ("tool", "agent", "min_risk", "mine")),
                                                     **_detail_context(selected)})
 
 
 @login_required
 def detail(request: HttpRequest, tenant_slug: str, approval_id: int) -> HttpResponse:
+    """The pane of one request (htmx; the queue with it selected otherwise). ``changed=1``: asked again by
+    the page because the request left the queue while shown (someone else decided it)."""
     membership = tenant_access(request, tenant_slug, section="approvals")
     request.section = "approvals"
     approval = _approval(membership, approval_id)
     if not request.htmx:
         return redirect(_queue_url(tenant_slug, approval.pk))
-    return render(request, "approvals/partials/detail.html", _detail_context(approval))
+    return render(request, "approvals/partials/detail.html",
+                  {**_detail_context(approval), "changed_elsewhere": request.GET.get("changed") == "1"
+                   and not approval.is_open and approval.decided_by_id != request.user.pk})
+
+
+WITHOUT_REASON = "Say why you reject it (the agent is told and can act on it), or tick “Reject without a reason”."
 
 
 @login_required
 @require_POST
 def decide(request: HttpRequest, tenant_slug: str, approval_id: int) -> HttpResponse:
-    """A decision from the queue's detail pane, or from the run page (``from=run``)."""
+    """A decision from the queue's detail pane, or from the run page (``from=run``). From the queue, a
+    decision taken moves the pane to the next request of the viewer's queue (the URL follows)."""
     membership = tenant_access(request, tenant_slug, section="approvals")
     approval = _approval(membership, approval_id, detail=False)  # the pane is read again after the decision
-    decision, status = request.POST.get("decision", ""), 200
+    decision, status, field_errors, extra = request.POST.get("decision", ""), 200, {}, {}
     arguments, error = _edited_arguments(approval, request.POST) if decision == "edit" else (None, "")
+    if decision == "edit" and error:
+        extra = {"json_error": error} if request.POST.get("form") == "json" else {}
+    elif decision == "edit" and arguments is not None and request.POST.get("form") == "fields":
+        field_errors = _field_errors(approval, arguments)
+        error = "Some arguments are not valid; see the fields marked below." if field_errors else ""
+    if decision == "reject" and approval.is_open and not request.POST.get("note", "").strip() \
+            and not request.POST.get("without_reason"):
+        error, extra = WITHOUT_REASON, {"reason_error": WITHOUT_REASON}
+    filters = queue_filters(_current_query(request))
+    before = _open_ids(membership, filters) if request.POST.get("from") != "run" else []
     if error:
         status = 422
     else:
@@ -118,28 +151,67 @@ def decide(request: HttpRequest, tenant_slug: str, approval_id: int) -> HttpResp
                                    answer=request.POST.get("answer", ""), client_key=request.POST.get("client_key", ""))
         except DecisionRefused as refused:
             error, status = str(refused), REFUSAL_STATUS[refused.kind]
+            if refused.kind == "invalid" and request.POST.get("form") == "json":
+                extra["json_error"] = error
     if request.POST.get("from") == "run":  # the run card: it updates live, so only a refusal needs saying
         if request.htmx:
             return HttpResponse(error, status=status)
         if error:
             messages.error(request, error)
-        return redirect("run_detail", tenant_slug, approval.run_id)
-    extra = {}
-    if error and decision == "edit" and request.POST.get("form") == "json":
-        extra = {"arguments_json": request.POST.get("arguments", ""), "json_open": True}
-    edited = arguments if error and isinstance(arguments, dict) else None  # keep what they typed
-    return _pane_after_change(request, membership, approval.pk, error, status, edited=edited, **extra)
+        return redirect("run_detail", tenant_slug, approval.run.number)
+    if error:
+        if decision == "edit" and request.POST.get("form") == "json":
+            extra.update(arguments_json=request.POST.get("arguments", ""), json_open=True)
+        edited = arguments if isinstance(arguments, dict) else None  # keep what they typed
+        return _pane_after_change(request, membership, approval.pk, error, status, edited=edited,
+                                  field_errors=field_errors, edit_open=decision == "edit", **extra)
+    return _next_pane(request, membership, approval.pk, before, filters)
+
+
+def _current_query(request: HttpRequest) -> QueryDict:
+    """The queue's filters as the page that sent the decision has them (htmx sends its URL)."""
+    current = request.htmx.current_url if request.htmx else ""
+    return QueryDict(urlsplit(current).query if current else "")
+
+
+def _next_pane(request: HttpRequest, membership, decided_id: int, before: list[int], filters: dict) -> HttpResponse:
+    """After a decision: the next request of the viewer's queue, in its order (the one after the
+    decided one, else the first left), said with what was decided; with nothing left, the decided one."""
+    decided = _approval(membership, decided_id)
+    if not request.htmx:
+        messages.success(request, _decided_note(decided))
+        return redirect(reverse("approvals", args=[membership.tenant.slug]) + (
+            "?" + queue_query(filters) if queue_query(filters) else ""))
+    left = _open_ids(membership, filters)
+    after = before[before.index(decided_id) + 1:] if decided_id in before else []
+    next_id = next((pk for pk in after if pk in left), left[0] if left else None)
+    shown = _approval(membership, next_id) if next_id else decided
+    response = render(request, "approvals/partials/detail.html", {
+        **_detail_context(shown), "decided_note": _decided_note(decided), "decided_id": decided.pk,
+        "nothing_left": next_id is None})
+    response["HX-Replace-Url"] = _queue_url(membership.tenant.slug, shown.pk, queue_query(filters))
+    return response
+
+
+def _decided_note(approval: ApprovalRequest) -> str:
+    what = ("The plan" if approval.kind == ApprovalKind.PLAN else "The question" if approval.kind == ApprovalKind.QUESTION
+            else approval.tool)
+    if approval.is_open:
+        return f"{what} on run #{approval.run.number}: your approval is recorded; it needs {approval.required_approvals} in all."
+    verb = "answered" if approval.kind == ApprovalKind.QUESTION and approval.status == "approved" else approval.status
+    return f"{what} on run #{approval.run.number} {verb}."
 
 
 def _pane_after_change(request: HttpRequest, membership, approval_id: int, error: str, status: int, *,
-                       edited: dict | None = None, **extra) -> HttpResponse:
+                       edited: dict | None = None, field_errors: dict | None = None, **extra) -> HttpResponse:
     """What the detail pane's forms get back: the pane again, as it now is, with any refusal (htmx);
     without htmx, the queue, the refusal said as a message."""
     if not request.htmx:
         if error:
             messages.error(request, error)
         return redirect(_queue_url(membership.tenant.slug, approval_id))
-    context = {**_detail_context(_approval(membership, approval_id), edited=edited), "error": error, **extra}
+    context = {**_detail_context(_approval(membership, approval_id), edited=edited, field_errors=field_errors),
+               "error": error, **extra}
     return render(request, "approvals/partials/detail.html", context, status=status)
 
 
@@ -149,13 +221,12 @@ def _edited_arguments(approval: ApprovalRequest, data) -> tuple[dict | None, str
         return {"steps": data.getlist("steps")}, ""
     if data.get("form") == "fields" and (spec := REGISTRY.get(approval.tool)):
         return arguments_from_fields(spec.json_schema(), data), ""
-    try:
-        arguments = json.loads(data.get("arguments", ""))
-    except ValueError:
-        arguments = None
-    if not isinstance(arguments, dict):
-        return None, "The edited arguments must be a JSON object, e.g. {\"to\": \"dana@acme.example\"}."
-    return arguments, ""
+    return json_problem(data.get("arguments", ""))
+
+
+def _field_errors(approval: ApprovalRequest, arguments: dict) -> dict[str, str]:
+    spec = REGISTRY.get(approval.tool)
+    return argument_errors(spec, arguments) if spec else {}
 
 
 @login_required
@@ -186,10 +257,13 @@ def policies(request: HttpRequest, tenant_slug: str, policy_id: int | None = Non
             raise Http404("No such policy")
     if request.method == "POST" and request.POST.get("delete") and editing is not None:
         approval_policy_delete(policy=editing, actor=request.user)
+        messages.success(request, f"Policy “{editing.name}” deleted. It no longer applies to new requests.")
         return redirect("approval_policies", tenant_slug)
     form = PolicyForm(request.POST or None, instance=editing, tenant=membership.tenant)
     if request.method == "POST" and form.is_valid():
-        approval_policy_save(form=form, tenant=membership.tenant, actor=request.user)
+        saved = approval_policy_save(form=form, tenant=membership.tenant, actor=request.user)
+        messages.success(request, f"Policy “{getattr(saved, 'name', form.cleaned_data['name'])}” "
+                                  f"{'saved' if editing else 'added'}. It applies to requests made from now on.")
         return redirect("approval_policies", tenant_slug)
     return render(request, "approvals/policies.html", {
         "form": form, "editing": editing, "policies": policy_list(tenant=membership.tenant),

@@ -31,8 +31,9 @@ def _seed(tenant_slug: str, n: int):
         return tenant, reviewer
     agent, _ = Agent.objects.get_or_create(tenant=tenant, slug="queue-bench", defaults={
         "name": "Queue bench", "instructions": "-", "model": "demo:noop", "tools": ["email.send"]})
-    runs = Run.objects.bulk_create(Run(tenant=tenant, agent=agent, agent_version=1, goal=f"goal {i}", status="waiting_for_human")
-                                   for i in range(n // 10))
+    last = Run.objects.for_tenant(tenant).order_by("-number").values_list("number", flat=True).first() or 0
+    runs = Run.objects.bulk_create(Run(tenant=tenant, number=last + 1 + i, agent=agent, agent_version=1, goal=f"goal {i}",
+                                       status="waiting_for_human") for i in range(n // 10))
     rng = random.Random(7)
     tools = ["email.send", "calendar.book", "billing.create_invoice"]
     ApprovalRequest.objects.bulk_create(

@@ -90,7 +90,7 @@ def one_sample(port: int, tenant, agent, requester, reviewer_cookie: str, reques
     run = _waiting(run_start(tenant=tenant, agent=agent, goal=GOAL, requested_by=requester).pk)
     approval = run.approval_requests.get()
     # One event back: the socket's catch-up sends it, so the clock starts on a socket that is open and idle.
-    url = f"ws://127.0.0.1:{port}/ws/t/{tenant.slug}/runs/{run.pk}/?after={run.event_seq - 1}"
+    url = f"ws://127.0.0.1:{port}/ws/t/{tenant.slug}/runs/{run.number}/?after={run.event_seq - 1}"
     with connect(url, additional_headers={"Cookie": f"sessionid={requester_cookie}",
                                           "Origin": f"http://127.0.0.1:{port}"}) as socket:
         socket.recv(timeout=15)

@@ -2,7 +2,7 @@
 websocket broadcast to as many sockets, measured in the same run.
 
 Ours: uvicorn serving ``console.asgi:application`` (production settings, as P3 runs it) in a
-subprocess on the bench stack; N websockets on ``/ws/t/<tenant>/runs/<run>/?after=0``, half of them
+subprocess on the bench stack; N websockets on ``/ws/t/<tenant>/runs/<number>/?after=0``, half of them
 a reviewer's session and half a member's (they see different run cards, so a commit is rendered
 once per role); each first receives its catch-up frame. Then, in this process, a commit on the run:
 ``agents.services.run_add_instruction`` (the run's row lock, the inbox, an ``instruction.added``
@@ -203,7 +203,7 @@ def _ours_level(client: Client, port: int, n: int, tenant, agent, cookies: dict[
     from agents.services import run_add_instruction, run_start
 
     run = run_start(tenant=tenant, agent=agent, goal="Call noop 3 times", requested_by=reviewer)
-    base = f"ws://127.0.0.1:{port}/ws/t/{tenant.slug}/runs/{run.pk}/"
+    base = f"ws://127.0.0.1:{port}/ws/t/{tenant.slug}/runs/{run.number}/"
     origin = f"http://127.0.0.1:{port}"
     roles = ["reviewer" if i % 2 == 0 else "member" for i in range(n)]
     watchers = [Watcher(f"{base}?after=0", {"Cookie": f"sessionid={cookies[role]}", "Origin": origin}, role)

@@ -67,7 +67,8 @@ class Email(BaseModel):
     body: str = Field(min_length=1, max_length=20000)
 
 
-@tool("email.draft", description="Save an email draft (nothing is sent).", risk=2, transactional=True)
+@tool("email.draft", description="Save an email draft (nothing is sent).", risk=2, transactional=True,
+      preview="demo/previews/email.html")
 def draft_email(context: ToolContext, args: Email) -> dict:
     draft = EmailMessage.objects.create(tenant=context.tenant, run=context.run, to=args.to, subject=args.subject,
                                         body=args.body)
@@ -75,7 +76,7 @@ def draft_email(context: ToolContext, args: Email) -> dict:
 
 
 @tool("email.send", description="Send an email now (it goes to the outbox and leaves).", risk=3,
-      transactional=True)
+      transactional=True, preview="demo/previews/email.html")
 def send_email(context: ToolContext, args: Email) -> dict:
     sent = EmailMessage.objects.create(tenant=context.tenant, run=context.run, to=args.to, subject=args.subject,
                                        body=args.body, sent_at=timezone.now(), idempotency_key=context.idempotency_key)
@@ -90,7 +91,7 @@ class Booking(BaseModel):
 
 
 @tool("calendar.book", description="Book a calendar meeting and invite attendees.", risk=3,
-      transactional=True)
+      transactional=True, preview="demo/previews/booking.html")
 def book_meeting(context: ToolContext, args: Booking) -> dict:
     booking = CalendarBooking.objects.create(
         tenant=context.tenant, run=context.run, title=args.title, attendees=[str(a) for a in args.attendees],
@@ -106,7 +107,7 @@ class CreateInvoice(BaseModel):
 
 
 @tool("billing.create_invoice", description="Create and issue an invoice to an account.", risk=4,
-      transactional=True)
+      transactional=True, preview="demo/previews/invoice.html")
 def create_invoice(context: ToolContext, args: CreateInvoice) -> dict:
     invoice = Invoice.objects.create(tenant=context.tenant, run=context.run, account=_account(context, args.account_key),
                                      amount_usd=args.amount_usd, memo=args.memo, idempotency_key=context.idempotency_key)

@@ -8,7 +8,7 @@ from dataclasses import replace
 from agents import engine
 from agents.events import emit
 from agents.hooks import review
-from agents.models import PlanStep, Run, RunStatus
+from agents.models import PlanStep, Run, RunEvent, RunStatus
 from agents.services.transitions import fail, set_status
 
 
@@ -18,7 +18,11 @@ def apply_action(run: Run, turn, action: engine.Action, need=None) -> str:
     match action:
         case engine.Finish(answer=answer):
             conversation.append(run, engine.assistant_message(answer))
-            PlanStep.objects.filter(run=run).exclude(status="done").update(status="done")
+            # Done is what the agent completed: the step it was on, if its last call succeeded (a rejected
+            # send is not done); steps it never reached stay as they were.
+            last = RunEvent.objects.filter(run=run, type="tool.result").order_by("-seq").values_list("payload", flat=True).first()
+            if last and last.get("result", {}).get("status") == "ok":
+                PlanStep.objects.filter(run=run, status="active").update(status="done")
             run.answer, run.last_action, run.terminal_reason = answer, "Answered", "completed"
             emit(run, "model.answer", {"text": answer})
             set_status(run, RunStatus.COMPLETED)

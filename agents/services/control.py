@@ -51,11 +51,13 @@ def run_continue_after_decision(*, run: Run, tool: str, approved: bool, actor, k
     enqueue_on_commit(run.pk)
 
 
-def run_cancel(*, run: Run, actor, by: str = "") -> Run:
-    """``by`` names who cancels when it is not a person (e.g. "policy (approval expired)")."""
+def run_cancel(*, run: Run, actor, by: str = "", reason: str = "") -> Run:
+    """``by`` names who cancels when it is not a person (e.g. "policy (approval expired)"); ``reason``: why, in their words."""
     with run_locked(tenant=run.tenant_id, run_id=run.pk) as locked:
         if locked.is_terminal:
             raise RunError(f"The run is already {locked.status}.")
+        if reason.strip():
+            emit(locked, "control.cancel_reason", {"by": by or who(actor), "reason": reason.strip()[:500]})
         locked.control_by, locked.control_at = actor, timezone.now()
         if locked.status in (RunStatus.WAITING_FOR_HUMAN, RunStatus.PAUSED, RunStatus.QUEUED, RunStatus.CREATED) \
                 and not _lease_held(locked):

@@ -8,7 +8,7 @@ from django.db import IntegrityError, transaction
 
 from agents import engine
 from agents.events import emit
-from agents.models import Agent, ConversationMessage, Run, RunStatus
+from agents.models import Agent, ConversationMessage, Run, RunStatus, run_number_next
 from agents.run_store import run_created, run_write
 from agents.services.transitions import RunError, enqueue_on_commit, state_save, who
 
@@ -37,7 +37,7 @@ def run_start_once(*, tenant, agent: Agent, goal: str, requested_by=None,
     try:
         with transaction.atomic():  # the version's snapshot is written when it is replaced (agent_update)
             run = Run.objects.create(
-                tenant=tenant, agent=agent, agent_version=agent.version, requested_by=requested_by, goal=goal,
+                tenant=tenant, number=run_number_next(tenant.id), agent=agent, agent_version=agent.version, requested_by=requested_by, goal=goal,
                 status=RunStatus.QUEUED, trace_id=secrets.token_hex(16), idempotency_key=idempotency_key or None,
             )
             run_created(run)

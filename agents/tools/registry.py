@@ -45,6 +45,9 @@ class Tool:
     # Its effects are rows in our own database only (no call out): it can run inside the step's
     # transaction, and a crash rolls its effects back with the step.
     transactional: bool = False
+    # A template that shows the arguments as a person reads them (an email as To / Subject / body), given
+    # ``arguments``; the console shows it above the JSON when a call is reviewed or shown. Empty: JSON only.
+    preview: str = ""
 
     def json_schema(self) -> dict:
         return _schema(self.arguments)

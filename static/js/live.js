@@ -64,21 +64,36 @@
     const id = shown ? "queue-item-" + shown.dataset.approvalId : "";
     queue.querySelectorAll(".queue-item").forEach(function (item) { item.classList.toggle("selected", item.id === id); });
   }
+  // A decision posted from the pane is on its way: the list may drop the request before the answer comes,
+  // and the answer (the next request) is what the pane shows then.
+  let deciding = 0;
+  document.body.addEventListener("htmx:beforeRequest", function (event) {
+    if (event.detail.requestConfig && event.detail.requestConfig.verb === "post") deciding += 1;
+  });
+  document.body.addEventListener("htmx:afterRequest", function (event) {
+    if (event.detail.requestConfig && event.detail.requestConfig.verb === "post") deciding = Math.max(0, deciding - 1);
+  });
   if (badge || queue) {
-    let count = badge ? parseInt(badge.textContent, 10) || 0 : 0;
+    const shownCount = badge && badge.querySelector("[data-count]");
+    let count = shownCount ? parseInt(shownCount.textContent, 10) || 0 : 0;
     connect(queue ? queue.dataset.liveQueue : badge.dataset.liveBadge, function (data) {
       if (typeof data.count === "number") {
         if (data.count > count) toast(data.count - count === 1 ? "A new request waits for approval" : (data.count - count) + " new requests wait for approval");
         count = data.count;
         if (badge) {
-          badge.textContent = count;
+          shownCount.textContent = count;
           badge.hidden = count === 0;
-          badge.setAttribute("aria-label", count + " waiting for a decision");
         }
       }
       if (queue && typeof data.list === "string") {
+        const shown = document.querySelector("#approval-detail article[data-open]");
+        const wasListed = shown && document.getElementById("queue-item-" + shown.dataset.approvalId);
         replace(queue.id, data.list);
         markSelected();
+        // The open request left the queue while shown: someone else decided it. Show it as it now is.
+        if (wasListed && !deciding && !document.getElementById("queue-item-" + shown.dataset.approvalId) && window.htmx) {
+          window.htmx.ajax("GET", shown.dataset.detailUrl + "?changed=1", {target: "#approval-detail", swap: "innerHTML"});
+        }
       }
     }, catchUpOnReconnect);
   }
@@ -96,4 +111,21 @@
       body.insertAdjacentHTML("afterbegin", row.html);
     }, catchUpOnReconnect);
   }
+})();
+
+// The run's elapsed time ticks while it is live, in the words the server renders it (agents/templatetags/runs.py).
+(function () {
+  "use strict";
+  function words(seconds) {
+    seconds = Math.max(0, Math.floor(seconds));
+    const pad = function (n) { return String(n).padStart(2, "0"); };
+    if (seconds < 60) return seconds + " s";
+    if (seconds < 3600) return Math.floor(seconds / 60) + " min " + pad(seconds % 60) + " s";
+    return Math.floor(seconds / 3600) + " h " + pad(Math.floor(seconds % 3600 / 60)) + " min";
+  }
+  setInterval(function () {
+    document.querySelectorAll("[data-elapsed-from][data-ticking]").forEach(function (element) {
+      element.textContent = words((Date.now() - Date.parse(element.dataset.elapsedFrom)) / 1000);
+    });
+  }, 1000);
 })();

@@ -50,7 +50,7 @@ def test_a_run_works_with_the_version_it_started_with_while_new_runs_get_the_edi
                          tools=[t for t in renewals.tools if t != "email.send"], max_steps=25)
     running = advance(running)
     assert running.status == "waiting_for_human" and running.approval_requests.get().tool == "email.send"
-    assert "of at most 30" in client_for(cast.member).get(f"/t/acme/runs/{running.pk}/").text  # shown as it runs
+    assert "of at most 30" in client_for(cast.member).get(f"/t/acme/runs/{running.number}/").text  # shown as it runs
     approval_decide(approval=running.approval_requests.get(), approve=True, actor=cast.reviewer)
     assert advance(running).status == "completed"
     assert EmailMessage.objects.filter(run=running, sent_at__isnull=False).count() == 1

@@ -28,8 +28,8 @@ def test_create_is_idempotent_with_a_key(api):
     first = api("post", "/runs", data=body, HTTP_IDEMPOTENCY_KEY="abc")
     again = api("post", "/runs", data=body, HTTP_IDEMPOTENCY_KEY="abc")
     assert first.status_code == 201 and again.status_code == 200
-    assert first.json()["id"] == again.json()["id"]
-    assert api("post", "/runs", data=body).json()["id"] != first.json()["id"]
+    assert first.json()["number"] == again.json()["number"]
+    assert api("post", "/runs", data=body).json()["number"] != first.json()["number"]
 
 
 @pytest.mark.django_db(transaction=True)
@@ -42,18 +42,18 @@ def test_two_creates_racing_with_one_key_make_one_run_and_one_201(cast, renewals
 
 
 def test_every_run_endpoint_is_404_for_another_tenant(api):
-    run_id = api("post", "/runs", data={"agent": "renewals", "goal": "x"}).json()["id"]
+    run_id = api("post", "/runs", data={"agent": "renewals", "goal": "x"}).json()["number"]
     for method, path in [("get", f"/runs/{run_id}"), ("get", f"/runs/{run_id}/events"),
                          ("post", f"/runs/{run_id}/cancel"), ("post", f"/runs/{run_id}/pause"),
                          ("post", f"/runs/{run_id}/resume")]:
         response = api(method, path, token=api.globex)
         assert response.status_code == 404 and response.json()["code"] == "not_found", path
     assert api("post", f"/runs/{run_id}/messages", token=api.globex, data={"text": "hi"}).status_code == 404
-    assert run_id not in [r["id"] for r in api("get", "/runs", token=api.globex).json()]
+    assert run_id not in [r["number"] for r in api("get", "/runs", token=api.globex).json()]
 
 
 def test_events_after_a_sequence_number(api):
-    run_id = api("post", "/runs", data={"agent": "renewals", "goal": "x"}).json()["id"]
+    run_id = api("post", "/runs", data={"agent": "renewals", "goal": "x"}).json()["number"]
     api("post", f"/runs/{run_id}/messages", data={"text": "hello"})
     events = api("get", f"/runs/{run_id}/events?after=2").json()
     assert [(e["seq"], e["type"]) for e in events] == [(3, "instruction.added")]
@@ -72,7 +72,7 @@ def test_bad_input_gets_a_4xx_with_a_message(api, body, status):
 
 
 def test_controls_refuse_impossible_transitions_with_409(api):
-    run_id = api("post", "/runs", data={"agent": "renewals", "goal": "x"}).json()["id"]
+    run_id = api("post", "/runs", data={"agent": "renewals", "goal": "x"}).json()["number"]
     assert api("post", f"/runs/{run_id}/resume").status_code == 409
     assert api("post", f"/runs/{run_id}/cancel").json()["status"] == "cancelled"
     response = api("post", f"/runs/{run_id}/cancel")

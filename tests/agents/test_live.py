@@ -33,17 +33,17 @@ def login(client_for, user):
 
 async def test_an_outsider_cannot_open_a_run_socket(cast, run, client_for):
     client = await database_sync_to_async(login)(client_for, cast.outsider)
-    socket = communicator(client, f"/ws/t/acme/runs/{run.pk}/")
+    socket = communicator(client, f"/ws/t/acme/runs/{run.number}/")
     connected, code = await socket.connect()
     assert not connected and code == 4404
-    socket = communicator(client, f"/ws/t/globex/runs/{run.pk}/")  # the right tenant for him, not his run
+    socket = communicator(client, f"/ws/t/globex/runs/{run.number}/")  # the right tenant for him, not his run
     connected, code = await socket.connect()
     assert not connected
 
 
 async def test_a_reconnecting_socket_receives_exactly_the_missed_events_in_order(cast, run, client_for):
     client = await database_sync_to_async(login)(client_for, cast.member)
-    socket = communicator(client, f"/ws/t/acme/runs/{run.pk}/?after=0")
+    socket = communicator(client, f"/ws/t/acme/runs/{run.number}/?after=0")
     connected, _ = await socket.connect()
     assert connected
     first = await socket.receive_json_from(timeout=5)
@@ -55,7 +55,7 @@ async def test_a_reconnecting_socket_receives_exactly_the_missed_events_in_order
     for text in ["one", "two", "three"]:
         await database_sync_to_async(run_add_instruction)(run=run, actor=cast.member, text=text)
 
-    socket = communicator(client, f"/ws/t/acme/runs/{run.pk}/?after={first['seq']}")
+    socket = communicator(client, f"/ws/t/acme/runs/{run.number}/?after={first['seq']}")
     connected, _ = await socket.connect()
     assert connected
     caught_up = await socket.receive_json_from(timeout=5)
@@ -76,7 +76,7 @@ async def test_the_live_card_offers_approval_buttons_only_to_reviewers(cast, run
         tenant=cast.acme, run=run, step=1, call_id="c", tool="email.send", arguments={}, risk=3, policy="test")
     for user, sees_buttons in [(cast.member, False), (cast.reviewer, True)]:
         client = await database_sync_to_async(login)(client_for, user)
-        socket = communicator(client, f"/ws/t/acme/runs/{run.pk}/?after=0")
+        socket = communicator(client, f"/ws/t/acme/runs/{run.number}/?after=0")
         assert (await socket.connect())[0]
         card = (await socket.receive_json_from(timeout=5))["replace"]["run-card"]
         assert (">Approve<" in card) is sees_buttons
@@ -96,7 +96,7 @@ async def test_the_runs_list_socket_gets_a_row_when_a_run_changes(cast, run, cli
     assert connected
     await database_sync_to_async(run_add_instruction)(run=run, actor=cast.admin, text="hello")
     row = await socket.receive_json_from(timeout=5)
-    assert row["replace_or_prepend"]["id"] == f"run-row-{run.pk}"
+    assert row["replace_or_prepend"]["id"] == f"run-row-{run.number}"
     await socket.disconnect()
 
 
@@ -136,7 +136,7 @@ async def test_every_viewer_of_a_run_gets_the_frame_rendered_once_for_their_role
     sockets = []
     for user, can_decide in viewers:
         client = await database_sync_to_async(login)(client_for, user)
-        socket = communicator(client, f"/ws/t/acme/runs/{run.pk}/?after=2")  # in step: each page was rendered at seq 2
+        socket = communicator(client, f"/ws/t/acme/runs/{run.number}/?after=2")  # in step: each page was rendered at seq 2
         assert (await socket.connect())[0]
         sockets.append((socket, can_decide))
     renders.clear()
@@ -149,7 +149,7 @@ async def test_every_viewer_of_a_run_gets_the_frame_rendered_once_for_their_role
     assert sorted(renders) == [(2, False), (2, True)], renders
 
     client = await database_sync_to_async(login)(client_for, cast.member)
-    late = communicator(client, f"/ws/t/acme/runs/{run.pk}/?after=2")
+    late = communicator(client, f"/ws/t/acme/runs/{run.number}/?after=2")
     assert (await late.connect())[0]
     caught_up = await late.receive_json_from(timeout=5)
     assert [e["seq"] for e in caught_up["events"]] == [3]
@@ -168,7 +168,7 @@ async def test_sockets_idle_for_30_seconds_still_receive_the_next_update(cast, r
 
     member = await database_sync_to_async(login)(client_for, cast.member)
     reviewer = await database_sync_to_async(login)(client_for, cast.reviewer)
-    page = communicator(member, f"/ws/t/acme/runs/{run.pk}/?after=2")
+    page = communicator(member, f"/ws/t/acme/runs/{run.number}/?after=2")
     runs = communicator(member, "/ws/t/acme/runs/")
     badge = communicator(reviewer, "/ws/t/acme/approvals/?badge=1")
     for socket in (page, runs, badge):
@@ -177,7 +177,7 @@ async def test_sockets_idle_for_30_seconds_still_receive_the_next_update(cast, r
 
     await database_sync_to_async(run_add_instruction)(run=run, actor=cast.member, text="still there?")
     assert [e["type"] for e in (await page.receive_json_from(timeout=5))["events"]] == ["instruction.added"]
-    assert (await runs.receive_json_from(timeout=5))["replace_or_prepend"]["id"] == f"run-row-{run.pk}"
+    assert (await runs.receive_json_from(timeout=5))["replace_or_prepend"]["id"] == f"run-row-{run.number}"
 
     def request_approval():
         ApprovalRequest.objects.create(tenant=cast.acme, run=run, step=1, call_id="c", tool="email.send",

@@ -17,10 +17,10 @@ def run(cast):
 
 def test_run_urls_are_404_for_outsiders(cast, run, client_for):
     client = client_for(cast.outsider)
-    assert client.get(f"/t/acme/runs/{run.pk}/").status_code == 404
-    assert client.get(f"/t/globex/runs/{run.pk}/").status_code == 404  # his tenant, not his run
+    assert client.get(f"/t/acme/runs/{run.number}/").status_code == 404
+    assert client.get(f"/t/globex/runs/{run.number}/").status_code == 404  # his tenant, not his run
     for action in ["cancel", "pause", "resume", "instruct"]:
-        assert client.post(f"/t/acme/runs/{run.pk}/{action}/", {"text": "x"}).status_code == 404, action
+        assert client.post(f"/t/acme/runs/{run.number}/{action}/", {"text": "x"}).status_code == 404, action
     assert client.post("/t/acme/runs/", {"agent": run.agent_id, "goal": "sneaky"}).status_code == 404
     assert not run.agent.runs.filter(goal="sneaky").exists()
     assert client.get("/t/acme/demo-systems/").status_code == 404
@@ -40,7 +40,7 @@ def test_only_reviewers_decide_approvals(cast, run, client_for):
 
 
 def test_the_run_page_shows_goal_status_and_the_demo_label(cast, run, client_for):
-    page = client_for(cast.member).get(f"/t/acme/runs/{run.pk}/").content.decode()
+    page = client_for(cast.member).get(f"/t/acme/runs/{run.number}/").content.decode()
     assert "ACME-042 renewal" in page and "Queued" in page and "offline demo model" in page
 
 
@@ -51,11 +51,11 @@ def test_starting_a_run_without_a_goal_says_so(cast, run, client_for):
 
 
 def test_an_unknown_control_action_is_404(cast, run, client_for):
-    assert client_for(cast.member).post(f"/t/acme/runs/{run.pk}/explode/").status_code == 404
+    assert client_for(cast.member).post(f"/t/acme/runs/{run.number}/explode/").status_code == 404
 
 
 def test_an_empty_instruction_is_refused_with_a_message(cast, run, client_for):
-    response = client_for(cast.member).post(f"/t/acme/runs/{run.pk}/instruct/", {"text": "  "}, follow=True)
+    response = client_for(cast.member).post(f"/t/acme/runs/{run.number}/instruct/", {"text": "  "}, follow=True)
     assert "Write the instruction to add." in response.content.decode()
     run.refresh_from_db()
     assert run.inbox == []
@@ -92,13 +92,13 @@ def test_the_run_page_makes_as_many_queries_for_three_decided_calls_as_for_one(c
 
     client = client_for(cast.member)
     decided_call(1)
-    client.get(f"/t/acme/runs/{run.pk}/")
+    client.get(f"/t/acme/runs/{run.number}/")
     with CaptureQueriesContext(connection) as one:
-        client.get(f"/t/acme/runs/{run.pk}/")
+        client.get(f"/t/acme/runs/{run.number}/")
     decided_call(2)
     decided_call(3)
     with CaptureQueriesContext(connection) as three:
-        page = client.get(f"/t/acme/runs/{run.pk}/").content.decode()
+        page = client.get(f"/t/acme/runs/{run.number}/").content.decode()
     assert page.count("it ran: ok") == 3
     assert len(three) == len(one)
 
@@ -106,6 +106,22 @@ def test_the_run_page_makes_as_many_queries_for_three_decided_calls_as_for_one(c
 def test_only_people_who_may_decide_see_the_approval_buttons(cast, run, client_for):
     ApprovalRequest.objects.create(tenant=cast.acme, run=run, step=1, call_id="c", tool="email.send",
                                    arguments={"to": "x@example.test"}, risk=3, policy="test")
-    member_page = client_for(cast.member).get(f"/t/acme/runs/{run.pk}/").content.decode()
+    member_page = client_for(cast.member).get(f"/t/acme/runs/{run.number}/").content.decode()
     assert "email.send" in member_page and ">Approve<" not in member_page and "A reviewer decides" in member_page
-    assert ">Approve<" in client_for(cast.reviewer).get(f"/t/acme/runs/{run.pk}/").content.decode()
+    assert ">Approve<" in client_for(cast.reviewer).get(f"/t/acme/runs/{run.number}/").content.decode()
+
+
+def test_runs_are_numbered_per_tenant_in_urls_and_pages(cast, run, client_for, renewals):
+    from agents.models import Agent as AgentModel
+    from demo.seed import seed_demo_systems as seed
+
+    seed(cast.globex)
+    second = run_start(tenant=cast.acme, agent=renewals, goal="Acme's second", requested_by=cast.member)
+    first_of_globex = run_start(tenant=cast.globex, agent=AgentModel.objects.get(tenant=cast.globex, slug="renewals"),
+                                goal="Globex's first", requested_by=cast.outsider)
+    assert (run.number, second.number, first_of_globex.number) == (1, 2, 1)
+    assert first_of_globex.pk > second.pk  # the global id says nothing on the page
+    page = client_for(cast.outsider).get("/t/globex/runs/1/").content.decode()
+    assert "Globex&#x27;s first" in page and "#1 " in page and f"/runs/{first_of_globex.pk}/" not in page
+    assert "Acme&#x27;s second" in client_for(cast.member).get("/t/acme/runs/2/").content.decode()
+    assert client_for(cast.member).get(f"/t/acme/runs/{first_of_globex.pk}/").status_code == 404

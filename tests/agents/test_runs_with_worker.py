@@ -39,7 +39,8 @@ def test_a_demo_run_waits_for_approval_then_completes_and_sends_once(cast, renew
     assert sent.to == "csm-042@acme.example" and "ACME-042" in sent.subject
     assert "sent to csm-042@acme.example" in run.answer
     assert_gapless(run)
-    assert list(run.plan_steps.values_list("status", flat=True)) == ["done"] * 4
+    # Done is what the agent did: the last step (its report, the answer itself) is not a call the runtime can mark.
+    assert list(run.plan_steps.values_list("status", flat=True)) == ["done"] * 3 + ["pending"]
     assert ToolInvocation.objects.filter(run=run, tool="email.send").count() == 1
     assert ModelCall.objects.filter(run=run, status="ok").count() == run.step
 

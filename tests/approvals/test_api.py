@@ -75,7 +75,7 @@ def test_a_run_started_with_a_token_is_its_creators_and_they_may_not_approve_it_
     ApprovalPolicy.objects.create(tenant=cast.acme, name="no self", min_risk=3, required_approvals=1)
     started = api("post", "/runs", data={"agent": "renewals", "goal": RENEWAL_GOAL})  # rita's token
     assert started.status_code == 201
-    run = advance(Run.objects.get(pk=started.json()["id"]))
+    run = advance(Run.objects.get(tenant=cast.acme, number=started.json()["number"]))
     assert run.requested_by == cast.reviewer and run.status == "waiting_for_human"
     approval = run.approval_requests.get()
     refused = api("post", f"/approvals/{approval.id}/decisions", data={"decision": "approve"})

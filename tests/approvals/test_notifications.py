@@ -29,7 +29,7 @@ def test_reviewers_hear_of_a_new_request_with_a_deep_link(cast, approval, mailou
     assert approval_notify(approval_id=approval.pk, event="requested") == 1
     [mail] = mailoutbox
     assert mail.to == ["ada@mail.example"]  # rita started the run and may not approve it; gus is in Globex
-    assert mail.subject == f"Approval needed: email.send in run {approval.run_id} (Acme)"
+    assert mail.subject == f"Approval needed: email.send in run #{approval.run.number} (Acme)"
     assert f"https://proctor.example/t/acme/approvals/?id={approval.pk}" in mail.body
 
 
@@ -38,7 +38,7 @@ def test_the_requester_hears_the_decision(cast, approval, mailoutbox):
     approval_notify(approval_id=approval.pk, event="decided")
     [mail] = mailoutbox
     assert mail.to == ["rita@mail.example"] and mail.subject.startswith("Rejected: email.send")
-    assert "Reason: Wrong recipient" in mail.body and f"/t/acme/runs/{approval.run_id}/" in mail.body
+    assert "Reason: Wrong recipient" in mail.body and f"/t/acme/runs/{approval.run.number}/" in mail.body
 
 
 def test_overdue_requests_go_to_the_escalation_role(cast, approval, mailoutbox):

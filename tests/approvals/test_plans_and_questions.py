@@ -224,7 +224,7 @@ def test_assign_is_404_for_outsiders_and_403_for_members(cast, approval, client_
 def test_the_edit_form_is_built_from_the_tools_schema(cast, approval, client_for):
     page = client_for(cast.reviewer).get(f"/t/acme/approvals/?id={approval.pk}")
     assert 'name="arg:to"' in page.text and 'name="arg:subject"' in page.text
-    assert '<textarea name="arg:body"' in page.text  # long text gets a text area
+    assert 'name="arg:body" rows="8"' in page.text and '<textarea id="arg-body"' in page.text  # long text: a text area
 
 
 def test_edit_and_approve_through_the_schema_form(cast, approval, client_for):
@@ -234,8 +234,11 @@ def test_edit_and_approve_through_the_schema_form(cast, approval, client_for):
               "arg:body": "Short\r\nbody"}
     refused = client.post(url, fields, HTTP_HX_REQUEST="true")
     assert refused.status_code == 422, refused.text
-    assert "&#x27;to&#x27;: value is not a valid email address" in refused.text, refused.text
-    assert 'value="not-an-address"' in refused.text
+    # The error stands beside the field, which keeps what was typed and takes the focus; the edit stays open.
+    assert '<p class="error field-error" id="arg-to-error">value is not a valid email address' in refused.text
+    assert ('name="arg:to" value="not-an-address" aria-invalid="true" aria-describedby="arg-to-error" autofocus'
+            in refused.text)
+    assert '<details id="edit-arguments" class="edit" open>' in refused.text
 
     client.post(url, {**fields, "arg:to": "dana@acme.example"}, HTTP_HX_REQUEST="true")
     approval.refresh_from_db()
@@ -254,9 +257,9 @@ def test_plan_and_question_show_in_the_queue_and_on_the_run_page(cast, reviewed,
     assert "4 steps" in queue and "Several accounts match" in queue
     detail = client.get(f"/t/acme/approvals/{plan.pk}/", HTTP_HX_REQUEST="true").text
     assert 'data-plan-editor' in detail and 'value="Send it to the success manager"' in detail
-    run_page = client.get(f"/t/acme/runs/{run.pk}/").text
+    run_page = client.get(f"/t/acme/runs/{run.number}/").text
     assert "The proposed plan (4 steps)" in run_page and "The plan waits for approval" in run_page
-    assert "Your answer" in client.get(f"/t/acme/runs/{asking.pk}/").text
+    assert "Your answer" in client.get(f"/t/acme/runs/{asking.number}/").text
 
 
 def test_answering_from_the_run_page(cast, renewals, client_for):
@@ -272,11 +275,11 @@ def test_the_plan_editor_page_saves_a_paused_runs_plan(cast, renewals, client_fo
     run = advance(run_start(tenant=cast.acme, agent=renewals, goal=RENEWAL_GOAL, requested_by=cast.member),
                   until=("planned",))
     client = client_for(cast.member)  # the requester
-    url = f"/t/acme/runs/{run.pk}/plan/"
+    url = f"/t/acme/runs/{run.number}/plan/"
     page = client.get(url)
     assert page.status_code == 200 and "pause it to edit its plan" in page.text.lower()
     run_pause(run=run, actor=cast.member)
-    assert 'id="edit-plan"' in client.get(f"/t/acme/runs/{run.pk}/").text
+    assert 'id="edit-plan"' in client.get(f"/t/acme/runs/{run.number}/").text
     refused = client.post(url, {"steps": ["x" * 301]})
     assert refused.status_code == 422 and "under 300" in refused.text
     response = client.post(url, {"steps": ["Look up the account and its notes", "Report what was done", ""]})
@@ -289,10 +292,10 @@ def test_the_plan_editor_is_404_for_outsiders_and_403_for_other_members(cast, re
     from console.models import Role
 
     run = run_start(tenant=cast.acme, agent=renewals, goal=RENEWAL_GOAL, requested_by=cast.reviewer)
-    url = f"/t/acme/runs/{run.pk}/plan/"
+    url = f"/t/acme/runs/{run.number}/plan/"
     assert client_for(cast.outsider).get(url).status_code == 404
     assert client_for(cast.outsider).post(url, {"steps": ["x"]}).status_code == 404
-    assert client_for(cast.both).post(f"/t/globex/runs/{run.pk}/plan/", {"steps": ["x"]}).status_code == 404
+    assert client_for(cast.both).post(f"/t/globex/runs/{run.number}/plan/", {"steps": ["x"]}).status_code == 404
     assert client_for(cast.member).post(url, {"steps": ["x"]}).status_code == 403  # not the requester, no review role
     other = make_user("mia", {cast.acme: Role.MEMBER})
     assert client_for(other).get(url).status_code == 403

@@ -89,11 +89,11 @@ def test_the_run_page_says_what_waits_for_whom_and_then_what_ran(cast, client_fo
     from approvals.models import ApprovalRequest
 
     ApprovalRequest.objects.filter(pk=approval.pk).update(required_approvals=2, status="escalated")
-    page = client_for(cast.member).get(reverse("run_detail", args=["acme", approval.run_id])).content.decode()
+    page = client_for(cast.member).get(reverse("run_detail", args=["acme", approval.run.number])).content.decode()
     assert "waits for\n    2 different reviewers" in page and "escalated to admins" in page and "due <time" in page
     ApprovalRequest.objects.filter(pk=approval.pk).update(required_approvals=1, status="pending")
     edited = {**approval.arguments, "to": "dana@acme.example"}
     decide(client_for(cast.reviewer), approval, decision="edit", arguments=json.dumps(edited))
     advance(approval.run)
-    page = client_for(cast.member).get(reverse("run_detail", args=["acme", approval.run_id])).content.decode()
+    page = client_for(cast.member).get(reverse("run_detail", args=["acme", approval.run.number])).content.decode()
     assert "edited before approval" in page and "dana@acme.example" in page and "it ran: ok" in page

@@ -55,7 +55,7 @@ def test_a_decision_is_delivered_signed(cast, approval, receiver):
     assert headers["X-Proctor-Signature"] == expected and headers["X-Proctor-Event"] == "approval.decided"
     payload = json.loads(body)
     assert payload["approval"]["status"] == "rejected" and payload["approval"]["note"] == "Wrong recipient"
-    assert payload["link"].endswith(f"/t/acme/runs/{approval.run_id}/")
+    assert payload["link"].endswith(f"/t/acme/runs/{approval.run.number}/")
     assert ApprovalWebhook.objects.get(tenant=cast.acme).last_status == "approval.decided: delivered"
 
 

@@ -14,7 +14,7 @@ def start_run_as(page, console_server, username, agent=None, goal=RENEWAL_GOAL):
     """Log in, start a run, and wait until it waits for a person; the status element."""
     log_in(page, console_server, username)
     if agent:
-        page.get_by_label("Agent").select_option(label=agent)
+        page.get_by_label("Agent", exact=True).select_option(label=agent)
     page.get_by_label("Goal").fill(goal)
     page.get_by_role("button", name="Start run").click()
     expect(page).to_have_url(re.compile(r"/t/acme/runs/\d+/$"))
@@ -63,7 +63,7 @@ def test_a_new_request_arrives_live_and_is_approved_from_the_keyboard(cast, cons
     requester = browser.new_context().new_page()
     status = start_run_as(requester, console_server, "max")
     expect(page.locator("#queue-list")).to_contain_text("email.send")  # no reload
-    expect(page.locator("#approvals-badge")).to_have_text("1")
+    expect(page.locator("#approvals-badge [data-count]")).to_have_text("1")
     expect(page.get_by_role("status").filter(has_text="waits for approval")).to_be_visible()
 
     page.keyboard.press("j")
@@ -119,8 +119,9 @@ def test_a_refused_edit_is_shown_with_what_was_typed(cast, console_server, page)
     recipient = page.locator("#edit-arguments input[name='arg:to']")
     recipient.fill("not-an-address")
     page.locator("#edit-arguments .schema-form button[type=submit]").click()
-    expect(page.get_by_role("alert")).to_contain_text("value is not a valid email address")  # a 422, swapped in
+    expect(page.locator("#arg-to-error")).to_contain_text("value is not a valid email address")  # a 422, beside the field
     expect(page.locator("#edit-arguments input[name='arg:to']")).to_have_value("not-an-address")
+    expect(page.locator("#edit-arguments input[name='arg:to']")).to_be_focused()  # the edit stays open, on the field
 
 
 def test_the_selected_request_stays_selected_when_the_list_changes_live(cast, console_server, page):
@@ -148,3 +149,38 @@ def test_the_selected_request_stays_selected_when_the_list_changes_live(cast, co
     expect(page.locator(f"#queue-item-{third.pk}")).to_be_visible()  # arrived live
     expect(selected).to_have_count(1)
     expect(selected).to_have_attribute("id", f"queue-item-{second.pk}")
+
+
+def test_after_a_decision_the_queue_moves_on_and_a_pane_decided_elsewhere_updates(cast, console_server, browser):
+    from agents.services import run_start
+    from tests.factories import advance
+
+    seed_demo_systems(cast.acme)
+    renewals = cast.acme.agents.get(slug="renewals")
+    first, second = (advance(run_start(tenant=cast.acme, agent=renewals, goal=RENEWAL_GOAL, requested_by=cast.member))
+                     .approval_requests.get() for _ in range(2))
+    page = browser.new_context().new_page()
+    open_queue(page, console_server, "rita")
+    page.goto(console_server + f"/t/acme/approvals/?sort=oldest&id={first.pk}")
+    page.wait_for_load_state("load")
+    page.keyboard.press("r")  # reject: the reason is asked for
+    page.get_by_role("button", name="Reject", exact=True).click()
+    expect(page.locator("#reject-reason-error")).to_contain_text("Say why you reject it")
+    expect(page.locator("#reject-reason")).to_be_focused()
+    page.locator("#reject-reason").fill("Wrong recipient")
+    page.get_by_role("button", name="Reject", exact=True).click()
+    detail = page.locator("#approval-detail")
+    expect(detail).to_contain_text(f"email.send on run #{first.run.number} rejected. Next request:")
+    expect(detail.locator("article")).to_have_attribute("data-approval-id", str(second.pk))
+    expect(page).to_have_url(re.compile(rf"\?sort=oldest&id={second.pk}$"))
+    page.reload()
+    expect(page.locator("#approval-detail article")).to_have_attribute("data-approval-id", str(second.pk))
+
+    other = browser.new_context().new_page()  # someone else decides the request this pane shows
+    open_queue(other, console_server, "ada")
+    other.goto(console_server + f"/t/acme/approvals/?id={second.pk}")
+    other.get_by_role("button", name="Approve").click()
+    expect(detail).to_contain_text("decided by someone else while you had it open", timeout=10_000)
+    expect(detail).to_contain_text("Approved by ada")
+    page.go_back()
+    expect(page.locator("#approval-detail article")).to_have_attribute("data-approval-id", str(first.pk))

@@ -41,7 +41,7 @@ def test_the_runs_list_and_the_badge_show_what_changed_while_their_sockets_were_
         page.wait_for_timeout(50)
     reloads = []
     page.on("framenavigated", lambda frame: reloads.append(frame.url) if frame == page.main_frame else None)
-    rows, badge = page.locator("#run-rows"), page.locator("#approvals-badge")
+    rows, badge = page.locator("#run-rows"), page.locator("#approvals-badge [data-count]")
     expect(rows).to_contain_text("No runs yet")
 
     link.drop(page, up=False)
@@ -53,7 +53,7 @@ def test_the_runs_list_and_the_badge_show_what_changed_while_their_sockets_were_
     expect(badge).to_be_hidden()
 
     link.drop(page, up=True)
-    expect(page.locator(f"#run-row-{run.pk}")).to_contain_text("Waiting For Human")
+    expect(page.locator(f"#run-row-{run.number}")).to_contain_text("Waiting For Human")
     expect(rows).not_to_contain_text("No runs yet")
     expect(badge).to_have_text("1")
     assert reloads == []

@@ -30,7 +30,7 @@ def test_a_paused_runs_plan_is_edited_and_the_agent_follows_it(cast, console_ser
 
     expect(page).to_have_url(run_url)
     expect(page.locator("#run-plan")).to_contain_text("Write a note on the account")
-    expect(page.locator("#run-timeline")).to_contain_text("the plan was edited by rita")
+    expect(page.locator("#run-timeline")).to_contain_text("plan edited by rita")
     page.get_by_role("button", name="Resume").click()
     expect(status).to_have_text("Waiting For Human")  # the pending send still needs its decision
     page.get_by_placeholder("Reason (sent to the agent on reject)").fill("Sending is off the plan")
