@@ -14,6 +14,7 @@ from ninja.errors import HttpError
 from agents import services
 from agents.models import Agent, Run
 from agents.selectors import run_events_after, run_list, run_row
+from console.api_errors import errors
 
 router = Router(tags=["runs"])
 
@@ -63,7 +64,8 @@ def _run(request, run_id: int) -> Run:
     return run
 
 
-@router.post("/runs", response={201: RunOut, 200: RunOut}, summary="Start a run (Idempotency-Key header supported)")
+@router.post("/runs", response={201: RunOut, 200: RunOut, **errors()},
+             summary="Start a run (Idempotency-Key header supported)")
 def create_run(request, body: RunIn):
     agent = Agent.objects.for_tenant(request.tenant).filter(slug=body.agent).first()
     if agent is None:
@@ -77,17 +79,18 @@ def create_run(request, body: RunIn):
     return Status(201 if created else 200, run)
 
 
-@router.get("/runs", response=list[RunOut], summary="Recent runs, newest first")
+@router.get("/runs", response={200: list[RunOut], **errors()}, summary="Recent runs, newest first")
 def list_runs(request, status: str = "", limit: int = 50):
     return run_list(tenant=request.tenant, status=status[:24], limit=max(1, min(limit, 200)))
 
 
-@router.get("/runs/{run_id}", response=RunOut)
+@router.get("/runs/{run_id}", response={200: RunOut, **errors(404)})
 def get_run(request, run_id: int):
     return _run(request, run_id)
 
 
-@router.get("/runs/{run_id}/events", response=list[EventOut], summary="Events after a sequence number")
+@router.get("/runs/{run_id}/events", response={200: list[EventOut], **errors(404)},
+            summary="Events after a sequence number")
 def run_events(request, run_id: int, after: int = 0, limit: int = 500):
     return run_events_after(run=_run(request, run_id), after=max(0, after), limit=max(1, min(limit, 1000)))
 
@@ -99,22 +102,23 @@ def _control(request, run_id: int, service):
         raise HttpError(409, str(error)) from None
 
 
-@router.post("/runs/{run_id}/cancel", response=RunOut)
+@router.post("/runs/{run_id}/cancel", response={200: RunOut, **errors(404, 409)})
 def cancel_run(request, run_id: int):
     return _control(request, run_id, services.run_cancel)
 
 
-@router.post("/runs/{run_id}/pause", response=RunOut)
+@router.post("/runs/{run_id}/pause", response={200: RunOut, **errors(404, 409)})
 def pause_run(request, run_id: int):
     return _control(request, run_id, services.run_pause)
 
 
-@router.post("/runs/{run_id}/resume", response=RunOut)
+@router.post("/runs/{run_id}/resume", response={200: RunOut, **errors(404, 409)})
 def resume_run(request, run_id: int):
     return _control(request, run_id, services.run_resume)
 
 
-@router.post("/runs/{run_id}/messages", response=RunOut, summary="Add an instruction the next step will see")
+@router.post("/runs/{run_id}/messages", response={200: RunOut, **errors(404)},
+             summary="Add an instruction the next step will see")
 def add_message(request, run_id: int, body: MessageIn):
     try:
         return services.run_add_instruction(run=_run(request, run_id), actor=request.api_token.created_by,

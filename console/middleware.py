@@ -1,7 +1,12 @@
-"""InputCleaningMiddleware: input cleaning for every request, before any view, form or API schema sees it
+"""Middleware of our own.
+
+InputCleaningMiddleware: input cleaning for every request, before any view, form or API schema sees it
 (console.input says what is refused and why): a body over REQUEST_MAX_BYTES is 413; a NUL character in the path,
 a header, a cookie, a query parameter or a form field, and a JSON body that is malformed, nested too deeply or
-holds NaN/Infinity are 400. The API gets JSON {code, message}; pages get a plain page saying what to fix."""
+holds NaN/Infinity are 400. The API gets JSON {code, message}; pages get a plain page saying what to fix.
+
+ApiJsonErrorsMiddleware: under /api/ every error is JSON {code, message}, whatever made it (an unknown path,
+a method not allowed, Django's own 400 or 500 pages)."""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.template.loader import render_to_string
 
+from console.api_errors import code_for
 from console.input import InputRefused, check_text, json_load, strict_int
 
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
@@ -84,3 +90,34 @@ class InputCleaningMiddleware:
             return refusal(request, refused)
         return self.get_response(request)
 
+
+class ApiJsonErrorsMiddleware:
+    """An error answer under /api/ that is not JSON yet becomes {code, message} with the same status (and
+    headers such as Allow). A traceback page never reaches an API client: Django logged the error already."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        if (response.status_code < 400 or not is_api(request)
+                or response.get("Content-Type", "").startswith("application/json")):
+            return response
+        status = response.status_code
+        json_response = JsonResponse({"code": code_for(status), "message": _api_message(request, response)},
+                                     status=status)
+        for header in ("Allow", "Retry-After", "WWW-Authenticate"):
+            if header in response:
+                json_response[header] = response[header]
+        json_response._has_been_logged = getattr(response, "_has_been_logged", False)
+        return json_response
+
+
+def _api_message(request: HttpRequest, response: HttpResponse) -> str:
+    if response.status_code == 404:
+        return f"There is no API operation at {request.path[:200]}; the operations are listed at /api/v1/docs."
+    if response.status_code == 405:
+        return f"{request.method[:20]} is not allowed here; allowed: {response.get('Allow', 'none')}."
+    if response.status_code >= 500:
+        return "Something went wrong on our side; it was logged. Try again in a moment."
+    return f"{response.reason_phrase}."

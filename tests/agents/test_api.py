@@ -68,7 +68,7 @@ def test_events_after_a_sequence_number(api):
 def test_bad_input_gets_a_4xx_with_a_message(api, body, status):
     response = api("post", "/runs", data=body)
     assert response.status_code == status
-    assert response.json()["message"]
+    assert response.json()["message"] and response.json()["code"] == "invalid"
 
 
 def test_controls_refuse_impossible_transitions_with_409(api):
@@ -77,3 +77,4 @@ def test_controls_refuse_impossible_transitions_with_409(api):
     assert api("post", f"/runs/{run_id}/cancel").json()["status"] == "cancelled"
     response = api("post", f"/runs/{run_id}/cancel")
     assert response.status_code == 409 and "already cancelled" in response.json()["message"]
+    assert response.json()["code"] == "conflict"

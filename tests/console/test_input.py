@@ -152,4 +152,4 @@ def test_the_api_refuses_nul_in_a_query_or_header_and_unicode_digits_as_numbers(
     assert api("get", "/runs?status=queued%00").json()["code"] == "bad_request"
     assert api("get", "/runs", HTTP_IDEMPOTENCY_KEY="a\x00b").status_code == 400
     response = api("get", "/runs?limit=²")
-    assert response.status_code == 422
+    assert response.status_code == 422 and response.json()["code"] == "invalid"
