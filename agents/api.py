@@ -8,13 +8,13 @@ from datetime import datetime
 from decimal import Decimal
 
 from django.http import Http404
-from ninja import Field, Router, Schema, Status
+from ninja import Field, Header, Router, Schema, Status
 from ninja.errors import HttpError
 
 from agents import services
 from agents.models import Agent, Run
 from agents.selectors import run_events_after, run_list, run_row
-from console.api_errors import errors
+from console.api_errors import ApiError, errors
 
 router = Router(tags=["runs"])
 
@@ -65,15 +65,20 @@ def _run(request, run_id: int) -> Run:
 
 
 @router.post("/runs", response={201: RunOut, 200: RunOut, **errors()},
-             summary="Start a run (Idempotency-Key header supported)")
-def create_run(request, body: RunIn):
+             summary="Start a run (Idempotency-Key header supported)",
+             description="201 with the new run. With an `Idempotency-Key` used before: 200 with that run when the "
+                         "agent and goal are the same, 422 `idempotency_mismatch` when they are not.")
+def create_run(request, body: RunIn, idempotency_key: str = Header(
+        "", alias="Idempotency-Key", max_length=200, description="Send the same key again to get the same run")):
     agent = Agent.objects.for_tenant(request.tenant).filter(slug=body.agent).first()
     if agent is None:
         raise HttpError(422, f"No agent '{body.agent}' in this tenant.")
-    key = request.headers.get("Idempotency-Key", "")[:200] or None
     try:
         run, created = services.run_start_once(tenant=request.tenant, agent=agent, goal=body.goal,
-                                               requested_by=request.api_token.created_by, idempotency_key=key)
+                                               requested_by=request.api_token.created_by,
+                                               idempotency_key=idempotency_key or None)
+    except services.IdempotencyMismatch as error:
+        raise ApiError(422, str(error), code="idempotency_mismatch") from None
     except services.RunError as error:
         raise HttpError(422, str(error)) from None
     return Status(201 if created else 200, run)
