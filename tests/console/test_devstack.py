@@ -4,6 +4,7 @@ import os
 import signal
 import subprocess
 import sys
+import urllib.error
 import urllib.request
 
 import psutil
@@ -136,6 +137,11 @@ def test_make_run_reaches_ready_serves_the_console_and_stops_cleanly_on_ctrl_c(t
         base = f"http://127.0.0.1:{port}"
         assert urllib.request.urlopen(base + "/login/").status == 200
         assert urllib.request.urlopen(base + "/healthz").status == 200
+        # DEBUG is off under `make run`: the plain page, not Django's debug page listing our URL patterns.
+        with pytest.raises(urllib.error.HTTPError) as missing:
+            urllib.request.urlopen(base + "/no-such-page/")
+        page = missing.value.read().decode()
+        assert missing.value.code == 404 and "<h1>Not found</h1>" in page and "URLconf" not in page
         if stop == "ctrl_c":
             os.killpg(process.pid, signal.SIGINT)
         else:
