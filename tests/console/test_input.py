@@ -1,8 +1,11 @@
 """Input cleaning: what no part of Proctor accepts, said plainly, for pages and the API alike."""
 
 import json
+import math
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from approvals.forms import arguments_from_fields
 from approvals.models import ApprovalPolicy
@@ -47,6 +50,34 @@ def test_json_within_the_bounds_reads_as_usual():
     assert json_load(nested) is not None
     assert json_load('{"amount": 1200.5, "to": ["a@b.example"], "n": 123456789012345678901234567890}') == {
         "amount": 1200.5, "to": ["a@b.example"], "n": 123456789012345678901234567890}
+
+
+@given(st.text() | st.binary())
+def test_any_text_is_json_or_a_refusal_never_a_crash(raw):
+    try:
+        json_load(raw)
+    except InputRefused as refused:
+        assert str(refused)
+
+
+@given(st.recursive(st.none() | st.booleans() | st.floats() | st.integers() | st.text(),
+                    lambda children: st.lists(children) | st.dictionaries(st.text(), children), max_leaves=50))
+def test_what_json_load_accepts_postgresql_can_store(value):
+    """Whatever passes holds no NUL and no NaN or Infinity, and is no deeper than allowed."""
+    try:
+        data = json_load(json.dumps(value))
+    except InputRefused:
+        return
+    text = json.dumps(data, allow_nan=False)  # raises on NaN/Infinity
+    assert "\\u0000" not in text
+
+
+@given(st.text())
+def test_strict_numbers_are_finite_and_agree_with_python_on_plain_digits(text):
+    number = strict_number(text)
+    assert number is None or math.isfinite(number)
+    if (integer := strict_int(text)) is not None:
+        assert integer == int(text) and text.isascii()
 
 
 # --- Pages ---------------------------------------------------------------------------------------------
