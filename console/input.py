@@ -10,9 +10,11 @@ from __future__ import annotations
 import json
 import math
 import re
+from urllib.parse import parse_qs
 
 MAX_JSON_DEPTH = 32  # tool arguments and plans are a few levels deep; thousands crash the parser
 NUL = "\x00"
+CLOSE_BAD_REQUEST = 4400  # a websocket refused for its input (cf. console.access: 4404, 4403)
 
 _INT = re.compile(r"-?[0-9]{1,18}")  # ASCII digits only; 18 of them fit in a bigint
 _NUMBER = re.compile(r"-?[0-9]{1,30}(\.[0-9]{1,30})?([eE][-+]?[0-9]{1,3})?")
@@ -34,6 +36,15 @@ def nul_refusal(where: str) -> InputRefused:
 def check_text(value: str, where: str) -> None:
     if NUL in value:
         raise nul_refusal(where)
+
+
+def query_values(query_string: bytes) -> dict[str, str]:
+    """A websocket's query parameters (no middleware sees a socket's request): the first value of each,
+    bytes that are not UTF-8 replaced. Raises InputRefused for a NUL character."""
+    values = {key: found[0] for key, found in parse_qs(query_string.decode("utf-8", "replace")).items()}
+    for key, value in values.items():
+        check_text(key + value, f"The query parameter “{key[:60]}”")
+    return values
 
 
 def strict_int(text, default: int | None = None) -> int | None:
