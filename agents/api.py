@@ -20,8 +20,9 @@ router = Router(tags=["runs"])
 
 
 class RunIn(Schema):
-    agent: str = Field(description="The agent's slug", max_length=60)
-    goal: str = Field(max_length=services.MAX_GOAL_CHARS)
+    agent: str = Field(description="The agent's slug", max_length=60, examples=["renewals"])
+    goal: str = Field(max_length=services.MAX_GOAL_CHARS,
+                      examples=["Prepare the renewal plan for account ACME-042 and email it to its success manager"])
 
 
 class RunOut(Schema):
