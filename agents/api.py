@@ -8,19 +8,21 @@ from datetime import datetime
 from decimal import Decimal
 
 from django.http import Http404
-from ninja import Field, Router, Schema, Status
+from ninja import Field, Header, Router, Schema, Status
 from ninja.errors import HttpError
 
 from agents import services
 from agents.models import Agent, Run
 from agents.selectors import run_events_after, run_list, run_row
+from console.api_errors import ApiError, errors
 
 router = Router(tags=["runs"])
 
 
 class RunIn(Schema):
-    agent: str = Field(description="The agent's slug", max_length=60)
-    goal: str = Field(max_length=services.MAX_GOAL_CHARS)
+    agent: str = Field(description="The agent's slug", max_length=60, examples=["renewals"])
+    goal: str = Field(max_length=services.MAX_GOAL_CHARS,
+                      examples=["Prepare the renewal plan for account ACME-042 and email it to its success manager"])
 
 
 class RunOut(Schema):
@@ -63,31 +65,38 @@ def _run(request, number: int) -> Run:
     return run
 
 
-@router.post("/runs", response={201: RunOut, 200: RunOut}, summary="Start a run (Idempotency-Key header supported)")
-def create_run(request, body: RunIn):
+@router.post("/runs", response={201: RunOut, 200: RunOut, **errors()},
+             summary="Start a run (Idempotency-Key header supported)",
+             description="201 with the new run. With an `Idempotency-Key` used before: 200 with that run when the "
+                         "agent and goal are the same, 422 `idempotency_mismatch` when they are not.")
+def create_run(request, body: RunIn, idempotency_key: str = Header(
+        "", alias="Idempotency-Key", max_length=200, description="Send the same key again to get the same run")):
     agent = Agent.objects.for_tenant(request.tenant).filter(slug=body.agent).first()
     if agent is None:
         raise HttpError(422, f"No agent '{body.agent}' in this tenant.")
-    key = request.headers.get("Idempotency-Key", "")[:200] or None
     try:
         run, created = services.run_start_once(tenant=request.tenant, agent=agent, goal=body.goal,
-                                               requested_by=request.api_token.created_by, idempotency_key=key)
+                                               requested_by=request.api_token.created_by,
+                                               idempotency_key=idempotency_key or None)
+    except services.IdempotencyMismatch as error:
+        raise ApiError(422, str(error), code="idempotency_mismatch") from None
     except services.RunError as error:
         raise HttpError(422, str(error)) from None
     return Status(201 if created else 200, run)
 
 
-@router.get("/runs", response=list[RunOut], summary="Recent runs, newest first")
+@router.get("/runs", response={200: list[RunOut], **errors()}, summary="Recent runs, newest first")
 def list_runs(request, status: str = "", limit: int = 50):
     return run_list(tenant=request.tenant, status=status[:24], limit=max(1, min(limit, 200)))
 
 
-@router.get("/runs/{number}", response=RunOut)
+@router.get("/runs/{number}", response={200: RunOut, **errors(404)})
 def get_run(request, number: int):
     return _run(request, number)
 
 
-@router.get("/runs/{number}/events", response=list[EventOut], summary="Events after a sequence number")
+@router.get("/runs/{number}/events", response={200: list[EventOut], **errors(404)},
+            summary="Events after a sequence number")
 def run_events(request, number: int, after: int = 0, limit: int = 500):
     return run_events_after(run=_run(request, number), after=max(0, after), limit=max(1, min(limit, 1000)))
 
@@ -99,22 +108,23 @@ def _control(request, number: int, service):
         raise HttpError(409, str(error)) from None
 
 
-@router.post("/runs/{number}/cancel", response=RunOut)
+@router.post("/runs/{number}/cancel", response={200: RunOut, **errors(404, 409)})
 def cancel_run(request, number: int):
     return _control(request, number, services.run_cancel)
 
 
-@router.post("/runs/{number}/pause", response=RunOut)
+@router.post("/runs/{number}/pause", response={200: RunOut, **errors(404, 409)})
 def pause_run(request, number: int):
     return _control(request, number, services.run_pause)
 
 
-@router.post("/runs/{number}/resume", response=RunOut)
+@router.post("/runs/{number}/resume", response={200: RunOut, **errors(404, 409)})
 def resume_run(request, number: int):
     return _control(request, number, services.run_resume)
 
 
-@router.post("/runs/{number}/messages", response=RunOut, summary="Add an instruction the next step will see")
+@router.post("/runs/{number}/messages", response={200: RunOut, **errors(404)},
+             summary="Add an instruction the next step will see")
 def add_message(request, number: int, body: MessageIn):
     try:
         return services.run_add_instruction(run=_run(request, number), actor=request.api_token.created_by,

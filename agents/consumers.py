@@ -11,6 +11,7 @@ from agents.live import render_run_row, render_run_rows, render_run_update, run_
 from agents.selectors import EVENTS_PAGE, run_event_seq, run_filters, run_get, run_matches, run_page, run_row
 from console.access import CLOSE_NOT_FOUND, socket_access
 from console.aio import socket_render
+from console.input import strict_int
 from console.roles import can_open
 
 
@@ -29,7 +30,7 @@ class RunConsumer(AsyncJsonWebsocketConsumer):
         self.run_id, self.tenant = run.pk, membership.tenant
         self.can_decide = can_open(membership.role, "approvals")
         after = parse_qs(self.scope["query_string"].decode()).get("after", ["0"])[0]
-        self.last_seq = int(after) if after.isascii() and after.isdigit() else 0  # "²" is a digit to isdigit()
+        self.last_seq = max(0, strict_int(after, 0))  # ASCII digits only: "²" passes isdigit() and fails int()
         await self.channel_layer.group_add(run_group(self.run_id), self.channel_name)
         await self.accept()
         # Read after joining the group: a commit from here on is announced to this socket, and the

@@ -124,6 +124,8 @@ class Run(models.Model):
     control_at = models.DateTimeField(null=True, blank=True)
     trace_id = models.CharField(max_length=32, blank=True, db_index=True)
     idempotency_key = models.CharField(max_length=200, null=True, blank=True)
+    # SHA-256 of what defined the run (agent, goal) when it came with a key: the key again with another body is refused.
+    idempotency_fingerprint = models.CharField(max_length=64, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)

@@ -18,6 +18,7 @@ from agents.models import Agent, Run, RunStatus
 from agents.run_audit import run_control_take, run_start_audited
 from agents.selectors import run_events_after, run_filters, run_get, run_page, run_plan, run_row
 from console.access import tenant_access
+from console.input import strict_int
 from console.roles import can_open
 from console.selectors import member_list
 
@@ -44,8 +45,7 @@ def runs(request: HttpRequest, tenant_slug: str) -> HttpResponse:
             form.add_error("goal", str(error))
     filters = run_filters(request.GET)
     before = request.GET.get("before", "")
-    runs, next_cursor = run_page(tenant=membership.tenant, filters=filters,
-                                 before=int(before) if before.isascii() and before.isdigit() else None)
+    runs, next_cursor = run_page(tenant=membership.tenant, filters=filters, before=strict_int(before))
     template = "agents/runs.html#rows" if request.htmx and before else "agents/runs.html"
     return render(request, template, {
         "runs": runs, "next_cursor": next_cursor, "form": form, "filters": filters, "paged": bool(before),

@@ -13,6 +13,7 @@ from approvals.models import ApprovalRequest
 from approvals.selectors import approval_get, approval_list
 from approvals.services import approval_assign, approval_decision_take
 from console.access import token_access
+from console.api_errors import Error, errors
 
 router = Router(tags=["approvals"])
 
@@ -98,7 +99,8 @@ def _reviewer(request):
     return membership.user, membership
 
 
-@router.get("/approvals", response=list[ApprovalOut], summary="Approval requests, open ones first by default")
+@router.get("/approvals", response={200: list[ApprovalOut], **errors(403)},
+            summary="Approval requests, open ones first by default")
 def list_approvals(request, status: str = "open", tool: str = "", agent: str = "", min_risk: int = 0,
                    sort: Literal["newest", "oldest", "risk", "due"] = "newest", limit: int = 50,
                    assigned: Literal["", "me"] = ""):
@@ -109,14 +111,14 @@ def list_approvals(request, status: str = "open", tool: str = "", agent: str = "
                          mine=assigned == "me", viewer=membership)
 
 
-@router.get("/approvals/{approval_id}", response=ApprovalOut)
+@router.get("/approvals/{approval_id}", response={200: ApprovalOut, **errors(403, 404)})
 def get_approval(request, approval_id: int):
     approval = _approval(request, approval_id)  # another tenant's request is 404 before any 403
     _reviewer(request)
     return approval
 
 
-@router.put("/approvals/{approval_id}/assignee", response=ApprovalOut,
+@router.put("/approvals/{approval_id}/assignee", response={200: ApprovalOut, **errors(403, 404, 409)},
             summary="Ask one reviewer or admin to decide (null: nobody in particular)")
 def assign(request, approval_id: int, body: AssigneeIn):
     approval = _approval(request, approval_id, detail=False)
@@ -125,8 +127,10 @@ def assign(request, approval_id: int, body: AssigneeIn):
     return _approval(request, approval_id)
 
 
-@router.post("/approvals/{approval_id}/decisions", response=ApprovalOut,
-             summary="Approve, reject, edit and approve, or answer a question (409 when already decided)")
+@router.post("/approvals/{approval_id}/decisions",
+             response={200: ApprovalOut, 202: Error, **errors(403, 404, 409)},
+             summary="Approve, reject, edit and approve, or answer a question (409 when already decided; 202 "
+                     "needs_more_approvals when the edit needs more reviewers than the request did)")
 def decide(request, approval_id: int, body: DecisionIn):
     approval = _approval(request, approval_id, detail=False)
     person, _ = _reviewer(request)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from urllib.parse import parse_qs
 
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
@@ -11,6 +10,7 @@ from approvals.live import queue_group, render_queue_update
 from approvals.selectors import queue_filters
 from console.access import socket_access
 from console.aio import socket_render
+from console.input import CLOSE_BAD_REQUEST, InputRefused, query_values
 
 
 class ApprovalQueueConsumer(AsyncJsonWebsocketConsumer):
@@ -26,7 +26,11 @@ class ApprovalQueueConsumer(AsyncJsonWebsocketConsumer):
         self.membership = await socket_access(self, section="approvals")
         if self.membership is None:
             return
-        query = {k: v[0] for k, v in parse_qs(self.scope["query_string"].decode()).items()}
+        try:
+            query = query_values(self.scope["query_string"])
+        except InputRefused:
+            await self.close(code=CLOSE_BAD_REQUEST)
+            return
         self.filters = None if query.get("badge") else queue_filters(query)
         await self.channel_layer.group_add(queue_group(self.membership.tenant_id), self.channel_name)
         await self.accept()

@@ -8,7 +8,8 @@ from agents.engine import ASK_TOOL, PLAN_TOOL
 from agents.models import Agent
 from agents.tools import REGISTRY
 from approvals.models import ApprovalPolicy
-from approvals.policy import EXPIRY_OUTCOMES, OPERATORS, condition_problem
+from approvals.policy import EXPIRY_OUTCOMES, OPERATORS, condition_number, condition_problem
+from console.input import InputRefused, json_load, strict_int, strict_number
 
 
 class PolicyForm(forms.ModelForm):
@@ -67,7 +68,7 @@ class PolicyForm(forms.ModelForm):
             if problem := condition_problem(condition):
                 self.add_error("condition_value", problem)
             elif op in {"gt", "gte", "lt"}:
-                condition["value"] = float(condition["value"])
+                condition["value"] = condition_number(condition["value"])
         self.instance.condition = condition
         if cleaned.get("expire_minutes") is not None and cleaned.get("sla_minutes") is not None \
                 and cleaned["expire_minutes"] < cleaned["sla_minutes"]:
@@ -118,7 +119,8 @@ def schema_fields(schema: dict, values: dict) -> list[dict]:
 
 def arguments_from_fields(schema: dict, data) -> dict:
     """The arguments a schema form's POST describes. Values are converted to the property's type
-    where they can be; what cannot is passed on as typed, so the schema check says what is wrong."""
+    where they can be (numbers written plainly in ASCII digits, JSON read strictly: console.input);
+    what cannot is passed on as typed, so the schema check says what is wrong."""
     required = set(schema.get("required", []))
     arguments = {}
     for name, prop in schema.get("properties", {}).items():
@@ -133,16 +135,15 @@ def arguments_from_fields(schema: dict, data) -> dict:
         if kind == "array":
             arguments[name] = [line.strip() for line in raw.splitlines() if line.strip()]
         elif kind == "integer":
-            arguments[name] = int(raw) if raw.lstrip("-").isdigit() else raw
+            arguments[name] = strict_int(raw, raw)
         elif kind == "number":
-            try:
-                arguments[name] = int(raw) if raw.lstrip("-").isdigit() else float(raw)
-            except ValueError:
-                arguments[name] = raw
+            number = strict_int(raw)
+            number = strict_number(raw) if number is None else number
+            arguments[name] = raw if number is None else number
         elif kind == "json":
             try:
-                arguments[name] = json.loads(raw)
-            except ValueError:
+                arguments[name] = json_load(raw)
+            except InputRefused:
                 arguments[name] = raw
         else:
             arguments[name] = raw.replace("\r\n", "\n")
@@ -164,12 +165,20 @@ def argument_errors(spec, arguments: dict) -> dict[str, str]:
 
 
 def json_problem(text: str) -> tuple[dict | None, str]:
-    """The JSON object a reviewer typed, or where it goes wrong, in words ("line 3, column 5: ...")."""
+    """The JSON object a reviewer typed, or where it goes wrong, in words ("line 3, column 5: ..."); held
+    to the same rules as every input (console.input: no NUL, bounded depth, finite numbers)."""
+    must = "The arguments must be a JSON object, e.g. {\"to\": \"dana@acme.example\"}."
     try:
-        value = json.loads(text)
+        json.loads(text)
     except ValueError as exc:
         where = f"Line {exc.lineno}, column {exc.colno}: " if hasattr(exc, "lineno") else ""
-        return None, f"{where}{getattr(exc, 'msg', str(exc))}. The arguments must be a JSON object, e.g. {{\"to\": \"dana@acme.example\"}}."
+        return None, f"{where}{getattr(exc, 'msg', str(exc))}. {must}"
+    except RecursionError:
+        pass  # json_load says it in words
+    try:
+        value = json_load(text, where="The edit")
+    except InputRefused as refused:
+        return None, f"{refused} {must}"
     if not isinstance(value, dict):
-        return None, "The arguments must be a JSON object, e.g. {\"to\": \"dana@acme.example\"}."
+        return None, must
     return value, ""

@@ -9,9 +9,11 @@ default holds: risk ≥ 3 needs one approval.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from agents.engine import ASK_TOOL, PLAN_TOOL
+from console.input import strict_number
 
 EXPIRY_OUTCOMES = ("reject", "cancel_run")
 HUMAN_STEPS = {PLAN_TOOL: "plans", ASK_TOOL: "questions"}  # pseudo-tools a person answers (see human_step_rule)
@@ -125,7 +127,7 @@ def condition_problem(condition: dict) -> str:
         return f"Unknown condition '{condition.get('op')}'; use one of {', '.join(OPERATORS)}."
     if not condition.get("argument"):
         return "Name the argument the condition looks at."
-    if condition["op"] in {"gt", "gte", "lt"} and _number(condition.get("value")) is None:
+    if condition["op"] in {"gt", "gte", "lt"} and condition_number(condition.get("value")) is None:
         return "Compare with a number."
     if condition["op"] == "domain_not_in" and not _domain_list(condition.get("value")):
         return "List the allowed domains, e.g. acme.example."
@@ -140,12 +142,23 @@ def describe_condition(condition: dict) -> str:
     return f"{condition.get('argument')} {symbol} {value}"
 
 
+def condition_number(value) -> float | None:
+    """The number a condition compares with, as the policy form takes and stores it: finite, written plainly
+    (console.input.strict_number), or None. NaN and Infinity are refused: PostgreSQL's JSON cannot store them,
+    and every comparison with NaN is false."""
+    if isinstance(value, str):
+        return strict_number(value.strip())
+    number = _number(value)
+    return number if number is not None and math.isfinite(number) else None
+
+
 def _number(value) -> float | None:
+    """A call's argument as a number, as leniently as Python reads one (a model may send "1200" or 1e400)."""
     if isinstance(value, bool):
         return None
     try:
         return float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return None
 
 

@@ -8,6 +8,7 @@ from django.db.models import Prefetch, Q
 
 from approvals.models import OPEN, ApprovalDecision, ApprovalPolicy, ApprovalRequest, ApprovalStatus
 from approvals.policy import Rule
+from console.input import strict_int
 
 
 def approval_get(*, tenant, approval_id: int, detail: bool = True) -> ApprovalRequest | None:
@@ -42,9 +43,8 @@ QUEUE_PAGE = 50  # the queue shows the head of the sorted, filtered list
 
 def queue_filters(params: Mapping[str, str]) -> dict:
     """The queue's filters from a query string (the page's and its socket's), defaults for anything unusable."""
-    risk = params.get("min_risk", "")
     return {"sort": params.get("sort") if params.get("sort") in SORTS else "risk", "tool": params.get("tool", "")[:100],
-            "agent": params.get("agent", "")[:60], "min_risk": int(risk) if risk.isdigit() else 0,
+            "agent": params.get("agent", "")[:60], "min_risk": max(0, strict_int(params.get("min_risk", ""), 0)),
             "mine": params.get("mine") in ("1", "on", "true")}
 
 

@@ -40,6 +40,7 @@ from approvals.services import (
     approval_webhook_set,
 )
 from console.access import tenant_access
+from console.input import InputRefused, json_load, strict_int
 from console.reveal import reveal_once, revealed
 
 
@@ -95,9 +96,9 @@ def queue(request: HttpRequest, tenant_slug: str) -> HttpResponse:
     request.section = "approvals"
     filters = queue_filters(request.GET)
     approvals = approval_list(tenant=membership.tenant, status="open", limit=QUEUE_PAGE, viewer=membership, **filters)
-    selected_id = request.GET.get("id", "")
     # The pane's request is read as the detail view reads it (with its decisions), also when it is the list's first.
-    selected_id = int(selected_id) if selected_id.isdigit() else approvals[0].pk if approvals else None
+    selected_id = strict_int(request.GET.get("id", ""), 0)
+    selected_id = selected_id if selected_id > 0 else approvals[0].pk if approvals else None
     selected = _approval(membership, selected_id) if selected_id is not None else None
     return render(request, "approvals/queue.html", {"approvals": approvals, "filters": filters, "sorts": list(SORTS),
                                                     "page_size": QUEUE_PAGE, "selected_id": getattr(selected, "pk", None),

@@ -1,16 +1,23 @@
-"""The REST API root (/api/v1): django-ninja, tenant API tokens, errors as JSON {code, message}."""
+"""The REST API root (/api/v1): django-ninja, tenant API tokens, errors as JSON {code, message}
+(console/api_errors.py: the codes, and the statuses each operation documents)."""
 
 from __future__ import annotations
 
+import logging
+
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
-from ninja import NinjaAPI, Schema
+from django.shortcuts import render
+from ninja import NinjaAPI, Schema, Swagger
 from ninja.errors import AuthenticationError, HttpError, ValidationError
+from ninja.parser import Parser
 from ninja.security import HttpBearer
 
 from agents.api import router as runs_router
 from approvals.api import router as approvals_router
 from approvals.services import REFUSAL_STATUS, DecisionRefused
+from console.api_errors import code_for, errors
+from console.input import InputRefused, json_load
 from console.services import api_token_authenticate
 
 
@@ -26,15 +33,39 @@ class TenantTokenAuth(HttpBearer):
         return api_token
 
 
+class StrictJSON(Parser):
+    """Bodies read as console.input reads JSON (InputCleaningMiddleware has refused what it refuses already)."""
+
+    def parse_body(self, request):
+        return json_load(request.body, where="The request body")
+
+
+class SwaggerFromStatic(Swagger):
+    """/api/v1/docs: Swagger UI from static/vendor/swagger-ui, started by static/js/api_docs.js with the settings the
+    page carries as JSON. Ninja's own page takes it from a CDN with an inline script, which the CSP blocks."""
+
+    template = "api/docs.html"
+
+    def render_page(self, request, api, **kwargs):
+        settings = {**self.settings, "url": self.get_openapi_url(api, kwargs)}
+        return render(request, self.template, {"api": api, "swagger_settings": settings})
+
+
 api = NinjaAPI(
     title="Proctor API",
     version="1",
     description="Runs, approvals, memory and costs of one tenant. Authenticate with `Authorization: Bearer <token>`.",
     auth=TenantTokenAuth(),
     urls_namespace="api",
+    parser=StrictJSON(),
+    # No validator badge: it would load an image from the validator's site.
+    docs=SwaggerFromStatic(settings={"validatorUrl": None, "tryItOutEnabled": False}),
 )
 api.add_router("/", runs_router)
 api.add_router("/", approvals_router)
+
+
+log = logging.getLogger("proctor.api")
 
 
 def _error(request, status: int, code: str, message: str, **extra):
@@ -43,7 +74,7 @@ def _error(request, status: int, code: str, message: str, **extra):
 
 @api.exception_handler(ValidationError)
 def on_validation_error(request, exc: ValidationError):
-    return _error(request, 422, "invalid_input", "The request is not valid.", errors=exc.errors)
+    return _error(request, 422, "invalid", "The request is not valid: see errors.", errors=exc.errors)
 
 
 @api.exception_handler(AuthenticationError)
@@ -67,9 +98,24 @@ def on_decision_refused(request, exc: DecisionRefused):
     return _error(request, REFUSAL_STATUS[exc.kind], code, str(exc))
 
 
+@api.exception_handler(InputRefused)
+def on_input_refused(request, exc: InputRefused):
+    return _error(request, exc.status, exc.code, str(exc))
+
+
 @api.exception_handler(HttpError)
 def on_http_error(request, exc: HttpError):
-    return _error(request, exc.status_code, "error", str(exc))
+    return _error(request, exc.status_code, getattr(exc, "code", None) or code_for(exc.status_code), str(exc))
+
+
+@api.exception_handler(Exception)
+def on_crash(request, exc: Exception):
+    """Our failure: the traceback goes to the server's log only, DEBUG or not; the client gets JSON."""
+    log.error("API error: %s %s", request.method, request.path, exc_info=exc)
+    response = _error(request, 500, "server_error", "Something went wrong on our side; it was logged. Try again in "
+                                                    "a moment.")
+    response._has_been_logged = True  # Django's request log would say it again, without the traceback
+    return response
 
 
 class WhoAmI(Schema):
@@ -78,6 +124,7 @@ class WhoAmI(Schema):
     token_name: str
 
 
-@api.get("/whoami", response=WhoAmI, summary="The tenant and token this request authenticates as")
+@api.get("/whoami", response={200: WhoAmI, **errors()},
+         summary="The tenant and token this request authenticates as")
 def whoami(request):
     return WhoAmI(tenant=request.tenant.slug, tenant_name=request.tenant.name, token_name=request.api_token.name)

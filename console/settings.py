@@ -14,14 +14,19 @@ from console.env import database_from_url, env_bool, env_int, env_list, env_str
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("PROCTOR_VAR_DIR", str(BASE_DIR / "var")))
 
+# Django's debug pages (tracebacks in the browser): only when DEBUG=1 is set, under `make run` too. Without it a
+# failing page is templates/500.html and the API answers JSON; the traceback goes to the server's log.
 DEBUG = env_bool("DEBUG", False)
+# A developer's machine, not a deployment: `make run` and `make test` set PROCTOR_DEV=1 (console/supervisor.py),
+# for a generated secret key, localhost hosts, cookies over plain http and static files from the source folders.
+DEV = env_bool("PROCTOR_DEV", DEBUG)
 
 
 def _secret_key() -> str:
     if key := env_str("SECRET_KEY"):
         return key
-    if not DEBUG:
-        raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off")
+    if not DEV:
+        raise ImproperlyConfigured("SECRET_KEY must be set (outside `make run`, `make test` and DEBUG=1)")
     # Development: generated once, kept under var/ so sessions survive restarts.
     path = VAR_DIR / "secret_key"
     if not path.exists():
@@ -32,7 +37,7 @@ def _secret_key() -> str:
 
 
 SECRET_KEY = _secret_key()
-ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"] if DEBUG else [])
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"] if DEV else [])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 
 INSTALLED_APPS = [
@@ -61,6 +66,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # Around all the rest: under /api/ every error not JSON yet (an unknown path, 405, Django's pages) becomes JSON.
+    "console.middleware.ApiJsonErrorsMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -68,6 +75,9 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
+    # Before any view, form or schema reads the request: NUL characters, JSON depth and numbers, body size
+    # (console/input.py). After the headers' middleware, so a refusal carries them too.
+    "console.middleware.InputCleaningMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "axes.middleware.AxesMiddleware",  # last: turns a locked-out login into the lockout page
 ]
@@ -190,7 +200,7 @@ AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_CALLABLE = "console.views.login_locked_out"
 
 SESSION_COOKIE_HTTPONLY = True
-SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", not DEBUG)
+SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", not DEV)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("BEHIND_TLS_PROXY", False) else None
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
@@ -214,6 +224,10 @@ CONTENT_SECURITY_POLICY = {
     },
 }
 
+# The largest request body accepted (413 above it). Django's own limit on what it reads into memory agrees.
+REQUEST_MAX_BYTES = env_int("REQUEST_MAX_BYTES", 1024 * 1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = REQUEST_MAX_BYTES
+
 # --- Static files --------------------------------------------------------------------------
 
 STATIC_URL = "/static/"
@@ -221,13 +235,13 @@ STATIC_ROOT = Path(env_str("STATIC_ROOT", str(BASE_DIR / "staticfiles")))
 STATICFILES_DIRS = [BASE_DIR / "static"]
 # Served by the ASGI app itself (WhiteNoise): from the source folders in development,
 # from `collectstatic`'s hashed, compressed copies in production.
-WHITENOISE_USE_FINDERS = DEBUG
-WHITENOISE_AUTOREFRESH = DEBUG
+WHITENOISE_USE_FINDERS = DEV
+WHITENOISE_AUTOREFRESH = DEV
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
         "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
-        if DEBUG
+        if DEV
         else "whitenoise.storage.CompressedManifestStaticFilesStorage"
     },
 }

@@ -184,7 +184,9 @@ def run_console(stack: DevStack) -> int:
         urls = stack.__enter__()
         say("stack", f"postgres {urls['DATABASE_URL']}  redis {urls['REDIS_URL']}")
         env = {**os.environ, **urls, "PYTHONUNBUFFERED": "1"}
-        env.setdefault("DEBUG", "1")
+        # A developer's machine (generated secret key, plain-http cookies, static files from source); DEBUG stays
+        # off unless set, so a failing page is the plain 500 page and its traceback is in the web log.
+        env.setdefault("PROCTOR_DEV", "1")
         run_step("setup", [python, "manage.py", "migrate", "--noinput"], env)
         demo = json.loads(run_step("setup", [python, "manage.py", "seed_demo", "--json"], env).splitlines()[-1])
         for child in children:
@@ -224,7 +226,7 @@ def run_console(stack: DevStack) -> int:
 def run_tests(stack: DevStack, cmd: list[str]) -> int:
     with stack as urls:
         env = {**os.environ, **urls, "PROCTOR_TEST_STACK": "1"}
-        env.setdefault("DEBUG", "1")  # development settings (static files from source, no TLS cookies)
+        env.setdefault("PROCTOR_DEV", "1")  # development settings (static files from source, no TLS cookies)
         try:
             return subprocess.call(cmd, cwd=ROOT, env=env)
         except KeyboardInterrupt:

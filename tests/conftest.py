@@ -91,7 +91,8 @@ def subprocess_env() -> dict[str, str]:
     """The environment for a web or worker process that must see the test database."""
     db = settings.DATABASES["default"]
     url = f"postgresql://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
-    return {**os.environ, "DATABASE_URL": url, "REDIS_URL": settings.REDIS_URL, "DEBUG": "1", "PYTHONUNBUFFERED": "1"}
+    return {**os.environ, "DATABASE_URL": url, "REDIS_URL": settings.REDIS_URL, "PROCTOR_DEV": "1",
+            "PYTHONUNBUFFERED": "1"}
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """The runtime's writes, a module a job:
 
 - ``agent_versions``: agent_update, agent_version_snapshot (every change a new version)
-- ``runs``: run_start, run_start_once
+- ``runs``: run_start, run_start_once (an idempotency key again with another agent or goal: IdempotencyMismatch)
 - ``step``: run_advance — a turn of steps (boundary → model call → the engine's action → tool call)
 - ``actions``: the engine's action carried out in the step's transaction
 - ``tool_calls``: a pending call run (or its decision applied) and its result recorded
@@ -24,6 +24,7 @@ from agents.services.control import (  # noqa: F401
 )
 from agents.services.plans import plan_editable_steps, run_plan_edit  # noqa: F401
 from agents.services.runs import MAX_GOAL_CHARS, MAX_INSTRUCTION_CHARS, run_start, run_start_once  # noqa: F401
+from agents.services.runs import IdempotencyMismatch  # noqa: F401
 from agents.services.step import Turn, run_advance  # noqa: F401
 from agents.services.sweeps import runs_sweep  # noqa: F401
 from agents.services.transitions import LeaseLost, RunError  # noqa: F401

@@ -68,7 +68,7 @@ def test_events_after_a_sequence_number(api):
 def test_bad_input_gets_a_4xx_with_a_message(api, body, status):
     response = api("post", "/runs", data=body)
     assert response.status_code == status
-    assert response.json()["message"]
+    assert response.json()["message"] and response.json()["code"] == "invalid"
 
 
 def test_controls_refuse_impossible_transitions_with_409(api):
@@ -77,3 +77,33 @@ def test_controls_refuse_impossible_transitions_with_409(api):
     assert api("post", f"/runs/{run_id}/cancel").json()["status"] == "cancelled"
     response = api("post", f"/runs/{run_id}/cancel")
     assert response.status_code == 409 and "already cancelled" in response.json()["message"]
+    assert response.json()["code"] == "conflict"
+
+
+def test_a_key_again_with_another_body_is_422_idempotency_mismatch(api):
+    body = {"agent": "renewals", "goal": "Prepare the renewal plan for ACME-042"}
+    first = api("post", "/runs", data=body, HTTP_IDEMPOTENCY_KEY="k-1")
+    for other in [{**body, "goal": "Prepare the renewal plan for ACME-105"}, {**body, "agent": "renewals-reviewed"}]:
+        response = api("post", "/runs", data=other, HTTP_IDEMPOTENCY_KEY="k-1")
+        assert response.status_code == 422 and response.json()["code"] == "idempotency_mismatch"
+        assert "Idempotency-Key" in response.json()["message"]
+    again = api("post", "/runs", data={**body, "goal": f"  {body['goal']} "}, HTTP_IDEMPOTENCY_KEY="k-1")
+    assert again.status_code == 200 and again.json()["number"] == first.json()["number"]  # the same goal, as stored
+    assert len(api("get", "/runs").json()) == 1
+
+
+def test_a_key_over_200_characters_is_invalid(api):
+    response = api("post", "/runs", data={"agent": "renewals", "goal": "x"}, HTTP_IDEMPOTENCY_KEY="k" * 201)
+    assert response.status_code == 422 and response.json()["code"] == "invalid"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_creates_racing_with_one_key_and_different_goals_make_one_run_and_one_mismatch(cast, renewals):
+    from agents.services import IdempotencyMismatch
+
+    def create(goal):
+        return lambda: run_start_once(tenant=cast.acme, agent=renewals, goal=goal, idempotency_key="k2")
+
+    results = at_once(create("Renew ACME-042"), create("Renew ACME-105"), expect=(IdempotencyMismatch,))
+    assert sorted(type(result).__name__ for result in results) == ["IdempotencyMismatch", "tuple"]
+    assert renewals.runs.count() == 1

@@ -82,3 +82,12 @@ async def test_a_reconnecting_queue_socket_gets_the_queue_at_once(cast, renewals
     assert await first_visit.receive_nothing(timeout=0.5)
     for socket in (queue, badge, first_visit):
         await socket.disconnect()
+
+
+async def test_a_nul_character_in_the_filters_closes_the_socket_4400(cast, client_for):
+    client = await database_sync_to_async(login)(client_for, cast.reviewer)
+    assert await communicator(client, "/ws/t/acme/approvals/?tool=email%00send").connect() == (False, 4400)
+    other = communicator(client, "/ws/t/acme/approvals/?min_risk=%C2%B2&tool=%FF&catch_up=1")  # ², not UTF-8
+    assert (await other.connect())[0]
+    assert (await other.receive_json_from(timeout=10))["count"] == 0
+    await other.disconnect()

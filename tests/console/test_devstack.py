@@ -5,6 +5,7 @@ import os
 import signal
 import subprocess
 import sys
+import urllib.error
 import urllib.request
 
 import psutil
@@ -142,6 +143,11 @@ def test_make_run_reaches_ready_serves_the_console_and_stops_cleanly_on_ctrl_c(t
         beating = lambda: sorted(name.split("@")[0] + "@" for name in json.loads(  # noqa: E731
             urllib.request.urlopen(base + "/healthz").read())["checks"]["workers"]["workers"])
         wait_for(lambda: beating() == expected, 30, interval=0.5, message=f"heartbeats of {expected}")
+        # DEBUG is off under `make run`: the plain page, not Django's debug page listing our URL patterns.
+        with pytest.raises(urllib.error.HTTPError) as missing:
+            urllib.request.urlopen(base + "/no-such-page/")
+        page = missing.value.read().decode()
+        assert missing.value.code == 404 and "<h1>Not found</h1>" in page and "URLconf" not in page
         if stop == "ctrl_c":
             os.killpg(process.pid, signal.SIGINT)
         else:
