@@ -165,20 +165,13 @@ def argument_errors(spec, arguments: dict) -> dict[str, str]:
 
 
 def json_problem(text: str) -> tuple[dict | None, str]:
-    """The JSON object a reviewer typed, or where it goes wrong, in words ("line 3, column 5: ..."); held
+    """The JSON object a reviewer typed, or where it goes wrong, in words ("Line 3, column 5: ..."); held
     to the same rules as every input (console.input: no NUL, bounded depth, finite numbers)."""
     must = "The arguments must be a JSON object, e.g. {\"to\": \"dana@acme.example\"}."
     try:
-        json.loads(text)
-    except ValueError as exc:
-        where = f"Line {exc.lineno}, column {exc.colno}: " if hasattr(exc, "lineno") else ""
-        return None, f"{where}{getattr(exc, 'msg', str(exc))}. {must}"
-    except RecursionError:
-        pass  # json_load says it in words
-    try:
         value = json_load(text, where="The edit")
     except InputRefused as refused:
-        return None, f"{refused} {must}"
+        return None, f"{refused.position}. {must}" if refused.position else f"{refused} {must}"
     if not isinstance(value, dict):
         return None, must
     return value, ""

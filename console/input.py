@@ -23,9 +23,10 @@ _NUMBER = re.compile(r"-?[0-9]{1,30}(\.[0-9]{1,30})?([eE][-+]?[0-9]{1,3})?")
 class InputRefused(ValueError):
     """Input no part of Proctor accepts. ``status``: 400, or 413 for a body over the size limit."""
 
-    def __init__(self, message: str, *, status: int = 400, code: str = "bad_request"):
+    def __init__(self, message: str, *, status: int = 400, code: str = "bad_request", position: str = ""):
         super().__init__(message)
         self.status, self.code = status, code
+        self.position = position  # for JSON that does not parse: "Line 3, column 5: Expecting ',' delimiter"
 
 
 def nul_refusal(where: str) -> InputRefused:
@@ -87,7 +88,10 @@ def json_load(raw: bytes | str, *, where: str = "The JSON") -> object:
         raise InputRefused(f"{where} is nested too deeply (at most {MAX_JSON_DEPTH} levels).") from None
     except UnicodeDecodeError:
         raise InputRefused(f"{where} is not UTF-8.") from None
-    except ValueError as error:  # JSONDecodeError, or an integer of more digits than Python converts
+    except json.JSONDecodeError as error:
+        raise InputRefused(f"{where} is not valid JSON ({str(error)[:120]}).",
+                           position=f"Line {error.lineno}, column {error.colno}: {error.msg}") from None
+    except ValueError as error:  # an integer of more digits than Python converts
         raise InputRefused(f"{where} is not valid JSON ({str(error)[:120]}).") from None
     check_json(data, where=where)
     return data

@@ -8,6 +8,7 @@ from console.models import Membership
 # (url name, roles that may open it)
 PAGES = [
     ("runs", {"admin", "reviewer", "finance", "member"}),
+    ("demo_systems", {"admin", "reviewer", "finance", "member"}),
     ("approvals", {"admin", "reviewer"}),
     ("memory", {"admin", "reviewer", "finance", "member"}),
     ("traces", {"admin", "reviewer", "finance", "member"}),
