@@ -11,8 +11,6 @@ import contextlib
 import http.client
 import os
 import queue
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -20,8 +18,7 @@ from pathlib import Path
 import psycopg
 import redis
 
-from bench.harness import Context, Row, measure, summary, table
-from console.devstack import free_port, wait_for_port
+from bench.harness import Context, Row, asgi_server, measure, summary, table
 
 PAYLOAD = "x" * 300
 ROOT = Path(__file__).resolve().parent.parent
@@ -92,7 +89,6 @@ def bh_server(ctx: Context, pooled: bool = True):
     """uvicorn serving bench.bh_app on a free loopback port; yields the port, always stops it."""
     with psycopg.connect(ctx.database_url, autocommit=True) as conn:
         conn.execute("CREATE TABLE IF NOT EXISTS bench_bh (id bigserial PRIMARY KEY, payload text NOT NULL)")
-    port = free_port()
     env = {
         **os.environ,
         "DATABASE_URL": ctx.database_url,
@@ -100,21 +96,8 @@ def bh_server(ctx: Context, pooled: bool = True):
         "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
     }
     env.pop("DJANGO_SETTINGS_MODULE", None)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "bench.bh_app:application", "--host", "127.0.0.1", "--port", str(port),
-         "--no-access-log", "--log-level", "warning", "--lifespan", "off"],
-        cwd=ROOT, env=env, stdin=subprocess.DEVNULL,
-    )
-    try:
-        wait_for_port(port, timeout=30)
+    with asgi_server("bench.bh_app:application", env=env) as port:
         yield port
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
 
 
 def _bh(ctx: Context, n: int, warmup: int, pooled: bool) -> list[float]:

@@ -34,15 +34,13 @@ import contextlib
 import http.client
 import json
 import os
-import subprocess
-import sys
 import threading
 import time
 from dataclasses import dataclass, field
 
 from bench.agent_loop import ROOT, _django, _purge_queue, log_path
 from bench.click_to_resume import _session, _web
-from bench.harness import Context, Row, Summary, summary, table
+from bench.harness import Context, Row, Summary, asgi_server, summary, table
 
 LEVELS = (1, 10, 100)
 SAMPLES = 100  # commits per N (the p99 of the per-commit times wants at least 100)
@@ -293,26 +291,10 @@ def _floors(tenant, agent, reviewer, samples: int = 200) -> dict[str, list[float
 
 @contextlib.contextmanager
 def b3_server():
-    from console.devstack import free_port, wait_for_port
-
-    port = free_port()
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
-    log = log_path("bench-b3.log")
-    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "bench.b3_app:app", "--host", "127.0.0.1", "--port",
-                             str(port), "--no-access-log", "--log-level", "warning", "--lifespan", "off",
-                             "--timeout-keep-alive", "600"],
-                            cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=log.open("w"), stderr=subprocess.STDOUT,
-                            start_new_session=True)
-    try:
-        wait_for_port(port, timeout=30)
+    with asgi_server("bench.b3_app:app", env=env, log=log_path("bench-b3.log"),
+                     options=("--timeout-keep-alive", "600")) as port:
         yield port
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
 
 
 class B3:

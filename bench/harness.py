@@ -45,6 +45,35 @@ def stack() -> Iterator[dict[str, str]]:
         os.environ.update(saved)
 
 
+@contextlib.contextmanager
+def asgi_server(app: str, *, env: dict[str, str], log: Path | None = None, options: tuple[str, ...] = ()) -> Iterator[int]:
+    """uvicorn serving ``app`` ("module:attribute") in a subprocess on a free loopback port; yields the
+    port once it listens, and always stops the server (SIGTERM, then SIGKILL)."""
+    import subprocess
+    import sys
+
+    from console.devstack import ROOT, free_port, wait_for_port
+
+    port = free_port()
+    output = log.open("w") if log else None
+    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port),
+                             "--no-access-log", "--log-level", "warning", "--lifespan", "off", *options],
+                            cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=output,
+                            stderr=subprocess.STDOUT if output else None, start_new_session=True)
+    try:
+        wait_for_port(port, timeout=30)
+        yield port
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+        if output:
+            output.close()
+
+
 # --------------------------------------------------------------------------- timing
 
 
