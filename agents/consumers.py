@@ -8,7 +8,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from agents.live import render_run_row, render_run_rows, render_run_update, run_group, shared_frames, tenant_group
-from agents.selectors import EVENTS_PAGE, run_event_seq, run_filters, run_get, run_matches, run_page, run_row
+from agents.selectors import EVENTS_PAGE, run_event_seq, run_filters, run_get, run_page, run_row
 from console.access import CLOSE_NOT_FOUND, socket_access
 from console.aio import socket_render
 from console.input import strict_int
@@ -87,9 +87,7 @@ class RunListConsumer(AsyncJsonWebsocketConsumer):
 
     def _render(self, run_id):
         """The changed run's row, if it belongs in this list (its filters)."""
-        if any(self.filters.values()) and not run_matches(tenant=self.tenant, run_id=run_id, filters=self.filters):
-            return None
-        run = run_row(tenant=self.tenant, run_id=run_id)
+        run = run_row(tenant=self.tenant, run_id=run_id, filters=self.filters)
         return render_run_row(run) if run else None
 
     def _render_rows(self):

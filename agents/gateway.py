@@ -89,10 +89,6 @@ class GatewayResult:
     error: str = ""
 
 
-class TransientModelError(Exception):
-    pass
-
-
 # --- Conversation ↔ pydantic-ai messages -----------------------------------------------------
 
 

@@ -70,11 +70,6 @@ def run_page(*, tenant, filters: dict, before: int | None = None) -> tuple[list[
     return rows[:RUNS_PAGE], rows[RUNS_PAGE - 1].number if len(rows) > RUNS_PAGE else None
 
 
-def run_matches(*, tenant, run_id: int, filters: dict) -> bool:
-    """Whether a changed run belongs in a runs list with these filters (its live row)."""
-    return _filtered(Run.objects.for_tenant(tenant).filter(pk=run_id), filters).exists()
-
-
 def run_get(*, tenant, run_id: int | None = None, number: int | None = None) -> Run:
     """By id, or by the run's number in the tenant (what pages, sockets and the API name).
     Raises Run.DoesNotExist for a run of another tenant as for a missing one.
@@ -86,9 +81,10 @@ def run_get(*, tenant, run_id: int | None = None, number: int | None = None) -> 
     return pin_agent_version(_one(_runs(tenant), run_id, number).prefetch_related(approvals).get())
 
 
-def run_row(*, tenant, run_id: int | None = None, number: int | None = None) -> Run | None:
-    """The run as a list row needs it (no approvals), by id or number, or None outside the tenant."""
-    run = _one(_runs(tenant), run_id, number).first()
+def run_row(*, tenant, run_id: int | None = None, number: int | None = None, filters: dict | None = None) -> Run | None:
+    """The run as a list row needs it (no approvals), by id or number, or None outside the tenant (or,
+    with a runs list's ``filters``, when it does not belong in that list)."""
+    run = _one(_filtered(_runs(tenant), filters or {}), run_id, number).first()
     return pin_agent_version(run) if run else None
 
 

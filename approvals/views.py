@@ -40,7 +40,7 @@ from approvals.services import (
     approval_webhook_set,
 )
 from console.access import tenant_access
-from console.input import InputRefused, json_load, strict_int
+from console.input import strict_int
 from console.reveal import reveal_once, revealed
 
 

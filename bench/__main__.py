@@ -13,12 +13,11 @@ import signal
 import sys
 import time
 
-from bench import agent_loop, approval_queue, baselines, click_to_resume, fanout, langgraph_noop, langgraph_peer, long_runs
+from bench import agent_loop, approval_queue, baselines, click_to_resume, fanout, langgraph_peer, long_runs
 from bench.harness import RESULTS, Context, machine_note, stack, write_results
 
 REGISTRY = {
     "baselines": baselines.run,
-    "langgraph": langgraph_noop.run,
     "p1": agent_loop.run_p1,
     "p2": agent_loop.run_p2,
     "queue": approval_queue.run,
