@@ -482,9 +482,13 @@ def p2_processes(ctx: Context, *, tenant, runs: int, steps: int, slots: int = 50
     for processes, r in results.items():
         lines.append(f"| {processes} | {r['throughput']:.0f} | {r['throughput'] / one['throughput']:.2f}× | "
                      f"{r['cpu_per_step'] * 1000:.2f} ms | {r['servers_per_step'] * 1000:.2f} ms | {r['machine']:.2f} |")
+    two = results[2]
+    two_bound = cores / (two["cpu_per_step"] + two["servers_per_step"]) / one["throughput"]
     return ("\n".join(lines) + f"\n\nSecond process: **{ratio:.2f}×** one process's throughput at {runs} runs (target "
-            f"≥ 1.8×). The floor: every step also costs Postgres and Redis CPU on the same {cores} cores, so this machine "
-            f"cannot carry more than {ceiling:.2f}× one process's steps/s whatever the number of workers (cores / "
-            f"(worker + server CPU per step), at one process's rate); the target needs the servers on cores of their own. Zero-latency no-op model, `--pool threads --concurrency {slots}` per process; the runs start "
-            f"together; steps/s = steps / (first start → last run completed). On {os.cpu_count()} cores shared with "
-            f"Postgres, Redis and this process, which also use CPU for every step.")
+            f"≥ 1.8×). Every step also costs Postgres and Redis CPU on the same {cores} cores "
+            f"({one['servers_per_step'] * 1000:.2f} ms beside one process's {one['cpu_per_step'] * 1000:.2f} ms), so "
+            f"{cores} cores bound a second process at about {ceiling:.2f}× at one process's CPU per step, {two_bound:.2f}× "
+            f"at the two processes' (cores / all CPU per step); the cores-busy column says how much of the machine "
+            f"they used, the rest going to this process and the system. The target needs the servers on cores of their "
+            f"own. Zero-latency no-op model, `--pool threads --concurrency {slots}` per process; the runs start together; "
+            f"steps/s = steps / (first start → last run completed).")
