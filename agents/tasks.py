@@ -2,13 +2,14 @@
 
 import os
 import socket
-from functools import cache
 
 import redis
 from celery import current_app, shared_task
 from django.conf import settings
 
 from agents.services import run_advance, runs_sweep
+from console.health import redis_client
+
 
 @shared_task(name="agents.run_step", ignore_result=True)
 def run_step(run_id: int) -> str:
@@ -20,11 +21,6 @@ def sweep_runs() -> int:
     return runs_sweep()
 
 
-@cache
-def _broker(url: str) -> redis.Redis:
-    return redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1)
-
-
 def steps_waiting() -> bool:
     """Whether tasks wait in the broker's queue for a worker. Asked once when a turn is over: a run
     hands its worker back only if someone else wants it. With a broker other than Redis, or Redis
@@ -33,6 +29,6 @@ def steps_waiting() -> bool:
     if not url.startswith(("redis://", "rediss://", "unix://")):
         return True
     try:
-        return _broker(url).llen(current_app.conf.task_default_queue) > 0
+        return redis_client(url=url).llen(current_app.conf.task_default_queue) > 0
     except redis.RedisError:
         return True

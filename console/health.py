@@ -14,9 +14,10 @@ SCHEDULER_KEY = "proctor:heartbeat:scheduler"
 SCHEDULER_STALE_AFTER = 30  # beat schedules the canary every 5s
 
 
-def redis_client(timeout: float = 1.0) -> redis.Redis:
-    """A client per process (its pool reuses connections; redis-py resets pools after fork)."""
-    return _client(settings.REDIS_URL, timeout)
+def redis_client(timeout: float = 1.0, *, url: str = "") -> redis.Redis:
+    """A client per process and server (its pool reuses connections; redis-py resets pools after fork):
+    REDIS_URL's, or ``url``'s (the Celery broker's, say)."""
+    return _client(url or settings.REDIS_URL, timeout)
 
 
 @cache

@@ -70,9 +70,10 @@ def test_a_turn_goes_on_while_no_other_task_waits_for_the_worker(cast, looper, s
 
     from django.conf import settings as django_settings
 
-    from agents.tasks import _broker, run_step
+    from agents.tasks import run_step
+    from console.health import redis_client
 
-    broker = _broker(django_settings.CELERY_BROKER_URL)
+    broker = redis_client(url=django_settings.CELERY_BROKER_URL)
     broker.delete("celery")
     settings.RUN_TURN_SECONDS = 0.02
     run = run_start(tenant=cast.acme, agent=looper, goal="Call noop 20 times", requested_by=cast.member)
