@@ -14,9 +14,10 @@ from ninja.errors import HttpError
 from agents import services
 from agents.models import Agent, Run
 from agents.selectors import run_events_after, run_list, run_row
+from console.api_auth import token_scopes
 from console.api_errors import ApiError, errors
 
-router = Router(tags=["runs"])
+router = Router(tags=["runs"], auth=token_scopes(read="runs:read", write="runs:write", section="runs"))
 
 
 class RunIn(Schema):

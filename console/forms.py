@@ -1,6 +1,6 @@
 from django import forms
 
-from console.models import Role
+from console.models import ALL_SCOPES, Role, Scope
 
 
 class RoleForm(forms.Form):
@@ -9,3 +9,7 @@ class RoleForm(forms.Form):
 
 class ApiTokenForm(forms.Form):
     name = forms.CharField(max_length=100, strip=True, help_text="What uses this token, e.g. 'CI pipeline'.")
+    scopes = forms.MultipleChoiceField(
+        choices=[(scope.value, f"{scope.value}: {scope.label}") for scope in Scope], initial=list(ALL_SCOPES),
+        widget=forms.CheckboxSelectMultiple, error_messages={"required": "Choose at least one scope."},
+        help_text="What the token may do; it acts as you, so never more than your role allows.")

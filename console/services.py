@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from django.db import transaction
 from django.utils import timezone
 
-from console.models import ApiToken, AuditEvent, Membership, Role, Tenant
+from console.models import ALL_SCOPES, ApiToken, AuditEvent, Membership, Role, Tenant
 
 TOKEN_PREFIX = "prt_"
 
@@ -60,14 +60,36 @@ class IssuedToken:
     secret: str  # shown once, never stored
 
 
-def api_token_create(*, tenant: Tenant, name: str, actor, secret: str | None = None) -> IssuedToken:
+class TokenRefused(Exception):
+    """A token that cannot be made as asked (no scope, an unknown one, more than the asking token has)."""
+
+
+def scopes_checked(scopes, *, within=None) -> list[str]:
+    """The scopes in their canonical order, if each is known (and, ``within`` a token's scopes, held by it)."""
+    scopes = list(dict.fromkeys(scopes))
+    unknown = [s for s in scopes if s not in ALL_SCOPES]
+    if unknown:
+        raise TokenRefused(f"Unknown scopes: {', '.join(map(str, unknown))}; choose from {', '.join(ALL_SCOPES)}.")
+    if not scopes:
+        raise TokenRefused("Choose at least one scope.")
+    if within is not None and (beyond := [s for s in scopes if s not in within]):
+        raise TokenRefused(f"A token cannot make a token with scopes it does not have: {', '.join(beyond)}.")
+    return [s for s in ALL_SCOPES if s in scopes]
+
+
+def api_token_create(*, tenant: Tenant, name: str, actor, secret: str | None = None, scopes=None,
+                     within=None) -> IssuedToken:
+    """``scopes``: what the token may do (all of them when not given); ``within``: the scopes of the token asking,
+    when a token makes a token (it cannot give more than it has)."""
+    scopes = scopes_checked(ALL_SCOPES if scopes is None else scopes, within=within)
     secret = secret or TOKEN_PREFIX + secrets.token_urlsafe(32)
     with transaction.atomic():
         token = ApiToken.objects.create(
-            tenant=tenant, name=name.strip()[:100] or "API token", prefix=secret[:10],
+            tenant=tenant, name=name.strip()[:100] or "API token", prefix=secret[:10], scopes=scopes,
             token_hash=token_hash(secret), created_by=actor if getattr(actor, "pk", None) else None,
         )
-        audit_record(tenant=tenant, actor=actor, verb="api_token.created", target=token.name, data={"prefix": token.prefix})
+        audit_record(tenant=tenant, actor=actor, verb="api_token.created", target=token.name,
+                     data={"prefix": token.prefix, "scopes": scopes})
     return IssuedToken(token=token, secret=secret)
 
 

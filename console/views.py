@@ -119,7 +119,8 @@ def admin_tokens(request: HttpRequest, tenant_slug: str) -> HttpResponse:
     request.section = "admin"
     form = ApiTokenForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        issued = api_token_create(tenant=membership.tenant, name=form.cleaned_data["name"], actor=request.user)
+        issued = api_token_create(tenant=membership.tenant, name=form.cleaned_data["name"], actor=request.user,
+                                  scopes=form.cleaned_data["scopes"])
         reveal_once(request, tenant=membership.tenant, what="api_token",
                     value={"name": issued.token.name, "secret": issued.secret})
         return redirect("admin_tokens", tenant_slug)  # a reload shows the page, it does not make another token
