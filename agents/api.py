@@ -13,7 +13,7 @@ from ninja.errors import HttpError
 
 from agents import services
 from agents.models import Agent, Run
-from agents.selectors import run_events_after, run_list, run_row
+from agents.selectors import agent_version_history, run_events_after, run_list, run_row
 from console.api_auth import token_scopes
 from console.api_errors import ApiError, errors
 
@@ -24,11 +24,14 @@ class RunIn(Schema):
     agent: str = Field(description="The agent's slug", max_length=60, examples=["renewals"])
     goal: str = Field(max_length=services.MAX_GOAL_CHARS,
                       examples=["Prepare the renewal plan for account ACME-042 and email it to its success manager"])
+    version: int | None = Field(default=None, ge=1, le=1_000_000,
+                                description="An earlier version of the agent to run (its current one when omitted)")
 
 
 class RunOut(Schema):
     number: int = Field(description="The run's number in the tenant: what the run paths take")
     agent: str
+    agent_version: int
     goal: str
     status: str
     step: int
@@ -78,7 +81,7 @@ def create_run(request, body: RunIn, idempotency_key: str = Header(
     try:
         run, created = services.run_start_once(tenant=request.tenant, agent=agent, goal=body.goal,
                                                requested_by=request.api_token.created_by,
-                                               idempotency_key=idempotency_key or None)
+                                               idempotency_key=idempotency_key or None, version=body.version)
     except services.IdempotencyMismatch as error:
         raise ApiError(422, str(error), code="idempotency_mismatch") from None
     except services.RunError as error:
@@ -132,3 +135,133 @@ def add_message(request, number: int, body: MessageIn):
                                             text=body.text)
     except services.RunError as error:
         raise HttpError(422, str(error)) from None
+
+
+# --- Agents: everyone with runs:read reads them; admins (admin scope and role) create and change them -------
+
+agents_router = Router(tags=["agents"], auth=token_scopes(read="runs:read", write="admin", section="agents"))
+ADMIN_ONLY = token_scopes("admin", section="admin")
+
+
+class MemorySettings(Schema):
+    recall: bool = False
+    remember: bool = False
+
+
+class AgentOut(Schema):
+    slug: str
+    name: str
+    description: str
+    enabled: bool
+    version: int
+    instructions: str
+    model: str
+    fallback_models: list[str]
+    tools: list[str]
+    max_steps: int
+    max_tokens: int
+    max_cost_usd: Decimal
+    max_seconds: int
+    plan_mode: bool
+    plan_approval: bool
+    memory: MemorySettings
+
+
+class AgentVersionOut(Schema):
+    version: int
+    created_by: str | None
+    created_at: datetime
+    instructions: str
+    config: dict
+    run_count: int
+
+
+
+class AgentChange(Schema):
+    """Only the fields given change; a change to what the agent does makes a new version."""
+
+    name: str | None = Field(default=None, max_length=100)
+    description: str | None = Field(default=None, max_length=300)
+    instructions: str | None = Field(default=None, max_length=50_000)
+    model: str | None = Field(default=None, max_length=100, examples=["demo:planner"])
+    fallback_models: list[str] | None = Field(default=None, max_length=5)
+    tools: list[str] | None = Field(default=None, max_length=200)
+    max_steps: int | None = None
+    max_tokens: int | None = None
+    max_cost_usd: Decimal | None = Field(default=None, max_digits=10, decimal_places=4)
+    max_seconds: int | None = None
+    plan_mode: bool | None = None
+    plan_approval: bool | None = None
+    memory: MemorySettings | None = None
+
+
+class AgentIn(AgentChange):
+    name: str = Field(max_length=100)
+    slug: str = Field(default="", max_length=60, description="From the name when empty")
+    instructions: str = Field(max_length=50_000)
+    model: str = Field(default="demo:planner", max_length=100)
+
+
+def _agent(request, slug: str) -> Agent:
+    agent = Agent.objects.for_tenant(request.tenant).filter(slug=slug).first()
+    if agent is None:
+        raise Http404
+    return agent
+
+
+def _given(body: Schema) -> dict:
+    values = body.dict(exclude_none=True)
+    if isinstance(values.get("memory"), dict):
+        values["memory"] = dict(values["memory"])
+    return values
+
+
+@agents_router.get("/agents", response={200: list[AgentOut], **errors()}, summary="The tenant's agents")
+def list_agents(request):
+    return Agent.objects.for_tenant(request.tenant).order_by("name")
+
+
+@agents_router.get("/agents/{slug}", response={200: AgentOut, **errors(404)})
+def get_agent(request, slug: str):
+    return _agent(request, slug)
+
+
+@agents_router.get("/agents/{slug}/versions", response={200: list[AgentVersionOut], **errors(404)},
+                   summary="Every version, newest first, with how many runs used it")
+def agent_versions(request, slug: str):
+    history = agent_version_history(agent=_agent(request, slug), runs_per_version=0)
+    return [{"version": row.version, "created_at": row.created_at, "run_count": item["run_count"],
+             "created_by": row.created_by.username if row.created_by else None,
+             "instructions": row.instructions, "config": row.config}
+            for item in history for row in [item["version"]]]
+
+
+@agents_router.post("/agents", response={201: AgentOut, **errors()}, auth=ADMIN_ONLY, summary="Create an agent")
+def create_agent(request, body: AgentIn):
+    values = _given(body)
+    try:
+        agent = services.agent_create(tenant=request.tenant, actor=request.api_token.created_by,
+                                      name=values.pop("name"), slug=values.pop("slug", ""), **values)
+    except services.RunError as error:
+        raise HttpError(422, str(error)) from None
+    return Status(201, agent)
+
+
+@agents_router.patch("/agents/{slug}", response={200: AgentOut, **errors(404)}, auth=ADMIN_ONLY,
+                     summary="Change an agent (a new version when what it does changes)")
+def change_agent(request, slug: str, body: AgentChange):
+    try:
+        return services.agent_update(agent=_agent(request, slug), actor=request.api_token.created_by, **_given(body))
+    except services.RunError as error:
+        raise HttpError(422, str(error)) from None
+
+
+class EnabledIn(Schema):
+    enabled: bool
+
+
+@agents_router.put("/agents/{slug}/enabled", response={200: AgentOut, **errors(404)}, auth=ADMIN_ONLY,
+                   summary="Disable (no new runs) or enable an agent")
+def set_enabled(request, slug: str, body: EnabledIn):
+    return services.agent_set_enabled(agent=_agent(request, slug), enabled=body.enabled,
+                                      actor=request.api_token.created_by)

@@ -31,6 +31,10 @@ class Agent(models.Model):
     max_seconds = models.PositiveIntegerField(default=3600)
     plan_mode = models.BooleanField(default=True)
     plan_approval = models.BooleanField(default=False)  # a proposed plan waits for a person (plan mode only)
+    # What the agent does with memory: {"recall": bool (memories offered as context), "remember": bool (it may
+    # propose memories)}; the memory app reads it. Versioned like the rest of the configuration.
+    memory = models.JSONField(default=dict, blank=True)
+    enabled = models.BooleanField(default=True)  # a disabled agent starts no new runs; running ones go on
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = TenantScopedQuerySet.as_manager()

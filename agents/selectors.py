@@ -101,3 +101,38 @@ def run_events_after(*, run: Run, after: int, limit: int = EVENTS_PAGE) -> list[
 
 def run_plan(*, run: Run) -> list[PlanStep]:
     return list(PlanStep.objects.filter(run=run))
+
+
+def agent_list(*, tenant) -> list:
+    """The tenant's agents with how many runs each has had."""
+    from django.db.models import Count
+
+    from agents.models import Agent
+
+    return list(Agent.objects.for_tenant(tenant).annotate(run_count=Count("runs")).order_by("-enabled", "name"))
+
+
+def agent_get(*, tenant, slug: str):
+    from agents.models import Agent
+
+    return Agent.objects.for_tenant(tenant).filter(slug=slug).first()
+
+
+def agent_version_history(*, agent, runs_per_version: int = 5) -> list[dict]:
+    """Newest first: each version with who saved it, its diff against the one before, how many runs used it and
+    the latest of them."""
+    from django.db.models import Count
+
+    from agents.services.agent_versions import agent_version_diff
+
+    versions = list(AgentVersion.objects.filter(agent=agent).select_related("created_by").order_by("version"))
+    counts = dict(Run.objects.for_tenant(agent.tenant).filter(agent=agent).values_list("agent_version")
+                  .annotate(n=Count("id")).values_list("agent_version", "n"))
+    history, previous = [], None
+    for version in versions:
+        recent = list(Run.objects.for_tenant(agent.tenant).filter(agent=agent, agent_version=version.version)
+                      .order_by("-number").only("number", "status", "goal", "created_at")[:runs_per_version])
+        history.append({"version": version, "diff": agent_version_diff(previous, version),
+                        "run_count": counts.get(version.version, 0), "runs": recent})
+        previous = version
+    return history[::-1]

@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
+from agents import agent_views as agent_pages
 from agents import views as agent_views
 from approvals import views as approval_views
 from console import views
@@ -22,6 +23,13 @@ urlpatterns = [
     path("t/<slug:tenant_slug>/runs/<int:run_number>/", agent_views.run_detail, name="run_detail"),
     path("t/<slug:tenant_slug>/runs/<int:run_number>/plan/", agent_views.run_plan_editor, name="run_plan_editor"),
     path("t/<slug:tenant_slug>/runs/<int:run_number>/<str:action>/", agent_views.run_control, name="run_control"),
+    path("t/<slug:tenant_slug>/agents/", agent_pages.agents, name="agents"),
+    path("t/<slug:tenant_slug>/agents/new/", agent_pages.agent_new, name="agent_new"),
+    path("t/<slug:tenant_slug>/agents/<slug:agent_slug>/", agent_pages.agent_detail, name="agent_detail"),
+    path("t/<slug:tenant_slug>/agents/<slug:agent_slug>/edit/", agent_pages.agent_edit, name="agent_edit"),
+    path("t/<slug:tenant_slug>/agents/<slug:agent_slug>/enabled/", agent_pages.agent_enabled, name="agent_enabled"),
+    path("t/<slug:tenant_slug>/agents/<slug:agent_slug>/versions/<int:version>/run/", agent_pages.agent_version_run,
+         name="agent_version_run"),
     path("t/<slug:tenant_slug>/demo-systems/", demo_views.systems, name="demo_systems"),
     path("t/<slug:tenant_slug>/approvals/", approval_views.queue, name="approvals"),
     path("t/<slug:tenant_slug>/approvals/<int:approval_id>/", approval_views.detail, name="approval_detail"),

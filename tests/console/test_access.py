@@ -8,6 +8,8 @@ from console.models import Membership
 # (url name, roles that may open it)
 PAGES = [
     ("runs", {"admin", "reviewer", "finance", "member"}),
+    ("agents", {"admin", "reviewer", "finance", "member"}),
+    ("agent_new", {"admin"}),
     ("demo_systems", {"admin", "reviewer", "finance", "member"}),
     ("approvals", {"admin", "reviewer"}),
     ("memory", {"admin", "reviewer", "finance", "member"}),
