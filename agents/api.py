@@ -13,7 +13,9 @@ from ninja.errors import HttpError
 
 from agents import services
 from agents.models import Agent, Run
-from agents.selectors import agent_version_history, run_events_after, run_list, run_row
+from agents.selectors import agent_version_history, run_events_after, run_list, run_row, tool_catalog
+from agents.tool_settings import RiskRefused, tool_risk_set
+from agents.tools import REGISTRY
 from console.api_auth import token_scopes
 from console.api_errors import ApiError, errors
 
@@ -265,3 +267,58 @@ class EnabledIn(Schema):
 def set_enabled(request, slug: str, body: EnabledIn):
     return services.agent_set_enabled(agent=_agent(request, slug), enabled=body.enabled,
                                       actor=request.api_token.created_by)
+
+
+# --- Tools (admins): the registry with each tool's governance, schema, agents and use; raising a risk -----
+
+tools_router = Router(tags=["tools"], auth=ADMIN_ONLY)
+
+
+class ToolUse(Schema):
+    calls: int
+    errors: int
+    p50_ms: int | None
+
+
+class ToolOut(Schema):
+    name: str
+    description: str
+    declared_risk: int = Field(description="The tool's own risk: the floor")
+    risk: int = Field(description="Its risk in this tenant (declared, or raised by an admin)")
+    timeout_seconds: float
+    max_retries: int
+    idempotent: bool
+    cost_usd: Decimal
+    arguments_schema: dict = Field(description="The JSON schema of its arguments")
+    agents: list[str] = Field(description="Slugs of the tenant's agents that may use it")
+    usage: ToolUse
+
+
+class RiskIn(Schema):
+    risk: int = Field(ge=0, le=4)
+
+
+def _tool_out(item: dict) -> dict:
+    spec = item["spec"]
+    return {"name": spec.name, "description": spec.description, "declared_risk": spec.risk, "risk": item["risk"],
+            "timeout_seconds": spec.timeout_seconds, "max_retries": spec.max_retries, "idempotent": spec.idempotent,
+            "cost_usd": spec.cost_usd, "arguments_schema": item["schema"], "agents": [a.slug for a in item["agents"]],
+            "usage": item["usage"]}
+
+
+@tools_router.get("/tools", response={200: list[ToolOut], **errors()}, summary="The tool registry, as this tenant has it")
+def list_tools(request):
+    return [_tool_out(item) for item in tool_catalog(tenant=request.tenant)]
+
+
+@tools_router.put("/tools/{name}/risk", response={200: ToolOut, **errors(404)},
+                  summary="Set a tool's risk in this tenant: never below its declared risk (422)")
+def set_tool_risk(request, name: str, body: RiskIn):
+    spec = REGISTRY.get(name)
+    if spec is None:
+        raise Http404
+    try:
+        tool_risk_set(tenant=request.tenant, spec=spec, risk=body.risk, actor=request.api_token.created_by)
+    except RiskRefused as error:
+        raise HttpError(422, str(error)) from None
+    return next(_tool_out(item) for item in tool_catalog(tenant=request.tenant) if item["spec"].name == name)

@@ -252,3 +252,20 @@ class ToolInvocation(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["tool", "idempotency_key"], name="tool_idempotency_key")]
+
+
+class ToolSetting(models.Model):
+    """A tenant's own setting for a tool: its risk raised above the tool's declared risk (never below it).
+    Read by the step through agents.tool_settings, kept per process until the tenant's config_version rises."""
+
+    tenant = models.ForeignKey("console.Tenant", on_delete=models.CASCADE, related_name="tool_settings")
+    tool = models.CharField(max_length=200)
+    risk = models.PositiveSmallIntegerField()
+    changed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+    changed_at = models.DateTimeField(auto_now=True)
+
+    objects = TenantScopedQuerySet.as_manager()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["tenant", "tool"], name="one_tool_setting_per_tenant")]

@@ -12,7 +12,7 @@ from ninja import Field, NinjaAPI, Schema, Swagger
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 from ninja.parser import Parser
 
-from agents.api import agents_router
+from agents.api import agents_router, tools_router
 from agents.api import router as runs_router
 from approvals.api import router as approvals_router
 from approvals.services import REFUSAL_STATUS, DecisionRefused
@@ -54,6 +54,7 @@ api = NinjaAPI(
 )
 api.add_router("/", runs_router)
 api.add_router("/", agents_router)
+api.add_router("/", tools_router)
 api.add_router("/", approvals_router)
 api.add_router("/", admin_router)
 

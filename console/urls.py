@@ -3,6 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import path
 
 from agents import agent_views as agent_pages
+from agents import tool_views
 from agents import views as agent_views
 from approvals import views as approval_views
 from console import views
@@ -48,6 +49,8 @@ urlpatterns = [
     path("t/<slug:tenant_slug>/admin/policies/", approval_views.policies, name="approval_policies"),
     path("t/<slug:tenant_slug>/admin/policies/<int:policy_id>/", approval_views.policies, name="approval_policy"),
     path("t/<slug:tenant_slug>/admin/policies/webhook/", approval_views.webhook, name="approval_webhook"),
+    path("t/<slug:tenant_slug>/admin/tools/", tool_views.tools, name="admin_tools"),
+    path("t/<slug:tenant_slug>/admin/tools/<str:tool_name>/risk/", tool_views.tool_risk, name="admin_tool_risk"),
     path("t/<slug:tenant_slug>/admin/tokens/", views.admin_tokens, name="admin_tokens"),
     path("t/<slug:tenant_slug>/admin/tokens/<int:token_id>/revoke/", views.admin_token_revoke, name="admin_token_revoke"),
 ]

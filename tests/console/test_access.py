@@ -18,6 +18,7 @@ PAGES = [
     ("admin_members", {"admin"}),
     ("admin_audit", {"admin"}),
     ("admin_tokens", {"admin"}),
+    ("admin_tools", {"admin"}),
 ]
 ROLES = ["admin", "reviewer", "finance", "member"]
 
