@@ -20,6 +20,7 @@ from console.admin_api import router as admin_router
 from console.api_auth import MissingScope, token_scopes
 from console.api_errors import code_for, errors
 from console.input import InputRefused, json_load
+from webhooks.api import router as webhooks_router
 
 
 class StrictJSON(Parser):
@@ -57,6 +58,7 @@ api.add_router("/", agents_router)
 api.add_router("/", tools_router)
 api.add_router("/", approvals_router)
 api.add_router("/", admin_router)
+api.add_router("/", webhooks_router)
 
 
 log = logging.getLogger("proctor.api")

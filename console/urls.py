@@ -9,6 +9,7 @@ from approvals import views as approval_views
 from console import views
 from console.api import api
 from demo import views as demo_views
+from webhooks import views as webhook_views
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -51,6 +52,11 @@ urlpatterns = [
     path("t/<slug:tenant_slug>/admin/policies/webhook/", approval_views.webhook, name="approval_webhook"),
     path("t/<slug:tenant_slug>/admin/tools/", tool_views.tools, name="admin_tools"),
     path("t/<slug:tenant_slug>/admin/tools/<str:tool_name>/risk/", tool_views.tool_risk, name="admin_tool_risk"),
+    path("t/<slug:tenant_slug>/admin/webhooks/", webhook_views.webhooks, name="admin_webhooks"),
+    path("t/<slug:tenant_slug>/admin/webhooks/<int:webhook_id>/remove/", webhook_views.webhook_remove,
+         name="admin_webhook_remove"),
+    path("t/<slug:tenant_slug>/admin/webhooks/deliveries/<int:delivery_id>/retry/", webhook_views.delivery_resend,
+         name="admin_delivery_retry"),
     path("t/<slug:tenant_slug>/admin/tokens/", views.admin_tokens, name="admin_tokens"),
     path("t/<slug:tenant_slug>/admin/tokens/<int:token_id>/revoke/", views.admin_token_revoke, name="admin_token_revoke"),
 ]

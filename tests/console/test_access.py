@@ -19,6 +19,7 @@ PAGES = [
     ("admin_audit", {"admin"}),
     ("admin_tokens", {"admin"}),
     ("admin_tools", {"admin"}),
+    ("admin_webhooks", {"admin"}),
 ]
 ROLES = ["admin", "reviewer", "finance", "member"]
 
