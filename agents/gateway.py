@@ -135,12 +135,44 @@ def to_reply(response: ModelResponse) -> ModelReply:
 
 
 MODEL_PROVIDERS: dict[str, Callable[[str], Any]] = {}
+PROVIDER_MODELS: dict[str, tuple[str, ...]] = {}  # a registered provider's models, when it names them
 
 
-def register_model_provider(prefix: str, factory: Callable[[str], Any]) -> None:
+def register_model_provider(prefix: str, factory: Callable[[str], Any], *, models: tuple[str, ...] = ()) -> None:
     """Another app's models: ``factory(name)`` returns the pydantic-ai model for '<prefix>:<name>'
-    (the demo app registers its offline 'demo' model this way)."""
+    (the demo app registers its offline 'demo' model this way). ``models``: the names it serves, offered
+    when an admin picks a model (and the only ones accepted, when given)."""
     MODEL_PROVIDERS[prefix] = factory
+    PROVIDER_MODELS[prefix] = tuple(models)
+
+
+def configured_providers() -> list[str]:
+    """The providers a model may come from here: the registered ones, and the built-in ones whose key or
+    endpoint is configured."""
+    from django.conf import settings
+
+    built_in = [name for name, configured in (("openai", settings.OPENAI_API_KEY),
+                                              ("anthropic", settings.ANTHROPIC_API_KEY),
+                                              ("openai-compatible", settings.OPENAI_BASE_URL)) if configured]
+    return [*MODEL_PROVIDERS, *built_in]
+
+
+def model_suggestions() -> list[str]:
+    """Models to offer by name: every registered provider's named models."""
+    return [f"{prefix}:{name}" for prefix, names in PROVIDER_MODELS.items() for name in names]
+
+
+def model_problem(name: str) -> str:
+    """Why ``name`` cannot be an agent's model here, or ""."""
+    provider, _, model = (name or "").partition(":")
+    if not provider or not model:
+        return f"Write the model as <provider>:<model>, e.g. {(model_suggestions() or ['openai:gpt-4o-mini'])[0]}."
+    providers = configured_providers()
+    if provider not in providers:
+        return f"The provider '{provider}' is not configured here; configured: {', '.join(providers)}."
+    if PROVIDER_MODELS.get(provider) and model not in PROVIDER_MODELS[provider]:
+        return f"'{provider}' has no model '{model}'; it has: {', '.join(PROVIDER_MODELS[provider])}."
+    return ""
 
 
 def resolve_model(name: str):

@@ -7,6 +7,9 @@ the runtime imports none of those apps (tests/test_import_direction.py checks it
 - **usage** (after each model attempt and each tool call, in the step's transaction):
   ``fn(StepInfo, Usage, RunWrites)``. Rows added to the write set commit with the step, exactly once.
 - **decision** (after the engine decided, in the step's transaction): ``fn(StepInfo, Decision, RunWrites)``.
+- **status** (a run's status changed, in the transaction of the change, with the run locked):
+  ``fn(run, old, new)``. For what follows a run's life (run webhooks); it must not change the run: rows it
+  adds commit with the change, work outside the database goes after commit (``transaction.on_commit``).
 - **span sinks**: ``factory() -> SpanExporter``; every process's TracerProvider exports to them.
 - **human review** (one implementation, approvals): what policy asks of a call, the requests that
   make a run wait for a person, and what people decided. Without one, nothing waits for a person.
@@ -142,6 +145,7 @@ class NoReview:
 ContextProvider = Callable[[StepInfo], list[ContextBlock]]
 UsageHook = Callable[..., None]
 DecisionHook = Callable[..., None]
+StatusHook = Callable[..., None]
 
 
 class Hooks:
@@ -149,6 +153,7 @@ class Hooks:
         self.context: list[ContextProvider] = []
         self.usage: list[UsageHook] = []
         self.decision: list[DecisionHook] = []
+        self.status: list[StatusHook] = []
         self.span_sinks: dict[str, Callable[[], Any]] = {}
         self.review: HumanReview = NoReview()
 
@@ -169,6 +174,16 @@ def register_usage(hook: UsageHook) -> UsageHook:
 def register_decision(hook: DecisionHook) -> DecisionHook:
     hooks.decision.append(hook)
     return hook
+
+
+def register_status_change(hook: StatusHook) -> StatusHook:
+    hooks.status.append(hook)
+    return hook
+
+
+def status_changed(run, old: str, new: str) -> None:
+    for hook in hooks.status:
+        hook(run, old, new)
 
 
 def register_span_sink(name: str, factory: Callable[[], Any]) -> None:

@@ -33,6 +33,10 @@ class Agent(models.Model):
     max_seconds = models.PositiveIntegerField(default=3600)
     plan_mode = models.BooleanField(default=True)
     plan_approval = models.BooleanField(default=False)  # a proposed plan waits for a person (plan mode only)
+    # What the agent does with memory: {"recall": bool (memories offered as context), "remember": bool (it may
+    # propose memories)}; the memory app reads it. Versioned like the rest of the configuration.
+    memory = models.JSONField(default=dict, blank=True)
+    enabled = models.BooleanField(default=True)  # a disabled agent starts no new runs; running ones go on
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = TenantScopedQuerySet.as_manager()
@@ -271,3 +275,20 @@ class ToolInvocation(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["tool", "idempotency_key"], name="tool_idempotency_key")]
+
+
+class ToolSetting(models.Model):
+    """A tenant's own setting for a tool: its risk raised above the tool's declared risk (never below it).
+    Read by the step through agents.tool_settings, kept per process until the tenant's config_version rises."""
+
+    tenant = models.ForeignKey("console.Tenant", on_delete=models.CASCADE, related_name="tool_settings")
+    tool = models.CharField(max_length=200)
+    risk = models.PositiveSmallIntegerField()
+    changed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+    changed_at = models.DateTimeField(auto_now=True)
+
+    objects = TenantScopedQuerySet.as_manager()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["tenant", "tool"], name="one_tool_setting_per_tenant")]

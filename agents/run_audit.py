@@ -14,11 +14,12 @@ def _target(run: Run) -> str:
     return f"run #{run.number} ({run.agent.name})"
 
 
-def run_start_audited(*, tenant, agent: Agent, goal: str, actor) -> Run:
+def run_start_audited(*, tenant, agent: Agent, goal: str, actor, version: int | None = None) -> Run:
     with transaction.atomic():
-        run = services.run_start(tenant=tenant, agent=agent, goal=goal, requested_by=actor)
+        run = services.run_start(tenant=tenant, agent=agent, goal=goal, requested_by=actor, version=version)
         audit_record(tenant=tenant, actor=actor, verb="run.started", target=_target(run),
-                     data={"goal": run.goal[:200] + ("…" if len(run.goal) > 200 else "")})
+                     data={"goal": run.goal[:200] + ("…" if len(run.goal) > 200 else ""),
+                           "agent_version": run.agent_version})
     return run
 
 

@@ -101,3 +101,84 @@ def run_events_after(*, run: Run, after: int, limit: int = EVENTS_PAGE) -> list[
 
 def run_plan(*, run: Run) -> list[PlanStep]:
     return list(PlanStep.objects.filter(run=run))
+
+
+def agent_list(*, tenant) -> list:
+    """The tenant's agents with how many runs each has had."""
+    from django.db.models import Count
+
+    from agents.models import Agent
+
+    return list(Agent.objects.for_tenant(tenant).annotate(run_count=Count("runs")).order_by("-enabled", "name"))
+
+
+def agent_get(*, tenant, slug: str):
+    from agents.models import Agent
+
+    return Agent.objects.for_tenant(tenant).filter(slug=slug).first()
+
+
+def agent_version_history(*, agent, runs_per_version: int = 5) -> list[dict]:
+    """Newest first: each version with who saved it, its diff against the one before, how many runs used it and
+    the latest of them."""
+    from django.db.models import Count
+
+    from agents.services.agent_versions import agent_version_diff
+
+    versions = list(AgentVersion.objects.filter(agent=agent).select_related("created_by").order_by("version"))
+    counts = dict(Run.objects.for_tenant(agent.tenant).filter(agent=agent).values_list("agent_version")
+                  .annotate(n=Count("id")).values_list("agent_version", "n"))
+    history, previous = [], None
+    for version in versions:
+        recent = list(Run.objects.for_tenant(agent.tenant).filter(agent=agent, agent_version=version.version)
+                      .order_by("-number").only("number", "status", "goal", "created_at")[:runs_per_version])
+        history.append({"version": version, "diff": agent_version_diff(previous, version),
+                        "run_count": counts.get(version.version, 0), "runs": recent})
+        previous = version
+    return history[::-1]
+
+
+def tool_usage(*, tenant) -> dict[str, dict]:
+    """Per tool, the tenant's calls, errors and median duration (ms), from its ToolInvocation rows."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT tool, count(*), count(*) FILTER (WHERE status = 'error'),"
+            " percentile_cont(0.5) WITHIN GROUP (ORDER BY duration_ms) FROM agents_toolinvocation"
+            " WHERE tenant_id = %s GROUP BY tool", [tenant.pk])
+        return {tool: {"calls": calls, "errors": errors, "p50_ms": None if p50 is None else round(p50)}
+                for tool, calls, errors, p50 in cursor.fetchall()}
+
+
+def schema_fields(schema: dict) -> list[dict]:
+    """A tool's JSON schema as rows a person reads: name, type, required, description, allowed values."""
+    required = set(schema.get("required", []))
+    definitions = schema.get("$defs", {})
+    rows = []
+    for name, spec in schema.get("properties", {}).items():
+        if "$ref" in spec:
+            spec = {**definitions.get(spec["$ref"].rsplit("/", 1)[-1], {}), **spec}
+        kind = spec.get("type") or " or ".join(o.get("type", "?") for o in spec.get("anyOf", [])) or "value"
+        if kind == "array" and isinstance(spec.get("items"), dict):
+            kind = f"list of {spec['items'].get('type', 'values')}"
+        rows.append({"name": name, "type": kind, "required": name in required,
+                     "description": spec.get("description", spec.get("title", "")),
+                     "choices": spec.get("enum", []), "default": spec.get("default")})
+    return rows
+
+
+def tool_catalog(*, tenant) -> list[dict]:
+    """Every tool in the registry with its governance (declared and effective risk, timeout, retries,
+    idempotency, cost per call), its schema as rows, the tenant's agents that may use it and its use."""
+    from agents.models import Agent
+    from agents.tool_settings import tenant_tool_risks
+    from agents.tools import REGISTRY
+
+    raised = tenant_tool_risks(tenant)
+    usage = tool_usage(tenant=tenant)
+    agents = list(Agent.objects.for_tenant(tenant).only("name", "slug", "tools"))
+    return [{"spec": spec, "risk": max(spec.risk, raised.get(name, spec.risk)), "schema": spec.json_schema(),
+             "fields": schema_fields(spec.json_schema()), "agents": [a for a in agents if name in a.tools],
+             "usage": usage.get(name, {"calls": 0, "errors": 0, "p50_ms": None})}
+            for name, spec in sorted(REGISTRY.items())]

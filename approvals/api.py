@@ -13,9 +13,11 @@ from approvals.models import ApprovalRequest
 from approvals.selectors import approval_get, approval_list
 from approvals.services import approval_assign, approval_decision_take
 from console.access import token_access
+from console.api_auth import token_scopes
 from console.api_errors import Error, errors
 
-router = Router(tags=["approvals"])
+# Reading the queue is reading runs; deciding and assigning need approvals:write (and the reviewer role, below).
+router = Router(tags=["approvals"], auth=token_scopes(read="runs:read", write="approvals:write"))
 
 
 class DecisionOut(Schema):

@@ -8,29 +8,19 @@ import logging
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
 from django.shortcuts import render
-from ninja import NinjaAPI, Schema, Swagger
+from ninja import Field, NinjaAPI, Schema, Swagger
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 from ninja.parser import Parser
-from ninja.security import HttpBearer
 
+from agents.api import agents_router, tools_router
 from agents.api import router as runs_router
 from approvals.api import router as approvals_router
 from approvals.services import REFUSAL_STATUS, DecisionRefused
+from console.admin_api import router as admin_router
+from console.api_auth import MissingScope, token_scopes
 from console.api_errors import code_for, errors
 from console.input import InputRefused, json_load
-from console.services import api_token_authenticate
-
-
-class TenantTokenAuth(HttpBearer):
-    openapi_scheme = "bearer"
-
-    def authenticate(self, request, token: str):
-        api_token = api_token_authenticate(token)
-        if api_token is None:
-            return None
-        request.tenant = api_token.tenant
-        request.api_token = api_token
-        return api_token
+from webhooks.api import router as webhooks_router
 
 
 class StrictJSON(Parser):
@@ -55,14 +45,20 @@ api = NinjaAPI(
     title="Proctor API",
     version="1",
     description="Runs, approvals, memory and costs of one tenant. Authenticate with `Authorization: Bearer <token>`.",
-    auth=TenantTokenAuth(),
+    # Routers and operations declare the scope they need (console/api_auth.py); one that declares nothing
+    # needs an admin token: closed, never open.
+    auth=token_scopes("admin", section="admin"),
     urls_namespace="api",
     parser=StrictJSON(),
     # No validator badge: it would load an image from the validator's site.
     docs=SwaggerFromStatic(settings={"validatorUrl": None, "tryItOutEnabled": False}),
 )
 api.add_router("/", runs_router)
+api.add_router("/", agents_router)
+api.add_router("/", tools_router)
 api.add_router("/", approvals_router)
+api.add_router("/", admin_router)
+api.add_router("/", webhooks_router)
 
 
 log = logging.getLogger("proctor.api")
@@ -85,6 +81,11 @@ def on_authentication_error(request, exc):
 @api.exception_handler(Http404)
 def on_not_found(request, exc):
     return _error(request, 404, "not_found", "Not found.")
+
+
+@api.exception_handler(MissingScope)
+def on_missing_scope(request, exc: MissingScope):
+    return _error(request, 403, "missing_scope", str(exc), scope=exc.scope)
 
 
 @api.exception_handler(PermissionDenied)
@@ -122,9 +123,13 @@ class WhoAmI(Schema):
     tenant: str
     tenant_name: str
     token_name: str
+    scopes: list[str]
+    user: str | None = Field(description="The person the token acts as: the one who made it")
 
 
-@api.get("/whoami", response={200: WhoAmI, **errors()},
-         summary="The tenant and token this request authenticates as")
+@api.get("/whoami", response={200: WhoAmI, **errors()}, auth=token_scopes(),
+         summary="The tenant, token, scopes and person this request authenticates as (any valid token)")
 def whoami(request):
-    return WhoAmI(tenant=request.tenant.slug, tenant_name=request.tenant.name, token_name=request.api_token.name)
+    token = request.api_token
+    return WhoAmI(tenant=request.tenant.slug, tenant_name=request.tenant.name, token_name=token.name,
+                  scopes=token.scopes, user=token.created_by.username if token.created_by else None)

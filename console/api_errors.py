@@ -25,15 +25,17 @@ CODES = {
 }
 
 # What any operation may answer: an unreadable request (a NUL character, malformed or too deeply nested JSON,
-# NaN), no valid token, a body over the size limit, a parameter that is not valid, our failure.
-COMMON = (400, 401, 413, 422, 500)
+# NaN), no valid token, a token without the scope or role the operation needs (console.api_auth), a body over
+# the size limit, a parameter that is not valid, our failure.
+COMMON = (400, 401, 403, 413, 422, 500)
 
 
 class Error(Schema):
     code: str = Field(description="What went wrong, for programs: " + ", ".join(sorted(
-        {*CODES.values(), "idempotency_mismatch", "invalid_arguments", "needs_more_approvals"})))
+        {*CODES.values(), "idempotency_mismatch", "invalid_arguments", "needs_more_approvals", "missing_scope"})))
     message: str = Field(description="What went wrong, for people")
     errors: list[dict] | None = Field(default=None, description="With code invalid: each field's problem")
+    scope: str | None = Field(default=None, description="With code missing_scope: the scope the token lacks")
 
 
 class ApiError(HttpError):

@@ -79,6 +79,25 @@ class AuditEvent(models.Model):
         return f"{self.actor_label} {self.verb} {self.target}"
 
 
+class Scope(models.TextChoices):
+    """What an API token may do, chosen when it is made. Each API router (or operation) names the scope it
+    needs for reads and for writes (console.api_auth.token_scopes); a token without it gets 403 naming it."""
+
+    RUNS_READ = "runs:read", "Read runs, their events, agents and approvals"
+    RUNS_WRITE = "runs:write", "Start, pause, resume, cancel and instruct runs"
+    APPROVALS_WRITE = "approvals:write", "Decide and assign approval requests"
+    MEMORY_WRITE = "memory:write", "Change and delete memories"
+    COSTS_READ = "costs:read", "Read costs and export them"
+    ADMIN = "admin", "Manage agents, tools, members, invitations, tokens and webhooks"
+
+
+ALL_SCOPES = [scope.value for scope in Scope]
+
+
+def all_scopes() -> list[str]:
+    return list(ALL_SCOPES)
+
+
 class ApiToken(models.Model):
     """A tenant API token. Only a SHA-256 of the secret is stored; the secret is shown once."""
 
@@ -90,6 +109,7 @@ class ApiToken(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
+    scopes = models.JSONField(default=all_scopes)  # a list of Scope values
 
     objects = TenantScopedQuerySet.as_manager()
 
@@ -102,3 +122,36 @@ class ApiToken(models.Model):
     @property
     def is_active(self) -> bool:
         return self.revoked_at is None
+
+
+class Invitation(models.Model):
+    """An admin's invitation to join the tenant with a role: a link with a single-use token that expires.
+    Only a SHA-256 of the token is stored; the link is emailed (and shown to the admin once)."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="invitations")
+    email = models.EmailField()
+    role = models.CharField(max_length=20, choices=Role.choices, default=Role.MEMBER)
+    token_hash = models.CharField(max_length=64, unique=True)
+    invited_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    accepted_at = models.DateTimeField(null=True, blank=True)
+    accepted_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                    related_name="+")
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    objects = TenantScopedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.email} to {self.tenant} as {self.role}"
+
+    def state(self, now) -> str:
+        if self.accepted_at:
+            return "accepted"
+        if self.revoked_at:
+            return "revoked"
+        return "expired" if self.expires_at <= now else "open"

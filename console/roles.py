@@ -6,6 +6,7 @@ EVERYONE = frozenset(Role)
 
 SECTION_ROLES: dict[str, frozenset[Role]] = {
     "runs": EVERYONE,
+    "agents": EVERYONE,  # read-only for all; creating and changing agents is "admin"
     "approvals": frozenset({Role.ADMIN, Role.REVIEWER}),
     "memory": EVERYONE,
     "traces": EVERYONE,
@@ -16,6 +17,7 @@ SECTION_ROLES: dict[str, frozenset[Role]] = {
 NAVIGATION = [
     # (section, label, url name, keyboard shortcut after "g")
     ("runs", "Runs", "runs", "r"),
+    ("agents", "Agents", "agents", "e"),
     ("approvals", "Approvals", "approvals", "a"),
     ("memory", "Memory", "memory", "m"),
     ("traces", "Traces", "traces", "t"),

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from django.db.models import Q, QuerySet
 
-from console.models import ApiToken, AuditEvent, Membership, Tenant
+from console.models import ApiToken, AuditEvent, Invitation, Membership, Tenant
 
 AUDIT_PAGE_SIZE = 50
 
@@ -20,6 +20,14 @@ def memberships_of(user) -> QuerySet[Membership]:
 
 def member_list(*, tenant: Tenant) -> QuerySet[Membership]:
     return Membership.objects.for_tenant(tenant).select_related("user").order_by("user__username")
+
+
+def invitation_list(*, tenant: Tenant, open_only: bool = True) -> list[Invitation]:
+    """The tenant's invitations, newest first (open ones only: neither accepted, withdrawn nor expired)."""
+    invitations = Invitation.objects.for_tenant(tenant).select_related("invited_by")
+    if open_only:
+        invitations = invitations.filter(accepted_at=None, revoked_at=None, expires_at__gt=datetime.now(UTC))
+    return list(invitations[:200])
 
 
 def api_token_list(*, tenant: Tenant) -> QuerySet[ApiToken]:

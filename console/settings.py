@@ -59,6 +59,7 @@ INSTALLED_APPS = [
     "memory",
     "demo",
     "traces",
+    "webhooks",
     # More apps by dotted path, e.g. one that registers into the step's hooks (agents.hooks).
     *env_list("PROCTOR_EXTRA_APPS", []),
 ]

@@ -2,11 +2,14 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
+from agents import agent_views as agent_pages
+from agents import tool_views
 from agents import views as agent_views
 from approvals import views as approval_views
 from console import views
 from console.api import api
 from demo import views as demo_views
+from webhooks import views as webhook_views
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -14,6 +17,7 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("switch-tenant/", views.tenant_switch, name="tenant_switch"),
     path("healthz", views.healthz, name="healthz"),
+    path("invite/<str:token>/", views.invitation_accept_page, name="invitation_accept"),
     path("api/v1/", api.urls),
     path("django-admin/", admin.site.urls),
     path("t/<slug:tenant_slug>/", views.tenant_home, name="tenant_home"),
@@ -21,6 +25,13 @@ urlpatterns = [
     path("t/<slug:tenant_slug>/runs/<int:run_number>/", agent_views.run_detail, name="run_detail"),
     path("t/<slug:tenant_slug>/runs/<int:run_number>/plan/", agent_views.run_plan_editor, name="run_plan_editor"),
     path("t/<slug:tenant_slug>/runs/<int:run_number>/<str:action>/", agent_views.run_control, name="run_control"),
+    path("t/<slug:tenant_slug>/agents/", agent_pages.agents, name="agents"),
+    path("t/<slug:tenant_slug>/agents/new/", agent_pages.agent_new, name="agent_new"),
+    path("t/<slug:tenant_slug>/agents/<slug:agent_slug>/", agent_pages.agent_detail, name="agent_detail"),
+    path("t/<slug:tenant_slug>/agents/<slug:agent_slug>/edit/", agent_pages.agent_edit, name="agent_edit"),
+    path("t/<slug:tenant_slug>/agents/<slug:agent_slug>/enabled/", agent_pages.agent_enabled, name="agent_enabled"),
+    path("t/<slug:tenant_slug>/agents/<slug:agent_slug>/versions/<int:version>/run/", agent_pages.agent_version_run,
+         name="agent_version_run"),
     path("t/<slug:tenant_slug>/demo-systems/", demo_views.systems, name="demo_systems"),
     path("t/<slug:tenant_slug>/approvals/", approval_views.queue, name="approvals"),
     path("t/<slug:tenant_slug>/approvals/<int:approval_id>/", approval_views.detail, name="approval_detail"),
@@ -31,10 +42,21 @@ urlpatterns = [
     path("t/<slug:tenant_slug>/costs/", views.section_page("costs"), name="costs"),
     path("t/<slug:tenant_slug>/admin/", views.admin_members, name="admin_members"),
     path("t/<slug:tenant_slug>/admin/members/<int:membership_id>/role/", views.admin_member_role, name="admin_member_role"),
+    path("t/<slug:tenant_slug>/admin/members/<int:membership_id>/remove/", views.admin_member_remove,
+         name="admin_member_remove"),
+    path("t/<slug:tenant_slug>/admin/invitations/<int:invitation_id>/revoke/", views.admin_invitation_revoke,
+         name="admin_invitation_revoke"),
     path("t/<slug:tenant_slug>/admin/audit/", views.admin_audit, name="admin_audit"),
     path("t/<slug:tenant_slug>/admin/policies/", approval_views.policies, name="approval_policies"),
     path("t/<slug:tenant_slug>/admin/policies/<int:policy_id>/", approval_views.policies, name="approval_policy"),
     path("t/<slug:tenant_slug>/admin/policies/webhook/", approval_views.webhook, name="approval_webhook"),
+    path("t/<slug:tenant_slug>/admin/tools/", tool_views.tools, name="admin_tools"),
+    path("t/<slug:tenant_slug>/admin/tools/<str:tool_name>/risk/", tool_views.tool_risk, name="admin_tool_risk"),
+    path("t/<slug:tenant_slug>/admin/webhooks/", webhook_views.webhooks, name="admin_webhooks"),
+    path("t/<slug:tenant_slug>/admin/webhooks/<int:webhook_id>/remove/", webhook_views.webhook_remove,
+         name="admin_webhook_remove"),
+    path("t/<slug:tenant_slug>/admin/webhooks/deliveries/<int:delivery_id>/retry/", webhook_views.delivery_resend,
+         name="admin_delivery_retry"),
     path("t/<slug:tenant_slug>/admin/tokens/", views.admin_tokens, name="admin_tokens"),
     path("t/<slug:tenant_slug>/admin/tokens/<int:token_id>/revoke/", views.admin_token_revoke, name="admin_token_revoke"),
 ]

@@ -10,6 +10,6 @@ class DemoConfig(AppConfig):
     def ready(self) -> None:
         from agents.gateway import register_model_provider
         from demo import tools  # noqa: F401  (registers the demo tools)
-        from demo.model import demo_model
+        from demo.model import DEMO_MODELS, demo_model
 
-        register_model_provider("demo", demo_model)
+        register_model_provider("demo", demo_model, models=tuple(DEMO_MODELS))

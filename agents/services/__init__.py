@@ -1,6 +1,7 @@
 """The runtime's writes, a module a job:
 
-- ``agent_versions``: agent_update, agent_version_snapshot (every change a new version)
+- ``agent_versions``: agent_create, agent_update, agent_set_enabled, agent_version_snapshot (every change a new
+  version), agent_version_diff
 - ``runs``: run_start, run_start_once (an idempotency key again with another agent or goal: IdempotencyMismatch)
 - ``step``: run_advance — a turn of steps (boundary → model call → the engine's action → tool call)
 - ``actions``: the engine's action carried out in the step's transaction
@@ -13,7 +14,16 @@
 Callers import from here.
 """
 
-from agents.services.agent_versions import VERSIONED_FIELDS, agent_update, agent_version_snapshot  # noqa: F401
+from agents.services.agent_versions import (  # noqa: F401
+    VERSIONED_FIELDS,
+    AgentRefused,
+    agent_config_problems,
+    agent_create,
+    agent_set_enabled,
+    agent_update,
+    agent_version_diff,
+    agent_version_snapshot,
+)
 from agents.services.control import (  # noqa: F401
     run_add_instruction,
     run_cancel,

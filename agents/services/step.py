@@ -36,6 +36,7 @@ from agents.services.transitions import (
     step_info,
     who,
 )
+from agents.tool_settings import tool_risk
 from agents.tools import REGISTRY
 from agents.tracing import step_span
 from console.health import redis_client
@@ -278,11 +279,12 @@ def _verdicts(run: Run, reply: engine.ModelReply):
     verdicts, need = {}, None
     for name in run.agent.tools:
         if spec := REGISTRY.get(name):
+            risk = tool_risk(run.tenant, spec)  # the declared risk, or the tenant's raised one
             if call is not None and call.tool == name and name != engine.ASK_TOOL:
-                need = review().call_need(run=run, tool=name, risk=spec.risk, arguments=call.arguments)
-                verdicts[name] = engine.ToolVerdict(spec.risk, need.needs_approval)
+                need = review().call_need(run=run, tool=name, risk=risk, arguments=call.arguments)
+                verdicts[name] = engine.ToolVerdict(risk, need.needs_approval)
             else:
-                verdicts[name] = engine.ToolVerdict(spec.risk, False)
+                verdicts[name] = engine.ToolVerdict(risk, False)
     if call is not None and call.tool == engine.ASK_TOOL and engine.ASK_TOOL in verdicts:
         need = review().human_step_need(run=run, kind="question")
     elif call is not None and call.tool == engine.PLAN_TOOL and run.agent.plan_approval:

@@ -7,7 +7,7 @@ from django.utils import timezone
 
 from agents import engine
 from agents.events import emit
-from agents.hooks import StepInfo, review
+from agents.hooks import StepInfo, review, status_changed
 from agents.models import RUNNABLE, TERMINAL, Checkpoint, Run, RunStatus
 from agents.run_store import checkpoint_set
 from agents.tracing import record_run_span
@@ -52,11 +52,12 @@ def set_status(run: Run, new: str, **payload) -> None:
     if run.status == new:
         return
     emit(run, "status", {"from": run.status, "to": new, **payload})
-    run.status = new
+    old, run.status = run.status, new
     if new in TERMINAL:
         run.finished_at = timezone.now()
         run.next_action = ""
         _record_run_span_on_commit(run)
+    status_changed(run, old, new)
 
 
 def _record_run_span_on_commit(run: Run) -> None:

@@ -12,8 +12,8 @@ from tests.conftest import at_once
 def api(cast, client):
     seed_demo_systems(cast.acme)
     seed_demo_systems(cast.globex)
-    acme = api_token_create(tenant=cast.acme, name="acme", actor=None).secret
-    globex = api_token_create(tenant=cast.globex, name="globex", actor=None).secret
+    acme = api_token_create(tenant=cast.acme, name="acme", actor=cast.admin).secret
+    globex = api_token_create(tenant=cast.globex, name="globex", actor=cast.outsider).secret
 
     def call(method, path, token=acme, **kwargs):
         return getattr(client, method)("/api/v1" + path, HTTP_AUTHORIZATION=f"Bearer {token}",

@@ -60,7 +60,7 @@ def test_start_pause_resume_and_cancel_are_audited_in_words(cast, client_for, re
     events = {e.verb: e for e in AuditEvent.objects.filter(tenant=cast.acme, verb__startswith="run.")}
     assert set(events) == {"run.started", "run.paused", "run.resumed", "run.cancelled"}
     assert events["run.started"].target == f"run #{number} (Renewals assistant)"
-    assert events["run.started"].data == {"goal": "Renew ACME-042"}
+    assert events["run.started"].data == {"goal": "Renew ACME-042", "agent_version": 1}
     assert events["run.paused"].data == {"status before": "queued"}
     assert events["run.cancelled"].data["reason"] == "Not needed" and events["run.cancelled"].actor == cast.member
     page = client_for(cast.admin).get("/t/acme/admin/audit/").text

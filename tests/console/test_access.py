@@ -8,6 +8,8 @@ from console.models import Membership
 # (url name, roles that may open it)
 PAGES = [
     ("runs", {"admin", "reviewer", "finance", "member"}),
+    ("agents", {"admin", "reviewer", "finance", "member"}),
+    ("agent_new", {"admin"}),
     ("demo_systems", {"admin", "reviewer", "finance", "member"}),
     ("approvals", {"admin", "reviewer"}),
     ("memory", {"admin", "reviewer", "finance", "member"}),
@@ -16,6 +18,8 @@ PAGES = [
     ("admin_members", {"admin"}),
     ("admin_audit", {"admin"}),
     ("admin_tokens", {"admin"}),
+    ("admin_tools", {"admin"}),
+    ("admin_webhooks", {"admin"}),
 ]
 ROLES = ["admin", "reviewer", "finance", "member"]
 
@@ -62,6 +66,14 @@ def test_post_endpoints_check_tenant_and_role(cast, client_for):
     revoke = reverse("admin_token_revoke", args=["acme", 1])
     assert client_for(cast.outsider).post(revoke).status_code == 404
     assert client_for(cast.member).post(revoke).status_code == 403
+    for name, args in [("admin_member_remove", [target.id]), ("admin_invitation_revoke", [1])]:
+        url = reverse(name, args=["acme", *args])
+        assert client_for(cast.outsider).post(url).status_code == 404, name
+        for role in ("reviewer", "finance", "member"):
+            assert client_for(user_with_role(cast, role)).post(url).status_code == 403, (name, role)
+    invite = reverse("admin_members", args=["acme"])
+    assert client_for(cast.outsider).post(invite, {"email": "x@example.com", "role": "admin"}).status_code == 404
+    assert client_for(cast.member).post(invite, {"email": "x@example.com", "role": "admin"}).status_code == 403
 
 
 def test_a_membership_of_another_tenant_cannot_be_reached_through_mine(cast, client_for):

@@ -38,7 +38,7 @@ def test_an_unknown_role_is_a_clear_error_not_a_500(cast, client_for):
 
 def test_a_token_is_shown_once_and_stored_hashed(cast, client_for):
     client = client_for(cast.admin)
-    page = client.post(reverse("admin_tokens", args=["acme"]), {"name": "CI pipeline"}, follow=True).content.decode()
+    page = client.post(reverse("admin_tokens", args=["acme"]), {"name": "CI pipeline", "scopes": ["runs:read"]}, follow=True).content.decode()
     token = ApiToken.objects.for_tenant(cast.acme).get(name="CI pipeline")
     secret = page.split('<pre class="secret">')[1].split("</pre>")[0]
     assert token.token_hash == token_hash(secret) and secret not in token.token_hash
@@ -48,7 +48,7 @@ def test_a_token_is_shown_once_and_stored_hashed(cast, client_for):
 
 def test_creating_a_token_redirects_so_a_reload_makes_no_second_one_and_nothing_is_cached(cast, client_for):
     client, url = client_for(cast.admin), reverse("admin_tokens", args=["acme"])
-    created = client.post(url, {"name": "CI pipeline"})
+    created = client.post(url, {"name": "CI pipeline", "scopes": ["runs:read"]})
     assert created.status_code == 302 and created.url == url
     shown = client.get(url)  # the page the browser lands on, and then reloads
     assert '<pre class="secret">prt_' in shown.content.decode() and "no-store" in shown["Cache-Control"]
@@ -62,14 +62,14 @@ def test_a_tokens_secret_shows_on_its_own_tenants_page_only(cast, client_for):
     from tests.factories import make_user
 
     client = client_for(make_user("olga", {cast.acme: Role.ADMIN, cast.globex: Role.ADMIN}))
-    client.post(reverse("admin_tokens", args=["globex"]), {"name": "globex token"})
+    client.post(reverse("admin_tokens", args=["globex"]), {"name": "globex token", "scopes": ["runs:read"]})
     assert '<pre class="secret">' not in client.get(reverse("admin_tokens", args=["acme"])).content.decode()
     assert '<pre class="secret">prt_' in client.get(reverse("admin_tokens", args=["globex"])).content.decode()
 
 
 def test_revoking_a_token_stops_it_working(cast, client_for):
     client = client_for(cast.admin)
-    page = client.post(reverse("admin_tokens", args=["acme"]), {"name": "temp"}, follow=True).content.decode()
+    page = client.post(reverse("admin_tokens", args=["acme"]), {"name": "temp", "scopes": ["runs:read"]}, follow=True).content.decode()
     secret = page.split('<pre class="secret">')[1].split("</pre>")[0]
     assert client.get("/api/v1/whoami", HTTP_AUTHORIZATION=f"Bearer {secret}").status_code == 200
     token = ApiToken.objects.get(name="temp")
@@ -79,7 +79,7 @@ def test_revoking_a_token_stops_it_working(cast, client_for):
 
 def test_a_token_of_another_tenant_cannot_be_revoked_from_mine(cast, client_for):
     client = client_for(cast.both)  # admin of Globex, reviewer in Acme
-    client.post(reverse("admin_tokens", args=["globex"]), {"name": "globex token"})
+    client.post(reverse("admin_tokens", args=["globex"]), {"name": "globex token", "scopes": ["runs:read"]})
     token = ApiToken.objects.get(name="globex token")
     assert client_for(cast.admin).post(reverse("admin_token_revoke", args=["acme", token.id])).status_code == 404
     token.refresh_from_db()

@@ -11,7 +11,9 @@ def test_whoami_answers_for_the_token_tenant(cast, client):
     issued = api_token_create(tenant=cast.acme, name="ci", actor=cast.admin)
     response = client.get("/api/v1/whoami", HTTP_AUTHORIZATION=f"Bearer {issued.secret}")
     assert response.status_code == 200
-    assert response.json() == {"tenant": "acme", "tenant_name": "Acme", "token_name": "ci"}
+    assert response.json() == {"tenant": "acme", "tenant_name": "Acme", "token_name": "ci", "user": "ada",
+                               "scopes": ["runs:read", "runs:write", "approvals:write", "memory:write", "costs:read",
+                                          "admin"]}
 
 
 def test_a_missing_or_wrong_token_gets_401_with_a_message(cast, client):

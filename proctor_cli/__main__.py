@@ -1,0 +1,5 @@
+import sys
+
+from proctor_cli.main import main
+
+sys.exit(main())
