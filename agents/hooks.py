@@ -75,6 +75,7 @@ class Decision:
     tool_calls: tuple[dict, ...]
     policy_checks: dict[str, dict]  # tool → {"risk", "needs_approval", "rule"}
     context: tuple[dict, ...] = ()
+    inputs: dict = field(default_factory=dict)  # what the model was given: {"messages": count, "tool_results": [call ids]}
 
 
 @dataclass(frozen=True)

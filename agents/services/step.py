@@ -37,7 +37,7 @@ from agents.services.transitions import (
     who,
 )
 from agents.tools import REGISTRY
-from agents.tracing import step_span
+from agents.tracing import child_span, step_span
 from console.health import redis_client
 
 
@@ -73,7 +73,9 @@ class Turn:
 
     def save(self, run: Run) -> None:
         """The state, with the conversation's watermark, as the step's checkpoint."""
-        self.state = state_save(run, self.state, self.conversation.length)
+        with child_span("checkpoint", f"checkpoint {run.step}", {"proctor.step": run.step,
+                                                                "proctor.checkpoint.messages": self.conversation.length}):
+            self.state = state_save(run, self.state, self.conversation.length)
 
 
 @contextmanager
@@ -111,7 +113,8 @@ def run_advance(*, run_id: int, worker: str) -> str:
     while outcome in (None, MODEL_NEXT):
         with step_span(trace_id=run.trace_id, run_id=run_id, step=turn.run.step + 1, worker=worker) as span:
             if span is not None:
-                span.set_attribute("gen_ai.agent.name", run.agent.name)
+                span.set_attributes({"gen_ai.agent.name": run.agent.name, "gen_ai.agent.id": str(run.agent_id),
+                                     "gen_ai.agent.version": str(run.agent_version)})
             try:
                 if outcome is None:  # the turn's first step: its boundary in a transaction of its own
                     with fenced(turn) as locked:
@@ -171,7 +174,10 @@ def _budgets(run: Run) -> engine.Fail | None:
 def _before_model_call(run: Run, turn: Turn) -> str | None:
     """In the step's first transaction: budgets, added instructions, status. Returns why the run
     cannot call the model ("failed"), or None."""
-    if exhausted := _budgets(run):
+    with child_span("budget", "budget check", {"proctor.step": run.step + 1}) as span:
+        exhausted = _budgets(run)
+        span.set_attribute("proctor.budget.outcome", exhausted.reason if exhausted else "within")
+    if exhausted:
         fail(run, exhausted.reason)
         return "failed"
     if run.inbox:
@@ -219,7 +225,7 @@ def _model_step(turn: Turn) -> str:
         action = engine.next_action(result.reply, verdicts=verdicts, plan_mode=run.agent.plan_mode,
                                     plan_approval=run.agent.plan_approval)
         if hooks.decision:
-            decision_made(info, _decision(action, result.reply, verdicts, need, used), run.writes)
+            decision_made(info, _decision(action, result.reply, verdicts, need, used, turn.conversation), run.writes)
         outcome = actions.apply_action(run, turn, action, need)
         pending = turn.state.pending_call
         if outcome == "tool_pending" and REGISTRY[pending.tool].transactional:
@@ -280,7 +286,8 @@ def _verdicts(run: Run, reply: engine.ModelReply):
     return verdicts, need
 
 
-def _decision(action: engine.Action, reply: engine.ModelReply, verdicts: dict, need, context: tuple) -> Decision:
+def _decision(action: engine.Action, reply: engine.ModelReply, verdicts: dict, need, context: tuple,
+              conversation: Conversation) -> Decision:
     call = reply.tool_calls[0] if reply.tool_calls else None
     checks = {name: {"risk": verdict.risk, "needs_approval": verdict.needs_approval} for name, verdict in verdicts.items()}
     if call is not None and need is not None and call.tool in checks:
@@ -291,4 +298,5 @@ def _decision(action: engine.Action, reply: engine.ModelReply, verdicts: dict, n
     return Decision(action=type(action).__name__, detail=detail, reply_text=reply.text,
                     tool_calls=tuple({"id": c.call_id, "tool": c.tool, "arguments": c.arguments, "reason": c.reason}
                                      for c in reply.tool_calls),
-                    policy_checks=checks, context=context)
+                    policy_checks=checks, context=context,
+                    inputs={"messages": conversation.length, "tool_results": conversation.open_tool_results()})
