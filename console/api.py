@@ -19,6 +19,7 @@ from approvals.services import REFUSAL_STATUS, DecisionRefused
 from console.api_errors import code_for, errors
 from console.input import InputRefused, json_load
 from console.services import api_token_authenticate
+from traces.api import router as traces_router
 
 
 class TenantTokenAuth(HttpBearer):
@@ -54,7 +55,7 @@ class SwaggerFromStatic(Swagger):
 api = NinjaAPI(
     title="Proctor API",
     version="1",
-    description="Runs, approvals, memory and costs of one tenant. Authenticate with `Authorization: Bearer <token>`.",
+    description="Runs, approvals, traces, memory and costs of one tenant. Authenticate with `Authorization: Bearer <token>`.",
     auth=TenantTokenAuth(),
     urls_namespace="api",
     parser=StrictJSON(),
@@ -63,6 +64,7 @@ api = NinjaAPI(
 )
 api.add_router("/", runs_router)
 api.add_router("/", approvals_router)
+api.add_router("/", traces_router)
 
 
 log = logging.getLogger("proctor.api")

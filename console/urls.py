@@ -7,6 +7,7 @@ from approvals import views as approval_views
 from console import views
 from console.api import api
 from demo import views as demo_views
+from traces import views as trace_views
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -27,7 +28,12 @@ urlpatterns = [
     path("t/<slug:tenant_slug>/approvals/<int:approval_id>/decision/", approval_views.decide, name="approval_decide"),
     path("t/<slug:tenant_slug>/approvals/<int:approval_id>/assignee/", approval_views.assign, name="approval_assign"),
     path("t/<slug:tenant_slug>/memory/", views.section_page("memory"), name="memory"),
-    path("t/<slug:tenant_slug>/traces/", views.section_page("traces"), name="traces"),
+    path("t/<slug:tenant_slug>/traces/", trace_views.traces, name="traces"),
+    path("t/<slug:tenant_slug>/traces/<int:run_number>/", trace_views.timeline, name="trace_timeline"),
+    path("t/<slug:tenant_slug>/traces/<int:run_number>/skeleton/", trace_views.skeleton, name="trace_skeleton"),
+    path("t/<slug:tenant_slug>/traces/<int:run_number>/search/", trace_views.search, name="trace_search"),
+    path("t/<slug:tenant_slug>/traces/<int:run_number>/spans/<int:span_id>/", trace_views.span, name="trace_span"),
+    path("t/<slug:tenant_slug>/traces/<int:run_number>/decisions/", trace_views.decisions, name="trace_decisions"),
     path("t/<slug:tenant_slug>/costs/", views.section_page("costs"), name="costs"),
     path("t/<slug:tenant_slug>/admin/", views.admin_members, name="admin_members"),
     path("t/<slug:tenant_slug>/admin/members/<int:membership_id>/role/", views.admin_member_role, name="admin_member_role"),

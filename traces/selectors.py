@@ -214,7 +214,10 @@ class FilterRefused(ValueError):
 def _moment(text: str, name: str) -> datetime | None:
     if not text:
         return None
-    moment = parse_datetime(text) or parse_datetime(text + "T00:00:00")
+    try:
+        moment = parse_datetime(text) or parse_datetime(text + "T00:00:00")
+    except ValueError:  # well formed, but no such date (2026-13-45)
+        moment = None
     if moment is None:
         raise FilterRefused(f"{name} must be a date or time like 2026-11-28 or 2026-11-28T12:00")
     return timezone.make_aware(moment) if timezone.is_naive(moment) else moment
