@@ -92,6 +92,7 @@
       (matches.has(span[col.id]) ? " match" : "");
     element.setAttribute("role", "treeitem");
     element.dataset.row = row;
+    element.dataset.span = span[col.id];
     element.style.transform = "translateY(" + (position * ROW_HEIGHT) + "px)";
     if (hasChildren(row)) element.setAttribute("aria-expanded", String(!collapsed.has(span[col.id])));
 
@@ -237,7 +238,8 @@
     const url = root.dataset.search + "?q=" + encodeURIComponent(query);
     fetch(url, {credentials: "same-origin"}).then(function (response) { return response.json(); }).then(function (data) {
       matches = new Set(data.ids);
-      searchResult.textContent = data.ids.length ? data.ids.length + " spans match" : "nothing matches";
+      const count = data.ids.length;
+      searchResult.textContent = count ? count + (count === 1 ? " span matches" : " spans match") : "nothing matches";
       repaintAll();
       nextMatch();
     });
