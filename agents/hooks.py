@@ -8,6 +8,9 @@ the runtime imports none of those apps (tests/test_import_direction.py checks it
   ``fn(StepInfo, Usage, RunWrites)``. Rows added to the write set commit with the step, exactly once.
 - **decision** (after the engine decided, in the step's transaction): ``fn(StepInfo, Decision, RunWrites)``.
 - **span sinks**: ``factory() -> SpanExporter``; every process's TracerProvider exports to them.
+- **run overrides** (once per turn, at the claim): ``fn(run) -> RunOverrides | None``. What an app changes
+  for one run for its whole life (a replay: another model or instructions, tools answered from a
+  recording, nobody asked to approve). The first answer that is not None applies.
 - **human review** (one implementation, approvals): what policy asks of a call, the requests that
   make a run wait for a person, and what people decided. Without one, nothing waits for a person.
 
@@ -140,6 +143,19 @@ class NoReview:
         return False
 
 
+@dataclass(frozen=True)
+class RunOverrides:
+    """Changes to how one run is carried out. ``tool_runner(run, spec, arguments) -> result | None``
+    answers a tool call in the tool's place (a result dict as tools return) or returns None to let the
+    tool run; ``skip_review``: no call or plan of this run waits for a person."""
+
+    model: str = ""
+    fallback_models: tuple[str, ...] | None = None
+    instructions: str | None = None
+    tool_runner: Callable[..., dict | None] | None = None
+    skip_review: bool = False
+
+
 ContextProvider = Callable[[StepInfo], list[ContextBlock]]
 UsageHook = Callable[..., None]
 DecisionHook = Callable[..., None]
@@ -151,6 +167,7 @@ class Hooks:
         self.usage: list[UsageHook] = []
         self.decision: list[DecisionHook] = []
         self.span_sinks: dict[str, Callable[[], Any]] = {}
+        self.run_overrides: list[Callable[[Any], RunOverrides | None]] = []
         self.review: HumanReview = NoReview()
 
 
@@ -174,6 +191,17 @@ def register_decision(hook: DecisionHook) -> DecisionHook:
 
 def register_span_sink(name: str, factory: Callable[[], Any]) -> None:
     hooks.span_sinks[name] = factory
+
+
+def register_run_overrides(provider: Callable[[Any], RunOverrides | None]) -> None:
+    hooks.run_overrides.append(provider)
+
+
+def run_overrides(run) -> RunOverrides | None:
+    for provider in hooks.run_overrides:
+        if (overrides := provider(run)) is not None:
+            return overrides
+    return None
 
 
 def register_human_review(review: HumanReview) -> None:

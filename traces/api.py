@@ -10,10 +10,12 @@ from decimal import Decimal
 from django.http import Http404
 from ninja import Field, Router, Schema
 
-from agents.models import Run
+from agents.models import Agent, Run
 from agents.selectors import run_row
+from agents.services import RunError
 from console.access import token_access
 from console.api_errors import ApiError, errors
+from traces.replay import batch_get, batch_rows, replay_batch_create, replay_compare, replay_of, replay_start
 from traces.selectors import (
     FilterRefused,
     decision_list,
@@ -138,3 +140,102 @@ def get_span(request, number: int, span_id: int):
 def list_decisions(request, number: int):
     run = _traced_run(request, number)
     return [decision_out(decision) for decision in decision_list(tenant=request.tenant, run=run)]
+
+
+class ReplayIn(Schema):
+    model: str = Field("", max_length=100, description='Another model, "<provider>:<model>"; empty: the agent\'s')
+    agent_version: int | None = Field(None, description="Another version of the agent; null: its current version")
+    instructions: str | None = Field(None, max_length=20_000, description="Edited instructions; null: the version's")
+    read_only: str = Field("recorded", description="Read-only tools: live, or recorded (answered from the recording)")
+
+
+class ReplayOut(Schema):
+    run: int = Field(description="The replay's run number")
+    original: int
+    compare: dict = Field(description="Both sides (steps, tokens, cost, duration, answer), the tool calls paired with "
+                                      "argument diffs, and the first divergence (null: none so far)")
+
+
+class BatchIn(Schema):
+    agent: str = Field(max_length=60, description="The agent's slug")
+    runs: int = Field(10, description="How many of its last ended runs to replay (1–100)")
+    model: str = Field("", max_length=100)
+    agent_version: int | None = None
+    read_only: str = "recorded"
+
+
+class BatchOut(Schema):
+    id: int
+    agent: str
+    runs_wanted: int
+    runs_started: int
+    runs_finished: int
+    diverged: int
+    error: str
+    replays: list[dict] = Field(description="Each replay: original and replay run numbers, status, first divergence")
+
+
+def _replay_out(replay) -> dict:
+    return {"run": replay.run.number, "original": replay.original.number, "compare": replay_compare(replay=replay)}
+
+
+@router.post("/traces/{number}/replays", response={201: ReplayOut, **errors(403, 404, 409)},
+             summary="Replay a run with another model, agent version or instructions",
+             description="A new run of the same goal, marked as a replay. Tools with side effects (risk ≥ 1) never run "
+                         "for real: each call is answered from the original's recorded result for the same tool and "
+                         "arguments, or gets a `no_recorded_result` error. 409 when the run has not ended, 422 for a "
+                         "model or version that cannot be used.")
+def create_replay(request, number: int, body: ReplayIn):
+    original = _traced_run(request, number)
+    if not original.is_terminal:
+        raise ApiError(409, "Replay a run once it has ended: its recording is not complete yet.")
+    try:
+        run = replay_start(original=original, actor=request.api_token.created_by, model=body.model,
+                           agent_version=body.agent_version, instructions=body.instructions, read_only=body.read_only)
+    except RunError as refused:
+        raise ApiError(422, str(refused)) from None
+    return 201, _replay_out(replay_of(tenant=request.tenant, run=run))
+
+
+@router.get("/traces/{number}/compare", response={200: ReplayOut, **errors(403, 404)},
+            summary="A replay beside its original, and where they first diverged")
+def compare_replay(request, number: int):
+    replay = replay_of(tenant=request.tenant, run=_traced_run(request, number))
+    if replay is None:
+        raise Http404
+    return _replay_out(replay)
+
+
+def _batch_out(batch) -> dict:
+    rows = batch_rows(batch=batch)
+    return {"id": batch.pk, "agent": batch.agent.slug, "runs_wanted": batch.runs_wanted, "runs_started": batch.runs_started,
+            "runs_finished": sum(1 for row in rows if row["compare"] is not None),
+            "diverged": sum(1 for row in rows if row["compare"] and row["compare"]["divergence"]), "error": batch.error,
+            "replays": [{"original": row["replay"].original.number, "run": row["replay"].run.number,
+                         "status": row["replay"].run.status,
+                         "divergence": row["compare"]["divergence"] if row["compare"] else None} for row in rows]}
+
+
+@router.post("/replay-batches", response={202: BatchOut, **errors(403, 404)},
+             summary="Replay an agent's last N ended runs (a background job)")
+def create_batch(request, body: BatchIn):
+    token_access(request, section="traces")
+    agent = Agent.objects.for_tenant(request.tenant).filter(slug=body.agent).first()
+    if agent is None:
+        raise ApiError(422, f"No agent '{body.agent}' in this tenant.")
+    try:
+        batch = replay_batch_create(tenant=request.tenant, agent=agent, runs=body.runs, actor=request.api_token.created_by,
+                                    model=body.model, agent_version=body.agent_version, read_only=body.read_only)
+    except RunError as refused:
+        raise ApiError(422, str(refused)) from None
+    return 202, _batch_out(batch)
+
+
+@router.get("/replay-batches/{batch_id}", response={200: BatchOut, **errors(403, 404)},
+            summary="A batch replay's progress and divergences")
+def get_batch(request, batch_id: int):
+    token_access(request, section="traces")
+    batch = batch_get(tenant=request.tenant, batch_id=batch_id)
+    if batch is None:
+        raise Http404
+    return _batch_out(batch)

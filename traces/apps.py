@@ -9,9 +9,11 @@ class TracesConfig(AppConfig):
     name = "traces"
 
     def ready(self) -> None:
-        from agents.hooks import register_decision, register_span_sink
+        from agents.hooks import register_decision, register_run_overrides, register_span_sink
         from traces.exporter import DatabaseSpanExporter
+        from traces.replay import replay_overrides
         from traces.services import decision_recorded
 
         register_span_sink("database", DatabaseSpanExporter)
         register_decision(decision_recorded)
+        register_run_overrides(replay_overrides)  # a replay's run: its model, instructions, recorded tools

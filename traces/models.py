@@ -3,6 +3,7 @@ and the engine's decisions as structured records (written with the step that mad
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import models
 
 from console.models import TenantScopedQuerySet
@@ -65,3 +66,45 @@ class DecisionRecord(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["run", "step"], name="one_decision_per_step")]
+
+
+class ReadOnlyTools(models.TextChoices):
+    LIVE = "live", "run them live"
+    RECORDED = "recorded", "answer them from the recording"
+
+
+class ReplayBatch(models.Model):
+    """The last N runs of an agent replayed against a version, model or instructions (a Celery job)."""
+
+    tenant = models.ForeignKey("console.Tenant", on_delete=models.CASCADE, related_name="+")
+    agent = models.ForeignKey("agents.Agent", on_delete=models.CASCADE, related_name="+")
+    runs_wanted = models.PositiveIntegerField()
+    runs_started = models.PositiveIntegerField(default=0)  # progress of the job that starts them
+    model = models.CharField(max_length=100, blank=True)
+    agent_version = models.PositiveIntegerField(null=True, blank=True)
+    instructions = models.TextField(null=True, blank=True)
+    read_only = models.CharField(max_length=16, choices=ReadOnlyTools.choices, default=ReadOnlyTools.RECORDED)
+    error = models.CharField(max_length=300, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = TenantScopedQuerySet.as_manager()
+
+
+class Replay(models.Model):
+    """A run started as a replay of another: with another model, agent version or instructions. Every
+    tool with a side effect (risk ≥ 1) is answered from the original's recorded results (traces.replay);
+    read-only tools run live or from the recording, as chosen. Nobody is asked to approve anything."""
+
+    tenant = models.ForeignKey("console.Tenant", on_delete=models.CASCADE, related_name="+")
+    original = models.ForeignKey("agents.Run", on_delete=models.CASCADE, related_name="replays")
+    run = models.OneToOneField("agents.Run", on_delete=models.CASCADE, related_name="replay_of")
+    model = models.CharField(max_length=100, blank=True)  # empty: the agent's
+    agent_version = models.PositiveIntegerField(null=True, blank=True)  # null: the agent's current version
+    instructions = models.TextField(null=True, blank=True)  # null: the version's
+    read_only = models.CharField(max_length=16, choices=ReadOnlyTools.choices, default=ReadOnlyTools.RECORDED)
+    batch = models.ForeignKey(ReplayBatch, null=True, blank=True, on_delete=models.SET_NULL, related_name="replays")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = TenantScopedQuerySet.as_manager()

@@ -7,15 +7,28 @@ import json
 import time
 from urllib.parse import urlencode
 
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
 
 from agents.models import Agent, Run, RunStatus
 from agents.selectors import run_row
+from agents.services import RunError
 from console.access import tenant_access
+from console.input import strict_int
 from console.selectors import member_list
-from traces.models import KINDS
+from traces.models import KINDS, ReadOnlyTools
+from traces.replay import (
+    agent_versions,
+    batch_get,
+    batch_rows,
+    replay_batch_create,
+    replay_compare,
+    replay_of,
+    replay_start,
+)
 from traces.selectors import (
     FilterRefused,
     decision_list,
@@ -57,6 +70,7 @@ def traces(request: HttpRequest, tenant_slug: str) -> HttpResponse:
         "statuses": RunStatus.choices, "agents": Agent.objects.for_tenant(membership.tenant),
         "requesters": member_list(tenant=membership.tenant),
         "sorts": [("newest", "newest"), ("oldest", "oldest"), ("cost", "cost, highest"), ("duration", "duration, longest")],
+        "read_only_choices": ReadOnlyTools.choices,
     }, status=400 if problem else 200)
 
 
@@ -67,7 +81,8 @@ def timeline(request: HttpRequest, tenant_slug: str, run_number: int) -> HttpRes
     run = _traced_run(membership, run_number)
     return render(request, "traces/timeline.html", {
         "run": run, "kinds": [(kind, KIND_LABELS[kind]) for kind in KINDS],
-        "decisions": decision_list(tenant=membership.tenant, run=run)})
+        "decisions": decision_list(tenant=membership.tenant, run=run), "versions": agent_versions(run.agent),
+        "replay": replay_of(tenant=membership.tenant, run=run), "read_only_choices": ReadOnlyTools.choices})
 
 
 def _json(data, *, started: float) -> HttpResponse:
@@ -114,3 +129,72 @@ def decisions(request: HttpRequest, tenant_slug: str, run_number: int) -> HttpRe
     run = _traced_run(membership, run_number)
     return render(request, "traces/partials/decisions.html", {"decisions": decision_list(tenant=membership.tenant, run=run),
                                                               "run": run})
+
+
+def _version_choice(text: str) -> int | None:
+    return strict_int(text) if text else None
+
+
+@login_required
+@require_POST
+def replay(request: HttpRequest, tenant_slug: str, run_number: int) -> HttpResponse:
+    """Replay with…: another model, agent version or edited instructions; side effects from the recording."""
+    membership = tenant_access(request, tenant_slug, section="traces")
+    original = _traced_run(membership, run_number)
+    instructions = request.POST.get("instructions", "")
+    try:
+        run = replay_start(original=original, actor=request.user, model=request.POST.get("model", ""),
+                           agent_version=_version_choice(request.POST.get("agent_version", "")),
+                           instructions=instructions if request.POST.get("edit_instructions") else None,
+                           read_only=request.POST.get("read_only", ReadOnlyTools.RECORDED))
+    except RunError as refused:
+        messages.error(request, str(refused))
+        return redirect("trace_timeline", tenant_slug, original.number)
+    messages.success(request, f"Run #{run.number} replays run #{original.number}; side effects come from the recording.")
+    return redirect("trace_compare", tenant_slug, run.number)
+
+
+@login_required
+def compare(request: HttpRequest, tenant_slug: str, run_number: int) -> HttpResponse:
+    """A replay beside its original: steps, tool calls and argument diffs, answers, tokens, cost, duration,
+    and where they first diverged."""
+    membership = tenant_access(request, tenant_slug, section="traces")
+    request.section = "traces"
+    found = replay_of(tenant=membership.tenant, run=_traced_run(membership, run_number))
+    if found is None:
+        raise Http404("This run is not a replay")
+    return render(request, "traces/compare.html", {"replay": found, "compare": replay_compare(replay=found)})
+
+
+@login_required
+@require_POST
+def batch_create(request: HttpRequest, tenant_slug: str) -> HttpResponse:
+    membership = tenant_access(request, tenant_slug, section="traces")
+    agent = Agent.objects.for_tenant(membership.tenant).filter(slug=request.POST.get("agent", "")[:60]).first()
+    try:
+        if agent is None:
+            raise RunError("Choose an agent of this tenant.")
+        batch = replay_batch_create(tenant=membership.tenant, agent=agent, runs=strict_int(request.POST.get("runs", ""), 0),
+                                    actor=request.user, model=request.POST.get("model", ""),
+                                    agent_version=_version_choice(request.POST.get("agent_version", "")),
+                                    read_only=request.POST.get("read_only", ReadOnlyTools.RECORDED))
+    except RunError as refused:
+        messages.error(request, str(refused))
+        return redirect("traces", tenant_slug)
+    return redirect("trace_batch", tenant_slug, batch.pk)
+
+
+@login_required
+def batch(request: HttpRequest, tenant_slug: str, batch_id: int) -> HttpResponse:
+    """A batch replay's progress and its table of divergences."""
+    membership = tenant_access(request, tenant_slug, section="traces")
+    request.section = "traces"
+    found = batch_get(tenant=membership.tenant, batch_id=batch_id)
+    if found is None:
+        raise Http404("No such batch")
+    rows = batch_rows(batch=found)
+    finished = sum(1 for row in rows if row["compare"] is not None)
+    return render(request, "traces/batch.html", {
+        "batch": found, "rows": rows, "finished": finished,
+        "diverged": sum(1 for row in rows if row["compare"] and row["compare"]["divergence"]),
+        "done": finished == found.runs_wanted or bool(found.error)})

@@ -20,7 +20,20 @@ from agents import engine
 from agents.conversation import Conversation
 from agents.events import emit
 from agents.gateway import Breaker, GatewayPolicy, complete
-from agents.hooks import ContextBlock, Decision, StepInfo, Usage, context_blocks, decision_made, hooks, review, usage_recorded
+from agents.hooks import (
+    ContextBlock,
+    Decision,
+    Need,
+    RunOverrides,
+    StepInfo,
+    Usage,
+    context_blocks,
+    decision_made,
+    hooks,
+    review,
+    run_overrides,
+    usage_recorded,
+)
 from agents.models import ModelCall, PlanStep, Run, RunStatus
 from agents.run_store import conversation_load, row_add, run_claim, run_lock, run_write
 from agents.selectors import pin_agent_version
@@ -56,6 +69,7 @@ class Turn:
     state: engine.RunState
     conversation: Conversation
     ends: float  # time.monotonic()
+    overrides: RunOverrides | None = None  # what an app changed for this run (agents.hooks.run_overrides)
 
     def goes_on(self) -> bool:
         return time.monotonic() < self.ends
@@ -105,10 +119,12 @@ def run_advance(*, run_id: int, worker: str) -> str:
         return "no_lease"
     run, state_json = claimed
     pin_agent_version(run)
+    overrides = _overridden(run) if hooks.run_overrides else None
     state = engine.RunState.from_json(state_json)
     conversation = Conversation(instructions=run.agent.instructions,
                                 messages=conversation_load(run_id=run_id, through=state.messages))
-    turn = Turn(run=run, state=state, conversation=conversation, ends=time.monotonic() + settings.RUN_TURN_SECONDS)
+    turn = Turn(run=run, state=state, conversation=conversation, ends=time.monotonic() + settings.RUN_TURN_SECONDS,
+                overrides=overrides)
     outcome = None
     while outcome in (None, MODEL_NEXT):
         with step_span(trace_id=run.trace_id, run_id=run_id, step=turn.run.step + 1, worker=worker) as span:
@@ -126,6 +142,21 @@ def run_advance(*, run_id: int, worker: str) -> str:
             if span is not None:
                 span.set_attribute("proctor.outcome", outcome)
     return outcome
+
+
+def _overridden(run: Run) -> RunOverrides | None:
+    """The run's agent (in memory) as an app's overrides change it for this run."""
+    overrides = run_overrides(run)
+    if overrides is not None:
+        agent = run.agent
+        agent.model = overrides.model or agent.model
+        if overrides.fallback_models is not None:
+            agent.fallback_models = list(overrides.fallback_models)
+        if overrides.instructions is not None:
+            agent.instructions = overrides.instructions
+        if overrides.skip_review:
+            agent.plan_approval = False
+    return overrides
 
 
 def _step_boundary(run: Run, turn: Turn) -> str:
@@ -221,7 +252,7 @@ def _model_step(turn: Turn) -> str:
             fail(run, f"model_error: {result.error}"[:300])
             turn.save(run)
             return "failed"
-        verdicts, need = _verdicts(run, result.reply)
+        verdicts, need = _verdicts(run, result.reply, skip_review=bool(turn.overrides and turn.overrides.skip_review))
         action = engine.next_action(result.reply, verdicts=verdicts, plan_mode=run.agent.plan_mode,
                                     plan_approval=run.agent.plan_approval)
         if hooks.decision:
@@ -265,7 +296,7 @@ def _record_attempts(run: Run, info: StepInfo, attempts) -> None:
                        run.writes)
 
 
-def _verdicts(run: Run, reply: engine.ModelReply):
+def _verdicts(run: Run, reply: engine.ModelReply, *, skip_review: bool = False):
     """Policy's verdict on the call the reply makes, evaluated outside the model with the call's own
     arguments (the engine acts on the first call; the other tools are listed by name only). Returns
     the verdicts and the policy's need for that call (None without a call). A plan that needs
@@ -275,7 +306,8 @@ def _verdicts(run: Run, reply: engine.ModelReply):
     for name in run.agent.tools:
         if spec := REGISTRY.get(name):
             if call is not None and call.tool == name and name != engine.ASK_TOOL:
-                need = review().call_need(run=run, tool=name, risk=spec.risk, arguments=call.arguments)
+                need = Need(False) if skip_review else review().call_need(run=run, tool=name, risk=spec.risk,
+                                                                          arguments=call.arguments)
                 verdicts[name] = engine.ToolVerdict(spec.risk, need.needs_approval)
             else:
                 verdicts[name] = engine.ToolVerdict(spec.risk, False)
