@@ -69,10 +69,8 @@ def agent_versions(agent: Agent) -> list[int]:
     return sorted({*AgentVersion.objects.filter(agent=agent).values_list("version", flat=True), agent.version})
 
 
-def replay_start(*, original: Run, actor, model: str = "", agent_version: int | None = None,
-                 instructions: str | None = None, read_only: str = ReadOnlyTools.RECORDED,
-                 batch: ReplayBatch | None = None) -> Run:
-    """A new run of the original's goal, marked as its replay. Raises RunError with what to fix."""
+def _checked(*, agent: Agent, model: str, agent_version: int | None, instructions: str | None, read_only: str) -> str:
+    """What a replay is asked to change, checked (RunError says what to fix); the model name, trimmed."""
     model = (model or "").strip()
     if len(model) > MAX_MODEL_CHARS or (model and ":" not in model):
         raise RunError('Name the model as "<provider>:<model>", e.g. demo:planner, in under 100 characters.')
@@ -80,8 +78,17 @@ def replay_start(*, original: Run, actor, model: str = "", agent_version: int | 
         raise RunError(f"The instructions are {len(instructions)} characters; keep them under {MAX_INSTRUCTIONS_CHARS}.")
     if read_only not in ReadOnlyTools.values:
         raise RunError("Choose whether read-only tools run live or from the recording.")
-    if agent_version is not None and agent_version not in agent_versions(original.agent):
-        raise RunError(f"{original.agent.name} has no version {agent_version}.")
+    if agent_version is not None and agent_version not in agent_versions(agent):
+        raise RunError(f"{agent.name} has no version {agent_version}.")
+    return model
+
+
+def replay_start(*, original: Run, actor, model: str = "", agent_version: int | None = None,
+                 instructions: str | None = None, read_only: str = ReadOnlyTools.RECORDED,
+                 batch: ReplayBatch | None = None) -> Run:
+    """A new run of the original's goal, marked as its replay. Raises RunError with what to fix."""
+    model = _checked(agent=original.agent, model=model, agent_version=agent_version, instructions=instructions,
+                     read_only=read_only)
     if not original.is_terminal:
         raise RunError("Replay a run once it has ended: its recording is not complete yet.")
     with transaction.atomic():  # the replay row commits with the run, before its first step is taken
@@ -98,10 +105,10 @@ def replay_batch_create(*, tenant, agent: Agent, runs: int, actor, model: str = 
     them, counting its progress. Raises RunError with what to fix."""
     if not 1 <= runs <= 100:
         raise RunError("Replay from 1 to 100 runs at once.")
-    if agent_version is not None and agent_version not in agent_versions(agent):
-        raise RunError(f"{agent.name} has no version {agent_version}.")
+    model = _checked(agent=agent, model=model, agent_version=agent_version, instructions=instructions,
+                     read_only=read_only)
     with transaction.atomic():
-        batch = ReplayBatch.objects.create(tenant=tenant, agent=agent, runs_wanted=runs, model=(model or "").strip(),
+        batch = ReplayBatch.objects.create(tenant=tenant, agent=agent, runs_wanted=runs, model=model,
                                            agent_version=agent_version, instructions=instructions, read_only=read_only,
                                            created_by=actor)
         from traces.tasks import replay_batch_run

@@ -132,7 +132,12 @@ def decisions(request: HttpRequest, tenant_slug: str, run_number: int) -> HttpRe
 
 
 def _version_choice(text: str) -> int | None:
-    return strict_int(text) if text else None
+    """The agent version chosen in a form: empty is the current one; anything but a number is refused."""
+    if not text:
+        return None
+    if (version := strict_int(text)) is None:
+        raise RunError("The agent version is a number, like 2 (or empty for the current one).")
+    return version
 
 
 @login_required
