@@ -15,17 +15,26 @@ from console.input import strict_int
 from console.roles import can_open
 
 
+async def socket_run(consumer, *, section: str):
+    """The membership and the run a socket's URL names (its tenant and run number), or (None, None) after
+    closing it: 4404 for an outsider or a run not in the tenant, 4403 for a role that may not open ``section``."""
+    membership = await socket_access(consumer, section=section)
+    if membership is None:
+        return None, None
+    run = await database_sync_to_async(run_row)(tenant=membership.tenant,
+                                                number=consumer.scope["url_route"]["kwargs"]["run_number"])
+    if run is None:
+        await consumer.close(code=CLOSE_NOT_FOUND)
+        return None, None
+    return membership, run
+
+
 class RunConsumer(AsyncJsonWebsocketConsumer):
     """/ws/t/<tenant>/runs/<number>/?after=<seq>: replays what the client missed, then streams."""
 
     async def connect(self):
-        membership = await socket_access(self, section="runs")
-        if membership is None:
-            return
-        run = await database_sync_to_async(run_row)(tenant=membership.tenant,
-                                                    number=self.scope["url_route"]["kwargs"]["run_number"])
+        membership, run = await socket_run(self, section="runs")
         if run is None:
-            await self.close(code=CLOSE_NOT_FOUND)
             return
         self.run_id, self.tenant = run.pk, membership.tenant
         self.can_decide = can_open(membership.role, "approvals")

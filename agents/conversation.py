@@ -57,6 +57,10 @@ class Conversation:
         self._add(message)
         run.writes.message(ConversationMessage(run=run, seq=self.length, step=run.step, message=message))
 
+    def open_tool_results(self) -> list[str]:
+        """The call ids of the tool results the model has not answered yet (what its next reply refers to)."""
+        return [part.tool_call_id for part in self._parts if isinstance(part, ToolReturnPart)]
+
     def model_messages(self, context: str = "") -> list[ModelMessage]:
         """The messages for the next model call; ``context`` (delimited blocks for this step only) joins
         the open request, and is not kept in the conversation."""

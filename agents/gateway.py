@@ -300,19 +300,24 @@ async def _request(model, messages: list[ModelMessage], parameters: ModelRequest
 
 
 def _attempt(model, messages: list[ModelMessage], parameters: ModelRequestParameters, timeout: float, *,
-             provider: str, model_name: str) -> ModelResponse:
-    """One attempt at one model, in its own GenAI span."""
+             provider: str, model_name: str) -> tuple[ModelResponse, Decimal, dict]:
+    """One attempt at one model, in its own GenAI span (with its usage and its price at call time).
+    Returns the response, its cost and the price used."""
     with model_call_span(provider=provider, model=model_name) as span:
         try:
             response = aio.run(_request(model, messages, parameters, timeout))
         except Exception as exc:
             span_failed(span, type(exc).__name__, str(exc))
             raise
-        model_call_finished(span, response_model=response.model_name or model_name,
-                            input_tokens=response.usage.input_tokens or 0, output_tokens=response.usage.output_tokens or 0,
-                            cached_tokens=getattr(response.usage, "cache_read_tokens", 0) or 0,
-                            finish=str(getattr(response, "finish_reason", None) or "stop"))
-        return response
+        usage, answered_by = response.usage, response.model_name or model_name
+        cached = getattr(usage, "cache_read_tokens", 0) or 0
+        cost, price_used = price(provider, answered_by, usage.input_tokens or 0, usage.output_tokens or 0, cached)
+        model_call_finished(span, response_model=answered_by, input_tokens=usage.input_tokens or 0,
+                            output_tokens=usage.output_tokens or 0, cached_tokens=cached,
+                            cache_write_tokens=getattr(usage, "cache_write_tokens", 0) or 0,
+                            reasoning_tokens=(getattr(usage, "details", None) or {}).get("reasoning_tokens", 0),
+                            cost_usd=float(cost), finish=str(getattr(response, "finish_reason", None) or "stop"))
+        return response, cost, price_used
 
 
 def complete(*, models: list[str], tools: list[Tool], plan_mode: bool, messages: list[ModelMessage] | None = None,
@@ -342,8 +347,8 @@ def complete(*, models: list[str], tools: list[Tool], plan_mode: bool, messages:
         for attempt_number in range(1, policy.max_attempts_per_model + policy.repair_attempts + 1):
             started = time.perf_counter()
             try:
-                response = _attempt(model, messages, parameters, policy.timeout_seconds,
-                                    provider=provider, model_name=model_name)
+                response, cost, price_used = _attempt(model, messages, parameters, policy.timeout_seconds,
+                                                      provider=provider, model_name=model_name)
             except Exception as exc:
                 latency = int((time.perf_counter() - started) * 1000)
                 transient = _transient(exc)
@@ -362,8 +367,6 @@ def complete(*, models: list[str], tools: list[Tool], plan_mode: bool, messages:
             latency = int((time.perf_counter() - started) * 1000)
             usage = response.usage
             cached = getattr(usage, "cache_read_tokens", 0) or 0
-            cost, price_used = price(provider, response.model_name or model_name, usage.input_tokens or 0,
-                                     usage.output_tokens or 0, cached)
             record = Attempt(provider, response.model_name or model_name, "ok", "", latency, usage.input_tokens or 0,
                              usage.output_tokens or 0, cached, cost, price_used)
             attempts.append(record)

@@ -11,6 +11,9 @@ the runtime imports none of those apps (tests/test_import_direction.py checks it
   ``fn(run, old, new)``. For what follows a run's life (run webhooks); it must not change the run: rows it
   adds commit with the change, work outside the database goes after commit (``transaction.on_commit``).
 - **span sinks**: ``factory() -> SpanExporter``; every process's TracerProvider exports to them.
+- **run overrides** (once per turn, at the claim): ``fn(run) -> RunOverrides | None``. What an app changes
+  for one run for its whole life (a replay: another model or instructions, tools answered from a
+  recording, nobody asked to approve). The first answer that is not None applies.
 - **human review** (one implementation, approvals): what policy asks of a call, the requests that
   make a run wait for a person, and what people decided. Without one, nothing waits for a person.
 
@@ -78,6 +81,7 @@ class Decision:
     tool_calls: tuple[dict, ...]
     policy_checks: dict[str, dict]  # tool → {"risk", "needs_approval", "rule"}
     context: tuple[dict, ...] = ()
+    inputs: dict = field(default_factory=dict)  # what the model was given: {"messages": count, "tool_results": [call ids]}
 
 
 @dataclass(frozen=True)
@@ -142,6 +146,19 @@ class NoReview:
         return False
 
 
+@dataclass(frozen=True)
+class RunOverrides:
+    """Changes to how one run is carried out. ``tool_runner(run, spec, arguments) -> result | None``
+    answers a tool call in the tool's place (a result dict as tools return) or returns None to let the
+    tool run; ``skip_review``: no call or plan of this run waits for a person."""
+
+    model: str = ""
+    fallback_models: tuple[str, ...] | None = None
+    instructions: str | None = None
+    tool_runner: Callable[..., dict | None] | None = None
+    skip_review: bool = False
+
+
 ContextProvider = Callable[[StepInfo], list[ContextBlock]]
 UsageHook = Callable[..., None]
 DecisionHook = Callable[..., None]
@@ -155,6 +172,7 @@ class Hooks:
         self.decision: list[DecisionHook] = []
         self.status: list[StatusHook] = []
         self.span_sinks: dict[str, Callable[[], Any]] = {}
+        self.run_overrides: list[Callable[[Any], RunOverrides | None]] = []
         self.review: HumanReview = NoReview()
 
 
@@ -188,6 +206,17 @@ def status_changed(run, old: str, new: str) -> None:
 
 def register_span_sink(name: str, factory: Callable[[], Any]) -> None:
     hooks.span_sinks[name] = factory
+
+
+def register_run_overrides(provider: Callable[[Any], RunOverrides | None]) -> None:
+    hooks.run_overrides.append(provider)
+
+
+def run_overrides(run) -> RunOverrides | None:
+    for provider in hooks.run_overrides:
+        if (overrides := provider(run)) is not None:
+            return overrides
+    return None
 
 
 def register_human_review(review: HumanReview) -> None:

@@ -3,6 +3,7 @@ wins, a repeated submit is harmless, and the loser is told who decided and when.
 
 from __future__ import annotations
 
+import json
 import secrets
 from datetime import timedelta
 
@@ -15,6 +16,7 @@ from agents.models import Run
 from agents.services import run_cancel, run_continue_after_decision, run_locked
 from agents.tools import REGISTRY
 from agents.tools.registry import parse_arguments
+from agents.tracing import record_span
 
 from approvals.live import notify_on_commit, publish_queue_changed_on_commit
 from approvals.models import (
@@ -335,7 +337,34 @@ def _close(approval, status: str, *, actor, note: str) -> None:
         before, after = approval.arguments["steps"], approval.approved_arguments["steps"]
         payload["plan_diff"] = plan_diff(before, after)
     _tell_run(approval, "approval.decided", payload, decided=status == ApprovalStatus.APPROVED)
+    _wait_span_on_commit(approval, payload)
     notify_on_commit(approval, "decided")  # after the run's step is enqueued: the run goes first
+
+
+def _wait_span_on_commit(approval, payload: dict) -> None:
+    """The run waited for a person: a span of kind "approval" in the run's trace, from the request to
+    the decision, saying who decided, how long it waited and what they changed (docs/ARCHITECTURE.md,
+    Traces). Recorded through the runtime's tracing like any span, after commit."""
+    waited = approval.decided_at - approval.created_at
+    attributes = {"proctor.approval.id": approval.id, "proctor.approval.kind": approval.kind,
+                  "proctor.approval.decision": payload["decision"], "proctor.approval.decided_by": payload["by"],
+                  "proctor.approval.requested_at": approval.created_at.isoformat(),
+                  "proctor.approval.decided_at": approval.decided_at.isoformat(),
+                  "proctor.approval.waited_ms": int(waited.total_seconds() * 1000), "proctor.step": approval.step,
+                  "proctor.approval.note": payload["note"][:500], "proctor.approval.risk": approval.risk,
+                  "proctor.approval.policy": approval.policy, "proctor.approval.edited": "edited_arguments" in payload}
+    if approval.kind == ApprovalKind.TOOL_CALL:
+        attributes.update({"gen_ai.tool.name": approval.tool, "gen_ai.tool.call.id": approval.call_id})
+    if "edited_arguments" in payload:
+        changed = payload.get("plan_diff") or {"proposed": approval.arguments, "approved": payload["edited_arguments"]}
+        attributes["proctor.approval.changes"] = json.dumps(changed, sort_keys=True, default=str)[:4000]
+    if "answer" in payload:
+        attributes["proctor.approval.answer"] = payload["answer"][:500]
+    trace_id = Run.objects.filter(pk=approval.run_id).values_list("trace_id", flat=True).first() or ""
+    span = {"trace_id": trace_id, "kind": "approval", "name": f"approval wait {approval.tool or approval.kind}",
+            "started": approval.created_at, "ended": approval.decided_at, "attributes": attributes,
+            "error": "expired without a decision" if payload["decision"] == ApprovalStatus.EXPIRED else ""}
+    transaction.on_commit(lambda: record_span(**span))
 
 
 def approval_assign(*, approval: ApprovalRequest, assignee: str | None, actor) -> ApprovalRequest:

@@ -20,6 +20,7 @@ from console.admin_api import router as admin_router
 from console.api_auth import MissingScope, token_scopes
 from console.api_errors import code_for, errors
 from console.input import InputRefused, json_load
+from traces.api import router as traces_router
 from webhooks.api import router as webhooks_router
 
 
@@ -44,7 +45,7 @@ class SwaggerFromStatic(Swagger):
 api = NinjaAPI(
     title="Proctor API",
     version="1",
-    description="Runs, approvals, memory and costs of one tenant. Authenticate with `Authorization: Bearer <token>`.",
+    description="Runs, approvals, traces, memory and costs of one tenant. Authenticate with `Authorization: Bearer <token>`.",
     # Routers and operations declare the scope they need (console/api_auth.py); one that declares nothing
     # needs an admin token: closed, never open.
     auth=token_scopes("admin", section="admin"),
@@ -59,6 +60,7 @@ api.add_router("/", tools_router)
 api.add_router("/", approvals_router)
 api.add_router("/", admin_router)
 api.add_router("/", webhooks_router)
+api.add_router("/", traces_router)
 
 
 log = logging.getLogger("proctor.api")

@@ -2,5 +2,6 @@
 
 from agents.routing import websocket_urlpatterns as agent_routes
 from approvals.routing import websocket_urlpatterns as approval_routes
+from traces.routing import websocket_urlpatterns as trace_routes
 
-websocket_urlpatterns: list = [*agent_routes, *approval_routes]
+websocket_urlpatterns: list = [*agent_routes, *approval_routes, *trace_routes]

@@ -9,6 +9,7 @@ from approvals import views as approval_views
 from console import views
 from console.api import api
 from demo import views as demo_views
+from traces import views as trace_views
 from webhooks import views as webhook_views
 
 urlpatterns = [
@@ -38,7 +39,16 @@ urlpatterns = [
     path("t/<slug:tenant_slug>/approvals/<int:approval_id>/decision/", approval_views.decide, name="approval_decide"),
     path("t/<slug:tenant_slug>/approvals/<int:approval_id>/assignee/", approval_views.assign, name="approval_assign"),
     path("t/<slug:tenant_slug>/memory/", views.section_page("memory"), name="memory"),
-    path("t/<slug:tenant_slug>/traces/", views.section_page("traces"), name="traces"),
+    path("t/<slug:tenant_slug>/traces/", trace_views.traces, name="traces"),
+    path("t/<slug:tenant_slug>/traces/<int:run_number>/", trace_views.timeline, name="trace_timeline"),
+    path("t/<slug:tenant_slug>/traces/<int:run_number>/skeleton/", trace_views.skeleton, name="trace_skeleton"),
+    path("t/<slug:tenant_slug>/traces/<int:run_number>/search/", trace_views.search, name="trace_search"),
+    path("t/<slug:tenant_slug>/traces/<int:run_number>/spans/<int:span_id>/", trace_views.span, name="trace_span"),
+    path("t/<slug:tenant_slug>/traces/<int:run_number>/decisions/", trace_views.decisions, name="trace_decisions"),
+    path("t/<slug:tenant_slug>/traces/<int:run_number>/replay/", trace_views.replay, name="trace_replay"),
+    path("t/<slug:tenant_slug>/traces/<int:run_number>/compare/", trace_views.compare, name="trace_compare"),
+    path("t/<slug:tenant_slug>/traces/batches/", trace_views.batch_create, name="trace_batch_create"),
+    path("t/<slug:tenant_slug>/traces/batches/<int:batch_id>/", trace_views.batch, name="trace_batch"),
     path("t/<slug:tenant_slug>/costs/", views.section_page("costs"), name="costs"),
     path("t/<slug:tenant_slug>/admin/", views.admin_members, name="admin_members"),
     path("t/<slug:tenant_slug>/admin/members/<int:membership_id>/role/", views.admin_member_role, name="admin_member_role"),

@@ -1,5 +1,6 @@
 """The database span sink: finished spans of runs into the Span table, in batches. Registered into
-the runtime's span sinks (agents.hooks) by traces.apps; every process's TracerProvider exports to it."""
+the runtime's span sinks (agents.hooks) by traces.apps; every process's TracerProvider exports to it.
+After a batch is stored, each run it touched is announced to its timeline's sockets (traces.live)."""
 
 from __future__ import annotations
 
@@ -13,18 +14,29 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from agents.models import Run
-from traces.models import Span
+from traces.live import publish_spans_stored
+from traces.models import KINDS, Span
 
 logger = logging.getLogger(__name__)
 
-KINDS = {"chat": "model", "execute_tool": "tool", "invoke_agent": "step"}
+BY_OPERATION = {"chat": "model", "execute_tool": "tool", "invoke_agent": "step", "search_memory": "memory_search",
+                "create_memory": "memory_write", "update_memory": "memory_write", "delete_memory": "memory_write"}
 
 
-def _kind(span: ReadableSpan) -> str:
-    operation = (span.attributes or {}).get("gen_ai.operation.name", "")
-    if operation == "invoke_agent" and span.parent is None:
+def span_kind(attributes: dict, has_parent: bool) -> str:
+    """``proctor.span.kind`` when the producer said it (agents.tracing does for every span); otherwise
+    from the GenAI operation (a root invoke_agent is the run)."""
+    stated = attributes.get("proctor.span.kind", "")
+    if stated in KINDS:
+        return stated
+    operation = attributes.get("gen_ai.operation.name", "")
+    if operation == "invoke_agent" and not has_parent:
         return "run"
-    return KINDS.get(operation, "other")
+    return BY_OPERATION.get(operation, "other")
+
+
+def _own_tokens(attributes: dict) -> int:
+    return int(attributes.get("gen_ai.usage.input_tokens", 0) or 0) + int(attributes.get("gen_ai.usage.output_tokens", 0) or 0)
 
 
 # One statement a batch, resolving each span's run and tenant by its trace id in the database: no
@@ -32,18 +44,29 @@ def _kind(span: ReadableSpan) -> str:
 # interpreter for a fraction of what building ORM rows took, so the steps beside it are not held up).
 INSERT = f"""
     INSERT INTO {Span._meta.db_table} (tenant_id, run_id, trace_id, span_id, parent_span_id, name, kind, started_at,
-                                      ended_at, status, attributes)
+                                      ended_at, status, tokens, cost_usd, attributes)
     SELECT r.tenant_id, r.id, s.trace_id, s.span_id, s.parent_span_id, s.name, s.kind, s.started_at, s.ended_at,
-           s.status, s.attributes
+           s.status, s.tokens, s.cost_usd, s.attributes
       FROM json_to_recordset(%s) AS s(trace_id text, span_id text, parent_span_id text, name text, kind text,
-                                      started_at timestamptz, ended_at timestamptz, status text, attributes jsonb)
+                                      started_at timestamptz, ended_at timestamptz, status text, tokens integer,
+                                      cost_usd numeric, attributes jsonb)
       JOIN {Run._meta.db_table} r ON r.trace_id = s.trace_id
         ON CONFLICT (trace_id, span_id) DO NOTHING
+    RETURNING run_id, tenant_id
 """
 
 
 def _iso(nanoseconds: int) -> str:
     return datetime.fromtimestamp(nanoseconds / 1e9, tz=UTC).isoformat()
+
+
+def span_row(s: ReadableSpan) -> dict:
+    attributes = dict(s.attributes or {})
+    return {"trace_id": format(s.context.trace_id, "032x"), "span_id": format(s.context.span_id, "016x"),
+            "parent_span_id": format(s.parent.span_id, "016x") if s.parent else "", "name": s.name[:200],
+            "kind": span_kind(attributes, s.parent is not None), "status": s.status.status_code.name.lower(),
+            "started_at": _iso(s.start_time), "ended_at": _iso(s.end_time), "tokens": _own_tokens(attributes),
+            "cost_usd": round(float(attributes.get("proctor.cost_usd", 0) or 0), 6), "attributes": attributes}
 
 
 class DatabaseSpanExporter(SpanExporter):
@@ -52,18 +75,18 @@ class DatabaseSpanExporter(SpanExporter):
     design (one exporter per process): each span gets its run's tenant."""
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        rows = [{"trace_id": format(s.context.trace_id, "032x"), "span_id": format(s.context.span_id, "016x"),
-                 "parent_span_id": format(s.parent.span_id, "016x") if s.parent else "", "name": s.name[:200],
-                 "kind": _kind(s), "status": s.status.status_code.name.lower(), "started_at": _iso(s.start_time),
-                 "ended_at": _iso(s.end_time), "attributes": dict(s.attributes or {})} for s in spans]
+        rows = [span_row(s) for s in spans]
         try:
             with connection.cursor() as cursor:
                 cursor.execute(INSERT, [json.dumps(rows, default=list, separators=(",", ":"))])
-            return SpanExportResult.SUCCESS
+                stored = set(cursor.fetchall())
         except DatabaseError:
             logger.warning("could not store %d spans", len(spans), exc_info=True)
             close_old_connections()
             return SpanExportResult.FAILURE
+        for run_id, tenant_id in stored:  # autocommit: they are visible now
+            publish_spans_stored(run_id, tenant_id)
+        return SpanExportResult.SUCCESS
 
     def shutdown(self) -> None:
         pass

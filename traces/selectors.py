@@ -1,11 +1,303 @@
-"""Reads for the runs' traces."""
+"""Reads for the runs' traces: the traces list, a trace's skeleton (with subtree rollups computed
+here, on the server, from the stored spans: current while the run runs, final when it ends), search
+within a trace, and one span's detail."""
 
 from __future__ import annotations
 
-from traces.models import Span
+from datetime import datetime, timedelta
+from decimal import Decimal, InvalidOperation
+
+from django.db.models import Exists, F, OuterRef, Q, QuerySet
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+from agents.models import ConversationMessage, ModelCall, Run, RunEvent, ToolInvocation
+from console.input import strict_int, strict_number
+from traces.models import KINDS, DecisionRecord, Span
+
+STATUSES = ("unset", "ok", "error")
+SKELETON_FIELDS = ("id", "parent", "depth", "kind", "name", "start_us", "duration_us", "status", "tokens", "cost_usd",
+                   "subtree_tokens", "subtree_cost_usd", "subtree_errors", "subtree_duration_us")
+SKELETON_NAME_CHARS = 80
 
 
 def span_list(*, tenant, run) -> list[Span]:
     """The run's stored spans (``run``: the run or its id), in the order they started; none for a run
     of another tenant."""
     return list(Span.objects.for_tenant(tenant).filter(run=run).order_by("started_at", "id"))
+
+
+def _us(delta: timedelta) -> int:
+    return int(delta.total_seconds() * 1_000_000)
+
+
+def trace_skeleton(*, tenant, run: Run) -> dict:
+    """The whole trace as compact arrays, one row per span in tree order (a parent before its children,
+    siblings by start): ``fields`` names the columns; ``parent`` and ``depth`` place a row in the tree
+    (parent is a row index, -1 for the root); ``kind`` and ``status`` index ``kinds`` and ``statuses``;
+    times are microseconds from the trace's start. Each row carries its own tokens and cost and its
+    subtree's totals (tokens, cost, error spans, duration from its start to the last end below it).
+
+    A run still running has no run span yet (it is recorded when the run ends): its spans hang under a
+    stand-in root (id 0) for the run so far."""
+    rows = list(Span.objects.for_tenant(tenant).filter(run=run).order_by("started_at", "id").values_list(
+        "id", "span_id", "parent_span_id", "kind", "name", "started_at", "ended_at", "status", "tokens", "cost_usd"))
+    by_span_id = {row[1]: index for index, row in enumerate(rows)}
+    roots = [i for i, row in enumerate(rows) if row[2] not in by_span_id]
+    live_root = not any(rows[i][3] == "run" for i in roots)
+    if live_root:  # the run so far: from its creation to now (or its end)
+        ended = run.finished_at or timezone.now()
+        rows.append((0, "", "", "run", f"invoke_agent {run.agent.name}", run.created_at, ended,
+                     "error" if run.status == "failed" else "unset", 0, Decimal(0)))
+        top = len(rows) - 1
+        children: list[list[int]] = [[] for _ in rows]
+        children[top] = roots
+        order_roots = [top]
+    else:
+        children = [[] for _ in rows]
+        order_roots = roots
+    for i, row in enumerate(rows[:len(by_span_id)]):
+        parent = by_span_id.get(row[2])
+        if parent is not None:
+            children[parent].append(i)
+    start = min((rows[i][5] for i in order_roots), default=run.created_at)
+    # Tree order without recursion (a trace may be deep); rollups after, children before parents.
+    order, parent_of, depth_of = [], {}, {}
+    stack = [(i, -1, 0) for i in reversed(order_roots)]
+    while stack:
+        i, parent, depth = stack.pop()
+        parent_of[i], depth_of[i] = parent, depth
+        order.append(i)
+        stack.extend((child, i, depth + 1) for child in reversed(children[i]))
+    position = {i: n for n, i in enumerate(order)}
+    tokens = {i: rows[i][8] for i in order}
+    cost = {i: float(rows[i][9]) for i in order}
+    errors = {i: int(rows[i][7] == "error") for i in order}
+    last_end = {i: rows[i][6] for i in order}
+    for i in reversed(order):
+        parent = parent_of[i]
+        if parent >= 0:
+            tokens[parent] += tokens[i]
+            cost[parent] += cost[i]
+            errors[parent] += errors[i]
+            last_end[parent] = max(last_end[parent], last_end[i])
+    spans = []
+    for i in order:
+        row = rows[i]
+        spans.append([row[0], position.get(parent_of[i], -1), depth_of[i], KINDS.index(row[3]) if row[3] in KINDS else len(KINDS) - 1,
+                      row[4][:SKELETON_NAME_CHARS], _us(row[5] - start), max(0, _us(row[6] - row[5])), STATUSES.index(row[7]) if row[7] in STATUSES else 0,
+                      row[8], round(float(row[9]), 6), tokens[i], round(cost[i], 6), errors[i], max(0, _us(last_end[i] - row[5]))])
+    return {"run": run.number, "trace_id": run.trace_id, "status": run.status, "running": not run.is_terminal,
+            "started_at": start.isoformat(), "fields": list(SKELETON_FIELDS), "kinds": list(KINDS),
+            "statuses": list(STATUSES), "spans": spans}
+
+
+SEARCH_LIMIT = 5000
+
+
+def _like(text: str) -> str:
+    return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def trace_search(*, tenant, run: Run, query: str) -> list[int]:
+    """Ids of the run's spans whose name or attributes (keys and values) contain ``query``, in start order."""
+    query = query.strip()[:200]
+    if not query:
+        return []
+    pattern = _like(query)
+    spans = Span.objects.for_tenant(tenant).filter(run=run).extra(
+        where=["(traces_span.name ILIKE %s OR traces_span.attributes::text ILIKE %s)"], params=[pattern, pattern])
+    return list(spans.order_by("started_at", "id").values_list("id", flat=True)[:SEARCH_LIMIT])
+
+
+def span_get(*, tenant, run: Run, span_id: int) -> Span | None:
+    return Span.objects.for_tenant(tenant).filter(run=run, pk=span_id).first()
+
+
+def _step_of(span: Span, tenant) -> int | None:
+    """The step a span belongs to: its own ``proctor.step``, or its parent's (a model or tool call)."""
+    if "proctor.step" in span.attributes:
+        return strict_int(str(span.attributes["proctor.step"]))
+    parent = Span.objects.for_tenant(tenant).filter(run_id=span.run_id, span_id=span.parent_span_id).values_list(
+        "attributes", flat=True).first()
+    return strict_int(str(parent.get("proctor.step", ""))) if parent else None
+
+
+def decision_for(*, tenant, run: Run, step: int | None) -> DecisionRecord | None:
+    if step is None:
+        return None
+    return DecisionRecord.objects.for_tenant(tenant).filter(run=run, step=step).first()
+
+
+def decision_list(*, tenant, run: Run) -> list[DecisionRecord]:
+    return list(DecisionRecord.objects.for_tenant(tenant).filter(run=run).order_by("step"))
+
+
+def _model_call(span: Span, tenant, step: int) -> ModelCall | None:
+    """The ModelCall row of a model span: the attempts of its step in order, matched by the span's place
+    among the step's model spans."""
+    siblings = list(Span.objects.for_tenant(tenant).filter(run_id=span.run_id, parent_span_id=span.parent_span_id,
+                                                           kind="model").order_by("started_at", "id").values_list("id", flat=True))
+    attempt = siblings.index(span.pk) + 1 if span.pk in siblings else 1
+    return ModelCall.objects.for_tenant(tenant).filter(run_id=span.run_id, step=step, attempt=attempt).first()
+
+
+MESSAGES_SHOWN = 20
+
+
+def span_detail(*, tenant, run: Run, span: Span) -> dict:
+    """What the span's detail shows, read on demand: its attributes and, by kind, the messages in and
+    out, the call's arguments and result, the price snapshot, the memories used, the approval and the
+    step's decision record."""
+    step = _step_of(span, tenant)
+    detail: dict = {"id": span.pk, "span_id": span.span_id, "parent_span_id": span.parent_span_id, "kind": span.kind,
+                    "name": span.name, "started_at": span.started_at.isoformat(), "ended_at": span.ended_at.isoformat(),
+                    "duration_ms": round((span.ended_at - span.started_at).total_seconds() * 1000, 3),
+                    "status": span.status, "tokens": span.tokens, "cost_usd": str(span.cost_usd), "step": step,
+                    "attributes": span.attributes}
+    attributes = span.attributes
+    if span.kind == "model" and step is not None:
+        if call := _model_call(span, tenant, step):
+            detail["model_call"] = {"provider": call.provider, "model": call.model, "attempt": call.attempt,
+                                    "status": call.status, "error": call.error, "input_tokens": call.input_tokens,
+                                    "output_tokens": call.output_tokens, "cached_tokens": call.cached_tokens,
+                                    "cost_usd": str(call.cost_usd), "price": call.price}
+        messages = ConversationMessage.objects.filter(run=run, step__lte=step).order_by("-seq")
+        recent = list(messages.values_list("step", "message")[:MESSAGES_SHOWN])[::-1]
+        detail["messages_in"] = [message for at, message in recent if at < step]
+        detail["messages_out"] = [message for at, message in recent if at == step and message.get("role") == "assistant"]
+    if span.kind == "tool" and (call_id := attributes.get("gen_ai.tool.call.id")):
+        if invocation := ToolInvocation.objects.for_tenant(tenant).filter(run=run, call_id=call_id).order_by("-id").first():
+            detail["tool_call"] = {"tool": invocation.tool, "status": invocation.status, "arguments": invocation.arguments,
+                                   "result": invocation.result, "duration_ms": invocation.duration_ms}
+    if span.kind == "approval":
+        detail["approval"] = {key.removeprefix("proctor.approval."): value for key, value in attributes.items()
+                              if key.startswith("proctor.approval.")}
+    if span.kind in ("memory_search", "memory_write"):
+        detail["memories"] = list(attributes.get("proctor.memory.ids", []))
+    if span.kind in ("step", "model") and step is not None:
+        used = RunEvent.objects.filter(run=run, type="context.used", payload__step=step).values_list("payload", flat=True).first()
+        detail["memories"] = [reference.get("id") for block in (used or {}).get("blocks", [])
+                              if block.get("source") == "memory" for reference in block.get("references", [])]
+    if span.kind in ("step", "model", "tool") and (decision := decision_for(tenant=tenant, run=run, step=step)):
+        detail["decision"] = decision_out(decision)
+    return detail
+
+
+def decision_out(decision: DecisionRecord) -> dict:
+    return {"step": decision.step, "type": decision.type, "tool": decision.tool, "summary": decision.summary,
+            "inputs": decision.inputs, "policy_checks": decision.policy_checks, "at": decision.at.isoformat()}
+
+
+# The traces list: one trace per run.
+TRACES_PAGE = 50
+SORTS = {"newest": ("-number",), "oldest": ("number",), "cost": ("-cost_usd", "-number"),
+         "duration": ("-duration", "-number")}
+
+
+def trace_filters(params) -> dict:
+    """The traces list's filters from a query string (page and API): agent, status, requester, has error,
+    min duration (seconds), min cost (USD), time range (ISO dates or times), sort, and q (a run number or
+    a trace id)."""
+    return {"agent": params.get("agent", "")[:60], "status": params.get("status", "")[:24],
+            "requester": params.get("requester", "")[:150], "has_error": params.get("has_error", "") in ("1", "true", "on"),
+            "min_duration": params.get("min_duration", "")[:12], "min_cost": params.get("min_cost", "")[:16],
+            "since": params.get("since", "")[:40], "until": params.get("until", "")[:40],
+            "sort": params.get("sort", "newest") if params.get("sort", "newest") in SORTS else "newest",
+            "q": params.get("q", "").strip().lstrip("#")[:40]}
+
+
+class FilterRefused(ValueError):
+    """A filter's value cannot be read; the message says which and how to write it."""
+
+
+def _moment(text: str, name: str) -> datetime | None:
+    if not text:
+        return None
+    try:
+        moment = parse_datetime(text) or parse_datetime(text + "T00:00:00")
+    except ValueError:  # well formed, but no such date (2026-13-45)
+        moment = None
+    if moment is None:
+        raise FilterRefused(f"{name} must be a date or time like 2026-11-28 or 2026-11-28T12:00")
+    return timezone.make_aware(moment) if timezone.is_naive(moment) else moment
+
+
+def _number(text: str, name: str) -> Decimal | None:
+    if not text:
+        return None
+    value = strict_number(text)
+    if value is None or not 0 <= value <= 1e9:
+        raise FilterRefused(f"{name} must be a number from 0 to 1,000,000,000, like 2.5")
+    return Decimal(text)
+
+
+def _traces(tenant, filters: dict) -> QuerySet[Run]:
+    runs = (Run.objects.for_tenant(tenant).exclude(trace_id="").select_related("agent", "requested_by")
+            .annotate(duration=F("finished_at") - F("created_at"),
+                      has_error=Exists(Span.objects.filter(run=OuterRef("pk"), status="error"))))
+    if filters["agent"]:
+        runs = runs.filter(agent__slug=filters["agent"])
+    if filters["status"]:
+        runs = runs.filter(status=filters["status"])
+    if filters["requester"]:
+        runs = runs.filter(requested_by__username=filters["requester"])
+    if filters["has_error"]:
+        runs = runs.filter(has_error=True)
+    if (seconds := _number(filters["min_duration"], "Min duration")) is not None:
+        runs = runs.filter(duration__gte=timedelta(seconds=float(seconds)))
+    if (cost := _number(filters["min_cost"], "Min cost")) is not None:
+        runs = runs.filter(cost_usd__gte=cost)
+    if since := _moment(filters["since"], "From"):
+        runs = runs.filter(created_at__gte=since)
+    if until := _moment(filters["until"], "To"):
+        runs = runs.filter(created_at__lte=until)
+    if query := filters["q"]:
+        runs = runs.filter(Q(number=int(query)) if query.isascii() and query.isdigit() else Q(trace_id=query.lower()))
+    return runs
+
+
+def _cursor_filter(runs: QuerySet[Run], sort: str, cursor: str) -> QuerySet[Run]:
+    """Keyset: the rows after the last one shown, by (sort value, number); the cursor is "value:number"."""
+    value, _, number = cursor.rpartition(":")
+    number = strict_int(number)
+    if number is None:
+        raise FilterRefused("The page cursor is not one this list gave out; start from the first page.")
+    if sort == "newest":
+        return runs.filter(number__lt=number)
+    if sort == "oldest":
+        return runs.filter(number__gt=number)
+    try:
+        if sort == "cost":
+            amount = Decimal(value)
+            return runs.filter(Q(cost_usd__lt=amount) | Q(cost_usd=amount, number__lt=number))
+        micros = strict_int(value)
+        if micros is None:
+            raise ValueError
+        if micros < 0:  # a run not finished (no duration) sorts last
+            return runs.filter(duration__isnull=True, number__lt=number)
+        duration = timedelta(microseconds=micros)
+        return runs.filter(Q(duration__lt=duration) | Q(duration__isnull=True) | Q(duration=duration, number__lt=number))
+    except (InvalidOperation, ValueError):
+        raise FilterRefused("The page cursor is not one this list gave out; start from the first page.") from None
+
+
+def _cursor_of(run: Run, sort: str) -> str:
+    if sort == "cost":
+        return f"{run.cost_usd}:{run.number}"
+    if sort == "duration":
+        return f"{_us(run.duration) if run.duration is not None else -1}:{run.number}"
+    return f":{run.number}"
+
+
+def trace_page(*, tenant, filters: dict, after: str = "") -> tuple[list[Run], str]:
+    """A page of the traces list in the chosen order, keyset-paged (as fast on page 1,000 as on page 1).
+    Returns the runs (each with ``duration`` and ``has_error``) and the next page's cursor ("" at the end).
+    Raises FilterRefused for a value it cannot read."""
+    sort = filters["sort"]
+    runs = _traces(tenant, filters)
+    if after:
+        runs = _cursor_filter(runs, sort, after)
+    order = [F("duration").desc(nulls_last=True), "-number"] if sort == "duration" else SORTS[sort]
+    rows = list(runs.order_by(*order)[:TRACES_PAGE + 1])
+    return rows[:TRACES_PAGE], _cursor_of(rows[TRACES_PAGE - 1], sort) if len(rows) > TRACES_PAGE else ""

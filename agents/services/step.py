@@ -20,7 +20,20 @@ from agents import engine
 from agents.conversation import Conversation
 from agents.events import emit
 from agents.gateway import Breaker, GatewayPolicy, complete
-from agents.hooks import ContextBlock, Decision, StepInfo, Usage, context_blocks, decision_made, hooks, review, usage_recorded
+from agents.hooks import (
+    ContextBlock,
+    Decision,
+    Need,
+    RunOverrides,
+    StepInfo,
+    Usage,
+    context_blocks,
+    decision_made,
+    hooks,
+    review,
+    run_overrides,
+    usage_recorded,
+)
 from agents.models import ModelCall, PlanStep, Run, RunStatus
 from agents.run_store import conversation_load, row_add, run_claim, run_lock, run_write
 from agents.selectors import pin_agent_version
@@ -38,7 +51,7 @@ from agents.services.transitions import (
 )
 from agents.tool_settings import tool_risk
 from agents.tools import REGISTRY
-from agents.tracing import step_span
+from agents.tracing import child_span, step_span
 from console.health import redis_client
 
 
@@ -60,6 +73,7 @@ class Turn:
     ends: float  # time.monotonic()
     committed: engine.RunState = engine.RunState()  # the state as the latest checkpoint holds it
     saving: engine.RunState | None = None  # the state the open transaction checkpoints
+    overrides: RunOverrides | None = None  # what an app changed for this run (agents.hooks.run_overrides)
 
     def goes_on(self) -> bool:
         return time.monotonic() < self.ends
@@ -80,9 +94,11 @@ class Turn:
         this transaction set before, e.g. the call its reply asked for and has since run, is dropped)."""
         if self.state == self.committed:
             run.writes.checkpoint, self.saving = None, None
-        else:
+            return
+        with child_span("checkpoint", f"checkpoint {run.step}", {"proctor.step": run.step,
+                                                                "proctor.checkpoint.messages": self.conversation.length}):
             state_save(run, self.state)
-            self.saving = self.state
+        self.saving = self.state
 
 
 @contextmanager
@@ -115,15 +131,17 @@ def run_advance(*, run_id: int, worker: str) -> str:
         return "no_lease"
     run, state_json = claimed
     pin_agent_version(run)
+    overrides = _overridden(run) if hooks.run_overrides else None
     state = engine.RunState.from_json(state_json)
     conversation = Conversation(instructions=run.agent.instructions, messages=conversation_load(run_id=run_id))
     turn = Turn(run=run, state=state, conversation=conversation, ends=time.monotonic() + settings.RUN_TURN_SECONDS,
-                committed=state)
+                committed=state, overrides=overrides)
     outcome = None
     while outcome in (None, MODEL_NEXT):
         with step_span(trace_id=run.trace_id, run_id=run_id, step=turn.run.step + 1, worker=worker) as span:
             if span is not None:
-                span.set_attribute("gen_ai.agent.name", run.agent.name)
+                span.set_attributes({"gen_ai.agent.name": run.agent.name, "gen_ai.agent.id": str(run.agent_id),
+                                     "gen_ai.agent.version": str(run.agent_version)})
             try:
                 if outcome is None:  # the turn's first step: its boundary in a transaction of its own
                     with fenced(turn) as locked:
@@ -135,6 +153,21 @@ def run_advance(*, run_id: int, worker: str) -> str:
             if span is not None:
                 span.set_attribute("proctor.outcome", outcome)
     return outcome
+
+
+def _overridden(run: Run) -> RunOverrides | None:
+    """The run's agent (in memory) as an app's overrides change it for this run."""
+    overrides = run_overrides(run)
+    if overrides is not None:
+        agent = run.agent
+        agent.model = overrides.model or agent.model
+        if overrides.fallback_models is not None:
+            agent.fallback_models = list(overrides.fallback_models)
+        if overrides.instructions is not None:
+            agent.instructions = overrides.instructions
+        if overrides.skip_review:
+            agent.plan_approval = False
+    return overrides
 
 
 def _step_boundary(run: Run, turn: Turn) -> str:
@@ -183,7 +216,10 @@ def _budgets(run: Run) -> engine.Fail | None:
 def _before_model_call(run: Run, turn: Turn) -> str | None:
     """In the step's first transaction: budgets, added instructions, status. Returns why the run
     cannot call the model ("failed"), or None."""
-    if exhausted := _budgets(run):
+    with child_span("budget", "budget check", {"proctor.step": run.step + 1}) as span:
+        exhausted = _budgets(run)
+        span.set_attribute("proctor.budget.outcome", exhausted.reason if exhausted else "within")
+    if exhausted:
         fail(run, exhausted.reason)
         return "failed"
     if run.inbox:
@@ -226,11 +262,11 @@ def _model_step(turn: Turn) -> str:
             fail(run, f"model_error: {result.error}"[:300])
             turn.save(run)
             return "failed"
-        verdicts, need = _verdicts(run, result.reply)
+        verdicts, need = _verdicts(run, result.reply, skip_review=bool(turn.overrides and turn.overrides.skip_review))
         action = engine.next_action(result.reply, verdicts=verdicts, plan_mode=run.agent.plan_mode,
                                     plan_approval=run.agent.plan_approval)
         if hooks.decision:
-            decision_made(info, _decision(action, result.reply, verdicts, need, used), run.writes)
+            decision_made(info, _decision(action, result.reply, verdicts, need, used, turn.conversation), run.writes)
         outcome = actions.apply_action(run, turn, action, need)
         pending = turn.state.pending_call
         if outcome == "tool_pending" and REGISTRY[pending.tool].transactional:
@@ -270,7 +306,7 @@ def _record_attempts(run: Run, info: StepInfo, attempts) -> None:
                        run.writes)
 
 
-def _verdicts(run: Run, reply: engine.ModelReply):
+def _verdicts(run: Run, reply: engine.ModelReply, *, skip_review: bool = False):
     """Policy's verdict on the call the reply makes, evaluated outside the model with the call's own
     arguments (the engine acts on the first call; the other tools are listed by name only). Returns
     the verdicts and the policy's need for that call (None without a call). A plan that needs
@@ -281,7 +317,8 @@ def _verdicts(run: Run, reply: engine.ModelReply):
         if spec := REGISTRY.get(name):
             risk = tool_risk(run.tenant, spec)  # the declared risk, or the tenant's raised one
             if call is not None and call.tool == name and name != engine.ASK_TOOL:
-                need = review().call_need(run=run, tool=name, risk=risk, arguments=call.arguments)
+                need = Need(False) if skip_review else review().call_need(run=run, tool=name, risk=risk,
+                                                                          arguments=call.arguments)
                 verdicts[name] = engine.ToolVerdict(risk, need.needs_approval)
             else:
                 verdicts[name] = engine.ToolVerdict(risk, False)
@@ -292,7 +329,8 @@ def _verdicts(run: Run, reply: engine.ModelReply):
     return verdicts, need
 
 
-def _decision(action: engine.Action, reply: engine.ModelReply, verdicts: dict, need, context: tuple) -> Decision:
+def _decision(action: engine.Action, reply: engine.ModelReply, verdicts: dict, need, context: tuple,
+              conversation: Conversation) -> Decision:
     call = reply.tool_calls[0] if reply.tool_calls else None
     checks = {name: {"risk": verdict.risk, "needs_approval": verdict.needs_approval} for name, verdict in verdicts.items()}
     if call is not None and need is not None and call.tool in checks:
@@ -303,4 +341,5 @@ def _decision(action: engine.Action, reply: engine.ModelReply, verdicts: dict, n
     return Decision(action=type(action).__name__, detail=detail, reply_text=reply.text,
                     tool_calls=tuple({"id": c.call_id, "tool": c.tool, "arguments": c.arguments, "reason": c.reason}
                                      for c in reply.tool_calls),
-                    policy_checks=checks, context=context)
+                    policy_checks=checks, context=context,
+                    inputs={"messages": conversation.length, "tool_results": conversation.open_tool_results()})

@@ -98,8 +98,13 @@ def execute_pending(run: Run, turn, pending: engine.PendingCall, decided: Review
             result = parsed
         else:
             try:
-                with _tool_savepoint(spec.timeout_seconds):
-                    result = run_tool(spec, ToolContext(tenant=run.tenant, run=run, idempotency_key=key), parsed)
+                runner = turn.overrides.tool_runner if turn.overrides else None
+                answered = runner(run, spec, pending.arguments) if runner else None  # e.g. a replay's recording
+                if answered is not None:
+                    result = answered
+                else:
+                    with _tool_savepoint(spec.timeout_seconds):
+                        result = run_tool(spec, ToolContext(tenant=run.tenant, run=run, idempotency_key=key), parsed)
             except Exception as exc:
                 result = _crash_result(pending.tool, spec.timeout_seconds, exc)
         if result["status"] != "ok":

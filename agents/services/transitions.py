@@ -62,7 +62,8 @@ def set_status(run: Run, new: str, **payload) -> None:
 
 def _record_run_span_on_commit(run: Run) -> None:
     span = {"trace_id": run.trace_id, "run_id": run.pk, "agent": run.agent.name, "status": run.status,
-            "started": run.created_at, "ended": run.finished_at}
+            "started": run.created_at, "ended": run.finished_at, "agent_id": run.agent_id,
+            "agent_version": run.agent_version}
     transaction.on_commit(lambda: record_run_span(**span))
 
 

@@ -52,3 +52,12 @@ def plain_or_json(value) -> str:
 @register.filter
 def equals(value, other) -> bool:
     return bool(value) and value == other
+
+
+@register.simple_tag
+def page_url(filters: dict, cursor_name: str, cursor) -> str:
+    """A keyset list's next page: its filters as set (true flags as 1, empty ones left out) and the cursor."""
+    from urllib.parse import urlencode
+
+    params = {key: "1" if value is True else value for key, value in filters.items() if value not in ("", None, False)}
+    return "?" + urlencode({**params, cursor_name: cursor})

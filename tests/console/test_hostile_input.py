@@ -17,7 +17,7 @@ from agents.models import Agent
 from agents.services import run_pause, run_start
 from approvals.models import ApprovalPolicy, ApprovalRequest
 from console.models import Membership, Role
-from tests.factories import RENEWAL_GOAL, advance
+from tests.factories import RENEWAL_GOAL, advance, make_looper
 
 HOSTILE = {
     "NUL": "Renew\x00ACME-042",
@@ -92,6 +92,8 @@ def console(cast, renewals, client_for):
     paused = advance(run_start(tenant=cast.acme, agent=renewals, goal=RENEWAL_GOAL, requested_by=cast.member),
                      until=("planned",))
     run_pause(run=paused, actor=cast.member)
+    finished = advance(run_start(tenant=cast.acme, agent=make_looper(cast.acme), goal="Call noop 1 times",
+                                 requested_by=cast.member))  # its trace offers "Replay with…"
     policy = ApprovalPolicy.objects.create(tenant=cast.acme, name="big invoices", tool="billing.create_invoice",
                                            condition={"argument": "amount_usd", "op": "gt", "value": 1000.0},
                                            required_approvals=2)
@@ -103,13 +105,15 @@ def console(cast, renewals, client_for):
     pages = ["/t/acme/runs/", f"/t/acme/runs/{tool_run.number}/", f"/t/acme/runs/{paused.number}/",
              f"/t/acme/runs/{paused.number}/plan/", *[f"/t/acme/approvals/?id={a.pk}" for a in approvals.values()],
              "/t/acme/admin/policies/", f"/t/acme/admin/policies/{policy.pk}/", "/t/acme/admin/",
-             "/t/acme/admin/tokens/", "/t/acme/admin/audit/", "/t/acme/demo-systems/"]
+             "/t/acme/admin/tokens/", "/t/acme/admin/audit/", "/t/acme/demo-systems/", "/t/acme/traces/",
+             f"/t/acme/traces/{finished.number}/", f"/t/acme/traces/{tool_run.number}/"]
     return client, pages
 
 
 # Query parameters pages read that no form of theirs carries (links, the pane's ?id=).
 FILTERS = {"/t/acme/runs/": ["status", "q", "agent", "requester", "before"], "/t/acme/approvals/": ["id", "min_risk", "tool", "agent", "sort", "mine"],
-           "/t/acme/admin/audit/": ["verb", "actor", "after"]}
+           "/t/acme/admin/audit/": ["verb", "actor", "after"], "/t/acme/traces/": ["after"],
+           "/t/acme/traces/1/search/": ["q"]}
 
 
 def forms_of(client: Client, pages: list[str]) -> list[dict]:
@@ -147,7 +151,8 @@ def test_no_form_or_filter_answers_500_to_hostile_input(console):
     forms = forms_of(client, pages)
     actions = {(form["method"], urlsplit(form["action"]).path) for form in forms}
     for expected in [("post", "/t/acme/runs/"), ("post", "/login/"), ("post", "/switch-tenant/"),
-                     ("get", "/t/acme/approvals/"), ("get", "/t/acme/admin/audit/"), ("post", "/t/acme/admin/policies/")]:
+                     ("get", "/t/acme/approvals/"), ("get", "/t/acme/admin/audit/"), ("post", "/t/acme/admin/policies/"),
+                     ("get", "/t/acme/traces/"), ("post", "/t/acme/traces/batches/")]:
         assert expected in actions, f"no {expected} form found: the crawl missed a page"
     assert sum("/decision/" in action for _, action in actions) >= 1 and len(forms) >= 20
 

@@ -1,0 +1,75 @@
+"""Traces reach any OTLP/HTTP backend when one is configured: a real HTTP receiver in this process gets
+a worker's spans of a demo run and decodes them (protobuf), with the GenAI attributes."""
+
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+from agents.models import RunStatus
+from agents.services import run_start
+from tests.agents.test_runs_with_worker import status_of
+from tests.conftest import wait_for
+from tests.factories import make_looper
+
+
+def _value(any_value):
+    kind = any_value.WhichOneof("value")
+    if kind == "array_value":
+        return [_value(v) for v in any_value.array_value.values]
+    return getattr(any_value, kind) if kind else None
+
+
+@pytest.fixture
+def receiver():
+    """An OTLP/HTTP receiver: POST /v1/traces with an ExportTraceServiceRequest, answered 200."""
+    received: list[dict] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            request = ExportTraceServiceRequest.FromString(body)
+            for resource_spans in request.resource_spans:
+                service = {a.key: _value(a.value) for a in resource_spans.resource.attributes}.get("service.name")
+                for scope_spans in resource_spans.scope_spans:
+                    for span in scope_spans.spans:
+                        received.append({"service": service, "path": self.path, "name": span.name,
+                                         "trace_id": span.trace_id.hex(),
+                                         "attributes": {a.key: _value(a.value) for a in span.attributes}})
+            self.send_response(200)
+            self.send_header("Content-Type", "application/x-protobuf")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", received
+    server.shutdown()
+
+
+def test_a_workers_spans_are_exported_over_otlp_with_genai_attributes(cast, start_worker, receiver):
+    url, received = receiver
+    start_worker(env={"OTEL_EXPORTER_OTLP_ENDPOINT": url, "OTEL_BSP_SCHEDULE_DELAY": "100"})
+    looper = make_looper(cast.acme)
+    run = run_start(tenant=cast.acme, agent=looper, goal="Call noop 2 times", requested_by=cast.member)
+    status_of(run, RunStatus.COMPLETED)
+
+    def exported():
+        mine = [s for s in received if s["trace_id"] == run.trace_id]
+        return {s["attributes"].get("proctor.span.kind") for s in mine} >= {"run", "step", "model", "tool", "checkpoint"}
+    wait_for(exported, 20, message="the run's spans at the OTLP receiver")
+
+    spans = [s for s in received if s["trace_id"] == run.trace_id]
+    assert {s["path"] for s in spans} == {"/v1/traces"} and {s["service"] for s in spans} == {"proctor-worker"}
+    [chat, *_] = [s["attributes"] for s in spans if s["attributes"].get("gen_ai.operation.name") == "chat"]
+    assert chat["gen_ai.provider.name"] == "demo" and chat["gen_ai.request.model"]
+    assert {"gen_ai.usage.input_tokens", "gen_ai.usage.output_tokens", "gen_ai.usage.cache_read.input_tokens",
+            "gen_ai.usage.reasoning.output_tokens"} <= chat.keys()
+    tools = [s["attributes"] for s in spans if s["attributes"].get("gen_ai.operation.name") == "execute_tool"]
+    assert tools and all(t["gen_ai.tool.name"] == "noop" and t["gen_ai.tool.call.id"] for t in tools)
+    [root] = [s["attributes"] for s in spans if s["attributes"].get("proctor.span.kind") == "run"]
+    assert root["gen_ai.operation.name"] == "invoke_agent" and root["gen_ai.agent.name"] == "Looper"
+    assert root["gen_ai.conversation.id"] == run.trace_id
