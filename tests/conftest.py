@@ -269,6 +269,9 @@ def _fresh_redis_keys():
 
 
 def pytest_collection_modifyitems(items):
+    """Browser tests are marked, and run last: Playwright's sync API keeps an event loop running in the main
+    thread for the rest of the session, where an async test (anyio) could no longer start its own."""
     for item in items:
         if "e2e" in item.path.parts:
             item.add_marker(pytest.mark.browser)
+    items.sort(key=lambda item: "e2e" in item.path.parts)  # stable: each group keeps its order

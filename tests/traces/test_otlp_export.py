@@ -59,7 +59,7 @@ def test_a_workers_spans_are_exported_over_otlp_with_genai_attributes(cast, star
 
     def exported():
         mine = [s for s in received if s["trace_id"] == run.trace_id]
-        return {s["attributes"].get("proctor.span.kind") for s in mine} >= {"run", "step", "model", "tool", "checkpoint"}
+        return {s["attributes"].get("proctor.span.kind") for s in mine} >= {"run", "step", "model", "tool"}  # no checkpoint: noop leaves the state as it was
     wait_for(exported, 20, message="the run's spans at the OTLP receiver")
 
     spans = [s for s in received if s["trace_id"] == run.trace_id]
