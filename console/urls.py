@@ -6,6 +6,7 @@ from agents import views as agent_views
 from approvals import views as approval_views
 from console import views
 from console.api import api
+from costs import views as cost_views
 from demo import views as demo_views
 
 urlpatterns = [
@@ -28,7 +29,14 @@ urlpatterns = [
     path("t/<slug:tenant_slug>/approvals/<int:approval_id>/assignee/", approval_views.assign, name="approval_assign"),
     path("t/<slug:tenant_slug>/memory/", views.section_page("memory"), name="memory"),
     path("t/<slug:tenant_slug>/traces/", views.section_page("traces"), name="traces"),
-    path("t/<slug:tenant_slug>/costs/", views.section_page("costs"), name="costs"),
+    path("t/<slug:tenant_slug>/costs/", cost_views.costs_dashboard, name="costs"),
+    path("t/<slug:tenant_slug>/costs/runs/", cost_views.costs_runs, name="costs_runs"),
+    path("t/<slug:tenant_slug>/costs/runs/<int:run_number>/", cost_views.costs_run, name="costs_run"),
+    path("t/<slug:tenant_slug>/costs/ledger.csv", cost_views.costs_ledger_csv, name="costs_ledger_csv"),
+    path("t/<slug:tenant_slug>/costs/budgets/", cost_views.costs_budgets, name="costs_budgets"),
+    path("t/<slug:tenant_slug>/costs/budgets/<int:budget_id>/", cost_views.costs_budgets, name="costs_budget"),
+    path("t/<slug:tenant_slug>/costs/budgets/<int:budget_id>/delete/", cost_views.costs_budget_delete,
+         name="costs_budget_delete"),
     path("t/<slug:tenant_slug>/admin/", views.admin_members, name="admin_members"),
     path("t/<slug:tenant_slug>/admin/members/<int:membership_id>/role/", views.admin_member_role, name="admin_member_role"),
     path("t/<slug:tenant_slug>/admin/audit/", views.admin_audit, name="admin_audit"),

@@ -74,7 +74,8 @@ def grouped(tenant, window: Window, grouping: str) -> list[dict]:
     column = GROUPINGS[grouping]
     fields = ["agent_id", "agent_version"] if grouping == "agent_version" else [column]
     rows = [{name.removeprefix("total_"): value for name, value in row.items()} for row in
-            _rollups(tenant, window).values(*fields).annotate(**{f"total_{name}": Sum(name) for name in SUMS})]
+            _rollups(tenant, window).values(*fields).annotate(**{f"total_{name}": Sum(name) for name in SUMS},
+                                                              total_simulated_calls=Sum("calls", filter=Q(simulated=True)))]
     total = sum((row["amount_usd"] or 0 for row in rows), Decimal(0))
     agents = dict(Agent.objects.for_tenant(tenant).values_list("pk", "name")) if grouping == "agent_version" else {}
     for row in rows:
@@ -83,6 +84,7 @@ def grouped(tenant, window: Window, grouping: str) -> list[dict]:
         row["value"] = f"{row['agent_id']}:{row['agent_version']}" if grouping == "agent_version" else str(row[column])
         row["share"] = float(row["amount_usd"] / total * 100) if total else 0.0
         row["tokens"] = (row["input_tokens"] or 0) + (row["output_tokens"] or 0)
+        row["amount"] = rounded(row["amount_usd"])
     labels = _labels(tenant, grouping, [row["key"] for row in rows])
     for row in rows:
         row["label"] = labels[row["key"]]
@@ -112,11 +114,16 @@ def series(tenant, window: Window, grouping: str, groups: list[dict]) -> dict:
             continue
         target = data[top_values[value]] if value in top_values else other
         target[position] += row["usd"] or 0
-    datasets = [{"label": label, "values": [rounded(v) for v in values]} for label, values in data.items()]
     if any(other):
-        datasets.append({"label": "Other", "values": [rounded(v) for v in other]})
+        data["Other"] = other
+    datasets = [{"label": label, "values": [rounded(v) for v in values]} for label, values in data.items()]
+    for dataset in datasets:
+        dataset["total"] = sum(dataset["values"], Decimal(0))
     fmt = "%H:%M" if window.hourly_buckets else "%b %d"
-    return {"buckets": [bucket.astimezone(window.zone).strftime(fmt) for bucket in buckets], "datasets": datasets}
+    labels = [bucket.astimezone(window.zone).strftime(fmt) for bucket in buckets]
+    return {"buckets": labels, "datasets": datasets,
+            "rows": [{"bucket": label, "values": [dataset["values"][i] for dataset in datasets]}
+                     for i, label in enumerate(labels)]}
 
 
 def _bucket(moment: datetime, window: Window) -> datetime:
@@ -141,8 +148,10 @@ def dashboard(tenant, window: Window, grouping: str) -> dict:
     totals = rollup_totals(tenant, window)
     groups = grouped(tenant, window, grouping)
     tokens = totals["input_tokens"] + totals["output_tokens"]
-    return {"totals": totals, "total_usd": rounded(totals["amount_usd"]), "groups": groups,
-            "series": series(tenant, window, grouping, groups),
+    chart = series(tenant, window, grouping, groups)
+    return {"totals": totals, "total_usd": rounded(totals["amount_usd"]), "groups": groups, "series": chart,
+            "chart": {"buckets": chart["buckets"], "datasets": [{"label": d["label"], "values": [float(v) for v in d["values"]]}
+                                                                for d in chart["datasets"]]},
             "units": unit_costs(tenant, window, Decimal(totals["amount_usd"]), tokens),
             "simulated": totals["simulated_calls"] > 0}
 
