@@ -3,6 +3,7 @@ every view, the streamed ledger export, budgets."""
 
 from __future__ import annotations
 
+from functools import wraps
 from urllib.parse import urlencode
 
 from django.contrib import messages
@@ -39,13 +40,24 @@ def _refused(request, error: RangeRefused) -> HttpResponse:
     return render(request, "costs/refused.html", {"message": str(error)}, status=400)
 
 
+def refusing_bad_ranges(view):
+    """A range, grouping or key the page cannot show is answered 400 with the reason, never a 500."""
+
+    @wraps(view)
+    def wrapped(request, *args, **kwargs):
+        try:
+            return view(request, *args, **kwargs)
+        except RangeRefused as error:
+            return _refused(request, error)
+
+    return wrapped
+
+
 @login_required
+@refusing_bad_ranges
 def costs_dashboard(request: HttpRequest, tenant_slug: str) -> HttpResponse:
     membership = _open(request, tenant_slug)
-    try:
-        window, chosen = _window(request, membership.tenant)
-    except RangeRefused as error:
-        return _refused(request, error)
+    window, chosen = _window(request, membership.tenant)
     board = dashboard(membership.tenant, window, chosen["group_by"])
     export = request.GET.get("export")
     label = GROUPING_LABELS[chosen["group_by"]]
@@ -64,17 +76,15 @@ def costs_dashboard(request: HttpRequest, tenant_slug: str) -> HttpResponse:
 
 
 @login_required
+@refusing_bad_ranges
 def costs_runs(request: HttpRequest, tenant_slug: str) -> HttpResponse:
     """The runs behind a group's spend (or all of the range's), a page at a time."""
     membership = _open(request, tenant_slug)
-    try:
-        window, chosen = _window(request, membership.tenant)
-    except RangeRefused as error:
-        return _refused(request, error)
+    window, chosen = _window(request, membership.tenant)
     value = request.GET.get("value")
     grouping = chosen["group_by"] if value is not None else None
     if grouping in ("agent", "user", "agent_version") and not _valid_key(grouping, value):
-        return _refused(request, RangeRefused(f"'{value[:20]}' is not a {GROUPING_LABELS[grouping].lower()} id."))
+        raise RangeRefused(f"'{value[:20]}' is not a {GROUPING_LABELS[grouping].lower()} id.")
     before = strict_int(request.GET.get("before", ""))
     page, next_cursor = runs_page(membership.tenant, window, grouping, value, before=before)
     if request.GET.get("export") == "csv":
@@ -110,13 +120,11 @@ def costs_run(request: HttpRequest, tenant_slug: str, run_number: int) -> HttpRe
 
 
 @login_required
+@refusing_bad_ranges
 def costs_ledger_csv(request: HttpRequest, tenant_slug: str) -> HttpResponse:
     """Every current ledger row of the range with every price snapshot column, streamed."""
     membership = _open(request, tenant_slug)
-    try:
-        window, chosen = _window(request, membership.tenant)
-    except RangeRefused as error:
-        return _refused(request, error)
+    window, chosen = _window(request, membership.tenant)
     return exports.csv_response(f"cost-ledger-{chosen['from']}-{chosen['to']}.csv",
                                 exports.ledger_rows(ledger_export(membership.tenant, window)))
 
