@@ -1,0 +1,34 @@
+import random
+
+from django.apps import AppConfig
+
+
+def flaky_model(name: str):
+    from pydantic_ai.exceptions import ModelHTTPError
+    from pydantic_ai.models.function import FunctionModel
+
+    from demo.model import noop_looper
+
+    def reply(messages, info):
+        if random.random() < 1 / 3:
+            raise ModelHTTPError(503, name, "overloaded (flaky test provider)")
+        return noop_looper(messages, info)
+
+    return FunctionModel(reply, model_name=name)
+
+
+def openai_price(model, tokens, at):
+    from agents.gateway import list_price
+
+    return list_price("openai", model, tokens, at)
+
+
+class CostsProbeConfig(AppConfig):
+    name = "tests.costs_probe"
+    label = "costs_probe"
+
+    def ready(self) -> None:
+        from agents.gateway import register_model_pricing, register_model_provider
+
+        register_model_provider("flaky", flaky_model)
+        register_model_pricing("flaky", openai_price)
