@@ -86,3 +86,16 @@ def ledger_rows(entries: Iterable) -> Iterator[list]:
                f"{entry.cache_savings_usd:f}", entry.price_source, entry.price_source_version,
                json.dumps(entry.rates, sort_keys=True), entry.tier, entry.price_version, entry.source_key,
                json.dumps(entry.price, sort_keys=True)]
+
+
+def diff_rows(diff: list[dict]) -> Iterator[list]:
+    yield ["day", "model", "old_usd", "new_usd", "difference_usd"]
+    for line in diff:
+        yield [line["day"], line["model"], line["old_usd"], line["new_usd"], line["difference_usd"]]
+
+
+def reconciliation_rows(lines: list[dict]) -> Iterator[list]:
+    yield ["day", "model", "ours_usd", "theirs_usd", "difference_usd", "difference_percent", "flagged"]
+    for line in lines:
+        yield [line["day"], line["model"], line["ours_usd"], line["theirs_usd"], line["difference_usd"],
+               line["percent"], "over 1%" if line["flagged"] else ""]

@@ -9,7 +9,7 @@ from django import forms
 from django.contrib.auth import get_user_model
 
 from agents.models import Agent
-from costs.models import Budget, BudgetScope
+from costs.models import Budget, BudgetScope, PriceRule, PriceRuleKind
 from costs.selectors import GROUPINGS, Window
 
 RANGES = {"today": "Today", "7d": "7 days", "30d": "30 days", "mtd": "Month to date", "custom": "Custom"}
@@ -111,3 +111,50 @@ def budget_problems(data: dict) -> list[tuple[str | None, str]]:
     if scope == BudgetScope.USER and not data.get("user"):
         problems.append(("user", "A person's budget needs the person."))
     return problems
+
+
+class PriceRuleForm(forms.ModelForm):
+    class Meta:
+        model = PriceRule
+        fields = ["provider", "model", "kind", "input_mtok", "output_mtok", "cache_read_mtok", "cache_write_mtok",
+                  "discount_percent", "effective_from"]
+        widgets = {"effective_from": forms.DateInput(attrs={"type": "date"})}
+        labels = {"input_mtok": "Input, USD per million tokens", "output_mtok": "Output, USD per million tokens",
+                  "cache_read_mtok": "Cache read, USD per million", "cache_write_mtok": "Cache write, USD per million",
+                  "discount_percent": "Discount, percent off the list price"}
+
+    def clean(self):
+        data = super().clean()
+        for problem_field, problem in price_rule_problems(data):
+            self.add_error(problem_field, problem)
+        return data
+
+
+def price_rule_problems(data: dict) -> list[tuple[str | None, str]]:
+    problems = []
+    if data.get("kind") == PriceRuleKind.DISCOUNT:
+        percent = data.get("discount_percent")
+        if percent is None or not 0 < percent < 100:
+            problems.append(("discount_percent", "A discount is a percent more than 0 and less than 100."))
+    else:
+        for name in ("input_mtok", "output_mtok"):
+            if data.get(name) is None:
+                problems.append((name, "A rate card needs its input and output rates."))
+    for name in ("input_mtok", "output_mtok", "cache_read_mtok", "cache_write_mtok"):
+        if data.get(name) is not None and data[name] < 0:
+            problems.append((name, "A rate is not negative."))
+    return problems
+
+
+class RepricingForm(forms.Form):
+    first_day = forms.DateField(widget=forms.DateInput(attrs={"type": "date"}), label="From")
+    last_day = forms.DateField(widget=forms.DateInput(attrs={"type": "date"}), label="To (included)")
+
+    def clean(self):
+        data = super().clean()
+        if data.get("first_day") and data.get("last_day"):
+            if data["last_day"] < data["first_day"]:
+                self.add_error("last_day", "The range must end on or after its first day.")
+            elif (data["last_day"] - data["first_day"]).days > MAX_DAYS:
+                self.add_error("last_day", f"Reprice at most {MAX_DAYS} days at once.")
+        return data

@@ -167,3 +167,75 @@ class BudgetAlert(models.Model):
     class Meta:
         ordering = ["-at", "-id"]
         constraints = [models.UniqueConstraint(fields=["budget", "period_key", "threshold"], name="costs_alert_once")]
+
+
+class PriceRuleKind(models.TextChoices):
+    RATE_CARD = "rate_card", "Rate card (USD per million tokens)"
+    DISCOUNT = "discount", "Negotiated discount on the list price"
+
+
+class PriceRule(models.Model):
+    """A tenant's own price for a model from a date: a rate card, or a discount off the list price.
+    Calls are priced at call time by the list price; a repricing job applies the rules to a range."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE)
+    provider = models.CharField(max_length=64)
+    model = models.CharField(max_length=200)
+    kind = models.CharField(max_length=16, choices=PriceRuleKind.choices, default=PriceRuleKind.RATE_CARD)
+    input_mtok = models.DecimalField(max_digits=14, decimal_places=6, null=True, blank=True)
+    output_mtok = models.DecimalField(max_digits=14, decimal_places=6, null=True, blank=True)
+    cache_read_mtok = models.DecimalField(max_digits=14, decimal_places=6, null=True, blank=True)
+    cache_write_mtok = models.DecimalField(max_digits=14, decimal_places=6, null=True, blank=True)
+    discount_percent = models.DecimalField(max_digits=6, decimal_places=3, null=True, blank=True)
+    effective_from = models.DateField()
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = TenantScopedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["provider", "model", "-effective_from", "-id"]
+
+
+class RepricingJob(models.Model):
+    """Repricing a range of the ledger with the tenant's rules: new priced versions of the rows whose price
+    changes (the originals kept, not current), the rollups moved with them, and the diff per day and model."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE)
+    first_day = models.DateField()
+    last_day = models.DateField()
+    status = models.CharField(max_length=16, default="queued")  # queued, running, done, failed
+    total = models.PositiveIntegerField(default=0)
+    done = models.PositiveIntegerField(default=0)
+    changed = models.PositiveIntegerField(default=0)
+    diff = models.JSONField(default=list, blank=True)  # [{"day", "model", "old_usd", "new_usd", "difference_usd"}]
+    error = models.CharField(max_length=300, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    objects = TenantScopedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    @property
+    def percent(self) -> int:
+        return 100 if not self.total else int(self.done * 100 / self.total)
+
+
+class Reconciliation(models.Model):
+    """A provider's cost export compared with our ledger, per day (UTC, as providers bucket) and model."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE)
+    provider = models.CharField(max_length=32)
+    filename = models.CharField(max_length=200, blank=True)
+    lines = models.JSONField(default=list)  # [{"day", "model", "ours_usd", "theirs_usd", "difference_usd", "percent", "flagged"}]
+    flagged = models.PositiveIntegerField(default=0)
+    uploaded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
+    at = models.DateTimeField(auto_now_add=True)
+
+    objects = TenantScopedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-at", "-id"]

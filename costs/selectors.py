@@ -9,7 +9,6 @@ from decimal import ROUND_HALF_UP, Decimal
 from zoneinfo import ZoneInfo
 
 from django.contrib.auth import get_user_model
-from django.db import connection
 from django.db.models import Q, Sum
 
 from agents.models import Agent, Run

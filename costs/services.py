@@ -7,7 +7,7 @@ from django.db import connection, transaction
 from console.models import tenant_config_changed
 from console.services import audit_record
 from costs.ledger import rollup_upsert
-from costs.models import Budget, CostSettings, HourlyCost
+from costs.models import Budget, CostSettings, HourlyCost, PriceRule, RepricingJob
 
 
 def rollups_rebuild(tenant) -> int:
@@ -25,16 +25,24 @@ def rollups_rebuild(tenant) -> int:
 
 def budget_save(*, tenant, actor, budget: Budget) -> Budget:
     """Create or change a budget (validated by the caller); running steps see it at their next model call."""
+    return _saved(tenant=tenant, actor=actor, row=budget, noun="budget", target=f"budget {budget.name}",
+                  data=budget_data, configuration=True)
+
+
+def _saved(*, tenant, actor, row, noun: str, target: str, data, configuration: bool = False):
+    """A tenant's row created or changed, audited, in one transaction (``configuration``: running steps read
+    the tenant's configuration afresh)."""
     with transaction.atomic():
-        created = budget.pk is None
-        budget.tenant = tenant
+        created = row.pk is None
+        row.tenant = tenant
         if created:
-            budget.created_by = actor
-        budget.save()
-        tenant_config_changed(tenant)
-        audit_record(tenant=tenant, actor=actor, verb="budget.created" if created else "budget.changed",
-                     target=f"budget {budget.name}", data=budget_data(budget))
-    return budget
+            row.created_by = actor
+        row.save()
+        if configuration:
+            tenant_config_changed(tenant)
+        audit_record(tenant=tenant, actor=actor, verb=f"{noun}.{'created' if created else 'changed'}", target=target,
+                     data=data(row))
+    return row
 
 
 def budget_delete(*, tenant, actor, budget: Budget) -> None:
@@ -56,3 +64,35 @@ def cost_timezone_set(*, tenant, actor, zone: str) -> None:
         CostSettings.objects.update_or_create(tenant=tenant, defaults={"timezone": zone})
         tenant_config_changed(tenant)
         audit_record(tenant=tenant, actor=actor, verb="costs.timezone", data={"timezone": zone})
+
+
+def price_rule_save(*, tenant, actor, rule: PriceRule) -> PriceRule:
+    return _saved(tenant=tenant, actor=actor, row=rule, noun="price_rule",
+                  target=f"price rule {rule.provider}:{rule.model}", data=price_rule_data)
+
+
+def price_rule_delete(*, tenant, actor, rule: PriceRule) -> None:
+    with transaction.atomic():
+        data = price_rule_data(rule)
+        rule.delete()
+        audit_record(tenant=tenant, actor=actor, verb="price_rule.deleted",
+                     target=f"price rule {data['provider']}:{data['model']}", data=data)
+
+
+def price_rule_data(rule: PriceRule) -> dict:
+    return {"id": rule.pk, "provider": rule.provider, "model": rule.model, "kind": rule.kind,
+            "effective_from": rule.effective_from.isoformat(),
+            **{name: None if getattr(rule, name) is None else str(getattr(rule, name))
+               for name in ("input_mtok", "output_mtok", "cache_read_mtok", "cache_write_mtok", "discount_percent")}}
+
+
+def repricing_start(*, tenant, actor, first_day, last_day) -> RepricingJob:
+    """A repricing job over the days (both included, in the tenant's zone), run by a worker after commit."""
+    from costs.tasks import reprice
+
+    with transaction.atomic():
+        job = RepricingJob.objects.create(tenant=tenant, first_day=first_day, last_day=last_day, created_by=actor)
+        audit_record(tenant=tenant, actor=actor, verb="costs.repricing_started", target=f"repricing {job.pk}",
+                     data={"first_day": first_day.isoformat(), "last_day": last_day.isoformat()})
+        transaction.on_commit(lambda: reprice.delay(job.pk))
+    return job

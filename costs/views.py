@@ -8,6 +8,7 @@ from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
@@ -16,12 +17,34 @@ from django.views.decorators.http import require_POST
 from agents.models import Run
 from console.access import tenant_access
 from console.input import strict_int
+from console.models import Role
 from costs import exports
 from costs.budgets import tenant_zone
-from costs.forms import RANGES, BudgetForm, RangeRefused, window_from
-from costs.models import Budget, BudgetAlert
-from costs.selectors import GROUPING_LABELS, dashboard, ledger_export, run_calls, runs_page
-from costs.services import budget_delete, budget_save, cost_timezone_set
+from costs.forms import (
+    RANGES,
+    BudgetForm,
+    PriceRuleForm,
+    RangeRefused,
+    RepricingForm,
+    window_from,
+)
+from costs.models import Budget, BudgetAlert, PriceRule, Reconciliation, RepricingJob
+from costs.reconciliation import MAX_BYTES, ExportRefused, reconcile
+from costs.selectors import (
+    GROUPING_LABELS,
+    dashboard,
+    ledger_export,
+    run_calls,
+    runs_page,
+)
+from costs.services import (
+    budget_delete,
+    budget_save,
+    cost_timezone_set,
+    price_rule_delete,
+    price_rule_save,
+    repricing_start,
+)
 
 SECTION = "costs"
 
@@ -168,3 +191,84 @@ def _zones() -> set[str]:
     from zoneinfo import available_timezones
 
     return available_timezones()
+
+
+def _admin_only(request, membership) -> None:
+    if membership.role != Role.ADMIN:
+        raise PermissionDenied("Only admins change prices; finance can read them here.")
+
+
+@login_required
+def costs_pricing(request: HttpRequest, tenant_slug: str) -> HttpResponse:
+    """Price rules, and repricing a range with them (admins change; finance reads)."""
+    membership = _open(request, tenant_slug)
+    tenant = membership.tenant
+    rule_form = PriceRuleForm(request.POST if request.POST.get("form") == "rule" else None)
+    reprice_form = RepricingForm(request.POST if request.POST.get("form") == "reprice" else None)
+    if request.method == "POST":
+        _admin_only(request, membership)
+        if rule_form.is_bound and rule_form.is_valid():
+            rule = price_rule_save(tenant=tenant, actor=request.user, rule=rule_form.save(commit=False))
+            messages.success(request, f"Price rule for {rule.provider}:{rule.model} saved; reprice a range to apply it.")
+            return redirect("costs_pricing", tenant.slug)
+        if reprice_form.is_bound and reprice_form.is_valid():
+            job = repricing_start(tenant=tenant, actor=request.user, **reprice_form.cleaned_data)
+            return redirect("costs_repricing", tenant.slug, job.pk)
+    return render(request, "costs/pricing.html", {
+        "rule_form": rule_form, "reprice_form": reprice_form, "is_admin": membership.role == Role.ADMIN,
+        "rules": PriceRule.objects.for_tenant(tenant), "jobs": RepricingJob.objects.for_tenant(tenant)[:20],
+    }, status=400 if request.method == "POST" else 200)
+
+
+@login_required
+@require_POST
+def costs_price_rule_delete(request: HttpRequest, tenant_slug: str, rule_id: int) -> HttpResponse:
+    membership = _open(request, tenant_slug)
+    rule = get_object_or_404(PriceRule.objects.for_tenant(membership.tenant), pk=rule_id)
+    _admin_only(request, membership)
+    price_rule_delete(tenant=membership.tenant, actor=request.user, rule=rule)
+    messages.success(request, f"Price rule for {rule.provider}:{rule.model} deleted.")
+    return redirect("costs_pricing", membership.tenant.slug)
+
+
+@login_required
+def costs_repricing(request: HttpRequest, tenant_slug: str, job_id: int) -> HttpResponse:
+    """A repricing job: its progress while it runs, then the diff per day and model (?export=csv)."""
+    membership = _open(request, tenant_slug)
+    job = get_object_or_404(RepricingJob.objects.for_tenant(membership.tenant), pk=job_id)
+    if request.GET.get("export") == "csv":
+        return exports.csv_response(f"repricing-{job.pk}-diff.csv", exports.diff_rows(job.diff))
+    template = "costs/repricing.html#progress" if request.htmx else "costs/repricing.html"
+    return render(request, template, {"job": job})
+
+
+@login_required
+def costs_reconciliation(request: HttpRequest, tenant_slug: str, reconciliation_id: int | None = None) -> HttpResponse:
+    """Upload a provider's daily cost export; see ours beside theirs per day and model (?export=csv)."""
+    membership = _open(request, tenant_slug)
+    tenant = membership.tenant
+    shown = (get_object_or_404(Reconciliation.objects.for_tenant(tenant), pk=reconciliation_id)
+             if reconciliation_id else None)
+    if shown is not None and request.GET.get("export") == "csv":
+        return exports.csv_response(f"reconciliation-{shown.pk}.csv", exports.reconciliation_rows(shown.lines))
+    problem = ""
+    if request.method == "POST":
+        provider, upload = request.POST.get("provider", ""), request.FILES.get("export")
+        if provider not in RECONCILED_PROVIDERS:
+            problem = "Choose the provider whose export this is (OpenAI or Anthropic)."
+        elif upload is None:
+            problem = "Choose the CSV file to upload."
+        else:
+            try:
+                done = reconcile(tenant=tenant, provider=provider, content=upload.read(MAX_BYTES + 1),
+                                 filename=upload.name, actor=request.user)
+                return redirect("costs_reconciliation_shown", tenant.slug, done.pk)
+            except ExportRefused as error:
+                problem = str(error)
+    return render(request, "costs/reconciliation.html", {
+        "shown": shown, "problem": problem, "providers": RECONCILED_PROVIDERS,
+        "earlier": Reconciliation.objects.for_tenant(tenant).only("pk", "provider", "filename", "flagged", "at")[:20],
+    }, status=400 if problem else 200)
+
+
+RECONCILED_PROVIDERS = {"openai": "OpenAI", "anthropic": "Anthropic"}

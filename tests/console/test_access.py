@@ -16,6 +16,8 @@ PAGES = [
     ("costs_runs", {"admin", "finance"}),
     ("costs_budgets", {"admin", "finance"}),
     ("costs_ledger_csv", {"admin", "finance"}),
+    ("costs_pricing", {"admin", "finance"}),
+    ("costs_reconciliation", {"admin", "finance"}),
     ("admin_members", {"admin"}),
     ("admin_audit", {"admin"}),
     ("admin_tokens", {"admin"}),

@@ -7,10 +7,9 @@ from decimal import Decimal
 
 import pytest
 
-from agents.services import run_start
 from console.services import api_token_create
 from costs.models import Budget, LedgerEntry
-from tests.factories import advance, make_looper
+from tests.factories import make_looper
 
 
 @pytest.fixture
@@ -26,11 +25,8 @@ def api(cast, client):
 
 
 @pytest.fixture
-def spent(cast, settings):
-    settings.DEMO_PRICED_AS = "openai:gpt-4o-mini"
-    agent = make_looper(cast.acme)
-    return [advance(run_start(tenant=cast.acme, agent=agent, goal=f"Call noop {n} times", requested_by=cast.member))
-            for n in (1, 2)]
+def spent(cast, spend):
+    return spend((1, cast.member), (2, cast.member))
 
 
 def test_the_summary_totals_and_groups_equal_the_ledger(cast, api, spent):

@@ -9,19 +9,12 @@ from decimal import Decimal
 import pytest
 from django.urls import reverse
 
-from agents.services import run_start
 from costs.models import Budget, LedgerEntry
-from tests.factories import advance, make_looper
 
 
 @pytest.fixture
-def spent(cast, settings):
-    settings.DEMO_PRICED_AS = "openai:gpt-4o-mini"
-    agent = make_looper(cast.acme)
-    runs = []
-    for times, who in ((1, cast.member), (3, cast.admin), (2, cast.member)):
-        runs.append(advance(run_start(tenant=cast.acme, agent=agent, goal=f"Call noop {times} times", requested_by=who)))
-    return runs
+def spent(cast, spend):
+    return spend((1, cast.member), (3, cast.admin), (2, cast.member))
 
 
 def page_amount(html: str, element_id: str) -> str:
@@ -64,10 +57,12 @@ def test_users_are_named_and_drill_down_reaches_a_runs_calls(cast, client_for, s
 
 
 def test_the_runs_page_is_paged_by_keyset(cast, client_for, spent):
-    from costs.selectors import runs_page
-    from costs.forms import window_from
-    from django.utils import timezone
     from zoneinfo import ZoneInfo
+
+    from django.utils import timezone
+
+    from costs.forms import window_from
+    from costs.selectors import runs_page
 
     window, _ = window_from({"range": "7d"}, ZoneInfo("UTC"), timezone.now())
     first, cursor = runs_page(cast.acme, window, None, None, size=2)
@@ -94,8 +89,8 @@ def test_a_bad_range_or_grouping_is_refused_in_words(cast, client_for, query):
 
 
 def test_another_tenants_run_is_not_found(cast, client_for, spent):
-    from tests.factories import make_user
     from console.models import Role
+    from tests.factories import make_user
 
     globex_finance = make_user("gina", {cast.globex: Role.FINANCE})
     assert client_for(globex_finance).get(reverse("costs_run", args=["globex", spent[0].number])).status_code == 404
