@@ -3,7 +3,7 @@ the person who made it, with their current role (finance or admin)."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Literal
 
@@ -17,12 +17,13 @@ from ninja import Field, Query, Router, Schema, Status
 from agents.models import Agent
 from console.access import token_access
 from console.api_errors import ApiError, errors
+from console.models import Role
 from costs import exports
 from costs.budgets import tenant_zone
-from costs.forms import RangeRefused, budget_problems, thresholds_from, window_from
-from costs.models import Budget
+from costs.forms import RangeRefused, budget_problems, price_rule_problems, thresholds_from, window_from
+from costs.models import Budget, PriceRule
 from costs.selectors import dashboard, ledger_export, rounded
-from costs.services import budget_delete, budget_save
+from costs.services import budget_delete, budget_save, price_rule_delete, price_rule_save
 
 router = Router(tags=["costs"])
 Grouping = Literal["agent", "model", "user", "tool", "agent_version", "provider", "kind"]
@@ -203,3 +204,75 @@ def remove_budget(request, budget_id: int):
 
 
 
+
+
+class PriceRuleIn(Schema):
+    provider: str = Field(min_length=1, max_length=64)
+    model: str = Field(min_length=1, max_length=200)
+    kind: Literal["rate_card", "discount"] = "rate_card"
+    input_mtok: Decimal | None = Field(default=None, max_digits=14, decimal_places=6)
+    output_mtok: Decimal | None = Field(default=None, max_digits=14, decimal_places=6)
+    cache_read_mtok: Decimal | None = Field(default=None, max_digits=14, decimal_places=6)
+    cache_write_mtok: Decimal | None = Field(default=None, max_digits=14, decimal_places=6)
+    discount_percent: Decimal | None = Field(default=None, max_digits=6, decimal_places=3)
+    effective_from: date
+
+
+class PriceRuleOut(PriceRuleIn):
+    id: int
+    created_at: datetime
+
+
+def _admin(request):
+    """The token's person, if they are an admin of the tenant (finance reads prices only)."""
+    try:
+        membership = token_access(request, section="costs")
+    except (Http404, PermissionDenied):
+        membership = None
+    if membership is None or membership.role != Role.ADMIN:
+        raise PermissionDenied("Only an admin's token changes prices.")
+    return membership.user
+
+
+def _rule(request, rule_id: int) -> PriceRule:
+    rule = PriceRule.objects.for_tenant(request.tenant).filter(pk=rule_id).first()
+    if rule is None:
+        raise Http404
+    return rule
+
+
+def _rule_filled(rule: PriceRule, body: PriceRuleIn) -> PriceRule:
+    data = body.dict()
+    if problems := price_rule_problems(data):
+        raise ApiError(422, " ".join(problem for _, problem in problems))
+    for name, value in data.items():
+        setattr(rule, name, value)
+    return rule
+
+
+@router.get("/costs/price-rules", response={200: list[PriceRuleOut], **errors(403)}, summary="The tenant's price rules")
+def list_price_rules(request):
+    _finance(request)
+    return list(PriceRule.objects.for_tenant(request.tenant))
+
+
+@router.post("/costs/price-rules", response={201: PriceRuleOut, **errors(403)},
+             summary="Add a price rule (admins); reprice a range in the console to apply it")
+def create_price_rule(request, body: PriceRuleIn):
+    person = _admin(request)
+    return Status(201, price_rule_save(tenant=request.tenant, actor=person, rule=_rule_filled(PriceRule(), body)))
+
+
+@router.put("/costs/price-rules/{rule_id}", response={200: PriceRuleOut, **errors(403, 404)}, summary="Change a price rule")
+def change_price_rule(request, rule_id: int, body: PriceRuleIn):
+    rule = _rule(request, rule_id)
+    person = _admin(request)
+    return price_rule_save(tenant=request.tenant, actor=person, rule=_rule_filled(rule, body))
+
+
+@router.delete("/costs/price-rules/{rule_id}", response={204: None, **errors(403, 404)}, summary="Delete a price rule")
+def remove_price_rule(request, rule_id: int):
+    rule = _rule(request, rule_id)
+    person = _admin(request)
+    price_rule_delete(tenant=request.tenant, actor=person, rule=rule)
+    return Status(204, None)

@@ -79,3 +79,20 @@ def test_roles_and_tenants(cast, api):
 def test_bad_input_is_a_4xx_with_a_message(api, query):
     response = api("get", f"/costs/summary?{query}")
     assert response.status_code in (400, 422) and response.json()["message"]
+
+
+def test_price_rules_are_read_by_finance_and_changed_by_admins(cast, api):
+    rule = {"provider": "openai", "model": "gpt-4o-mini", "kind": "rate_card", "input_mtok": "0.1",
+            "output_mtok": "0.5", "effective_from": "2026-11-01"}
+    assert api("post", "/costs/price-rules", data=rule).status_code == 403  # finance reads only
+    refused = api("post", "/costs/price-rules", as_user=cast.admin, data={**rule, "output_mtok": None})
+    assert refused.status_code == 422 and "input and output" in refused.json()["message"]
+    created = api("post", "/costs/price-rules", as_user=cast.admin, data=rule)
+    assert created.status_code == 201 and created.json()["input_mtok"] == "0.1"
+    rule_id = created.json()["id"]
+    assert [r["id"] for r in api("get", "/costs/price-rules").json()] == [rule_id]
+    changed = api("put", f"/costs/price-rules/{rule_id}", as_user=cast.admin,
+                  data={**rule, "kind": "discount", "discount_percent": "10"})
+    assert changed.json()["kind"] == "discount"
+    assert api("delete", f"/costs/price-rules/{rule_id}", as_user=cast.both).status_code == 404
+    assert api("delete", f"/costs/price-rules/{rule_id}", as_user=cast.admin).status_code == 204
