@@ -29,9 +29,18 @@ class Spent:
     tokens: int
 
 
-def tenant_zone(tenant_id: int) -> ZoneInfo:
+def tenant_zone(tenant_id: int, config_version: int = 0) -> ZoneInfo:
+    """The zone the tenant's days and months are counted in (UTC unless set). With the tenant's configuration
+    version (a step's hooks know it), kept until the version rises (setting the zone raises it)."""
+    if config_version:
+        return _cached_zone(tenant_id, config_version)
     settings_row = CostSettings.objects.filter(tenant_id=tenant_id).values_list("timezone", flat=True).first()
     return ZoneInfo(settings_row or "UTC")
+
+
+@lru_cache(maxsize=512)
+def _cached_zone(tenant_id: int, config_version: int) -> ZoneInfo:
+    return tenant_zone(tenant_id)
 
 
 def period_start(period: str, zone: ZoneInfo, now: datetime) -> tuple[datetime, str]:
@@ -113,7 +122,7 @@ def budget_gate(info: StepInfo, estimate: ModelCallEstimate) -> str | None:
                 if b.action == BudgetAction.STOP and applies(b, info)]
     if not stopping:
         return None
-    zone, now, next_call = tenant_zone(info.tenant_id), timezone.now(), estimate_of(estimate)
+    zone, now, next_call = tenant_zone(info.tenant_id, info.config_version), timezone.now(), estimate_of(estimate)
     for budget in stopping:
         so_far, _ = spent(budget, run_id=info.run_id, zone=zone, now=now)
         if over_limit(budget, Spent(so_far.usd + next_call.usd, so_far.tokens + next_call.tokens)):
@@ -127,7 +136,7 @@ def budgets_after_spend(info: StepInfo, entry) -> None:
     budgets = [b for b in _budgets_of(info.tenant_id, info.config_version) if applies(b, info) and b.thresholds]
     if not budgets:
         return
-    zone, now = tenant_zone(info.tenant_id), timezone.now()
+    zone, now = tenant_zone(info.tenant_id, info.config_version), timezone.now()
     for budget in budgets:
         so_far, key = spent(budget, run_id=info.run_id, zone=zone, now=now)
         percent = used_percent(budget, so_far)

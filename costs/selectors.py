@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 
 from django.contrib.auth import get_user_model
 from django.db.models import Q, Sum
+from django.db.models.functions import TruncDay, TruncHour
 
 from agents.models import Agent, Run
 from costs.models import HourlyCost, LedgerEntry
@@ -106,9 +107,12 @@ def series(tenant, window: Window, grouping: str, groups: list[dict]) -> dict:
     fields = ["agent_id", "agent_version"] if grouping == "agent_version" else [column]
     data: dict[str, list[Decimal]] = {label: [Decimal(0)] * len(buckets) for label in top_values.values()}
     other = [Decimal(0)] * len(buckets)
-    for row in _rollups(tenant, window).values("hour", *fields).annotate(usd=Sum("amount_usd")):
+    truncate = TruncHour if window.hourly_buckets else TruncDay
+    rows = (_rollups(tenant, window).annotate(bucket=truncate("hour", tzinfo=window.zone))
+            .values("bucket", *fields).annotate(usd=Sum("amount_usd")))
+    for row in rows:
         value = f"{row['agent_id']}:{row['agent_version']}" if grouping == "agent_version" else str(row[column])
-        position = index.get(_bucket(row["hour"], window))
+        position = index.get(_bucket(row["bucket"], window))
         if position is None:
             continue
         target = data[top_values[value]] if value in top_values else other
