@@ -19,6 +19,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -80,6 +81,8 @@ class Attempt:
     cached_tokens: int = 0
     cost_usd: Decimal = Decimal("0")
     price: dict = field(default_factory=dict)
+    cache_write_tokens: int = 0
+    reasoning_tokens: int = 0
 
 
 @dataclass
@@ -203,18 +206,75 @@ def resolve_model(name: str):
     raise ValueError(f"unknown model provider '{provider}' in '{name}'")
 
 
-def price(provider: str, model: str, input_tokens: int, output_tokens: int, cached_tokens: int) -> tuple[Decimal, dict]:
-    if provider == "demo":
-        return Decimal("0"), {"source": "demo model (free)", "input_mtok": "0", "output_mtok": "0"}
-    try:
-        from genai_prices import Usage, calc_price
+@dataclass(frozen=True)
+class Tokens:
+    """A call's tokens, split as providers bill them. ``input`` includes cache reads and writes;
+    ``output`` includes reasoning."""
 
-        calc = calc_price(Usage(input_tokens=input_tokens, output_tokens=output_tokens, cache_read_tokens=cached_tokens),
-                          model, provider_id=provider.replace("openai-compatible", "openai"))
-        return Decimal(str(calc.total_price)), {"source": "genai-prices", "model": calc.model.id,
-                                                "provider": calc.provider.id, "price": str(calc.model_price)}
-    except Exception as exc:  # an unknown model is priced at 0 and says so
-        return Decimal("0"), {"source": "unpriced", "reason": str(exc)[:200]}
+    input: int = 0
+    cache_read: int = 0
+    cache_write: int = 0
+    output: int = 0
+    reasoning: int = 0
+
+
+Pricer = Callable[[str, Tokens, datetime], tuple[Decimal, dict]]
+MODEL_PRICING: dict[str, Pricer] = {}
+
+
+def register_model_pricing(prefix: str, pricer: Pricer) -> None:
+    """How another app's models are priced: ``pricer(model, tokens, at)`` returns the amount and the
+    price snapshot (the demo app prices its offline model at a real model's list price, marked simulated)."""
+    MODEL_PRICING[prefix] = pricer
+
+
+def price(provider: str, model: str, tokens: Tokens, at: datetime | None = None) -> tuple[Decimal, dict]:
+    """The amount and the price snapshot kept with the call: where the price came from, the
+    genai-prices version, the rates used and the tier. An unknown model is marked unpriced
+    (amount 0, ``"unpriced": True``, the reason), never a silent $0."""
+    at = at or datetime.now(UTC)
+    if provider in MODEL_PRICING:
+        return MODEL_PRICING[provider](model, tokens, at)
+    return list_price(provider.replace("openai-compatible", "openai"), model, tokens, at)
+
+
+def list_price(provider_id: str, model: str, tokens: Tokens, at: datetime) -> tuple[Decimal, dict]:
+    """genai-prices' list price for the call at its time (historic prices are kept by the package)."""
+    from genai_prices import Usage as PricedUsage
+    from genai_prices import calc_price
+
+    snapshot = {"source": "genai-prices", "version": GENAI_PRICES_VERSION, "provider": provider_id, "model": model}
+    try:
+        calc = calc_price(PricedUsage(input_tokens=tokens.input, cache_read_tokens=tokens.cache_read,
+                                      cache_write_tokens=tokens.cache_write, output_tokens=tokens.output),
+                          model, provider_id=provider_id, genai_request_timestamp=at)
+    except Exception as exc:  # LookupError for an unknown model, ValueError for usage it cannot price
+        return Decimal("0"), {**snapshot, "unpriced": True, "reason": str(exc)[:200]}
+    rates, tier = {}, "base"
+    for unit, rate in vars(calc.model_price).items():
+        if rate is None or unit.startswith("_"):
+            continue
+        if hasattr(rate, "tiers"):  # TieredPrices: the whole call pays the highest tier its input reached
+            reached = [t for t in rate.tiers if tokens.input >= t.start]
+            rates[unit] = str(reached[-1].price if reached else rate.base)
+            if reached:
+                tier = f"{unit} from {reached[-1].start} tokens"
+        else:
+            rates[unit] = str(rate)
+    return Decimal(str(calc.total_price)), {**snapshot, "provider": calc.provider.id, "model": calc.model.id,
+                                            "rates_per_mtok": rates, "tier": tier}
+
+
+def _package_version(name: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return "unknown"
+
+
+GENAI_PRICES_VERSION = _package_version("genai-prices")
 
 
 # Providers this process saw healthy (no failures, circuit closed) in Redis, until when (monotonic):
@@ -270,6 +330,14 @@ class Breaker:
             self.redis.delete(key, self._key(provider, "trial"))
 
 
+def tokens_of(usage) -> Tokens:
+    """pydantic-ai's usage of one response, split."""
+    details = getattr(usage, "details", None) or {}
+    return Tokens(input=usage.input_tokens or 0, cache_read=getattr(usage, "cache_read_tokens", 0) or 0,
+                  cache_write=getattr(usage, "cache_write_tokens", 0) or 0, output=usage.output_tokens or 0,
+                  reasoning=(getattr(usage, "output_reasoning_tokens", 0) or details.get("reasoning_tokens", 0) or 0))
+
+
 def _transient(exc: Exception) -> bool:
     if isinstance(exc, ModelHTTPError):
         return exc.status_code == 429 or exc.status_code >= 500
@@ -300,24 +368,22 @@ async def _request(model, messages: list[ModelMessage], parameters: ModelRequest
 
 
 def _attempt(model, messages: list[ModelMessage], parameters: ModelRequestParameters, timeout: float, *,
-             provider: str, model_name: str) -> tuple[ModelResponse, Decimal, dict]:
+             provider: str, model_name: str) -> tuple[ModelResponse, Tokens, Decimal, dict]:
     """One attempt at one model, in its own GenAI span (with its usage and its price at call time).
-    Returns the response, its cost and the price used."""
+    Returns the response, its tokens, its cost and the price used."""
     with model_call_span(provider=provider, model=model_name) as span:
         try:
             response = aio.run(_request(model, messages, parameters, timeout))
         except Exception as exc:
             span_failed(span, type(exc).__name__, str(exc))
             raise
-        usage, answered_by = response.usage, response.model_name or model_name
-        cached = getattr(usage, "cache_read_tokens", 0) or 0
-        cost, price_used = price(provider, answered_by, usage.input_tokens or 0, usage.output_tokens or 0, cached)
-        model_call_finished(span, response_model=answered_by, input_tokens=usage.input_tokens or 0,
-                            output_tokens=usage.output_tokens or 0, cached_tokens=cached,
-                            cache_write_tokens=getattr(usage, "cache_write_tokens", 0) or 0,
-                            reasoning_tokens=(getattr(usage, "details", None) or {}).get("reasoning_tokens", 0),
-                            cost_usd=float(cost), finish=str(getattr(response, "finish_reason", None) or "stop"))
-        return response, cost, price_used
+        tokens, answered_by = tokens_of(response.usage), response.model_name or model_name
+        cost, price_used = price(provider, answered_by, tokens)
+        model_call_finished(span, response_model=answered_by, input_tokens=tokens.input, output_tokens=tokens.output,
+                            cached_tokens=tokens.cache_read, cache_write_tokens=tokens.cache_write,
+                            reasoning_tokens=tokens.reasoning, cost_usd=float(cost),
+                            finish=str(getattr(response, "finish_reason", None) or "stop"))
+        return response, tokens, cost, price_used
 
 
 def complete(*, models: list[str], tools: list[Tool], plan_mode: bool, messages: list[ModelMessage] | None = None,
@@ -347,8 +413,8 @@ def complete(*, models: list[str], tools: list[Tool], plan_mode: bool, messages:
         for attempt_number in range(1, policy.max_attempts_per_model + policy.repair_attempts + 1):
             started = time.perf_counter()
             try:
-                response, cost, price_used = _attempt(model, messages, parameters, policy.timeout_seconds,
-                                                      provider=provider, model_name=model_name)
+                response, tokens, cost, price_used = _attempt(model, messages, parameters, policy.timeout_seconds,
+                                                              provider=provider, model_name=model_name)
             except Exception as exc:
                 latency = int((time.perf_counter() - started) * 1000)
                 transient = _transient(exc)
@@ -365,10 +431,8 @@ def complete(*, models: list[str], tools: list[Tool], plan_mode: bool, messages:
                 time.sleep(delay * random.uniform(0.5, 1.0))  # jitter: workers do not retry in lockstep
                 continue
             latency = int((time.perf_counter() - started) * 1000)
-            usage = response.usage
-            cached = getattr(usage, "cache_read_tokens", 0) or 0
-            record = Attempt(provider, response.model_name or model_name, "ok", "", latency, usage.input_tokens or 0,
-                             usage.output_tokens or 0, cached, cost, price_used)
+            record = Attempt(provider, response.model_name or model_name, "ok", "", latency, tokens.input,
+                             tokens.output, tokens.cache_read, cost, price_used, tokens.cache_write, tokens.reasoning)
             attempts.append(record)
             if breaker:
                 breaker.record_success(provider)

@@ -10,6 +10,9 @@ the runtime imports none of those apps (tests/test_import_direction.py checks it
 - **status** (a run's status changed, in the transaction of the change, with the run locked):
   ``fn(run, old, new)``. For what follows a run's life (run webhooks); it must not change the run: rows it
   adds commit with the change, work outside the database goes after commit (``transaction.on_commit``).
+- **gate** (before each model call, in the transaction that passes the step's boundary, the run row
+  locked): ``fn(StepInfo, ModelCallEstimate) -> str | None``. A gate that returns a reason ends the
+  run (failed, with that reason) before the model is called; ``None`` lets it go on (costs' budgets).
 - **span sinks**: ``factory() -> SpanExporter``; every process's TracerProvider exports to them.
 - **run overrides** (once per turn, at the claim): ``fn(run) -> RunOverrides | None``. What an app changes
   for one run for its whole life (a replay: another model or instructions, tools answered from a
@@ -46,6 +49,7 @@ class StepInfo:
     step: int
     goal: str
     trace_id: str
+    config_version: int = 0  # the tenant's configuration version: a hook may cache its settings until it rises
 
 
 @dataclass(frozen=True)
@@ -62,12 +66,25 @@ class Usage:
     status: str
     provider: str = ""
     attempt: int = 1
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cached_tokens: int = 0
+    input_tokens: int = 0  # all input tokens, cached ones included (as OpenTelemetry counts them)
+    output_tokens: int = 0  # all output tokens, reasoning included
+    cached_tokens: int = 0  # input tokens read from the provider's cache
     cost_usd: Decimal = Decimal("0")
-    price: dict = field(default_factory=dict)
+    price: dict = field(default_factory=dict)  # the price snapshot: source, version, rates, tier; "unpriced": True
     latency_ms: int = 0
+    cache_write_tokens: int = 0  # input tokens written to the provider's cache
+    reasoning_tokens: int = 0  # output tokens spent reasoning
+    call_id: str = ""  # a tool call's id (a model attempt is identified by step and attempt)
+
+
+@dataclass(frozen=True)
+class ModelCallEstimate:
+    """What the next model call may cost, before it is made: the models it may use (first the agent's
+    own), the prompt's tokens as estimated from its text, and the most output it may ask for."""
+
+    models: tuple[str, ...]
+    input_tokens: int
+    max_output_tokens: int
 
 
 @dataclass(frozen=True)
@@ -163,6 +180,7 @@ ContextProvider = Callable[[StepInfo], list[ContextBlock]]
 UsageHook = Callable[..., None]
 DecisionHook = Callable[..., None]
 StatusHook = Callable[..., None]
+Gate = Callable[[StepInfo, ModelCallEstimate], "str | None"]
 
 
 class Hooks:
@@ -171,6 +189,7 @@ class Hooks:
         self.usage: list[UsageHook] = []
         self.decision: list[DecisionHook] = []
         self.status: list[StatusHook] = []
+        self.gates: list[Gate] = []
         self.span_sinks: dict[str, Callable[[], Any]] = {}
         self.run_overrides: list[Callable[[Any], RunOverrides | None]] = []
         self.review: HumanReview = NoReview()
@@ -202,6 +221,9 @@ def register_status_change(hook: StatusHook) -> StatusHook:
 def status_changed(run, old: str, new: str) -> None:
     for hook in hooks.status:
         hook(run, old, new)
+def register_gate(gate: Gate) -> Gate:
+    hooks.gates.append(gate)
+    return gate
 
 
 def register_span_sink(name: str, factory: Callable[[], Any]) -> None:
@@ -224,9 +246,10 @@ def register_human_review(review: HumanReview) -> None:
 
 
 @contextmanager
-def registered(*, context=(), usage=(), decision=()):
+def registered(*, context=(), usage=(), decision=(), gates=()):
     """For tests: hooks registered for the duration of a block."""
-    added = [(hooks.context, list(context)), (hooks.usage, list(usage)), (hooks.decision, list(decision))]
+    added = [(hooks.context, list(context)), (hooks.usage, list(usage)), (hooks.decision, list(decision)),
+             (hooks.gates, list(gates))]
     for target, items in added:
         target.extend(items)
     try:
@@ -256,6 +279,14 @@ def usage_recorded(info: StepInfo, usage: Usage, writes) -> None:
 def decision_made(info: StepInfo, decision: Decision, writes) -> None:
     for hook in hooks.decision:
         hook(info, decision, writes)
+
+
+def gate_stops(info: StepInfo, estimate: ModelCallEstimate) -> str | None:
+    """The first gate's reason to stop the run before its model call, or None."""
+    for gate in hooks.gates:
+        if reason := gate(info, estimate):
+            return reason
+    return None
 
 
 def review() -> HumanReview:

@@ -13,7 +13,16 @@ import signal
 import sys
 import time
 
-from bench import agent_loop, approval_queue, baselines, click_to_resume, fanout, langgraph_peer, long_runs
+from bench import (
+    agent_loop,
+    approval_queue,
+    baselines,
+    click_to_resume,
+    cost_dashboard,
+    fanout,
+    langgraph_peer,
+    long_runs,
+)
 from bench.harness import RESULTS, Context, machine_note, stack, write_results
 
 REGISTRY = {
@@ -21,6 +30,7 @@ REGISTRY = {
     "p1": agent_loop.run_p1,
     "p2": agent_loop.run_p2,
     "queue": approval_queue.run,
+    "p6costs": cost_dashboard.run,
     "p3": click_to_resume.run,
     "lg": langgraph_peer.run,
     "p8": long_runs.run,

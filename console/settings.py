@@ -60,6 +60,7 @@ INSTALLED_APPS = [
     "demo",
     "traces",
     "webhooks",
+    "costs",
     # More apps by dotted path, e.g. one that registers into the step's hooks (agents.hooks).
     *env_list("PROCTOR_EXTRA_APPS", []),
 ]
@@ -179,6 +180,10 @@ RUN_TURN_SECONDS = float(env_str("RUN_TURN_SECONDS", "0.5"))
 RUN_SWEEP_AFTER_SECONDS = env_int("RUN_SWEEP_AFTER_SECONDS", 10)
 MODEL_TIMEOUT_SECONDS = env_int("MODEL_TIMEOUT_SECONDS", 60)
 MODEL_BACKOFF_SECONDS = float(env_str("MODEL_BACKOFF_SECONDS", "0.5"))
+# The most output a model call is expected to ask for: pre-call estimates (budgets) price it at this.
+MODEL_MAX_OUTPUT_TOKENS = env_int("MODEL_MAX_OUTPUT_TOKENS", 1024)
+# The offline demo model is priced as this real model's list price, labelled "simulated" everywhere.
+DEMO_PRICED_AS = env_str("DEMO_PRICED_AS", "openai:gpt-4o-mini")
 
 # --- Auth, sessions, security -------------------------------------------------------------
 

@@ -8,6 +8,7 @@ from agents import views as agent_views
 from approvals import views as approval_views
 from console import views
 from console.api import api
+from costs import views as cost_views
 from demo import views as demo_views
 from traces import views as trace_views
 from webhooks import views as webhook_views
@@ -49,7 +50,21 @@ urlpatterns = [
     path("t/<slug:tenant_slug>/traces/<int:run_number>/compare/", trace_views.compare, name="trace_compare"),
     path("t/<slug:tenant_slug>/traces/batches/", trace_views.batch_create, name="trace_batch_create"),
     path("t/<slug:tenant_slug>/traces/batches/<int:batch_id>/", trace_views.batch, name="trace_batch"),
-    path("t/<slug:tenant_slug>/costs/", views.section_page("costs"), name="costs"),
+    path("t/<slug:tenant_slug>/costs/", cost_views.costs_dashboard, name="costs"),
+    path("t/<slug:tenant_slug>/costs/runs/", cost_views.costs_runs, name="costs_runs"),
+    path("t/<slug:tenant_slug>/costs/runs/<int:run_number>/", cost_views.costs_run, name="costs_run"),
+    path("t/<slug:tenant_slug>/costs/ledger.csv", cost_views.costs_ledger_csv, name="costs_ledger_csv"),
+    path("t/<slug:tenant_slug>/costs/budgets/", cost_views.costs_budgets, name="costs_budgets"),
+    path("t/<slug:tenant_slug>/costs/budgets/<int:budget_id>/", cost_views.costs_budgets, name="costs_budget"),
+    path("t/<slug:tenant_slug>/costs/budgets/<int:budget_id>/delete/", cost_views.costs_budget_delete,
+         name="costs_budget_delete"),
+    path("t/<slug:tenant_slug>/costs/pricing/", cost_views.costs_pricing, name="costs_pricing"),
+    path("t/<slug:tenant_slug>/costs/pricing/<int:rule_id>/delete/", cost_views.costs_price_rule_delete,
+         name="costs_price_rule_delete"),
+    path("t/<slug:tenant_slug>/costs/repricing/<int:job_id>/", cost_views.costs_repricing, name="costs_repricing"),
+    path("t/<slug:tenant_slug>/costs/reconciliation/", cost_views.costs_reconciliation, name="costs_reconciliation"),
+    path("t/<slug:tenant_slug>/costs/reconciliation/<int:reconciliation_id>/", cost_views.costs_reconciliation,
+         name="costs_reconciliation_shown"),
     path("t/<slug:tenant_slug>/admin/", views.admin_members, name="admin_members"),
     path("t/<slug:tenant_slug>/admin/members/<int:membership_id>/role/", views.admin_member_role, name="admin_member_role"),
     path("t/<slug:tenant_slug>/admin/members/<int:membership_id>/remove/", views.admin_member_remove,

@@ -36,7 +36,6 @@ from console.services import (
 UPCOMING = {
     "memory": "What agents remember about people, teams and this tenant; inspect, correct, pin, delete.",
     "traces": "The timeline of each run's spans: steps, model calls, tool calls, approval waits.",
-    "costs": "Spend per agent, model, user and run, with budgets, alerts and CSV export.",
 }
 
 

@@ -8,8 +8,10 @@ class DemoConfig(AppConfig):
     name = "demo"
 
     def ready(self) -> None:
-        from agents.gateway import register_model_provider
+        from agents.gateway import register_model_pricing, register_model_provider
         from demo import tools  # noqa: F401  (registers the demo tools)
         from demo.model import DEMO_MODELS, demo_model
+        from demo.pricing import demo_price
 
         register_model_provider("demo", demo_model, models=tuple(DEMO_MODELS))
+        register_model_pricing("demo", demo_price)

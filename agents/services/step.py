@@ -23,12 +23,14 @@ from agents.gateway import Breaker, GatewayPolicy, complete
 from agents.hooks import (
     ContextBlock,
     Decision,
+    ModelCallEstimate,
     Need,
     RunOverrides,
     StepInfo,
     Usage,
     context_blocks,
     decision_made,
+    gate_stops,
     hooks,
     review,
     run_overrides,
@@ -222,6 +224,9 @@ def _before_model_call(run: Run, turn: Turn) -> str | None:
     if exhausted:
         fail(run, exhausted.reason)
         return "failed"
+    if hooks.gates and (reason := gate_stops(step_info(run, run.step + 1), _estimate(run, turn))):
+        fail(run, reason[:300])
+        return "failed"
     if run.inbox:
         for item in run.inbox:
             # A person's edit of the plan is said as it is; anything else is an instruction.
@@ -235,6 +240,14 @@ def _before_model_call(run: Run, turn: Turn) -> str | None:
     # The model call happens outside any transaction; keep the lease long enough for it.
     run.lease_expires_at = timezone.now() + timedelta(seconds=settings.RUN_LEASE_SECONDS + settings.MODEL_TIMEOUT_SECONDS)
     return None
+
+
+def _estimate(run: Run, turn: Turn) -> ModelCallEstimate:
+    """The next model call as the gates see it: the prompt's tokens estimated from its text (about four
+    characters a token), and the agent's most output per call."""
+    return ModelCallEstimate(models=(run.agent.model, *run.agent.fallback_models),
+                             input_tokens=turn.conversation.characters // 4 + 1,
+                             max_output_tokens=settings.MODEL_MAX_OUTPUT_TOKENS)
 
 
 def _context_text(blocks: list[ContextBlock]) -> str:
@@ -302,7 +315,9 @@ def _record_attempts(run: Run, info: StepInfo, attempts) -> None:
         usage_recorded(info, Usage(kind="model", name=attempt.model, status=attempt.status, provider=attempt.provider,
                                    attempt=number, input_tokens=attempt.input_tokens,
                                    output_tokens=attempt.output_tokens, cached_tokens=attempt.cached_tokens,
-                                   cost_usd=attempt.cost_usd, price=attempt.price, latency_ms=attempt.latency_ms),
+                                   cost_usd=attempt.cost_usd, price=attempt.price, latency_ms=attempt.latency_ms,
+                                   cache_write_tokens=attempt.cache_write_tokens,
+                                   reasoning_tokens=attempt.reasoning_tokens),
                        run.writes)
 
 

@@ -122,7 +122,7 @@ def execute_pending(run: Run, turn, pending: engine.PendingCall, decided: Review
         review().invocation_ran(run=run, review_id=decided.id, invocation=invocation)
     usage_recorded(step_info(run, pending.step), Usage(kind="tool", name=pending.tool, status=result["status"],
                                                    cost_usd=spec.cost_usd if spec else 0,
-                                                   latency_ms=invocation.duration_ms), run.writes)
+                                                   latency_ms=invocation.duration_ms, call_id=pending.id), run.writes)
     return finish_tool(run, turn, pending, result, invocation)
 
 

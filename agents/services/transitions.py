@@ -34,7 +34,8 @@ def enqueue_on_commit(run_id: int) -> None:
 def step_info(run: Run, step: int) -> StepInfo:
     """What the step's hooks are told about the step."""
     return StepInfo(tenant_id=run.tenant_id, run_id=run.pk, agent_id=run.agent_id, agent_version=run.agent_version,
-                    requested_by_id=run.requested_by_id, step=step, goal=run.goal, trace_id=run.trace_id)
+                    requested_by_id=run.requested_by_id, step=step, goal=run.goal, trace_id=run.trace_id,
+                    config_version=run.tenant.config_version if Run.tenant.is_cached(run) else 0)
 
 
 def state_save(run: Run, state: engine.RunState) -> None:

@@ -1,0 +1,124 @@
+"""Repricing: the tenant's price rules applied to a range of the ledger. Each row whose price changes gets
+a new version (price_version + 1, current) with the rule's snapshot; the old version stays, not current;
+the rollups lose the old amount and gain the new one in the same transaction. The job keeps its progress
+and, at the end, the diff per day and model (old vs new, exact)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import replace
+from datetime import datetime, time, timedelta
+from decimal import Decimal
+
+from django.db import connection, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from agents.gateway import Tokens, price
+from costs.budgets import tenant_zone
+from costs.ledger import MILLION, Entry, ledger_write, priced_columns, rollup_upsert
+from costs.models import LedgerEntry, PriceRule, PriceRuleKind, RepricingJob
+
+CHUNK = 500
+SUPERSEDE = ("WITH old AS (UPDATE costs_ledger SET current = false WHERE id = ANY(%s) AND current RETURNING *) "
+             + rollup_upsert("SELECT *, -1 AS sign FROM old"))
+
+
+def rule_for(rules: list[PriceRule], row: LedgerEntry, day) -> PriceRule | None:
+    """The rule in force for the row's model on its day: the latest effective one."""
+    matching = [r for r in rules if r.provider == row.provider and r.model == row.model and r.effective_from <= day]
+    return max(matching, key=lambda r: (r.effective_from, r.pk), default=None)
+
+
+def rule_price(rule: PriceRule, row: LedgerEntry) -> tuple[Decimal, dict] | None:
+    """The row's amount and snapshot under the rule; None when the rule cannot price it (a discount off a list
+    price the model does not have)."""
+    rule_snapshot = {"source": "price rule", "rule": rule.pk, "rule_kind": rule.kind,
+                     "effective_from": rule.effective_from.isoformat(), "provider": row.provider, "model": row.model}
+    if rule.kind == PriceRuleKind.DISCOUNT:
+        listed, snapshot = price(row.provider, row.model, Tokens(input=row.input_tokens, cache_read=row.cache_read_tokens,
+                                                                 cache_write=row.cache_write_tokens,
+                                                                 output=row.output_tokens), row.at)
+        if snapshot.get("unpriced"):
+            return None
+        factor = 1 - rule.discount_percent / 100
+        return listed * factor, {**rule_snapshot, "discount_percent": str(rule.discount_percent),
+                                 "list_price": snapshot, "rates_per_mtok": {
+                                     unit: str(Decimal(rate) * factor) for unit, rate in
+                                     snapshot.get("rates_per_mtok", {}).items()}}
+    full = rule.input_mtok
+    cache_read = rule.cache_read_mtok if rule.cache_read_mtok is not None else full
+    cache_write = rule.cache_write_mtok if rule.cache_write_mtok is not None else full
+    uncached = max(0, row.input_tokens - row.cache_read_tokens - row.cache_write_tokens)
+    amount = (uncached * full + row.cache_read_tokens * cache_read + row.cache_write_tokens * cache_write
+              + row.output_tokens * rule.output_mtok) / MILLION
+    rates = {"input_mtok": str(full), "output_mtok": str(rule.output_mtok), "cache_read_mtok": str(cache_read),
+             "cache_write_mtok": str(cache_write)}
+    return amount, {**rule_snapshot, "rates_per_mtok": rates}
+
+
+def _entry(row: LedgerEntry) -> Entry:
+    return Entry(**{name: getattr(row, name) for name in Entry.__dataclass_fields__})
+
+
+def repricing_run(job_id: int) -> RepricingJob:
+    job = RepricingJob.objects.select_related("tenant").get(pk=job_id)
+    zone = tenant_zone(job.tenant_id)
+    start = datetime.combine(job.first_day, time(), zone)
+    end = datetime.combine(job.last_day + timedelta(days=1), time(), zone)
+    rules = list(PriceRule.objects.for_tenant(job.tenant))
+    models = Q()
+    for rule in rules:
+        models |= Q(provider=rule.provider, model=rule.model)
+    rows = LedgerEntry.objects.for_tenant(job.tenant).filter(current=True, at__gte=start, at__lt=end,
+                                                             kind__in=("model", "embedding"))
+    rows = rows.filter(models) if rules else rows.none()
+    # The rows as they are now: the versions this job writes (same time, higher ids) are not read again.
+    last_id = LedgerEntry.objects.for_tenant(job.tenant).order_by("-id").values_list("id", flat=True).first() or 0
+    rows = rows.filter(id__lte=last_id)
+    RepricingJob.objects.filter(pk=job.pk).update(status="running", total=rows.count())
+    diff: dict[tuple[str, str], list[Decimal]] = defaultdict(lambda: [Decimal(0), Decimal(0)])
+    after = (start, 0)
+    try:
+        while True:
+            chunk = list(rows.filter(Q(at__gt=after[0]) | Q(at=after[0], id__gt=after[1])).order_by("at", "id")[:CHUNK])
+            if not chunk:
+                break
+            _reprice_chunk(job, chunk, rules, zone, diff)
+            after = (chunk[-1].at, chunk[-1].id)
+    except Exception as exc:  # the job says why; the chunks done stay done (each was one transaction)
+        RepricingJob.objects.filter(pk=job.pk).update(status="failed", error=f"{type(exc).__name__}: {exc}"[:300],
+                                                      finished_at=timezone.now())
+        raise
+    report = [{"day": day, "model": model, "old_usd": str(old), "new_usd": str(new), "difference_usd": str(new - old)}
+              for (day, model), (old, new) in sorted(diff.items())]
+    RepricingJob.objects.filter(pk=job.pk).update(status="done", diff=report, finished_at=timezone.now())
+    job.refresh_from_db()
+    return job
+
+
+def _reprice_chunk(job, chunk: list[LedgerEntry], rules, zone, diff) -> None:
+    superseded, versions = [], []
+    for row in chunk:
+        day = row.at.astimezone(zone).date()
+        rule = rule_for(rules, row, day)
+        priced = rule_price(rule, row) if rule else None
+        old = row.amount_usd or Decimal(0)
+        key = (day.isoformat(), f"{row.provider}:{row.model}")
+        if priced is None or (priced[0] == row.amount_usd and row.price.get("rule") == rule.pk):
+            diff[key][0] += old
+            diff[key][1] += old
+            continue
+        amount, snapshot = priced
+        diff[key][0] += old
+        diff[key][1] += amount
+        superseded.append(row.pk)
+        versions.append(replace(_entry(row), price_version=row.price_version + 1, current=True,
+                                **priced_columns(snapshot, amount, row.cache_read_tokens)))
+    with transaction.atomic():
+        if superseded:
+            with connection.cursor() as cursor:
+                cursor.execute(SUPERSEDE, [superseded])
+            ledger_write(versions)
+        RepricingJob.objects.filter(pk=job.pk).update(done=F("done") + len(chunk),
+                                                      changed=F("changed") + len(superseded))

@@ -1,0 +1,98 @@
+"""Changing costs: rollups rebuilt from the ledger, budgets and the tenant's cost settings."""
+
+from __future__ import annotations
+
+from django.db import connection, transaction
+
+from console.models import tenant_config_changed
+from console.services import audit_record
+from costs.ledger import rollup_upsert
+from costs.models import Budget, CostSettings, HourlyCost, PriceRule, RepricingJob
+
+
+def rollups_rebuild(tenant) -> int:
+    """The tenant's hourly rollups computed again from its current ledger rows, in one transaction (the
+    tenant's ledger writes wait for it). Returns the number of hourly rows."""
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            # A writer still open holds its rollup rows' locks: the delete waits for it, and the rebuild's
+            # read (a later statement) sees its ledger rows; a later writer adds onto the rebuilt rows.
+            HourlyCost.objects.for_tenant(tenant).delete()
+            cursor.execute(rollup_upsert("SELECT *, 1 AS sign FROM costs_ledger WHERE tenant_id = %s AND current"),
+                           [tenant.pk])
+        return HourlyCost.objects.for_tenant(tenant).count()
+
+
+def budget_save(*, tenant, actor, budget: Budget) -> Budget:
+    """Create or change a budget (validated by the caller); running steps see it at their next model call."""
+    return _saved(tenant=tenant, actor=actor, row=budget, noun="budget", target=f"budget {budget.name}",
+                  data=budget_data, configuration=True)
+
+
+def _saved(*, tenant, actor, row, noun: str, target: str, data, configuration: bool = False):
+    """A tenant's row created or changed, audited, in one transaction (``configuration``: running steps read
+    the tenant's configuration afresh)."""
+    with transaction.atomic():
+        created = row.pk is None
+        row.tenant = tenant
+        if created:
+            row.created_by = actor
+        row.save()
+        if configuration:
+            tenant_config_changed(tenant)
+        audit_record(tenant=tenant, actor=actor, verb=f"{noun}.{'created' if created else 'changed'}", target=target,
+                     data=data(row))
+    return row
+
+
+def budget_delete(*, tenant, actor, budget: Budget) -> None:
+    with transaction.atomic():
+        data = budget_data(budget)
+        budget.delete()
+        tenant_config_changed(tenant)
+        audit_record(tenant=tenant, actor=actor, verb="budget.deleted", target=f"budget {data['name']}", data=data)
+
+
+def budget_data(budget: Budget) -> dict:
+    return {"id": budget.pk, "name": budget.name, "scope": budget.scope, "agent": budget.agent_id, "user": budget.user_id,
+            "period": budget.period, "limit_usd": None if budget.limit_usd is None else str(budget.limit_usd),
+            "limit_tokens": budget.limit_tokens, "thresholds": budget.thresholds, "action": budget.action}
+
+
+def cost_timezone_set(*, tenant, actor, zone: str) -> None:
+    with transaction.atomic():
+        CostSettings.objects.update_or_create(tenant=tenant, defaults={"timezone": zone})
+        tenant_config_changed(tenant)
+        audit_record(tenant=tenant, actor=actor, verb="costs.timezone", data={"timezone": zone})
+
+
+def price_rule_save(*, tenant, actor, rule: PriceRule) -> PriceRule:
+    return _saved(tenant=tenant, actor=actor, row=rule, noun="price_rule",
+                  target=f"price rule {rule.provider}:{rule.model}", data=price_rule_data)
+
+
+def price_rule_delete(*, tenant, actor, rule: PriceRule) -> None:
+    with transaction.atomic():
+        data = price_rule_data(rule)
+        rule.delete()
+        audit_record(tenant=tenant, actor=actor, verb="price_rule.deleted",
+                     target=f"price rule {data['provider']}:{data['model']}", data=data)
+
+
+def price_rule_data(rule: PriceRule) -> dict:
+    return {"id": rule.pk, "provider": rule.provider, "model": rule.model, "kind": rule.kind,
+            "effective_from": rule.effective_from.isoformat(),
+            **{name: None if getattr(rule, name) is None else str(getattr(rule, name))
+               for name in ("input_mtok", "output_mtok", "cache_read_mtok", "cache_write_mtok", "discount_percent")}}
+
+
+def repricing_start(*, tenant, actor, first_day, last_day) -> RepricingJob:
+    """A repricing job over the days (both included, in the tenant's zone), run by a worker after commit."""
+    from costs.tasks import reprice
+
+    with transaction.atomic():
+        job = RepricingJob.objects.create(tenant=tenant, first_day=first_day, last_day=last_day, created_by=actor)
+        audit_record(tenant=tenant, actor=actor, verb="costs.repricing_started", target=f"repricing {job.pk}",
+                     data={"first_day": first_day.isoformat(), "last_day": last_day.isoformat()})
+        transaction.on_commit(lambda: reprice.delay(job.pk))
+    return job

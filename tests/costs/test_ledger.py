@@ -1,0 +1,111 @@
+"""The ledger: one priced row per model attempt and costed tool call, its snapshot kept, unpriced
+calls flagged, and the hourly rollups always equal to it."""
+
+from decimal import Decimal
+
+import pytest
+from django.db.models import Count, Sum
+from pydantic_ai.messages import ModelResponse, TextPart
+from pydantic_ai.models.function import FunctionModel
+from pydantic_ai.usage import RequestUsage
+
+from agents.gateway import MODEL_PRICING, register_model_provider
+from agents.models import ModelCall
+from agents.services import run_start
+from costs.models import HourlyCost, LedgerEntry
+from costs.selectors import rollup_totals
+from tests.factories import advance, make_looper
+
+
+def loop(cast, agent, times=3):
+    run = run_start(tenant=cast.acme, agent=agent, goal=f"Call noop {times} times", requested_by=cast.member)
+    return advance(run)
+
+
+def test_each_model_call_is_priced_once_at_a_simulated_rate_with_its_snapshot(cast, settings):
+    settings.DEMO_PRICED_AS = "openai:gpt-4o-mini"
+    run = loop(cast, make_looper(cast.acme))
+    assert run.status == "completed"
+    rows = list(LedgerEntry.objects.for_tenant(cast.acme).order_by("step"))
+    calls = ModelCall.objects.filter(run=run, status="ok")
+    assert len(rows) == calls.count() == 4  # three noop calls and the final answer
+    first = rows[0]
+    assert first.kind == "model" and first.simulated and first.priced
+    assert first.user_id == cast.member.pk and first.agent_id == run.agent_id and first.run_id == run.pk
+    assert first.price["simulated_as"] == "openai:gpt-4o-mini" and first.price_source == "genai-prices"
+    assert first.rates["input_mtok"] == "0.15" and first.rates["output_mtok"] == "0.6"
+    expected = (Decimal(first.input_tokens) * Decimal("0.15") + Decimal(first.output_tokens) * Decimal("0.6")) / 1_000_000
+    assert first.amount_usd == expected > 0
+    # The run's own total keeps six decimals per call; the ledger keeps the exact amounts.
+    assert abs(sum(r.amount_usd for r in rows) - run.cost_usd) <= len(rows) * Decimal("0.0000005")
+
+
+def test_a_call_keeps_the_price_it_was_charged_when_prices_change(cast, settings):
+    settings.DEMO_PRICED_AS = "openai:gpt-4o-mini"
+    agent = make_looper(cast.acme)
+    loop(cast, agent, 1)
+    before = {row.pk: (row.amount_usd, row.rates) for row in LedgerEntry.objects.all()}
+    settings.DEMO_PRICED_AS = "openai:gpt-4o"
+    loop(cast, agent, 1)
+    for row in LedgerEntry.objects.filter(pk__in=before):
+        assert (row.amount_usd, row.rates) == before[row.pk]
+    later = LedgerEntry.objects.exclude(pk__in=before).first()
+    assert later.rates["input_mtok"] == "2.5" and later.price["simulated_as"] == "openai:gpt-4o"
+
+
+def mystery_model(name):
+    def reply(messages, info):
+        return ModelResponse(parts=[TextPart("done")], usage=RequestUsage(input_tokens=120, output_tokens=30))
+    return FunctionModel(reply, model_name=name)
+
+
+@pytest.fixture
+def mystery_provider():
+    register_model_provider("mystery", mystery_model)
+    yield
+    from agents.gateway import MODEL_PROVIDERS
+
+    MODEL_PROVIDERS.pop("mystery", None)
+    MODEL_PRICING.pop("mystery", None)
+
+
+def test_an_unknown_model_is_flagged_unpriced_and_counted_never_a_silent_zero(cast, mystery_provider):
+    run = loop(cast, make_looper(cast.acme, model="mystery:house-model-7"), 1)
+    row = LedgerEntry.objects.get(run_id=run.pk)
+    assert not row.priced and row.amount_usd is None and row.input_tokens == 120
+    assert "house-model-7" in row.price["reason"] or row.price["unpriced"]
+    totals = rollup_totals(cast.acme)
+    assert totals["unpriced_calls"] == 1 and totals["calls"] == 1
+
+
+def test_rollups_equal_the_ledger_for_every_grouping(cast):
+    agent = make_looper(cast.acme)
+    for times in (1, 2, 3):
+        loop(cast, agent, times)
+    assert_rollups_equal_ledger()
+
+
+def assert_rollups_equal_ledger():
+    groupings = [(), ("agent_id",), ("user_id",), ("model",), ("tool",), ("agent_version",), ("provider", "model"),
+                 ("kind",)]
+    for keys in groupings:
+        ledger = {tuple(row[k] or 0 if k.endswith("_id") else row[k] for k in keys): (row["usd"], row["n"]) for row in
+                  LedgerEntry.objects.filter(current=True).values(*keys, "tenant").annotate(
+                      usd=Sum("amount_usd"), n=Count("id")).values(*keys, "usd", "n")}
+        rollup = {tuple(row[k] for k in keys): (row["usd"], row["n"]) for row in
+                  HourlyCost.objects.values(*keys, "tenant").annotate(usd=Sum("amount_usd"), n=Sum("calls"))
+                  .values(*keys, "usd", "n")}
+        assert {k: (v[0] or Decimal(0), v[1]) for k, v in ledger.items()} == rollup, keys
+
+
+def test_the_rebuild_command_gives_the_same_rollups(cast):
+    from django.core.management import call_command
+
+    agent = make_looper(cast.acme)
+    loop(cast, agent, 2)
+    before = list(HourlyCost.objects.order_by("id").values("hour", "model", "calls", "amount_usd", "input_tokens"))
+    HourlyCost.objects.update(amount_usd=0, calls=99)  # drifted somehow
+    call_command("costs_rebuild_rollups", "--tenant", "acme")
+    after = list(HourlyCost.objects.order_by("id").values("hour", "model", "calls", "amount_usd", "input_tokens"))
+    assert after == before
+    assert_rollups_equal_ledger()

@@ -1,0 +1,121 @@
+"""Price rules and repricing: new priced versions (the originals kept), rollups moved with them, an exact
+diff per day and model; reconciliation with a provider's export, over 1% flagged."""
+
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db.models import Sum
+from django.urls import reverse
+from django.utils import timezone
+
+from costs.models import LedgerEntry, PriceRule, Reconciliation, RepricingJob
+from costs.repricing import repricing_run
+from tests.costs.test_ledger import assert_rollups_equal_ledger
+
+
+@pytest.fixture
+def spent(cast, spend):
+    return spend((2, cast.member), (3, cast.member))
+
+
+def test_a_rate_card_reprices_a_range_keeping_the_originals_with_an_exact_diff(cast, client_for, spent):
+    originals = {row.pk: row.amount_usd for row in LedgerEntry.objects.all()}
+    admin = client_for(cast.admin)
+    today = timezone.localdate()
+    rule = admin.post(reverse("costs_pricing", args=["acme"]), {
+        "form": "rule", "provider": "demo", "model": "demo-noop", "kind": "rate_card", "input_mtok": "1",
+        "output_mtok": "2", "effective_from": (today - timedelta(days=1)).isoformat()})
+    assert rule.status_code == 302
+    job = RepricingJob.objects.create(tenant=cast.acme, first_day=today - timedelta(days=1), last_day=today + timedelta(days=1))
+    job = repricing_run(job.pk)
+
+    assert job.status == "done" and job.total == job.done == job.changed == len(originals)
+    assert LedgerEntry.objects.filter(pk__in=originals, current=False).count() == len(originals)  # kept
+    for pk, amount in originals.items():
+        assert LedgerEntry.objects.get(pk=pk).amount_usd == amount
+    new = list(LedgerEntry.objects.filter(current=True))
+    assert len(new) == len(originals) and {row.price_version for row in new} == {2}
+    for row in new:
+        assert row.amount_usd == (Decimal(row.input_tokens) * 1 + Decimal(row.output_tokens) * 2) / 1_000_000
+        assert row.price["source"] == "price rule" and not row.simulated
+    diff = {(line["day"], line["model"]): line for line in job.diff}
+    line = diff[(today.isoformat(), "demo:demo-noop")]
+    assert Decimal(line["old_usd"]) == sum(originals.values())
+    assert Decimal(line["new_usd"]) == sum(row.amount_usd for row in new)
+    assert Decimal(line["difference_usd"]) == Decimal(line["new_usd"]) - Decimal(line["old_usd"])
+    assert_rollups_equal_ledger()  # the rollups follow the current versions
+
+    page = admin.get(reverse("costs_repricing", args=["acme", job.pk])).content.decode()
+    assert 'id="repricing-progress"' in page and "demo:demo-noop" in page
+    again = repricing_run(RepricingJob.objects.create(tenant=cast.acme, first_day=today, last_day=today).pk)
+    assert again.changed == 0  # already at the rule's price
+
+
+def test_a_discount_and_the_admin_only_rules(cast, client_for, spent):
+    today = timezone.localdate()
+    finance = client_for(cast.finance)
+    assert finance.get(reverse("costs_pricing", args=["acme"])).status_code == 200
+    assert finance.post(reverse("costs_pricing", args=["acme"]), {"form": "rule"}).status_code == 403
+    refused = client_for(cast.admin).post(reverse("costs_pricing", args=["acme"]), {
+        "form": "rule", "provider": "demo", "model": "demo-noop", "kind": "discount", "discount_percent": "120",
+        "effective_from": today.isoformat()})
+    assert refused.status_code == 400 and b"less than 100" in refused.content
+    PriceRule.objects.create(tenant=cast.acme, provider="demo", model="demo-noop", kind="discount",
+                             discount_percent=Decimal("25"), effective_from=today)
+    before = LedgerEntry.objects.aggregate(usd=Sum("amount_usd"))["usd"]
+    repricing_run(RepricingJob.objects.create(tenant=cast.acme, first_day=today, last_day=today).pk)
+    after = LedgerEntry.objects.filter(current=True).aggregate(usd=Sum("amount_usd"))["usd"]
+    assert abs(after - before * Decimal("0.75")) < Decimal("0.0000000001") * LedgerEntry.objects.count()
+
+
+def test_starting_a_repricing_from_the_page_runs_it_on_a_worker(cast, client_for, spent, start_worker):
+    start_worker("reprice")
+    today = timezone.localdate()
+    PriceRule.objects.create(tenant=cast.acme, provider="demo", model="demo-noop", input_mtok=1, output_mtok=1,
+                             effective_from=today)
+    response = client_for(cast.admin).post(reverse("costs_pricing", args=["acme"]), {
+        "form": "reprice", "first_day": today.isoformat(), "last_day": today.isoformat()})
+    job = RepricingJob.objects.get()
+    assert response["Location"] == reverse("costs_repricing", args=["acme", job.pk])
+    from tests.conftest import wait_for
+
+    wait_for(lambda: RepricingJob.objects.get().status == "done", 30, message="the repricing job")
+    assert RepricingJob.objects.get().changed == LedgerEntry.objects.filter(current=True).count()
+
+
+OPENAI_EXPORT = """start_time,end_time,line_item,project_id,amount_value,amount_currency
+{day}T00:00:00Z,{next}T00:00:00Z,"gpt-4o-mini-2024-07-18, input",proj_1,{a}, usd
+{day}T00:00:00Z,{next}T00:00:00Z,"gpt-4o-mini-2024-07-18, output",proj_1,{b},usd
+{day}T00:00:00Z,{next}T00:00:00Z,"gpt-4o, input",proj_1,0.50,usd
+"""
+
+
+def test_reconciliation_flags_days_and_models_more_than_one_percent_apart(cast, client_for):
+    from costs.ledger import Entry, ledger_write
+
+    now = timezone.now()
+    common = dict(tenant_id=cast.acme.pk, status="ok", user_id=None, run_id=None, step=1, attempt=1, agent_id=None,
+                  agent_version=0, provider="openai", tool="", kind="model", input_tokens=1, cache_read_tokens=0,
+                  cache_write_tokens=0, output_tokens=1, reasoning_tokens=0, priced=True, simulated=False,
+                  cache_savings_usd=Decimal(0), price_source="genai-prices", price_source_version="x", rates={}, tier="",
+                  price={})
+    ledger_write([Entry(**common, at=now, source_key="t:1", model="gpt-4o-mini-2024-07-18", amount_usd=Decimal("1.00")),
+                  Entry(**common, at=now, source_key="t:2", model="gpt-4o", amount_usd=Decimal("0.60"))])
+    day = now.date()
+    content = OPENAI_EXPORT.format(day=day, next=day + timedelta(days=1), a="0.600", b="0.395").encode()
+    client = client_for(cast.finance)
+    response = client.post(reverse("costs_reconciliation", args=["acme"]),
+                           {"provider": "openai", "export": SimpleUploadedFile("costs.csv", content, "text/csv")})
+    assert response.status_code == 302
+    shown = Reconciliation.objects.get()
+    lines = {line["model"]: line for line in shown.lines}
+    assert lines["gpt-4o-mini"]["ours_usd"] == "1.0000" and lines["gpt-4o-mini"]["theirs_usd"] == "0.9950"
+    assert not lines["gpt-4o-mini"]["flagged"]  # 0.5% apart
+    assert lines["gpt-4o"]["flagged"] and lines["gpt-4o"]["difference_usd"] == "0.1000"  # 20% apart
+    page = client.get(response["Location"]).content.decode()
+    assert "1 of 2 day and model lines differ by more than 1%" in page
+    bad = client.post(reverse("costs_reconciliation", args=["acme"]),
+                      {"provider": "openai", "export": SimpleUploadedFile("x.csv", b"when,what\n1,2\n", "text/csv")})
+    assert bad.status_code == 400 and b"The header needs" in bad.content
