@@ -15,7 +15,7 @@ from agents import services
 from agents.models import Agent, Run
 from agents.selectors import agent_version_history, run_events_after, run_list, run_row, tool_catalog
 from agents.tool_settings import RiskRefused, tool_risk_set
-from agents.tools import REGISTRY
+from agents.tools import tool_for
 from console.api_auth import token_scopes
 from console.api_errors import ApiError, errors
 
@@ -314,7 +314,7 @@ def list_tools(request):
 @tools_router.put("/tools/{name}/risk", response={200: ToolOut, **errors(404)},
                   summary="Set a tool's risk in this tenant: never below its declared risk (422)")
 def set_tool_risk(request, name: str, body: RiskIn):
-    spec = REGISTRY.get(name)
+    spec = tool_for(request.tenant, name)
     if spec is None:
         raise Http404
     try:

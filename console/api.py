@@ -20,6 +20,7 @@ from console.admin_api import router as admin_router
 from console.api_auth import MissingScope, token_scopes
 from console.api_errors import code_for, errors
 from console.input import InputRefused, json_load
+from mcp_servers.api import router as mcp_router
 from webhooks.api import router as webhooks_router
 
 
@@ -59,6 +60,7 @@ api.add_router("/", tools_router)
 api.add_router("/", approvals_router)
 api.add_router("/", admin_router)
 api.add_router("/", webhooks_router)
+api.add_router("/", mcp_router)
 
 
 log = logging.getLogger("proctor.api")
