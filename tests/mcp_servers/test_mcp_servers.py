@@ -17,6 +17,7 @@ from agents.models import Agent, ToolInvocation
 from agents.services import run_start
 from agents.tools import ToolContext, tool_for
 from agents.tools.registry import JsonArguments, ToolError
+from console.devstack import free_port
 from approvals.services import approval_decide
 from console.models import AuditEvent
 from console.secrets_box import unseal
@@ -27,14 +28,6 @@ from tests.conftest import spawn, wait_for
 from tests.factories import advance
 
 SERVER_SCRIPT = Path(__file__).with_name("mcp_test_server.py")
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 class RunningServer:
@@ -49,7 +42,6 @@ class RunningServer:
 
         def up():
             try:
-                Connection("http", url=self.url)
                 return bool(call_tool(Connection("http", url=self.url), "lookup", {"key": "ping"},
                                       idempotency_key="probe", timeout=2))
             except McpUnavailable:
