@@ -14,7 +14,7 @@ from agents.forms import AgentForm
 from agents.gateway import configured_providers, model_suggestions
 from agents.run_audit import run_start_audited
 from agents.selectors import agent_get, agent_list, agent_version_history
-from agents.tools import REGISTRY
+from agents.tools import tenant_tools
 from console.access import tenant_access
 from console.roles import can_open
 
@@ -43,7 +43,7 @@ def agents(request: HttpRequest, tenant_slug: str) -> HttpResponse:
 def agent_new(request: HttpRequest, tenant_slug: str) -> HttpResponse:
     membership = tenant_access(request, tenant_slug, section="admin")
     request.section = "agents"
-    form = AgentForm(request.POST or None, tool_names=sorted(REGISTRY), creating=True, initial={
+    form = AgentForm(request.POST or None, tool_names=sorted(tenant_tools(membership.tenant)), creating=True, initial={
         "model": "demo:planner", "max_steps": 30, "max_tokens": 200_000, "max_cost_usd": "5", "max_seconds": 3600,
         "plan_mode": True})
     if request.method == "POST" and form.is_valid():
@@ -72,7 +72,7 @@ def agent_edit(request: HttpRequest, tenant_slug: str, agent_slug: str) -> HttpR
     membership = tenant_access(request, tenant_slug, section="admin")
     request.section = "agents"
     agent = _agent(membership, agent_slug)
-    tool_names = sorted(set(REGISTRY) | set(agent.tools))
+    tool_names = sorted(set(tenant_tools(membership.tenant)) | set(agent.tools))
     form = AgentForm(request.POST or None, tool_names=tool_names, creating=False, initial=AgentForm.initial_for(agent))
     if request.method == "POST" and form.is_valid():
         try:

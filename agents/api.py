@@ -9,13 +9,14 @@ from decimal import Decimal
 
 from django.http import Http404
 from ninja import Field, Header, Router, Schema, Status
+from pydantic import StrictBool, model_validator
 from ninja.errors import HttpError
 
 from agents import services
 from agents.models import Agent, Run
 from agents.selectors import agent_version_history, run_events_after, run_list, run_row, tool_catalog
 from agents.tool_settings import RiskRefused, tool_risk_set
-from agents.tools import REGISTRY
+from agents.tools import tool_for
 from console.api_auth import token_scopes
 from console.api_errors import ApiError, errors
 
@@ -146,8 +147,8 @@ ADMIN_ONLY = token_scopes("admin", section="admin")
 
 
 class MemorySettings(Schema):
-    recall: bool = False
-    remember: bool = False
+    recall: StrictBool = False
+    remember: StrictBool = False
 
 
 class AgentOut(Schema):
@@ -182,6 +183,13 @@ class AgentVersionOut(Schema):
 class AgentChange(Schema):
     """Only the fields given change; a change to what the agent does makes a new version."""
 
+    @model_validator(mode="before")
+    @classmethod
+    def _an_object(cls, data):
+        if not isinstance(getattr(data, "_obj", data), dict):  # ninja hands its getter around the body
+            raise ValueError("Send a JSON object of the fields to change.")
+        return data
+
     name: str | None = Field(default=None, max_length=100)
     description: str | None = Field(default=None, max_length=300)
     instructions: str | None = Field(default=None, max_length=50_000)
@@ -192,8 +200,8 @@ class AgentChange(Schema):
     max_tokens: int | None = None
     max_cost_usd: Decimal | None = Field(default=None, max_digits=10, decimal_places=4)
     max_seconds: int | None = None
-    plan_mode: bool | None = None
-    plan_approval: bool | None = None
+    plan_mode: StrictBool | None = None
+    plan_approval: StrictBool | None = None
     memory: MemorySettings | None = None
 
 
@@ -259,7 +267,7 @@ def change_agent(request, slug: str, body: AgentChange):
 
 
 class EnabledIn(Schema):
-    enabled: bool
+    enabled: StrictBool
 
 
 @agents_router.put("/agents/{slug}/enabled", response={200: AgentOut, **errors(404)}, auth=ADMIN_ONLY,
@@ -314,7 +322,7 @@ def list_tools(request):
 @tools_router.put("/tools/{name}/risk", response={200: ToolOut, **errors(404)},
                   summary="Set a tool's risk in this tenant: never below its declared risk (422)")
 def set_tool_risk(request, name: str, body: RiskIn):
-    spec = REGISTRY.get(name)
+    spec = tool_for(request.tenant, name)
     if spec is None:
         raise Http404
     try:

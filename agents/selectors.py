@@ -173,7 +173,7 @@ def tool_catalog(*, tenant) -> list[dict]:
     idempotency, cost per call), its schema as rows, the tenant's agents that may use it and its use."""
     from agents.models import Agent
     from agents.tool_settings import tenant_tool_risks
-    from agents.tools import REGISTRY
+    from agents.tools import tenant_tools
 
     raised = tenant_tool_risks(tenant)
     usage = tool_usage(tenant=tenant)
@@ -181,4 +181,4 @@ def tool_catalog(*, tenant) -> list[dict]:
     return [{"spec": spec, "risk": max(spec.risk, raised.get(name, spec.risk)), "schema": spec.json_schema(),
              "fields": schema_fields(spec.json_schema()), "agents": [a for a in agents if name in a.tools],
              "usage": usage.get(name, {"calls": 0, "errors": 0, "p50_ms": None})}
-            for name, spec in sorted(REGISTRY.items())]
+            for name, spec in sorted(tenant_tools(tenant).items())]

@@ -11,7 +11,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from agents.selectors import tool_catalog
 from agents.tool_settings import RiskRefused, tool_risk_set
-from agents.tools import REGISTRY
+from agents.tools import tool_for
 from console.access import tenant_access
 from console.input import strict_int
 
@@ -31,7 +31,7 @@ def tools(request: HttpRequest, tenant_slug: str) -> HttpResponse:
 @require_POST
 def tool_risk(request: HttpRequest, tenant_slug: str, tool_name: str) -> HttpResponse:
     membership = tenant_access(request, tenant_slug, section="admin")
-    spec = REGISTRY.get(tool_name)
+    spec = tool_for(membership.tenant, tool_name)
     if spec is None:
         raise Http404("No such tool")
     risk = strict_int(request.POST.get("risk", ""))

@@ -6,7 +6,7 @@ from django import forms
 
 from agents.engine import ASK_TOOL, PLAN_TOOL
 from agents.models import Agent
-from agents.tools import REGISTRY
+from agents.tools import tenant_tools
 from approvals.models import ApprovalPolicy
 from approvals.policy import EXPIRY_OUTCOMES, OPERATORS, condition_number, condition_problem
 from console.input import InputRefused, json_load, strict_int, strict_number
@@ -35,7 +35,7 @@ class PolicyForm(forms.ModelForm):
         self.fields["tool"] = forms.ChoiceField(required=False, choices=[
             ("", "(any tool)"), (PLAN_TOOL, f"{PLAN_TOOL} (plans of agents that require plan approval)")] + [
             (name, f"{name} (questions the agent asks)" if name == ASK_TOOL else f"{name} (risk {spec.risk})")
-            for name, spec in sorted(REGISTRY.items())])
+            for name, spec in sorted(tenant_tools(tenant).items())])
         self.fields["expiry_outcome"] = forms.ChoiceField(choices=[(o, o.replace("_", " ")) for o in EXPIRY_OUTCOMES])
         self.fields["escalate_to_role"] = forms.ChoiceField(choices=[("admin", "admins"), ("reviewer", "reviewers")])
         self.fields["min_risk"].widget.attrs.update(min=0, max=4)

@@ -14,7 +14,7 @@ from agents.engine import ASK_TOOL, PLAN_TOOL, plan_diff, plan_problem, plan_ste
 from agents.events import emit
 from agents.models import Run
 from agents.services import run_cancel, run_continue_after_decision, run_locked
-from agents.tools import REGISTRY
+from agents.tools import tool_for
 from agents.tools.registry import parse_arguments
 from agents.tracing import record_span
 
@@ -226,7 +226,7 @@ def _checked_edit(approval, arguments: dict) -> dict:
         if problem := plan_problem(steps):
             raise DecisionRefused(problem, "invalid")
         return {"steps": steps}
-    spec = REGISTRY.get(approval.tool)
+    spec = tool_for(approval.tenant_id, approval.tool)
     checked = parse_arguments(spec, arguments) if spec else arguments
     if isinstance(checked, dict) and checked.get("status") == "error":
         raise DecisionRefused(checked["message"], "invalid")

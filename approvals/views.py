@@ -16,7 +16,7 @@ from django.views.decorators.http import require_POST
 
 from agents.engine import plan_diff
 from agents.selectors import run_events_after, run_plan
-from agents.tools import REGISTRY
+from agents.tools import tool_for
 from approvals import outbound
 from approvals.forms import PolicyForm, argument_errors, arguments_from_fields, json_problem, schema_fields
 from approvals.models import ApprovalKind, ApprovalPolicy, ApprovalRequest, ApprovalWebhook
@@ -59,7 +59,7 @@ def _detail_context(approval: ApprovalRequest | None, *, edited: dict | None = N
     proposed, approved = approval.arguments, approval.approved_arguments
     changes = [{"field": key, "proposed": proposed.get(key), "approved": approved.get(key)}
                for key in sorted(set(proposed) | set(approved)) if proposed.get(key) != approved.get(key)] if approved else []
-    spec = REGISTRY.get(approval.tool) if approval.kind == ApprovalKind.TOOL_CALL and approval.is_open else None
+    spec = tool_for(approval.tenant_id, approval.tool) if approval.kind == ApprovalKind.TOOL_CALL and approval.is_open else None
     values = edited if edited is not None else approval.arguments_to_run
     fields = schema_fields(spec.json_schema(), values) if spec else []
     for field in fields:
@@ -220,13 +220,13 @@ def _edited_arguments(approval: ApprovalRequest, data) -> tuple[dict | None, str
     """What an edit proposes to run instead: a plan's steps, the schema form's fields, or JSON."""
     if approval.kind == ApprovalKind.PLAN:
         return {"steps": data.getlist("steps")}, ""
-    if data.get("form") == "fields" and (spec := REGISTRY.get(approval.tool)):
+    if data.get("form") == "fields" and (spec := tool_for(approval.tenant_id, approval.tool)):
         return arguments_from_fields(spec.json_schema(), data), ""
     return json_problem(data.get("arguments", ""))
 
 
 def _field_errors(approval: ApprovalRequest, arguments: dict) -> dict[str, str]:
-    spec = REGISTRY.get(approval.tool)
+    spec = tool_for(approval.tenant_id, approval.tool)
     return argument_errors(spec, arguments) if spec else {}
 
 

@@ -22,6 +22,7 @@ from console.api_errors import code_for, errors
 from console.input import InputRefused, json_load
 from costs.api import router as costs_router
 from traces.api import router as traces_router
+from mcp_servers.api import router as mcp_router
 from webhooks.api import router as webhooks_router
 
 
@@ -63,6 +64,7 @@ api.add_router("/", admin_router)
 api.add_router("/", webhooks_router)
 api.add_router("/", traces_router)
 api.add_router("/", costs_router)
+api.add_router("/", mcp_router)
 
 
 log = logging.getLogger("proctor.api")

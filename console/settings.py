@@ -3,6 +3,7 @@ from the environment (see the configuration table in README.md)."""
 
 from __future__ import annotations
 
+import json
 import secrets
 from datetime import timedelta
 from pathlib import Path
@@ -37,6 +38,27 @@ def _secret_key() -> str:
 
 
 SECRET_KEY = _secret_key()
+
+
+def _secrets_keys() -> list[str]:
+    """Fernet keys for secrets kept in the database (console/secrets_box.py): SECRETS_KEYS, comma separated, the
+    first encrypts, all decrypt (rotation: put a new key first, run `manage.py rotate_secrets`, then drop the old).
+    Development: one generated into var/ like the secret key."""
+    if keys := env_list("SECRETS_KEYS", []):
+        return keys
+    if not DEV:
+        return []  # storing a secret then says to set it (console/secrets_box.py)
+    path = VAR_DIR / "secrets_key"
+    if not path.exists():
+        import base64
+
+        VAR_DIR.mkdir(parents=True, exist_ok=True)
+        path.write_text(base64.urlsafe_b64encode(secrets.token_bytes(32)).decode())
+        path.chmod(0o600)
+    return [path.read_text().strip()]
+
+
+SECRETS_KEYS = _secrets_keys()
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"] if DEV else [])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 
@@ -61,6 +83,7 @@ INSTALLED_APPS = [
     "traces",
     "webhooks",
     "costs",
+    "mcp_servers",
     # More apps by dotted path, e.g. one that registers into the step's hooks (agents.hooks).
     *env_list("PROCTOR_EXTRA_APPS", []),
 ]
@@ -265,6 +288,11 @@ CONSOLE_URL = env_str("CONSOLE_URL", "http://127.0.0.1:8000").rstrip("/")
 # Development only: webhook URLs may be http:// and receivers may be on this machine's loopback.
 # Private, link-local (cloud metadata) and other internal addresses are refused either way.
 WEBHOOK_ALLOW_HTTP = env_bool("WEBHOOK_ALLOW_HTTP", False)
+# MCP servers: stdio servers only from this operator list (JSON {"name": ["command", "arg", …]}); tenants never run
+# commands on workers. Servers by URL follow the webhook URL rules (https, public addresses; WEBHOOK_ALLOW_HTTP for
+# http and loopback in development).
+MCP_STDIO_SERVERS = json.loads(env_str("MCP_STDIO_SERVERS", "{}") or "{}")
+MCP_CALL_TIMEOUT_SECONDS = float(env_str("MCP_CALL_TIMEOUT_SECONDS", "20"))
 
 # --- Observability -------------------------------------------------------------------------
 

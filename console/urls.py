@@ -10,6 +10,7 @@ from console import views
 from console.api import api
 from costs import views as cost_views
 from demo import views as demo_views
+from mcp_servers import views as mcp_views
 from traces import views as trace_views
 from webhooks import views as webhook_views
 
@@ -77,6 +78,12 @@ urlpatterns = [
     path("t/<slug:tenant_slug>/admin/policies/webhook/", approval_views.webhook, name="approval_webhook"),
     path("t/<slug:tenant_slug>/admin/tools/", tool_views.tools, name="admin_tools"),
     path("t/<slug:tenant_slug>/admin/tools/<str:tool_name>/risk/", tool_views.tool_risk, name="admin_tool_risk"),
+    path("t/<slug:tenant_slug>/admin/mcp/", mcp_views.servers, name="admin_mcp_servers"),
+    path("t/<slug:tenant_slug>/admin/mcp/<int:server_id>/", mcp_views.server, name="admin_mcp_server"),
+    path("t/<slug:tenant_slug>/admin/mcp/<int:server_id>/<str:action>/", mcp_views.server_action,
+         name="admin_mcp_action"),
+    path("t/<slug:tenant_slug>/admin/mcp/<int:server_id>/tools/<int:tool_id>/risk/", mcp_views.tool_risk,
+         name="admin_mcp_tool_risk"),
     path("t/<slug:tenant_slug>/admin/webhooks/", webhook_views.webhooks, name="admin_webhooks"),
     path("t/<slug:tenant_slug>/admin/webhooks/<int:webhook_id>/remove/", webhook_views.webhook_remove,
          name="admin_webhook_remove"),

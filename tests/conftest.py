@@ -212,13 +212,11 @@ def django_db_setup(django_db_setup, django_db_blocker):
             connection.close_pool()
 
 
-@pytest.fixture(scope="session")
-def console_server(django_db_setup, django_db_blocker, tmp_path_factory):
-    """The real ASGI app (uvicorn: HTTP + websockets) serving the test database."""
+def start_console(log: Path, env: dict[str, str] | None = None) -> tuple[Proc, str]:
+    """A console process (uvicorn: HTTP + websockets) on a free loopback port, ready; the caller stops it."""
     port = free_port()
-    log = tmp_path_factory.mktemp("web") / "web.log"
     proc = spawn([sys.executable, "-m", "uvicorn", "console.asgi:application", "--host", "127.0.0.1",
-                  "--port", str(port), "--lifespan", "off"], log)
+                  "--port", str(port), "--lifespan", "off"], log, {**subprocess_env(), **env} if env else None)
     url = f"http://127.0.0.1:{port}"
 
     def up():
@@ -229,6 +227,13 @@ def console_server(django_db_setup, django_db_blocker, tmp_path_factory):
 
     wait_for(up, 60, message="the ASGI server")
     assert proc.process.poll() is None, proc.output()
+    return proc, url
+
+
+@pytest.fixture(scope="session")
+def console_server(django_db_setup, django_db_blocker, tmp_path_factory):
+    """The real ASGI app (uvicorn: HTTP + websockets) serving the test database."""
+    proc, url = start_console(tmp_path_factory.mktemp("web") / "web.log")
     yield url
     proc.stop()
 

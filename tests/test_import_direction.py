@@ -9,7 +9,7 @@ from pathlib import Path
 from console.devstack import ROOT
 
 RUNTIME = ROOT / "agents"
-BUILT_ON_THE_RUNTIME = ("approvals", "demo", "traces", "memory", "costs", "webhooks")
+BUILT_ON_THE_RUNTIME = ("approvals", "demo", "traces", "memory", "costs", "webhooks", "mcp_servers")
 APPS = ("console", "agents", *BUILT_ON_THE_RUNTIME)
 # The project's wiring: it puts the apps together (URLs, the API root, sockets, the processes), so it may
 # import any of them; the rest of console (tenancy, access, audit) is the base every app stands on.

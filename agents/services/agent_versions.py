@@ -12,7 +12,7 @@ from django.utils.text import slugify
 from agents.gateway import model_problem
 from agents.models import Agent, AgentVersion
 from agents.services.transitions import RunError
-from agents.tools import REGISTRY
+from agents.tools import REGISTRY, tenant_tools
 from console.services import audit_record
 
 VERSIONED_FIELDS = ("instructions", "model", "fallback_models", "tools", "max_steps", "max_tokens", "max_cost_usd",
@@ -31,8 +31,8 @@ class AgentRefused(RunError):
         super().__init__(" ".join(f"{field}: {problem}" for field, problem in problems.items()))
 
 
-def agent_config_problems(values: dict) -> dict[str, str]:
-    """Per field, why a value cannot be saved (only the fields given are checked)."""
+def agent_config_problems(values: dict, *, tenant=None) -> dict[str, str]:
+    """Per field, why a value cannot be saved (only the fields given are checked; tools as ``tenant`` has them)."""
     problems = {}
     if "name" in values and not str(values["name"]).strip():
         problems["name"] = "Give the agent a name."
@@ -49,7 +49,8 @@ def agent_config_problems(values: dict) -> dict[str, str]:
         elif len(set(fallbacks)) != len(fallbacks) or values.get("model") in fallbacks:
             problems["fallback_models"] = "Name each model once, and not the main model again."
     if "tools" in values:
-        unknown = [t for t in values["tools"] if t not in REGISTRY]
+        known = tenant_tools(tenant) if tenant is not None else REGISTRY
+        unknown = [t for t in values["tools"] if t not in known]
         if unknown:
             problems["tools"] = f"Unknown tools: {', '.join(map(str, unknown))}."
     for field, (low, high) in LIMITS.items():
@@ -91,7 +92,7 @@ def agent_create(*, tenant, actor, name: str, slug: str = "", **values) -> Agent
     unknown = set(values) - set(VERSIONED_FIELDS) - set(DESCRIBING_FIELDS)
     if unknown:
         raise RunError(f"Cannot set {', '.join(sorted(unknown))}.")
-    problems = agent_config_problems({"name": name, **values})
+    problems = agent_config_problems({"name": name, **values}, tenant=tenant)
     if not slug:
         problems["slug"] = "Give the agent a short name of letters, digits and dashes."
     elif Agent.objects.for_tenant(tenant).filter(slug=slug).exists():
@@ -115,11 +116,13 @@ def agent_update(*, agent: Agent, actor, **changes) -> Agent:
     unknown = set(changes) - set(VERSIONED_FIELDS) - set(DESCRIBING_FIELDS)
     if unknown:
         raise RunError(f"Cannot change {', '.join(sorted(unknown))}; changeable: {', '.join(VERSIONED_FIELDS)}.")
-    unknown_tools = [t for t in changes.get("tools", []) if t not in REGISTRY]
+    known = tenant_tools(agent.tenant)
+    unknown_tools = [t for t in changes.get("tools", []) if t not in known]
     if unknown_tools:
         raise RunError(f"Unknown tools: {', '.join(unknown_tools)}.")
     if problems := agent_config_problems({**changes, **({"model": agent.model} if "model" not in changes
-                                                         and "fallback_models" in changes else {})}):
+                                                         and "fallback_models" in changes else {})},
+                                         tenant=agent.tenant):
         raise AgentRefused(problems)
     changes = _normalized(changes)
     with transaction.atomic():

@@ -52,7 +52,7 @@ from agents.services.transitions import (
     who,
 )
 from agents.tool_settings import tool_risk
-from agents.tools import REGISTRY
+from agents.tools import tool_for
 from agents.tracing import child_span, step_span
 from console.health import redis_client
 
@@ -259,7 +259,7 @@ def _model_step(turn: Turn) -> str:
     agent, step = turn.run.agent, turn.run.step + 1
     info = step_info(turn.run, step)
     blocks = context_blocks(info)
-    tools = [REGISTRY[name] for name in agent.tools if name in REGISTRY]
+    tools = [spec for name in agent.tools if (spec := tool_for(turn.run.tenant, name)) is not None]
     policy = GatewayPolicy(timeout_seconds=settings.MODEL_TIMEOUT_SECONDS,
                            backoff_base_seconds=settings.MODEL_BACKOFF_SECONDS)
     result = complete(models=[agent.model, *agent.fallback_models],
@@ -282,7 +282,7 @@ def _model_step(turn: Turn) -> str:
             decision_made(info, _decision(action, result.reply, verdicts, need, used, turn.conversation), run.writes)
         outcome = actions.apply_action(run, turn, action, need)
         pending = turn.state.pending_call
-        if outcome == "tool_pending" and REGISTRY[pending.tool].transactional:
+        if outcome == "tool_pending" and getattr(tool_for(run.tenant, pending.tool), "transactional", False):
             # Its effects live only in our database: it runs in this transaction, with the reply that asked
             # for it, so a crash undoes both together and the step is simply taken again.
             return _then_next(run, turn, tool_calls.execute_pending(run, turn, pending))
@@ -329,7 +329,7 @@ def _verdicts(run: Run, reply: engine.ModelReply, *, skip_review: bool = False):
     call = reply.tool_calls[0] if reply.tool_calls else None
     verdicts, need = {}, None
     for name in run.agent.tools:
-        if spec := REGISTRY.get(name):
+        if spec := tool_for(run.tenant, name):
             risk = tool_risk(run.tenant, spec)  # the declared risk, or the tenant's raised one
             if call is not None and call.tool == name and name != engine.ASK_TOOL:
                 need = Need(False) if skip_review else review().call_need(run=run, tool=name, risk=risk,

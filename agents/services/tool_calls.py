@@ -24,7 +24,8 @@ from agents.hooks import Review, Usage, review, usage_recorded
 from agents.models import PlanStep, Run, RunStatus, ToolInvocation
 from agents.run_store import row_add
 from agents.services.transitions import set_status, step_info
-from agents.tools import REGISTRY, ToolContext
+from agents.tools import ToolContext, tool_for
+from agents.tools.registry import error as tool_error
 from agents.tools.registry import parse_arguments, run_tool
 from agents.tracing import span_failed, tool_span
 
@@ -87,9 +88,10 @@ def _plan_approved(run: Run, decided: Review) -> dict:
 def execute_pending(run: Run, turn, pending: engine.PendingCall, decided: Review | None = None) -> str:
     """In a fenced transaction: run the pending call and record its result with the checkpoint."""
     key = f"{run.pk}:{pending.step}:{pending.id}"
-    spec = REGISTRY.get(pending.tool)
+    spec = tool_for(run.tenant, pending.tool)
     set_status(run, RunStatus.RUNNING_TOOL)
-    parsed = parse_arguments(spec, pending.arguments)
+    parsed = parse_arguments(spec, pending.arguments) if spec is not None else tool_error(
+        "tool_unavailable", f"{pending.tool} is no longer available here; do the task without it.")
     started = time.perf_counter()
     invocation = ToolInvocation(tenant=run.tenant, run=run, step=pending.step, call_id=pending.id,
                                 tool=pending.tool, arguments=pending.arguments, idempotency_key=key)

@@ -1,6 +1,10 @@
-"""Tools by name: description, JSON schema from a pydantic model, risk 0–4, timeout,
-retry policy, idempotency, cost. Results are normalized to
-{status: ok, data} or {status: error, error_type, retryable, message}."""
+"""Tools by name: description, JSON schema from a pydantic model (or, for tools that come with one such as MCP
+tools, the schema itself), risk 0–4, timeout, retry policy, idempotency, cost. Results are normalized to
+{status: ok, data} or {status: error, error_type, retryable, message}.
+
+Built-in tools register with ``@tool`` (REGISTRY). Tools that belong to one tenant (its MCP servers' tools) come
+from tool sources (``register_tool_source(fn(tenant) -> {name: Tool})``); ``tool_for(tenant, name)`` and
+``tenant_tools(tenant)`` look in both, built-in first."""
 
 from __future__ import annotations
 
@@ -10,7 +14,9 @@ from dataclasses import dataclass
 from decimal import Decimal
 from functools import cache
 
-from pydantic import BaseModel, ValidationError
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 MAX_ARGUMENT_BYTES = 64_000
 
@@ -48,9 +54,17 @@ class Tool:
     # A template that shows the arguments as a person reads them (an email as To / Subject / body), given
     # ``arguments``; the console shows it above the JSON when a call is reviewed or shown. Empty: JSON only.
     preview: str = ""
+    # The arguments' JSON schema when the tool comes with one (MCP): validated as JSON schema, passed on as a dict.
+    input_schema: dict | None = None
 
     def json_schema(self) -> dict:
-        return _schema(self.arguments)
+        return self.input_schema if self.input_schema is not None else _schema(self.arguments)
+
+
+class JsonArguments(BaseModel):
+    """Arguments validated against a tool's own JSON schema, passed on as they came."""
+
+    model_config = ConfigDict(extra="allow")
 
 
 @cache
@@ -60,6 +74,33 @@ def _schema(arguments: type[BaseModel]) -> dict:
 
 
 REGISTRY: dict[str, Tool] = {}
+ToolSource = Callable[[object], dict[str, Tool]]
+TOOL_SOURCES: list[ToolSource] = []
+
+
+def register_tool_source(source: ToolSource) -> ToolSource:
+    """Another app's tenant tools: ``source(tenant)`` returns them by name (cheaply: steps ask every time).
+    ``tenant`` is the tenant (with its config_version, as a step has it) or its id."""
+    TOOL_SOURCES.append(source)
+    return source
+
+
+def tool_for(tenant, name: str) -> Tool | None:
+    """The tool ``name`` as ``tenant`` has it: a built-in one, or one of its sources'."""
+    if (spec := REGISTRY.get(name)) is not None:
+        return spec
+    for source in TOOL_SOURCES:
+        if (spec := source(tenant).get(name)) is not None:
+            return spec
+    return None
+
+
+def tenant_tools(tenant) -> dict[str, Tool]:
+    tools = dict(REGISTRY)
+    for source in TOOL_SOURCES:
+        for name, spec in source(tenant).items():
+            tools.setdefault(name, spec)
+    return tools
 
 
 def tool(name: str, *, description: str, risk: int, **options) -> Callable:
@@ -104,6 +145,8 @@ def parse_arguments(spec: Tool, raw) -> BaseModel | dict:
         return error("invalid_arguments", "The arguments must be a JSON object.")
     if "\x00" in json.dumps(raw):
         return error("invalid_arguments", "The arguments contain NUL characters; remove them.")
+    if spec.input_schema is not None:
+        return _validated_by_schema(spec, raw)
     try:
         return spec.arguments.model_validate(raw)
     except ValidationError as exc:
@@ -112,6 +155,19 @@ def parse_arguments(spec: Tool, raw) -> BaseModel | dict:
                      f"The arguments for {spec.name} are not valid: {_describe_errors(exc)}. Expected {{{expected}}}.")
     except RecursionError:
         return error("invalid_arguments", "The arguments are nested too deeply.")
+
+
+def _validated_by_schema(spec: Tool, raw: dict) -> BaseModel | dict:
+    try:
+        problems = sorted(Draft202012Validator(spec.input_schema).iter_errors(raw), key=lambda e: list(e.path))[:8]
+    except SchemaError:
+        return error("tool_unusable", f"{spec.name} declares arguments that cannot be checked; do not use it.")
+    if problems:
+        described = "; ".join(f"'{'.'.join(map(str, p.path)) or '(arguments)'}': {p.message}" for p in problems)
+        expected = ", ".join(f"{k}: {v.get('type', 'value')}" for k, v in spec.input_schema.get("properties", {}).items())
+        return error("invalid_arguments", f"The arguments for {spec.name} are not valid: {described}. "
+                                          f"Expected {{{expected}}}.")
+    return JsonArguments(**raw)
 
 
 def run_tool(spec: Tool, context: ToolContext, arguments: BaseModel) -> dict:

@@ -25,6 +25,7 @@ PAGES = [
     ("admin_tokens", {"admin"}),
     ("admin_tools", {"admin"}),
     ("admin_webhooks", {"admin"}),
+    ("admin_mcp_servers", {"admin"}),
 ]
 ROLES = ["admin", "reviewer", "finance", "member"]
 

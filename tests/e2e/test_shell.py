@@ -23,7 +23,7 @@ def test_a_reviewer_sees_the_shell_is_refused_globex_and_logs_out(cast, console_
     expect(header).to_contain_text("Acme")
     expect(header).to_contain_text("Reviewer")
     expect(page.get_by_role("navigation", name="Sections").get_by_role("link")).to_have_text(
-        ["Runs", "Approvals", "Memory", "Traces"]
+        ["Runs", "Agents", "Approvals", "Memory", "Traces"]
     )
 
     response = page.goto(console_server + "/t/globex/runs/")
