@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
-from django.http import Http404
+from django.http import Http404, HttpResponse
 from ninja import Field, Router, Schema
 
 from agents.models import Agent, Run
@@ -25,7 +25,7 @@ from traces.selectors import (
     trace_filters,
     trace_page,
     trace_search,
-    trace_skeleton,
+    trace_skeleton_json,
 )
 
 router = Router(tags=["traces"])
@@ -115,7 +115,7 @@ def list_traces(request, agent: str = "", status: str = "", requester: str = "",
             summary="A run's trace: every span as a compact row, with subtree totals")
 def get_trace(request, number: int):
     run = _traced_run(request, number)
-    return trace_skeleton(tenant=request.tenant, run=run)
+    return HttpResponse(trace_skeleton_json(tenant=request.tenant, run=run), content_type="application/json")
 
 
 @router.get("/traces/{number}/search", response={200: SearchOut, **errors(403, 404)},

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from agents.services import run_start
 from console.services import api_token_create
-from tests.traces.conftest import make_trace
+from tests.factories import make_trace
 from traces.models import DecisionRecord, Span
 
 ROW_BYTES = 200
@@ -49,8 +49,9 @@ def test_a_running_runs_spans_hang_under_the_run_so_far(cast, client_for, looper
     assert data["running"] and rows[0]["id"] == 0 and data["kinds"][rows[0]["kind"]] == "run"
     assert {r["parent"] for r in rows if data["kinds"][r["kind"]] == "step"} == {0}
     assert rows[0]["subtree_tokens"] == sum(r["tokens"] for r in rows)
-    make_trace_more = Span.objects.filter(run=run).count()
-    assert len(rows) == make_trace_more + 1
+    assert len(rows) == Span.objects.filter(run=run).count() + 1
+    found = json.loads(client_for(cast.member).get(reverse("trace_search", args=["acme", run.number]), {"q": "CALL-7"}).content)
+    assert found["ids"] == [Span.objects.get(run=run, attributes__contains={"gen_ai.tool.call.id": "call-7"}).pk]
 
 
 def test_search_finds_names_and_attribute_values_and_treats_wildcards_as_text(cast, client_for, traced_run):
@@ -172,3 +173,33 @@ async def test_the_timeline_socket_refuses_outsiders_and_announces_stored_spans(
     publish_spans_stored(run.pk, cast.acme.pk)
     assert await socket.receive_json_from(timeout=5) == {"stored": True}
     await socket.disconnect()
+
+
+def test_an_ended_runs_skeleton_is_materialized_once_and_follows_spans_stored_later(cast, client_for, looper):
+    run = run_start(tenant=cast.acme, agent=looper, goal="Call noop 500 times", requested_by=cast.member)
+    run.status, run.finished_at = "completed", timezone.now()
+    run.save(update_fields=["status", "finished_at"])
+    make_trace(run, 500)
+    client = client_for(cast.member)
+    url = reverse("trace_skeleton", args=["acme", run.number])
+    whole = json.loads(client.get(url).content)
+    head = json.loads(client.get(url, {"head": "1"}).content)
+    assert head["head"] and head["total"] == 500 and head["spans"] == whole["spans"][:300]
+    late_span_exported(run)  # as the exporter stores a span that arrives after the run ended
+    again = rows_of(json.loads(client.get(url).content))
+    late = Span.objects.get(run=run, name="approval wait late")
+    assert len(again) == 501 and any(row["id"] == late.pk for row in again)
+
+
+def late_span_exported(run):
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+
+    from agents.tracing import _run_parent
+    from traces.exporter import DatabaseSpanExporter
+
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(DatabaseSpanExporter()))
+    provider.get_tracer("test").start_span("approval wait late", context=_run_parent(run.trace_id),
+                                           attributes={"proctor.span.kind": "approval"}).end()
+    provider.shutdown()
