@@ -8,7 +8,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from django.http import Http404, HttpResponse
-from ninja import Field, Router, Schema
+from ninja import Field, Router, Schema, Status
 
 from agents.models import Agent, Run
 from agents.selectors import run_row
@@ -194,7 +194,7 @@ def create_replay(request, number: int, body: ReplayIn):
                            agent_version=body.agent_version, instructions=body.instructions, read_only=body.read_only)
     except RunError as refused:
         raise ApiError(422, str(refused)) from None
-    return 201, _replay_out(replay_of(tenant=request.tenant, run=run))
+    return Status(201, _replay_out(replay_of(tenant=request.tenant, run=run)))
 
 
 @router.get("/traces/{number}/compare", response={200: ReplayOut, **errors(403, 404)},
@@ -228,7 +228,7 @@ def create_batch(request, body: BatchIn):
                                     model=body.model, agent_version=body.agent_version, read_only=body.read_only)
     except RunError as refused:
         raise ApiError(422, str(refused)) from None
-    return 202, _batch_out(batch)
+    return Status(202, _batch_out(batch))
 
 
 @router.get("/replay-batches/{batch_id}", response={200: BatchOut, **errors(403, 404)},

@@ -1,10 +1,10 @@
 """The traces list, a run's timeline, its skeleton, search, span detail and decisions, over pages, the API
 and the socket: scoped to the tenant (an outsider gets 404 everywhere)."""
 
+import asyncio
 import json
 
 import pytest
-from channels.db import database_sync_to_async
 from django.urls import reverse
 from django.utils import timezone
 
@@ -154,52 +154,28 @@ def test_outsiders_get_404_from_every_page_endpoint_and_the_api(cast, client_for
     assert api("/traces", token=api.outsider).json()["traces"] == []
 
 
-@pytest.mark.anyio
 @pytest.mark.django_db(transaction=True)
-async def test_the_timeline_socket_refuses_outsiders_and_announces_stored_spans(cast, client_for, looper):
+def test_the_timeline_socket_refuses_outsiders_and_announces_stored_spans(cast, client_for, looper):
+    """On a thread of its own with its own event loop: this file runs after the browser tests (transactional
+    tests go last), whose Playwright loop stays registered in the test thread."""
+    from concurrent.futures import ThreadPoolExecutor
+
     from tests.agents.test_live import communicator, login
     from traces.live import publish_spans_stored
 
-    run = await database_sync_to_async(run_start)(tenant=cast.acme, agent=looper, goal="Call noop 3 times",
-                                                  requested_by=cast.member)
-    outsider = await database_sync_to_async(login)(client_for, cast.outsider)
-    for tenant in ("acme", "globex"):
-        socket = communicator(outsider, f"/ws/t/{tenant}/traces/{run.number}/")
-        connected, code = await socket.connect()
-        assert not connected and code == 4404
-    member = await database_sync_to_async(login)(client_for, cast.member)
-    socket = communicator(member, f"/ws/t/acme/traces/{run.number}/")
-    assert (await socket.connect())[0]
-    publish_spans_stored(run.pk, cast.acme.pk)
-    assert await socket.receive_json_from(timeout=5) == {"stored": True}
-    await socket.disconnect()
+    run = run_start(tenant=cast.acme, agent=looper, goal="Call noop 3 times", requested_by=cast.member)
+    outsider, member = login(client_for, cast.outsider), login(client_for, cast.member)
 
+    async def sockets():
+        for tenant in ("acme", "globex"):
+            socket = communicator(outsider, f"/ws/t/{tenant}/traces/{run.number}/")
+            connected, code = await socket.connect()
+            assert not connected and code == 4404
+        socket = communicator(member, f"/ws/t/acme/traces/{run.number}/")
+        assert (await socket.connect())[0]
+        publish_spans_stored(run.pk, cast.acme.pk)
+        assert await socket.receive_json_from(timeout=5) == {"stored": True}
+        await socket.disconnect()
 
-def test_an_ended_runs_skeleton_is_materialized_once_and_follows_spans_stored_later(cast, client_for, looper):
-    run = run_start(tenant=cast.acme, agent=looper, goal="Call noop 500 times", requested_by=cast.member)
-    run.status, run.finished_at = "completed", timezone.now()
-    run.save(update_fields=["status", "finished_at"])
-    make_trace(run, 500)
-    client = client_for(cast.member)
-    url = reverse("trace_skeleton", args=["acme", run.number])
-    whole = json.loads(client.get(url).content)
-    head = json.loads(client.get(url, {"head": "1"}).content)
-    assert head["head"] and head["total"] == 500 and head["spans"] == whole["spans"][:300]
-    late_span_exported(run)  # as the exporter stores a span that arrives after the run ended
-    again = rows_of(json.loads(client.get(url).content))
-    late = Span.objects.get(run=run, name="approval wait late")
-    assert len(again) == 501 and any(row["id"] == late.pk for row in again)
-
-
-def late_span_exported(run):
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-
-    from agents.tracing import _run_parent
-    from traces.exporter import DatabaseSpanExporter
-
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(DatabaseSpanExporter()))
-    provider.get_tracer("test").start_span("approval wait late", context=_run_parent(run.trace_id),
-                                           attributes={"proctor.span.kind": "approval"}).end()
-    provider.shutdown()
+    with ThreadPoolExecutor(1) as thread:
+        thread.submit(asyncio.run, sockets()).result()
