@@ -22,6 +22,7 @@ from bench import (
     fanout,
     langgraph_peer,
     long_runs,
+    trace_timeline,
 )
 from bench.harness import RESULTS, Context, machine_note, stack, write_results
 
@@ -35,6 +36,7 @@ REGISTRY = {
     "lg": langgraph_peer.run,
     "p8": long_runs.run,
     "p4": fanout.run,
+    "p6t": trace_timeline.run,
 }
 
 

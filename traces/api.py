@@ -7,8 +7,8 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
-from django.http import Http404
-from ninja import Field, Router, Schema
+from django.http import Http404, HttpResponse
+from ninja import Field, Router, Schema, Status
 
 from agents.models import Agent, Run
 from agents.selectors import run_row
@@ -26,7 +26,7 @@ from traces.selectors import (
     trace_filters,
     trace_page,
     trace_search,
-    trace_skeleton,
+    trace_skeleton_json,
 )
 
 # Reading traces needs runs:read; a replay starts a run: runs:write (console/api_auth.py).
@@ -117,7 +117,7 @@ def list_traces(request, agent: str = "", status: str = "", requester: str = "",
             summary="A run's trace: every span as a compact row, with subtree totals")
 def get_trace(request, number: int):
     run = _traced_run(request, number)
-    return trace_skeleton(tenant=request.tenant, run=run)
+    return HttpResponse(trace_skeleton_json(tenant=request.tenant, run=run), content_type="application/json")
 
 
 @router.get("/traces/{number}/search", response={200: SearchOut, **errors(403, 404)},
@@ -196,7 +196,7 @@ def create_replay(request, number: int, body: ReplayIn):
                            agent_version=body.agent_version, instructions=body.instructions, read_only=body.read_only)
     except RunError as refused:
         raise ApiError(422, str(refused)) from None
-    return 201, _replay_out(replay_of(tenant=request.tenant, run=run))
+    return Status(201, _replay_out(replay_of(tenant=request.tenant, run=run)))
 
 
 @router.get("/traces/{number}/compare", response={200: ReplayOut, **errors(403, 404)},
@@ -230,7 +230,7 @@ def create_batch(request, body: BatchIn):
                                     model=body.model, agent_version=body.agent_version, read_only=body.read_only)
     except RunError as refused:
         raise ApiError(422, str(refused)) from None
-    return 202, _batch_out(batch)
+    return Status(202, _batch_out(batch))
 
 
 @router.get("/replay-batches/{batch_id}", response={200: BatchOut, **errors(403, 404)},

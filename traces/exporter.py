@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
@@ -14,7 +15,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from agents.models import Run
-from traces.live import publish_spans_stored
+from traces.live import publish_spans_stored, spans_stored_add
 from traces.models import KINDS, Span
 
 logger = logging.getLogger(__name__)
@@ -52,7 +53,7 @@ INSERT = f"""
                                       cost_usd numeric, attributes jsonb)
       JOIN {Run._meta.db_table} r ON r.trace_id = s.trace_id
         ON CONFLICT (trace_id, span_id) DO NOTHING
-    RETURNING run_id, tenant_id
+    RETURNING run_id, tenant_id, kind = 'run'
 """
 
 
@@ -69,6 +70,15 @@ def span_row(s: ReadableSpan) -> dict:
             "cost_usd": round(float(attributes.get("proctor.cost_usd", 0) or 0), 6), "attributes": attributes}
 
 
+def _materialize_soon(run_id: int) -> None:
+    from traces.tasks import skeleton_materialize_later
+
+    try:
+        skeleton_materialize_later.apply_async((run_id,), countdown=2)  # after the other processes' last batches
+    except Exception:  # the broker down: the first read materializes it instead
+        logger.warning("could not queue the skeleton of run %s", run_id, exc_info=True)
+
+
 class DatabaseSpanExporter(SpanExporter):
     """Writes a batch of finished spans to the Span table in one INSERT. Spans of traces that
     belong to no run are not stored here (OTLP, when configured, still gets them). Across tenants by
@@ -79,13 +89,20 @@ class DatabaseSpanExporter(SpanExporter):
         try:
             with connection.cursor() as cursor:
                 cursor.execute(INSERT, [json.dumps(rows, default=list, separators=(",", ":"))])
-                stored = set(cursor.fetchall())
+                stored = cursor.fetchall()
         except DatabaseError:
             logger.warning("could not store %d spans", len(spans), exc_info=True)
             close_old_connections()
             return SpanExportResult.FAILURE
-        for run_id, tenant_id in stored:  # autocommit: they are visible now
+        counts = Counter(run_id for run_id, _, _ in stored)
+        try:
+            spans_stored_add(counts)  # before the announcement: a reader then sees the new version
+        except Exception:  # Redis down: a finished run's cached skeleton may lag until it is back
+            logger.warning("could not count the stored spans", exc_info=True)
+        for run_id, tenant_id in {(run_id, tenant_id) for run_id, tenant_id, _ in stored}:  # autocommit: visible now
             publish_spans_stored(run_id, tenant_id)
+        for run_id in {run_id for run_id, _, ended in stored if ended}:  # the run ended: its rollups are final
+            _materialize_soon(run_id)
         return SpanExportResult.SUCCESS
 
     def shutdown(self) -> None:

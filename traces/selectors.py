@@ -7,12 +7,17 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 
+import json
+import zlib
+
+from django.core.cache import cache
 from django.db.models import Exists, F, OuterRef, Q, QuerySet
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from agents.models import ConversationMessage, ModelCall, Run, RunEvent, ToolInvocation
 from console.input import strict_int, strict_number
+from traces.live import spans_stored_count
 from traces.models import KINDS, DecisionRecord, Span
 
 STATUSES = ("unset", "ok", "error")
@@ -92,6 +97,56 @@ def trace_skeleton(*, tenant, run: Run) -> dict:
             "statuses": list(STATUSES), "spans": spans}
 
 
+HEAD_ROWS = 300  # the first rows a page paints before the rest of a big trace has arrived
+SKELETON_CACHE_SECONDS = 7 * 24 * 3600
+
+
+def _dumps(data: dict) -> bytes:
+    return json.dumps(data, separators=(",", ":")).encode()
+
+
+def _head(data: dict) -> dict:
+    return {**data, "spans": data["spans"][:HEAD_ROWS], "total": len(data["spans"]), "head": True}
+
+
+def _skeleton_key(run: Run) -> str:
+    """Spans are only ever added to a run, by the exporter, which counts them (traces.live): the count names the
+    version, read in one Redis GET whatever the trace's size."""
+    return f"trace-skeleton:{run.pk}:{spans_stored_count(run.pk)}"
+
+
+def skeleton_materialize(*, tenant, run: Run, key: str | None = None) -> tuple[bytes, bytes]:
+    """A finished run's skeleton computed once, with its final rollups, and kept for as long as no span is
+    added to the run: the whole (compressed) and, apart, the head a page paints first. Returns both as JSON."""
+    key = key or _skeleton_key(run)
+    data = trace_skeleton(tenant=tenant, run=run)
+    whole, head = _dumps(data), _dumps(_head(data))
+    cache.set_many({key + ":whole": zlib.compress(whole, 1), key + ":head": head,
+                    key + ":search": zlib.compress(_search_corpus(tenant, run).encode(), 1)}, SKELETON_CACHE_SECONDS)
+    return whole, head
+
+
+def _search_corpus(tenant, run: Run) -> str:
+    """What search within an ended trace reads: a line per span in start order, its id and its name and attributes
+    as lower-case text (the attributes as PostgreSQL writes JSON as text), so a search is one cache read."""
+    spans = Span.objects.for_tenant(tenant).filter(run=run).order_by("started_at", "id").values_list("id", "name", "attributes")
+    return "\n".join(f"{pk}\t{name} {json.dumps(attributes, ensure_ascii=False)}".replace("\n", " ").lower()
+                     for pk, name, attributes in spans)
+
+
+def trace_skeleton_json(*, tenant, run: Run, head: bool = False) -> bytes:
+    """The skeleton as JSON: a running run's computed on every read (its rollups current), an ended run's
+    materialized once (skeleton_materialize). ``head``: only the first HEAD_ROWS rows, with ``total``."""
+    if run.is_terminal:
+        key = _skeleton_key(run)
+        if (kept := cache.get(key + (":head" if head else ":whole"))) is not None:
+            return kept if head else zlib.decompress(kept)
+        whole, first = skeleton_materialize(tenant=tenant, run=run, key=key)
+        return first if head else whole
+    data = trace_skeleton(tenant=tenant, run=run)
+    return _dumps(_head(data) if head else data)
+
+
 SEARCH_LIMIT = 5000
 
 
@@ -100,10 +155,25 @@ def _like(text: str) -> str:
 
 
 def trace_search(*, tenant, run: Run, query: str) -> list[int]:
-    """Ids of the run's spans whose name or attributes (keys and values) contain ``query``, in start order."""
+    """Ids of the run's spans whose name or attributes (keys and values) contain ``query``, in start order:
+    an ended run's from its materialized search text, a running run's in the database."""
     query = query.strip()[:200]
     if not query:
         return []
+    if run.is_terminal:
+        key = _skeleton_key(run)
+        corpus = cache.get(key + ":search")
+        if corpus is None:
+            skeleton_materialize(tenant=tenant, run=run, key=key)
+            corpus = cache.get(key + ":search")
+        if corpus is not None:
+            needle, found = query.lower(), []
+            for line in zlib.decompress(corpus).decode().split("\n"):
+                if needle in line.partition("\t")[2]:
+                    found.append(int(line.partition("\t")[0]))
+                    if len(found) == SEARCH_LIMIT:
+                        break
+            return found
     pattern = _like(query)
     spans = Span.objects.for_tenant(tenant).filter(run=run).extra(
         where=["(traces_span.name ILIKE %s OR traces_span.attributes::text ILIKE %s)"], params=[pattern, pattern])

@@ -37,7 +37,7 @@ from traces.selectors import (
     trace_filters,
     trace_page,
     trace_search,
-    trace_skeleton,
+    trace_skeleton_json,
 )
 
 KIND_LABELS = {"run": "run", "step": "step", "model": "model call", "tool": "tool call", "approval": "approval wait",
@@ -86,7 +86,7 @@ def timeline(request: HttpRequest, tenant_slug: str, run_number: int) -> HttpRes
 
 
 def _json(data, *, started: float) -> HttpResponse:
-    body = json.dumps(data, separators=(",", ":"))
+    body = data if isinstance(data, bytes) else json.dumps(data, separators=(",", ":"))
     server_ms = (time.perf_counter() - started) * 1000
     return HttpResponse(body, content_type="application/json",
                         headers={"Server-Timing": f"app;dur={server_ms:.1f}", "Cache-Control": "no-store"})
@@ -97,7 +97,8 @@ def skeleton(request: HttpRequest, tenant_slug: str, run_number: int) -> HttpRes
     started = time.perf_counter()
     membership = tenant_access(request, tenant_slug, section="traces")
     run = _traced_run(membership, run_number)
-    return _json(trace_skeleton(tenant=membership.tenant, run=run), started=started)
+    return _json(trace_skeleton_json(tenant=membership.tenant, run=run, head=request.GET.get("head") == "1"),
+                 started=started)
 
 
 @login_required

@@ -10,7 +10,7 @@ from playwright.sync_api import expect
 from agents.services import run_start
 from tests.e2e.test_shell import log_in
 from tests.factories import RENEWAL_GOAL
-from tests.traces.conftest import make_trace
+from tests.factories import make_trace
 from tests.factories import make_looper
 from traces.models import Span
 

@@ -1,16 +1,16 @@
 """The traces list, a run's timeline, its skeleton, search, span detail and decisions, over pages, the API
 and the socket: scoped to the tenant (an outsider gets 404 everywhere)."""
 
+import asyncio
 import json
 
 import pytest
-from channels.db import database_sync_to_async
 from django.urls import reverse
 from django.utils import timezone
 
 from agents.services import run_start
 from console.services import api_token_create
-from tests.traces.conftest import make_trace
+from tests.factories import make_trace
 from traces.models import DecisionRecord, Span
 
 ROW_BYTES = 200
@@ -49,8 +49,9 @@ def test_a_running_runs_spans_hang_under_the_run_so_far(cast, client_for, looper
     assert data["running"] and rows[0]["id"] == 0 and data["kinds"][rows[0]["kind"]] == "run"
     assert {r["parent"] for r in rows if data["kinds"][r["kind"]] == "step"} == {0}
     assert rows[0]["subtree_tokens"] == sum(r["tokens"] for r in rows)
-    make_trace_more = Span.objects.filter(run=run).count()
-    assert len(rows) == make_trace_more + 1
+    assert len(rows) == Span.objects.filter(run=run).count() + 1
+    found = json.loads(client_for(cast.member).get(reverse("trace_search", args=["acme", run.number]), {"q": "CALL-7"}).content)
+    assert found["ids"] == [Span.objects.get(run=run, attributes__contains={"gen_ai.tool.call.id": "call-7"}).pk]
 
 
 def test_search_finds_names_and_attribute_values_and_treats_wildcards_as_text(cast, client_for, traced_run):
@@ -153,22 +154,28 @@ def test_outsiders_get_404_from_every_page_endpoint_and_the_api(cast, client_for
     assert api("/traces", token=api.outsider).json()["traces"] == []
 
 
-@pytest.mark.anyio
 @pytest.mark.django_db(transaction=True)
-async def test_the_timeline_socket_refuses_outsiders_and_announces_stored_spans(cast, client_for, looper):
+def test_the_timeline_socket_refuses_outsiders_and_announces_stored_spans(cast, client_for, looper):
+    """On a thread of its own with its own event loop: this file runs after the browser tests (transactional
+    tests go last), whose Playwright loop stays registered in the test thread."""
+    from concurrent.futures import ThreadPoolExecutor
+
     from tests.agents.test_live import communicator, login
     from traces.live import publish_spans_stored
 
-    run = await database_sync_to_async(run_start)(tenant=cast.acme, agent=looper, goal="Call noop 3 times",
-                                                  requested_by=cast.member)
-    outsider = await database_sync_to_async(login)(client_for, cast.outsider)
-    for tenant in ("acme", "globex"):
-        socket = communicator(outsider, f"/ws/t/{tenant}/traces/{run.number}/")
-        connected, code = await socket.connect()
-        assert not connected and code == 4404
-    member = await database_sync_to_async(login)(client_for, cast.member)
-    socket = communicator(member, f"/ws/t/acme/traces/{run.number}/")
-    assert (await socket.connect())[0]
-    publish_spans_stored(run.pk, cast.acme.pk)
-    assert await socket.receive_json_from(timeout=5) == {"stored": True}
-    await socket.disconnect()
+    run = run_start(tenant=cast.acme, agent=looper, goal="Call noop 3 times", requested_by=cast.member)
+    outsider, member = login(client_for, cast.outsider), login(client_for, cast.member)
+
+    async def sockets():
+        for tenant in ("acme", "globex"):
+            socket = communicator(outsider, f"/ws/t/{tenant}/traces/{run.number}/")
+            connected, code = await socket.connect()
+            assert not connected and code == 4404
+        socket = communicator(member, f"/ws/t/acme/traces/{run.number}/")
+        assert (await socket.connect())[0]
+        publish_spans_stored(run.pk, cast.acme.pk)
+        assert await socket.receive_json_from(timeout=5) == {"stored": True}
+        await socket.disconnect()
+
+    with ThreadPoolExecutor(1) as thread:
+        thread.submit(asyncio.run, sockets()).result()
