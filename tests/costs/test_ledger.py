@@ -109,3 +109,19 @@ def test_the_rebuild_command_gives_the_same_rollups(cast):
     after = list(HourlyCost.objects.order_by("id").values("hour", "model", "calls", "amount_usd", "input_tokens"))
     assert after == before
     assert_rollups_equal_ledger()
+
+
+def test_a_tool_with_a_declared_cost_is_a_ledger_row_of_its_own(cast, monkeypatch):
+    from dataclasses import replace
+
+    from agents.tools import REGISTRY
+
+    monkeypatch.setitem(REGISTRY, "noop", replace(REGISTRY["noop"], cost_usd=Decimal("0.002")))
+    run = loop(cast, make_looper(cast.acme), 3)
+    tools = LedgerEntry.objects.filter(run_id=run.pk, kind="tool")
+    assert tools.count() == 3 and {row.tool for row in tools} == {"noop"}
+    assert {(row.amount_usd, row.price_source, row.priced) for row in tools} == {
+        (Decimal("0.002"), "declared by the tool", True)}
+    by_tool = {row["tool"]: row["usd"] for row in HourlyCost.objects.values("tool").annotate(usd=Sum("amount_usd"))}
+    assert by_tool["noop"] == Decimal("0.006")
+    assert_rollups_equal_ledger()
