@@ -19,6 +19,7 @@ from approvals.services import REFUSAL_STATUS, DecisionRefused
 from console.api_errors import code_for, errors
 from console.input import InputRefused, json_load
 from console.services import api_token_authenticate
+from memory.api import router as memories_router
 
 
 class TenantTokenAuth(HttpBearer):
@@ -63,6 +64,7 @@ api = NinjaAPI(
 )
 api.add_router("/", runs_router)
 api.add_router("/", approvals_router)
+api.add_router("/", memories_router)
 
 
 log = logging.getLogger("proctor.api")

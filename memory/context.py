@@ -32,10 +32,19 @@ def memory_context(info: StepInfo) -> list[ContextBlock]:
                                           for f in found))]
 
 
+USE_KEYS = ("id", "version", "score", "rank")
+
+
 def memory_uses(info: StepInfo, decision: Decision, writes) -> None:
-    for block in decision.context:
-        if block.get("source") != SOURCE:
-            continue
-        for ref in block.get("references", ()):
+    """The memories the step's context held, as MemoryUse rows written with the step (references that are not
+    this app's records of the run's tenant, e.g. another provider's under the same source name, are skipped)."""
+    refs = [ref for block in decision.context if block.get("source") == SOURCE
+            for ref in block.get("references", ()) if all(key in ref for key in USE_KEYS)]
+    if not refs:
+        return
+    known = set(MemoryRecord.objects.filter(tenant_id=info.tenant_id, pk__in=[r["id"] for r in refs])
+                .values_list("pk", flat=True))
+    for ref in refs:
+        if ref["id"] in known:
             writes.add(MemoryUse(tenant_id=info.tenant_id, run_id=info.run_id, step=info.step, record_id=ref["id"],
                                  version=ref["version"], score=ref["score"], rank=ref["rank"]))

@@ -48,6 +48,7 @@ def visible_q(tenant, user, role: str) -> Q:
 def tab_q(tab: str, tenant, user) -> Q:
     return {
         "me": Q(scope=Scope.USER, user=user),
+        "people": Q(scope=Scope.USER),  # an admin's view of everyone's
         "teams": Q(scope=Scope.TEAM),
         "tenant": Q(scope=Scope.TENANT),
         "agents": Q(scope=Scope.AGENT),
@@ -56,7 +57,11 @@ def tab_q(tab: str, tenant, user) -> Q:
     }[tab]
 
 
-TABS = ["me", "teams", "tenant", "agents", "confirm"]
+TABS = ["me", "teams", "tenant", "agents", "confirm", "people"]
+
+
+def tabs_for(role: str) -> list[str]:
+    return TABS if role == Role.ADMIN else TABS[:-1]
 
 
 @dataclass(frozen=True)
@@ -262,6 +267,10 @@ def owner_label(record: MemoryRecord) -> str:
     if record.scope == Scope.AGENT:
         return record.agent.name if record.agent_id else ""
     return "tenant"
+
+
+EXPORT_FIELDS = ("id", "scope", "owner", "subject", "type", "content", "confidence", "status", "pinned", "version",
+                 "expires_at", "source_run", "source_step", "embedder", "created_at", "updated_at")
 
 
 def record_row(r: MemoryRecord) -> dict:
