@@ -10,6 +10,7 @@ from typing import Literal
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponse
 from ninja import Field, Router, Schema
+from pydantic import StrictBool, StrictFloat, StrictInt
 
 from console.access import token_access
 from console.api_errors import ApiError, errors
@@ -64,8 +65,8 @@ class MemoryIn(Schema):
     type: Types
     content: str = Field(min_length=1, max_length=MAX_CONTENT_CHARS, examples=["I prefer a short bullet summary first"])
     subject: str = Field(default="", max_length=200, examples=["email format"])
-    confidence: float = Field(default=0.9, ge=0, le=1)
-    team: int | None = Field(default=None, description="The team's id (scope team)")
+    confidence: StrictFloat | StrictInt = Field(default=0.9, ge=0, le=1)
+    team: StrictInt | None = Field(default=None, description="The team's id (scope team)")
     agent: str = Field(default="", max_length=60, description="The agent's slug (scope agent)")
 
 
@@ -75,7 +76,7 @@ class CorrectionIn(Schema):
 
 
 class PinIn(Schema):
-    pinned: bool
+    pinned: StrictBool
 
 
 class ConfirmIn(Schema):

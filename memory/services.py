@@ -114,7 +114,8 @@ def memory_create(*, tenant, actor, scope: str, type: str, content: str, subject
 
 
 def _locked(record: MemoryRecord) -> MemoryRecord:
-    return MemoryRecord.objects.select_for_update().get(pk=record.pk, tenant_id=record.tenant_id)
+    # NO KEY UPDATE: a step inserting a MemoryUse (its foreign key takes KEY SHARE on the record) is not blocked.
+    return MemoryRecord.objects.select_for_update(no_key=True).get(pk=record.pk, tenant_id=record.tenant_id)
 
 
 @transaction.atomic
@@ -282,13 +283,15 @@ def _finish(proposal: MemoryProposal, outcome: str, *, reason: str = "", record=
                  target=f"memory #{record.pk}" if record else f"proposal {proposal.pk}",
                  data={"proposal": proposal.pk, "run": getattr(proposal.run, "number", None), "reason": reason[:300],
                        "other": getattr(other, "pk", None)})
-    _tell_run(proposal)
+    # Told after commit, in a transaction of its own: the run's row lock is never waited for while this one
+    # holds memory rows a step may be referencing (a MemoryUse's foreign key).
+    transaction.on_commit(lambda: _tell_run(proposal))
     return proposal
 
 
 def _candidates(tenant, *, scope: str, owner: dict, type_: str) -> list[MemoryRecord]:
     return list(MemoryRecord.objects.for_tenant(tenant).filter(scope=scope, type=type_, status__in=LIVE, **owner)
-                .exclude(expires_at__lte=timezone.now()).select_for_update().order_by("id")[:500])
+                .exclude(expires_at__lte=timezone.now()).select_for_update(no_key=True).order_by("id")[:500])
 
 
 @transaction.atomic

@@ -108,10 +108,10 @@ def _after_change(request, membership, record, note: str) -> HttpResponse:
     return redirect(f"/t/{membership.tenant.slug}/memory/?id={record.pk}&tab={_tab_of(membership, record)}")
 
 
-def _refused(request, membership, record, refusal: Refused) -> HttpResponse:
-    if request.htmx:
+def _refused(request, membership, record, refusal: Refused, action: str) -> HttpResponse:
+    if request.htmx:  # the form that was refused stays open, to fix
         return render(request, "memory/memory.html#detail",
-                      {**_detail_context(membership, record), "error": str(refusal)}, status=422)
+                      {**_detail_context(membership, record), "error": str(refusal), "refused": action}, status=422)
     messages.error(request, str(refusal))
     return redirect(f"/t/{membership.tenant.slug}/memory/?id={record.pk}")
 
@@ -146,7 +146,7 @@ def memory_change(request: HttpRequest, tenant_slug: str, record_id: int, action
         else:
             raise Http404("No such action")
     except Refused as refusal:
-        return _refused(request, membership, record, refusal)
+        return _refused(request, membership, record, refusal, action)
     return _after_change(request, membership, record, note)
 
 

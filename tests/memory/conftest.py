@@ -13,7 +13,7 @@ def max_run(cast, renewals):
 
 
 @pytest.fixture
-def propose():
+def propose(django_capture_on_commit_callbacks):
     """Propose through the pipeline as memory.remember does, and process it (as the task does after commit)."""
     counter = {"n": 0}
 
@@ -21,7 +21,8 @@ def propose():
         counter["n"] += 1
         proposal = proposal_create(tenant=run.tenant, run=run, step=step, call_id=f"call_{counter['n']}", scope=scope,
                                    type=type, content=content, subject=subject, confidence=confidence)
-        processed = proposal_process(proposal.pk)
+        with django_capture_on_commit_callbacks(execute=True):  # the run is told after the pipeline's commit
+            processed = proposal_process(proposal.pk)
         assert processed.outcome != ProposalOutcome.PENDING
         return processed
 
