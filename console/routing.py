@@ -2,5 +2,6 @@
 
 from agents.routing import websocket_urlpatterns as agent_routes
 from approvals.routing import websocket_urlpatterns as approval_routes
+from memory.routing import websocket_urlpatterns as memory_routes
 
-websocket_urlpatterns: list = [*agent_routes, *approval_routes]
+websocket_urlpatterns: list = [*agent_routes, *approval_routes, *memory_routes]

@@ -17,6 +17,7 @@ from console.models import Role
 from console.services import audit_record
 from memory import rules
 from memory.embedders import embed_one
+from memory.live import publish_memory_changed_on_commit
 from memory.models import (
     MAX_CONTENT_CHARS,
     CaptureSetting,
@@ -110,6 +111,8 @@ def memory_create(*, tenant, actor, scope: str, type: str, content: str, subject
         updated_by=actor if getattr(actor, "pk", None) else None)
     _version(record, actor=actor, reason=reason, run=run, step=step)
     _audit(record, actor, "memory.created", status=status, run=getattr(run, "number", None))
+    if status == Status.PROPOSED:
+        publish_memory_changed_on_commit(tenant.pk)
     return record
 
 
@@ -178,6 +181,7 @@ def memory_confirm(record: MemoryRecord, *, actor, content: str | None = None) -
     _audit(record, actor, "memory.confirmed", edited=content is not None)
     for proposal in MemoryProposal.objects.for_tenant(record.tenant_id).filter(record=record, other__isnull=False):
         _supersede(proposal.other, record, actor=actor)
+    publish_memory_changed_on_commit(record.tenant_id)
     return record
 
 
@@ -191,6 +195,7 @@ def memory_refuse(record: MemoryRecord, *, actor) -> MemoryRecord:
     record.status, record.updated_by = Status.REFUSED, actor
     record.save()
     _audit(record, actor, "memory.refused")
+    publish_memory_changed_on_commit(record.tenant_id)
     return record
 
 
@@ -238,6 +243,7 @@ def memory_delete(record: MemoryRecord, *, actor) -> MemoryRecord:
     record.status, record.updated_by = Status.DELETED, actor if getattr(actor, "pk", None) else None
     record.save()
     _audit(record, actor, "memory.deleted")
+    publish_memory_changed_on_commit(record.tenant_id)
     return record
 
 

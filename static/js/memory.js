@@ -45,6 +45,27 @@
     }
   });
 
+  // The "To confirm" badge, live: the server sends the count at once and after every change in the tenant.
+  function badgeSocket(delay) {
+    const badge = document.getElementById("memory-confirm-badge");
+    if (!badge || !badge.dataset.liveMemory) return;
+    const scheme = location.protocol === "https:" ? "wss://" : "ws://";
+    const socket = new WebSocket(scheme + location.host + badge.dataset.liveMemory);
+    socket.onopen = function () { delay = 500; };
+    socket.onmessage = function (message) {
+      const data = JSON.parse(message.data);
+      const shown = document.getElementById("memory-confirm-badge");  // htmx may have swapped it
+      if (!shown || typeof data.count !== "number") return;
+      shown.querySelector("[data-count]").textContent = data.count;
+      shown.hidden = data.count === 0;
+    };
+    socket.onclose = function (event) {
+      if (event.code >= 4400 && event.code < 4500) return;  // not found or not allowed: do not retry
+      setTimeout(function () { badgeSocket(Math.min(delay * 2, 10000)); }, delay);
+    };
+  }
+  badgeSocket(500);
+
   // After a change the list shows it too (a pin, a new version, a deletion).
   document.body.addEventListener("memory-changed", function () {
     const form = document.getElementById("memory-filters");

@@ -77,3 +77,22 @@ def test_a_bad_endpoint_answer_is_an_error_in_words(monkeypatch, response):
     monkeypatch.setattr(httpx, "post", lambda url, **kw: httpx.Client(transport=_server(lambda r: response)).post(url, **kw))
     with pytest.raises(EmbedderError):
         OpenAICompatibleEmbedder(url="https://embeddings.example/v1", model="m").embed(["one"])
+
+
+def test_the_reembed_command_embeds_what_another_embedder_made(cast):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    from memory.models import MemoryRecord
+    from memory.services import memory_create
+
+    kept = memory_create(tenant=cast.acme, actor=None, scope="tenant", type="fact", content="Quotes go out early.")
+    stale = memory_create(tenant=cast.acme, actor=None, scope="tenant", type="fact", content="Invoices go out monthly.")
+    MemoryRecord.objects.filter(pk=stale.pk).update(embedder="openai-compatible:old", embedding=[0.0] * 255 + [1.0])
+    out = StringIO()
+    call_command("memory_reembed", stdout=out)
+    assert "re-embedded 1 memories with wordllama" in out.getvalue()
+    stale.refresh_from_db()
+    assert stale.embedder == kept.embedder and abs(cosine(stale.embedding, WordLlamaEmbedder().embed(
+        ["Invoices go out monthly."])[0]) - 1) < 1e-4
