@@ -13,7 +13,7 @@ import signal
 import sys
 import time
 
-from bench import agent_loop, approval_queue, baselines, click_to_resume, fanout, langgraph_peer, long_runs
+from bench import agent_loop, approval_queue, baselines, click_to_resume, fanout, langgraph_peer, long_runs, memory_retrieval
 from bench.harness import RESULTS, Context, machine_note, stack, write_results
 
 REGISTRY = {
@@ -25,6 +25,7 @@ REGISTRY = {
     "lg": langgraph_peer.run,
     "p8": long_runs.run,
     "p4": fanout.run,
+    "p7": memory_retrieval.run,
 }
 
 

@@ -103,13 +103,21 @@ def console(cast, renewals, client_for):
     pages = ["/t/acme/runs/", f"/t/acme/runs/{tool_run.number}/", f"/t/acme/runs/{paused.number}/",
              f"/t/acme/runs/{paused.number}/plan/", *[f"/t/acme/approvals/?id={a.pk}" for a in approvals.values()],
              "/t/acme/admin/policies/", f"/t/acme/admin/policies/{policy.pk}/", "/t/acme/admin/",
-             "/t/acme/admin/tokens/", "/t/acme/admin/audit/", "/t/acme/demo-systems/"]
+             "/t/acme/admin/tokens/", "/t/acme/admin/audit/", "/t/acme/demo-systems/", "/t/acme/admin/memory/"]
+    from memory.services import memory_create
+
+    mine = memory_create(tenant=cast.acme, actor=cast.admin, scope="user", user=cast.admin, type="fact",
+                         content="Ada reviews quotes on Mondays.")
+    proposed = memory_create(tenant=cast.acme, actor=None, scope="user", user=cast.admin, type="preference",
+                             content="Ada likes short emails.", status="proposed")
+    pages += [f"/t/acme/memory/?id={mine.pk}", f"/t/acme/memory/?tab=confirm&id={proposed.pk}"]
     return client, pages
 
 
 # Query parameters pages read that no form of theirs carries (links, the pane's ?id=).
 FILTERS = {"/t/acme/runs/": ["status", "q", "agent", "requester", "before"], "/t/acme/approvals/": ["id", "min_risk", "tool", "agent", "sort", "mine"],
-           "/t/acme/admin/audit/": ["verb", "actor", "after"]}
+           "/t/acme/admin/audit/": ["verb", "actor", "after"],
+           "/t/acme/memory/": ["id", "tab", "type", "scope", "status", "q", "agent"]}
 
 
 def forms_of(client: Client, pages: list[str]) -> list[dict]:
