@@ -150,6 +150,7 @@ def send(client: Client, form: dict, fields: dict):
     return response
 
 
+@pytest.mark.timeout(300)  # every field of every form and filter, a dozen values each: a few hundred requests
 def test_no_form_or_filter_answers_500_to_hostile_input(console):
     client, pages = console
     forms = forms_of(client, pages)
