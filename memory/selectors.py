@@ -130,6 +130,12 @@ def captures_for(tenant, user) -> bool:
     return setting.capture if setting else True
 
 
+def agents_of_tenant(tenant) -> list:
+    from agents.models import Agent
+
+    return list(Agent.objects.for_tenant(tenant).order_by("name").only("pk", "name"))
+
+
 def teams_of_tenant(tenant) -> list[Team]:
     return list(Team.objects.for_tenant(tenant).prefetch_related("members__user"))
 

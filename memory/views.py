@@ -66,7 +66,8 @@ def memory_page(request: HttpRequest, tenant_slug: str) -> HttpResponse:
     context = {"records": records, "filters": filters, "tabs": selectors.tabs_for(role), "types": MemoryType.choices,
                "scopes": Scope.choices, "statuses": Status.choices,
                "to_confirm": selectors.to_confirm_count(tenant, user, role),
-               "capture": selectors.captures_for(tenant, user), "title": "Memory"}
+               "capture": selectors.captures_for(tenant, user), "title": "Memory",
+               "agents": selectors.agents_of_tenant(tenant)}
     if request.htmx and request.htmx.target == "memory-list":
         return render(request, "memory/memory.html#list", context)
     if selected := strict_int(request.GET.get("id", "")):

@@ -150,6 +150,17 @@ def test_the_api_creates_corrects_pins_confirms_and_deletes(cast, client, record
     assert client.delete(f"/api/v1/memories/{records['rita'].pk}", **auth).status_code == 404
 
 
+def test_filters_by_type_scope_agent_and_status(cast, client_for, records, renewals):
+    client = client_for(cast.admin)
+    url = reverse("memory", args=["acme"])
+    agents_tab = client.get(url + f"?tab=agents&agent={renewals.pk}").content.decode()
+    assert "Agentmarker" in agents_tab
+    assert "Agentmarker" not in client.get(url + "?tab=agents&agent=999999").content.decode()
+    people = client.get(url + "?tab=people&type=preference").content.decode()
+    assert "Maxmarker" in people and "Ritamarker" not in people
+    assert "Tenantmarker" not in client.get(url + "?tab=tenant&status=proposed").content.decode()
+
+
 def test_the_csv_export_is_safe_in_a_spreadsheet(cast, client_for):
     services.memory_create(tenant=cast.acme, actor=None, scope="tenant", type="fact", content="=HYPERLINK(evil)")
     body = client_for(cast.member).get(reverse("memory_export", args=["acme", "csv"])).content.decode()
