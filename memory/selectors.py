@@ -240,29 +240,28 @@ def search(tenant, user, role: str, text: str, *, base=None, limit: int = 50) ->
     rows = base if base is not None else MemoryRecord.objects.for_tenant(tenant).filter(
         visible_q(tenant, user, role)).exclude(status=Status.DELETED)
     vector, _ = embed_one(text)
-    query = words_query(text)
-    ids = list(rows.values_list("id", flat=True)[:5000])
-    if not ids:
-        return []
-    sql = """
-    WITH meaning AS (
-        SELECT id, row_number() OVER (ORDER BY embedding <=> %(vector)s::vector) AS position
-          FROM memory_memoryrecord WHERE id = ANY(%(ids)s) AND embedding IS NOT NULL
-         ORDER BY embedding <=> %(vector)s::vector LIMIT %(limit)s
+    # The reader's rows (ACL and filters) as a subquery of both rankings: no list of ids, no cap.
+    allowed_sql, allowed_params = rows.order_by().values("id").query.sql_with_params()
+    sql = f"""
+    WITH allowed AS MATERIALIZED ({allowed_sql}), meaning AS (
+        SELECT id, row_number() OVER (ORDER BY embedding <=> %s::vector) AS position
+          FROM memory_memoryrecord WHERE id IN (SELECT id FROM allowed) AND embedding IS NOT NULL
+         ORDER BY embedding <=> %s::vector LIMIT %s
     ), words AS (
         SELECT id, row_number() OVER (ORDER BY ts_rank(search, q) DESC, id) AS position
-          FROM memory_memoryrecord, websearch_to_tsquery('english', %(words)s) q
-         WHERE id = ANY(%(ids)s) AND %(words)s <> '' AND search @@ q LIMIT %(limit)s
+          FROM memory_memoryrecord, websearch_to_tsquery('english', %s) q
+         WHERE id IN (SELECT id FROM allowed) AND %s <> '' AND search @@ q ORDER BY position LIMIT %s
     )
     SELECT id, sum(score) AS score FROM (
         SELECT id, 3.0 / (60 + position) AS score FROM words
         UNION ALL
         SELECT id, 1.0 / (60 + position) FROM meaning WHERE position <= 10
-    ) parts GROUP BY id ORDER BY score DESC, id LIMIT %(limit)s
+    ) parts GROUP BY id ORDER BY score DESC, id LIMIT %s
     """
+    literal = "[" + ",".join(f"{v:.6f}" for v in vector) + "]"
+    query = words_query(text)
     with connection.cursor() as cursor:
-        cursor.execute(sql, {"vector": "[" + ",".join(f"{v:.6f}" for v in vector) + "]", "ids": ids,
-                             "words": query, "limit": limit})
+        cursor.execute(sql, [*allowed_params, literal, literal, limit, query, query, limit, limit])
         order = [row[0] for row in cursor.fetchall()]
     by_id = {r.pk: r for r in rows.filter(pk__in=order)}
     return [by_id[i] for i in order if i in by_id]
