@@ -22,6 +22,7 @@ from bench import (
     fanout,
     langgraph_peer,
     long_runs,
+    memory_retrieval,
     trace_timeline,
 )
 from bench.harness import RESULTS, Context, machine_note, stack, write_results
@@ -37,6 +38,7 @@ REGISTRY = {
     "p8": long_runs.run,
     "p4": fanout.run,
     "p6t": trace_timeline.run,
+    "p7": memory_retrieval.run,
 }
 
 

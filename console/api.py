@@ -20,6 +20,7 @@ from console.admin_api import router as admin_router
 from console.api_auth import MissingScope, token_scopes
 from console.api_errors import code_for, errors
 from console.input import InputRefused, json_load
+from memory.api import router as memories_router
 from costs.api import router as costs_router
 from traces.api import router as traces_router
 from mcp_servers.api import router as mcp_router
@@ -65,6 +66,7 @@ api.add_router("/", webhooks_router)
 api.add_router("/", traces_router)
 api.add_router("/", costs_router)
 api.add_router("/", mcp_router)
+api.add_router("/", memories_router)
 
 
 log = logging.getLogger("proctor.api")

@@ -192,6 +192,8 @@ CELERY_BEAT_SCHEDULE = {
     "sweep-runs": {"task": "agents.sweep_runs", "schedule": float(env_int("RUN_SWEEP_SECONDS", 5))},
     # Approval SLAs: escalate overdue requests, apply the policy's outcome to expired ones.
     "sweep-approvals": {"task": "approvals.sweep", "schedule": float(env_int("APPROVAL_SWEEP_SECONDS", 30))},
+    # Memories past their retention: status expired (retrieval skips them by time already).
+    "expire-memories": {"task": "memory.expire", "schedule": 300.0},
 }
 WORKER_HEARTBEAT_SECONDS = 10
 
@@ -315,3 +317,11 @@ LOGGING = {
 OPENAI_API_KEY = env_str("OPENAI_API_KEY")
 ANTHROPIC_API_KEY = env_str("ANTHROPIC_API_KEY")
 OPENAI_BASE_URL = env_str("OPENAI_BASE_URL")
+
+# --- Memory ----------------------------------------------------------------------------------
+# Embeddings for memory records: the offline "wordllama" (weights shipped in its wheel) unless an
+# OpenAI-compatible embeddings endpoint is named here (asked for 256 dimensions).
+MEMORY_EMBEDDINGS_URL = env_str("MEMORY_EMBEDDINGS_URL")  # e.g. https://host/v1 (POST {url}/embeddings)
+MEMORY_EMBEDDINGS_MODEL = env_str("MEMORY_EMBEDDINGS_MODEL", "text-embedding-3-small")
+MEMORY_EMBEDDINGS_API_KEY = env_str("MEMORY_EMBEDDINGS_API_KEY", OPENAI_API_KEY)
+MEMORY_CONTEXT_K = env_int("MEMORY_CONTEXT_K", 5)  # memories placed in a step's context at most

@@ -10,6 +10,7 @@ from console import views
 from console.api import api
 from costs import views as cost_views
 from demo import views as demo_views
+from memory import views as memory_views
 from mcp_servers import views as mcp_views
 from traces import views as trace_views
 from webhooks import views as webhook_views
@@ -40,7 +41,12 @@ urlpatterns = [
     path("t/<slug:tenant_slug>/approvals/<int:approval_id>/", approval_views.detail, name="approval_detail"),
     path("t/<slug:tenant_slug>/approvals/<int:approval_id>/decision/", approval_views.decide, name="approval_decide"),
     path("t/<slug:tenant_slug>/approvals/<int:approval_id>/assignee/", approval_views.assign, name="approval_assign"),
-    path("t/<slug:tenant_slug>/memory/", views.section_page("memory"), name="memory"),
+    path("t/<slug:tenant_slug>/memory/", memory_views.memory_page, name="memory"),
+    path("t/<slug:tenant_slug>/memory/to-confirm/", memory_views.memory_badge, name="memory_badge"),
+    path("t/<slug:tenant_slug>/memory/capture/", memory_views.memory_capture, name="memory_capture"),
+    path("t/<slug:tenant_slug>/memory/export.<str:fmt>", memory_views.memory_export, name="memory_export"),
+    path("t/<slug:tenant_slug>/memory/<int:record_id>/", memory_views.memory_detail, name="memory_detail"),
+    path("t/<slug:tenant_slug>/memory/<int:record_id>/<str:action>/", memory_views.memory_change, name="memory_change"),
     path("t/<slug:tenant_slug>/traces/", trace_views.traces, name="traces"),
     path("t/<slug:tenant_slug>/traces/<int:run_number>/", trace_views.timeline, name="trace_timeline"),
     path("t/<slug:tenant_slug>/traces/<int:run_number>/skeleton/", trace_views.skeleton, name="trace_skeleton"),
@@ -89,6 +95,7 @@ urlpatterns = [
          name="admin_webhook_remove"),
     path("t/<slug:tenant_slug>/admin/webhooks/deliveries/<int:delivery_id>/retry/", webhook_views.delivery_resend,
          name="admin_delivery_retry"),
+    path("t/<slug:tenant_slug>/admin/memory/", memory_views.memory_admin, name="memory_admin"),
     path("t/<slug:tenant_slug>/admin/tokens/", views.admin_tokens, name="admin_tokens"),
     path("t/<slug:tenant_slug>/admin/tokens/<int:token_id>/revoke/", views.admin_token_revoke, name="admin_token_revoke"),
 ]

@@ -106,6 +106,43 @@ def _chosen_account(answer: str, accounts: list[dict]) -> str | None:
     return named[0] if len(named) == 1 else None
 
 
+MEMORY_LINE = re.compile(r"^- \[memory #(\d+) v\d+, (\w+)[^\]]*\] (.+)$", re.MULTILINE)
+CHAMPION_NOTE = re.compile(r"^Champion:\s*(.+?)\.?$", re.IGNORECASE)
+
+
+def _memories(prompts: list[str]) -> list[tuple[int, str, str]]:
+    """The memories placed in this step's context (id, type, text), read from the prompt like any model would."""
+    block = next((p for p in reversed(prompts) if p.startswith('<context source="memory">')), "")
+    return [(int(m.group(1)), m.group(2), m.group(3)) for m in MEMORY_LINE.finditer(block)]
+
+
+def _wants_bullets(memories: list[tuple[int, str, str]]) -> bool:
+    return any(kind == "preference" and "bullet" in text.lower() for _, kind, text in memories)
+
+
+def _email_body(data: dict, *, bullets: bool, extra: str) -> str:
+    renewal = data["renewal_date"] or "a date to confirm"
+    if bullets:  # the requester's remembered preference: a short bullet summary first
+        summary = (f"In short:\n- ARR ${data['arr_usd']:,}\n- Renews on {renewal}\n- Health: {data['health']}\n"
+                   "- Next: confirm stakeholders, send the quote, book the review call")
+        return f"Hi,\n\n{summary}{extra}\n\nProctor demo agent"
+    return (
+        f"Hi,\n\nHere is the renewal plan for {data['name']}: ARR ${data['arr_usd']:,}, renewal on "
+        f"{renewal}, health {data['health']}.\n\n"
+        "1. Confirm usage and stakeholders this week.\n2. Send the renewal quote two weeks before the date.\n"
+        "3. Book a review call with the champion." + extra + "\n\nProctor demo agent"
+    )
+
+
+def _champion_proposal(data: dict) -> dict | None:
+    """A CRM note naming the account's champion, as a memory worth proposing."""
+    for note in data.get("notes") or []:
+        if match := CHAMPION_NOTE.match(note.strip()):
+            return {"type": "fact", "scope": "tenant", "subject": f"champion of {data['key']}",
+                    "content": f"The champion at {data['key']} is {match.group(1)}.", "confidence": 0.8}
+    return None
+
+
 def renewal_planner(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
     """Plans, then works through the plan in force (as approved or edited by people): each step's
     words pick its tool; steps it has no tool for are skipped and reported."""
@@ -162,14 +199,12 @@ def renewal_planner(messages: list[ModelMessage], info: AgentInfo) -> ModelRespo
     if account.get("status") != "ok":
         return ModelResponse(parts=[TextPart(f"I could not read account {key}: {account.get('message')}")])
     data = account["data"]
+    # What it read worth remembering (an agent allowed to propose memories): the account's champion.
+    if "memory.remember" in tools and "memory.remember" not in done and (proposal := _champion_proposal(data)):
+        return _call("memory.remember", proposal, n, "The CRM names the account's champion", first_lookup)
     extra = "".join(f"\n\nNote: {text}" for text in instructions)
     subject = f"Renewal plan for {data['name']} ({data['key']})"
-    body = (
-        f"Hi,\n\nHere is the renewal plan for {data['name']}: ARR ${data['arr_usd']:,}, renewal on "
-        f"{data['renewal_date'] or 'a date to confirm'}, health {data['health']}.\n\n"
-        "1. Confirm usage and stakeholders this week.\n2. Send the renewal quote two weeks before the date.\n"
-        "3. Book a review call with the champion." + extra + "\n\nProctor demo agent"
-    )
+    body = _email_body(data, bullets=_wants_bullets(_memories(prompts)), extra=extra)
     email = {"to": data["success_manager"], "subject": subject, "body": body}
     renewal = data["renewal_date"] or "2030-01-01"
     actions = {

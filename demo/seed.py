@@ -33,6 +33,13 @@ def seed_demo_systems(tenant) -> None:
         "instructions": RENEWAL_INSTRUCTIONS, "model": "demo:planner", "plan_mode": True, "plan_approval": True,
         "tools": RENEWAL_TOOLS,
     })
+    Agent.objects.get_or_create(tenant=tenant, slug="renewals-memory", defaults={
+        "name": "Renewals assistant (remembers)",
+        "description": "The same assistant; it also proposes what it learns (the account's champion) as memories "
+                       "(offline demo model).",
+        "instructions": RENEWAL_INSTRUCTIONS + " Propose what is worth remembering with memory.remember.",
+        "model": "demo:planner", "plan_mode": True, "tools": [*RENEWAL_TOOLS, "memory.remember"],
+    })
     for number, name, arr, days, health, notes in ACCOUNTS:
         account, created = CrmAccount.objects.get_or_create(tenant=tenant, key=f"{prefix}-{number}", defaults={
             "name": name.format(name=tenant.name), "success_manager": f"csm-{number}@{tenant.slug}.example",

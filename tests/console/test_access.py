@@ -26,6 +26,8 @@ PAGES = [
     ("admin_tools", {"admin"}),
     ("admin_webhooks", {"admin"}),
     ("admin_mcp_servers", {"admin"}),
+    ("memory_admin", {"admin"}),
+    ("memory_badge", {"admin", "reviewer", "finance", "member"}),
 ]
 ROLES = ["admin", "reviewer", "finance", "member"]
 
@@ -99,7 +101,7 @@ def test_the_shell_shows_tenant_role_and_only_the_sections_of_the_role(cast, cli
 
 
 def test_upcoming_pages_say_they_are_not_built_yet(cast, client_for):
-    page = client_for(cast.member).get(reverse("memory", args=["acme"])).content.decode()
+    page = client_for(cast.member).get(reverse("traces", args=["acme"])).content.decode()
     assert "Not built yet" in page
 
 

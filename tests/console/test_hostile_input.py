@@ -106,14 +106,22 @@ def console(cast, renewals, client_for):
              f"/t/acme/runs/{paused.number}/plan/", *[f"/t/acme/approvals/?id={a.pk}" for a in approvals.values()],
              "/t/acme/admin/policies/", f"/t/acme/admin/policies/{policy.pk}/", "/t/acme/admin/",
              "/t/acme/admin/tokens/", "/t/acme/admin/audit/", "/t/acme/demo-systems/", "/t/acme/traces/",
-             f"/t/acme/traces/{finished.number}/", f"/t/acme/traces/{tool_run.number}/"]
+             f"/t/acme/traces/{finished.number}/", f"/t/acme/traces/{tool_run.number}/", "/t/acme/admin/memory/"]
+    from memory.services import memory_create
+
+    mine = memory_create(tenant=cast.acme, actor=cast.admin, scope="user", user=cast.admin, type="fact",
+                         content="Ada reviews quotes on Mondays.")
+    proposed = memory_create(tenant=cast.acme, actor=None, scope="user", user=cast.admin, type="preference",
+                             content="Ada likes short emails.", status="proposed")
+    pages += [f"/t/acme/memory/?id={mine.pk}", f"/t/acme/memory/?tab=confirm&id={proposed.pk}"]
     return client, pages
 
 
 # Query parameters pages read that no form of theirs carries (links, the pane's ?id=).
 FILTERS = {"/t/acme/runs/": ["status", "q", "agent", "requester", "before"], "/t/acme/approvals/": ["id", "min_risk", "tool", "agent", "sort", "mine"],
            "/t/acme/admin/audit/": ["verb", "actor", "after"], "/t/acme/traces/": ["after"],
-           "/t/acme/traces/1/search/": ["q"]}
+           "/t/acme/traces/1/search/": ["q"],
+           "/t/acme/memory/": ["id", "tab", "type", "scope", "status", "q", "agent"]}
 
 
 def forms_of(client: Client, pages: list[str]) -> list[dict]:
@@ -146,6 +154,7 @@ def send(client: Client, form: dict, fields: dict):
     return response
 
 
+@pytest.mark.timeout(300)  # every field of every form and filter, a dozen values each: a few hundred requests
 def test_no_form_or_filter_answers_500_to_hostile_input(console):
     client, pages = console
     forms = forms_of(client, pages)

@@ -29,7 +29,12 @@ def test_the_main_pages_have_no_serious_accessibility_violations(cast, console_s
     log_in(page, console_server, "ada")
     pages = ["/t/acme/runs/", f"/t/acme/runs/{waiting_run.number}/", "/t/acme/approvals/", "/t/acme/admin/policies/",
              "/t/acme/admin/", "/t/acme/admin/tokens/", "/t/acme/admin/audit/", "/t/acme/costs/", "/t/acme/costs/runs/",
-             f"/t/acme/costs/runs/{waiting_run.number}/", "/t/acme/costs/budgets/"]
+             f"/t/acme/costs/runs/{waiting_run.number}/", "/t/acme/costs/budgets/", "/t/acme/memory/", "/t/acme/admin/memory/"]
+    from memory.services import memory_create
+
+    record = memory_create(tenant=cast.acme, actor=cast.admin, scope="user", user=cast.admin, type="fact",
+                           content="Ada reviews quotes on Mondays.")
+    pages.append(f"/t/acme/memory/?id={record.pk}")
     found = {}
     for path in pages:
         page.goto(console_server + path)

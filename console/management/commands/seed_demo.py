@@ -63,10 +63,12 @@ class Command(BaseCommand):
                          data={"users": created_users})
         from approvals.services import approval_policies_seed_demo
         from demo.seed import seed_demo_systems
+        from memory.seed import seed_demo_memories
 
         for tenant in tenants.values():
             seed_demo_systems(tenant)
             approval_policies_seed_demo(tenant)
+            seed_demo_memories(tenant)
         token = self._demo_token(tenants["acme"])
         summary = {
             "password": DEMO_PASSWORD,

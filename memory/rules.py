@@ -1,0 +1,125 @@
+"""The write pipeline's rules, pure (no database): is a proposal acceptable, what is it about, and is it
+the same as, or a contradiction of, a record already there.
+
+- **Merge**: the same topic and the same meaning: near-identical embeddings (cosine ≥ MERGE_COSINE),
+  or the same words once case, punctuation and stop words are set aside; never when the numbers, dates
+  or keys in them differ.
+- **Supersede**: the same topic (scope, owner, type and subject) and not the same meaning: the new
+  content replaces the old record, which stays, marked superseded and linked to the new one.
+- Anything else is a new record.
+
+The topic is the proposal's ``subject`` when given, otherwise the content's head: the words before
+its first ":" or before its first " is " / " are " ("The champion of ACME-042 is Dana" is about
+"champion of acme-042"). A content with neither has no topic and only merges, never supersedes.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+MERGE_COSINE = 0.9
+MIN_CHARS = 3
+
+SECRET_PATTERNS = [
+    (re.compile(r"\bsk-(?:proj-|ant-)?[A-Za-z0-9_-]{16,}"), "an API key"),
+    (re.compile(r"\bprt_[A-Za-z0-9_-]{16,}"), "a Proctor API token"),
+    (re.compile(r"\b(?:AKIA|ASIA)[A-Z0-9]{16}\b"), "an AWS access key"),
+    (re.compile(r"\b(?:ghp|gho|ghs|ghu|github_pat)_[A-Za-z0-9_]{20,}"), "a GitHub token"),
+    (re.compile(r"\bxox[abposr]-[A-Za-z0-9-]{10,}"), "a Slack token"),
+    (re.compile(r"\beyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}"), "a signed token (JWT)"),
+    (re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----"), "a private key"),
+    (re.compile(r"\b(?:password|passwd|passphrase|pwd|secret|api[ _-]?key|access[ _-]?token)\b\s*(?:is|=|:)\s*\S+",
+                re.IGNORECASE), "a password or secret"),
+    (re.compile(r"\b(?:\d[ -]?){13,16}\b"), "a card number"),
+]
+
+STOP_WORDS = frozenset("a an the of to for in on at by with and or is are was were be it its this that their his her "
+                       "our my your as from into about".split())
+_WORD = re.compile(r"[a-z0-9]+(?:[-'][a-z0-9]+)*")
+_HEAD = re.compile(r"^(.{2,120}?)(?::|\s+(?:is|are|was|were)\s+)", re.IGNORECASE)
+
+
+class Refused(Exception):
+    """A proposal or an edit the pipeline refuses; the message says why, in words."""
+
+
+def secret_in(text: str) -> str | None:
+    """What kind of secret the text holds, if any."""
+    for pattern, kind in SECRET_PATTERNS:
+        if pattern.search(text):
+            return kind
+    return None
+
+
+def clean_content(content: str, *, max_chars: int) -> str:
+    """The content as stored, or Refused: empty, too short, too long, or holding a secret."""
+    text = " ".join((content or "").split())
+    if not text:
+        raise Refused("The memory is empty.")
+    if len(text) < MIN_CHARS:
+        raise Refused(f"The memory is {len(text)} characters; say at least {MIN_CHARS}.")
+    if len(text) > max_chars:
+        raise Refused(f"The memory is {len(text)} characters; the limit is {max_chars}.")
+    if kind := secret_in(text):
+        raise Refused(f"The memory looks like it holds {kind}; secrets are never remembered.")
+    return text
+
+
+def words(text: str) -> frozenset[str]:
+    return frozenset(w for w in _WORD.findall(text.lower()) if w not in STOP_WORDS)
+
+
+def topic(subject: str, content: str) -> str:
+    """What a record is about, normalized ("" when neither the subject nor the content says)."""
+    source = subject.strip()
+    if not source:
+        match = _HEAD.match(content.strip())
+        source = match.group(1) if match else ""
+    return " ".join(sorted(words(source)))
+
+
+@dataclass(frozen=True)
+class Candidate:
+    id: int
+    subject: str
+    content: str
+    embedding: list[float] | None
+
+
+@dataclass(frozen=True)
+class Verdict:
+    action: str  # "add", "merge", "supersede"
+    record_id: int | None = None
+    similarity: float = 0.0
+
+
+def figures(text: str) -> frozenset[str]:
+    """The words with a digit in them: numbers, dates, amounts, keys (ACME-042)."""
+    return frozenset(w for w in words(text) if any(ch.isdigit() for ch in w))
+
+
+def same_meaning(a_content: str, b_content: str, similarity: float) -> bool:
+    """Near-identical meaning, or the same words; never when their numbers, dates or keys differ (embeddings
+    barely tell 15% from 20%)."""
+    if figures(a_content) != figures(b_content):
+        return False
+    return similarity >= MERGE_COSINE or words(a_content) == words(b_content)
+
+
+def classify(*, subject: str, content: str, embedding: list[float], candidates: list[Candidate]) -> Verdict:
+    """What to do with a proposal, given the live records of the same scope, owner and type."""
+    from memory.embedders import cosine
+
+    new_topic = topic(subject, content)
+    scored = [(cosine(embedding, c.embedding) if c.embedding is not None else 0.0, c) for c in candidates]
+    scored.sort(key=lambda pair: -pair[0])
+    for similarity, candidate in scored:
+        same_topic = bool(new_topic) and topic(candidate.subject, candidate.content) == new_topic
+        if same_meaning(content, candidate.content, similarity) and (same_topic or not new_topic
+                                                                     or not topic(candidate.subject, candidate.content)):
+            return Verdict("merge", candidate.id, similarity)
+    for similarity, candidate in scored:
+        if new_topic and topic(candidate.subject, candidate.content) == new_topic:
+            return Verdict("supersede", candidate.id, similarity)
+    return Verdict("add")

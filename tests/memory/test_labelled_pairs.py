@@ -1,0 +1,42 @@
+"""The pipeline's offline rules on the labelled set (tests/memory/labelled_pairs.py): precision and recall
+of merge and supersede, printed, and held to the targets (precision ≥ 0.9 on each)."""
+
+from memory import rules
+from memory.embedders import WordLlamaEmbedder
+from tests.memory.labelled_pairs import PAIRS
+
+
+def _verdicts():
+    embedder = WordLlamaEmbedder()
+    out = []
+    for old_subject, old, new_subject, new, expected in PAIRS:
+        old_vector, new_vector = embedder.embed([old, new])
+        verdict = rules.classify(subject=new_subject, content=new, embedding=new_vector,
+                                 candidates=[rules.Candidate(1, old_subject, old, old_vector)])
+        out.append((expected, verdict.action, new))
+    return out
+
+
+def test_the_labelled_set_is_big_enough_and_balanced():
+    kinds = [pair[-1] for pair in PAIRS]
+    assert len(PAIRS) >= 40
+    assert {kind: kinds.count(kind) >= 10 for kind in ("merge", "supersede", "add")} == \
+        {"merge": True, "supersede": True, "add": True}
+
+
+def test_precision_on_merge_and_supersede_meets_the_target(capsys):
+    verdicts = _verdicts()
+    report = {}
+    for kind in ("merge", "supersede", "add"):
+        said = [v for v in verdicts if v[1] == kind]
+        truly = [v for v in verdicts if v[0] == kind]
+        right = [v for v in said if v[0] == kind]
+        report[kind] = (len(right) / len(said) if said else 1.0, len(right) / len(truly) if truly else 1.0)
+    wrong = [(expected, got, text) for expected, got, text in verdicts if expected != got]
+    with capsys.disabled():
+        print(f"\nlabelled pairs: {len(verdicts)}; " + "; ".join(
+            f"{kind} precision {p:.2f} recall {r:.2f}" for kind, (p, r) in report.items()))
+        for item in wrong:
+            print("  wrong:", item)
+    assert report["merge"][0] >= 0.9
+    assert report["supersede"][0] >= 0.9

@@ -1,0 +1,132 @@
+"""Retrieval: only what the run's requester may see (ACL in the SQL, before ranking), meaning and words
+fused, never a record that is not active, k rows for a selective filter; the step's context through the
+real context hook, and the uses written in the step's transaction."""
+
+from datetime import timedelta
+
+from django.db import connection
+from django.utils import timezone
+
+from agents.models import Agent, RunEvent
+from agents.services import run_start
+from memory import services
+from memory.embedders import embed_one
+from memory.models import MemoryRecord, MemoryUse, Team, TeamMember
+from memory.selectors import retrieve
+from tests.factories import advance
+
+
+def _make(tenant, content, **kw):
+    kw.setdefault("scope", "tenant")
+    kw.setdefault("type", "fact")
+    return services.memory_create(tenant=tenant, actor=None, content=content, **kw)
+
+
+def _ids(found):
+    return {f.id for f in found}
+
+
+def _retrieve(user, agent, text, k=20):
+    return retrieve(tenant_id=agent.tenant_id, user_id=user.pk if user else None, agent_id=agent.pk, text=text,
+                    vector=embed_one(text)[0], k=k)
+
+
+def test_only_the_requesters_own_their_teams_the_tenants_and_the_runs_agents(cast, renewals):
+    other_agent = Agent.objects.create(tenant=cast.acme, name="Other", slug="other", model="demo:noop")
+    team = Team.objects.create(tenant=cast.acme, name="Renewals")
+    TeamMember.objects.create(tenant=cast.acme, team=team, user=cast.member)
+    not_my_team = Team.objects.create(tenant=cast.acme, name="Finance")
+    TeamMember.objects.create(tenant=cast.acme, team=not_my_team, user=cast.finance)
+    globex_agent = Agent.objects.create(tenant=cast.globex, name="G", slug="g", model="demo:noop")
+    text = "renewal note about ACME-042"
+    shared = {_make(cast.acme, f"Tenant {text}").pk, _make(cast.acme, f"Agent {text}", scope="agent", agent=renewals).pk}
+    maxs = {_make(cast.acme, f"Max's {text}", scope="user", user=cast.member).pk,
+            _make(cast.acme, f"Team {text}", scope="team", team=team).pk}
+    ritas = _make(cast.acme, f"Rita's {text}", scope="user", user=cast.reviewer).pk
+    visible = shared | maxs
+    hidden = {
+        ritas,
+        _make(cast.acme, f"Finance team {text}", scope="team", team=not_my_team).pk,
+        (other_agents := _make(cast.acme, f"Other agent {text}", scope="agent", agent=other_agent).pk),
+        _make(cast.globex, f"Globex {text}").pk,
+        _make(cast.globex, f"Gus {text}", scope="user", user=cast.outsider).pk,
+        _make(cast.globex, f"Globex agent {text}", scope="agent", agent=globex_agent).pk,
+    }
+    assert _ids(_retrieve(cast.member, renewals, text)) == visible
+    assert not _ids(_retrieve(cast.member, renewals, text)) & hidden
+    # Rita sees her own and the shared ones, not Max's nor a team she is not in.
+    assert _ids(_retrieve(cast.reviewer, renewals, text)) == shared | {ritas}
+    # With the other agent, its records instead of the renewals agent's.
+    tenant_record = min(shared)
+    assert _ids(_retrieve(cast.member, other_agent, text)) == maxs | {tenant_record, other_agents}
+    # Gus in Globex never sees anything of Acme.
+    assert _ids(_retrieve(cast.outsider, globex_agent, text)) <= hidden - {ritas}
+
+
+def test_never_superseded_deleted_expired_proposed_or_refused(cast, renewals):
+    text = "The champion at ACME-042"
+    live = _make(cast.acme, f"{text} is Lee.")
+    gone = [_make(cast.acme, f"{text} is Dana."), _make(cast.acme, f"{text} is Kim."),
+            _make(cast.acme, f"{text} is Pat."), _make(cast.acme, f"{text} is Jo.", status="proposed")]
+    MemoryRecord.objects.filter(pk=gone[0].pk).update(status="superseded", superseded_by=live)
+    services.memory_delete(gone[1], actor=cast.admin)
+    MemoryRecord.objects.filter(pk=gone[2].pk).update(expires_at=timezone.now() - timedelta(minutes=1))
+    assert _ids(_retrieve(cast.member, renewals, text)) == {live.pk}
+    services.memory_refuse(gone[3], actor=cast.admin)
+    assert _ids(_retrieve(cast.member, renewals, text)) == {live.pk}
+
+
+def test_words_find_keys_that_meaning_alone_would_miss(cast, renewals):
+    for n in range(30):
+        _make(cast.acme, f"Renewal note number {n} about an account and its champion.")
+    key = _make(cast.acme, "Security review requested for ACME-042.")
+    [first, *_] = _retrieve(cast.member, renewals, "What do we know about ACME-042?", k=5)
+    assert first.id == key.pk
+
+
+def test_pins_and_confidence_break_ties(cast, renewals):
+    a = _make(cast.acme, "Quotes go out two weeks before renewal.", confidence=0.5)
+    b = _make(cast.acme, "Quotes go out two weeks before renewal!", confidence=0.5)
+    services.memory_pin(b, actor=cast.admin, pinned=True)
+    assert [f.id for f in _retrieve(cast.member, renewals, "Quotes go out two weeks before renewal", k=2)] == [b.pk, a.pk]
+
+
+def test_a_selective_filter_still_returns_k_rows(cast, renewals, django_assert_max_num_queries):
+    """5,000 records of other people in the tenant, 5 of Max's (0.1%): the top 5 are all 5 of Max's."""
+    others = [cast.reviewer.pk, cast.finance.pk, cast.admin.pk]
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT setseed(0.7)")
+        cursor.execute(
+            "INSERT INTO memory_memoryrecord (tenant_id, scope, user_id, embedding, content, subject, type, embedder, "
+            "confidence, status, pinned, version, created_at, updated_at) "
+            "SELECT %s, 'user', CASE WHEN n %% 1001 = 0 THEN %s ELSE (%s::int[])[1 + n %% 3] END, "
+            "l2_normalize(v.a::vector), "
+            "'note ' || n, '', 'fact', 'random', 0.5, 'active', false, 1, now(), now() "
+            "FROM generate_series(0, 5004) n, LATERAL (SELECT array_agg(random() - 0.5) AS a "
+            "FROM generate_series(1, 256) WHERE n >= 0) v", [cast.acme.pk, cast.member.pk, others])
+        cursor.execute("ANALYZE memory_memoryrecord")
+    mine = set(MemoryRecord.objects.filter(user=cast.member).values_list("pk", flat=True))
+    assert len(mine) == 5
+    found = _retrieve(cast.member, renewals, "anything at all", k=5)
+    assert len(found) == 5 and _ids(found) <= mine
+
+
+def test_a_step_gets_its_memories_in_a_block_and_records_their_use(cast, renewals):
+    pref = _make(cast.acme, "Max prefers a short bullet summary at the top of renewal emails.", scope="user",
+                 user=cast.member, type="preference", subject="email format")
+    _make(cast.acme, "Rita prefers long emails.", scope="user", user=cast.reviewer, type="preference")
+    run = run_start(tenant=cast.acme, agent=renewals, goal="Prepare the renewal plan for ACME-042 and email it",
+                    requested_by=cast.member)
+    run = advance(run, until=("completed", "failed", "waiting_for_human"))
+    assert run.status == "waiting_for_human", run.terminal_reason  # email.send waits for a reviewer; drafted by now
+    uses = list(MemoryUse.objects.filter(run=run))
+    assert uses and {u.record_id for u in uses} == {pref.pk}
+    assert {u.version for u in uses} == {1} and all(u.rank == 1 and u.score > 0 for u in uses)
+    used = [e.payload for e in RunEvent.objects.filter(run=run, type="context.used")]
+    assert used and used[0]["blocks"][0]["references"][0]["id"] == pref.pk
+    # The transcript keeps ids, never the memory's text; the drafted email shows the preference was used.
+    transcript = " ".join(str(m.message) for m in run.messages.all()) + str(used)
+    assert "bullet summary at the top" not in transcript
+    from demo.models import EmailMessage
+
+    assert "In short:\n- ARR" in EmailMessage.objects.get(tenant=cast.acme).body
