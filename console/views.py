@@ -32,13 +32,6 @@ from console.services import (
     membership_remove,
 )
 
-# What each section will hold. Pages say so plainly until their feature lands.
-UPCOMING = {
-    "memory": "What agents remember about people, teams and this tenant; inspect, correct, pin, delete.",
-    "traces": "The timeline of each run's spans: steps, model calls, tool calls, approval waits.",
-}
-
-
 def login_locked_out(request: HttpRequest, response=None, credentials=None) -> HttpResponse:
     """The login page when django-axes refuses a login after too many failures (AXES_LOCKOUT_CALLABLE)."""
     minutes = int(settings.AXES_COOLOFF_TIME.total_seconds() // 60)
@@ -73,19 +66,6 @@ def tenant_switch(request: HttpRequest) -> HttpResponse:
 def tenant_home(request: HttpRequest, tenant_slug: str) -> HttpResponse:
     tenant_access(request, tenant_slug, section="runs")
     return redirect("runs", tenant_slug)
-
-
-def section_page(section: str):
-    """A section whose feature is not built yet: it says what it will hold and does nothing else."""
-
-    @login_required
-    def view(request: HttpRequest, tenant_slug: str) -> HttpResponse:
-        tenant_access(request, tenant_slug, section=section)
-        request.section = section
-        return render(request, "console/upcoming.html", {"title": section.title(), "upcoming": UPCOMING[section]})
-
-    view.__name__ = f"{section}_page"
-    return view
 
 
 @never_cache  # a new invitation's link is on this page once

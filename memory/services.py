@@ -202,22 +202,31 @@ def memory_refuse(record: MemoryRecord, *, actor) -> MemoryRecord:
 # --- Deletion: the content gone everywhere ------------------------------------------------------
 
 
+# Where a run keeps what it said and did, as (table, JSON column, its type). Conversation rows are kept as the text
+# the runtime wrote (json: non-ASCII escaped); the others as jsonb (non-ASCII as it is).
+RUN_JSON_COLUMNS = (("agents_conversationmessage", "message", "json"), ("agents_runevent", "payload", "jsonb"),
+                    ("agents_toolinvocation", "arguments", "jsonb"), ("agents_toolinvocation", "result", "jsonb"),
+                    ("traces_decisionrecord", "detail", "jsonb"))
+
+
 def _scrub_runs(run_ids: set[int], texts: set[str]) -> None:
-    """Each text out of the runs' conversation, events and tool calls (where a proposal's arguments were)."""
+    """Each text out of the runs' conversation, events, tool calls (where a proposal's arguments were) and
+    decision records (the call as decided, and the summary of what the model said)."""
     run_ids, texts = [i for i in run_ids if i], [t for t in texts if t]
     if not run_ids or not texts:
         return
+    replacement = json.dumps(DELETED_TEXT)[1:-1]
     with connection.cursor() as cursor:
         for text in texts:
-            # As the text appears inside a JSON string (PostgreSQL writes jsonb text as json.dumps does, non-ASCII kept).
-            needle = json.dumps(text, ensure_ascii=False)[1:-1]
-            replacement = json.dumps(DELETED_TEXT)[1:-1]
-            for table, column in (("agents_conversationmessage", "message"), ("agents_runevent", "payload"),
-                                  ("agents_toolinvocation", "arguments"), ("agents_toolinvocation", "result")):
-                cursor.execute(
-                    f"UPDATE {table} SET {column} = replace({column}::text, %s, %s)::jsonb "
-                    f"WHERE run_id = ANY(%s) AND strpos({column}::text, %s) > 0",
-                    [needle, replacement, run_ids, needle])
+            # As the text appears inside a JSON string: as json.dumps writes it, non-ASCII kept or escaped.
+            for needle in {json.dumps(text, ensure_ascii=False)[1:-1], json.dumps(text)[1:-1]}:
+                for table, column, kind in RUN_JSON_COLUMNS:
+                    cursor.execute(
+                        f"UPDATE {table} SET {column} = replace({column}::text, %s, %s)::{kind} "
+                        f"WHERE run_id = ANY(%s) AND strpos({column}::text, %s) > 0",
+                        [needle, replacement, run_ids, needle])
+            cursor.execute("UPDATE traces_decisionrecord SET summary = replace(summary, %s, %s)"
+                           " WHERE run_id = ANY(%s) AND strpos(summary, %s) > 0", [text, DELETED_TEXT, run_ids, text])
 
 
 def _erase(record: MemoryRecord) -> None:

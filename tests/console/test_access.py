@@ -100,11 +100,6 @@ def test_the_shell_shows_tenant_role_and_only_the_sections_of_the_role(cast, cli
     assert "Log out" in page
 
 
-def test_upcoming_pages_say_they_are_not_built_yet(cast, client_for):
-    page = client_for(cast.member).get(reverse("traces", args=["acme"])).content.decode()
-    assert "Not built yet" in page
-
-
 def test_home_redirects_to_the_last_tenant_used(cast, client_for):
     client = client_for(cast.both)
     assert client.get("/").headers["Location"] == "/t/acme/runs/"
