@@ -202,22 +202,32 @@ def memory_refuse(record: MemoryRecord, *, actor) -> MemoryRecord:
 # --- Deletion: the content gone everywhere ------------------------------------------------------
 
 
+RUN_TEXT_COLUMNS = (("agents_conversationmessage", "message"), ("agents_runevent", "payload"),
+                    ("agents_toolinvocation", "arguments"), ("agents_toolinvocation", "result"))
+
+
 def _scrub_runs(run_ids: set[int], texts: set[str]) -> None:
-    """Each text out of the runs' conversation, events and tool calls (where a proposal's arguments were)."""
+    """Each text out of the runs' conversation, events and tool calls (where a proposal's arguments were).
+    A text is looked for as it appears inside a JSON string, written either way: with non-ASCII characters
+    kept (jsonb's text) or escaped (the runtime's compact json), and put back in the column's own type."""
     run_ids, texts = [i for i in run_ids if i], [t for t in texts if t]
     if not run_ids or not texts:
         return
     with connection.cursor() as cursor:
-        for text in texts:
-            # As the text appears inside a JSON string (PostgreSQL writes jsonb text as json.dumps does, non-ASCII kept).
-            needle = json.dumps(text, ensure_ascii=False)[1:-1]
-            replacement = json.dumps(DELETED_TEXT)[1:-1]
-            for table, column in (("agents_conversationmessage", "message"), ("agents_runevent", "payload"),
-                                  ("agents_toolinvocation", "arguments"), ("agents_toolinvocation", "result")):
-                cursor.execute(
-                    f"UPDATE {table} SET {column} = replace({column}::text, %s, %s)::jsonb "
-                    f"WHERE run_id = ANY(%s) AND strpos({column}::text, %s) > 0",
-                    [needle, replacement, run_ids, needle])
+        for table, column in RUN_TEXT_COLUMNS:
+            cursor.execute("SELECT data_type FROM information_schema.columns WHERE table_name = %s AND column_name = %s",
+                           [table, column])
+            row = cursor.fetchone()
+            if row is None:
+                continue
+            kind = "jsonb" if row[0] == "jsonb" else "json"
+            for text in texts:
+                for needle, replacement in {(json.dumps(text, ensure_ascii=False)[1:-1], json.dumps(DELETED_TEXT)[1:-1]),
+                                            (json.dumps(text)[1:-1], json.dumps(DELETED_TEXT)[1:-1])}:
+                    cursor.execute(
+                        f"UPDATE {table} SET {column} = replace({column}::text, %s, %s)::{kind} "
+                        f"WHERE run_id = ANY(%s) AND strpos({column}::text, %s) > 0",
+                        [needle, replacement, run_ids, needle])
 
 
 def _erase(record: MemoryRecord) -> None:
