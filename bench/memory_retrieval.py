@@ -154,11 +154,25 @@ def run(ctx: Context) -> str:
         rows.append(Row(f"B7 exact, {name} visible", b7, "B7", b7))
         notes.append(f"{name}: recall@10 {recall:.3f}, {short} of {QUERIES} queries returned fewer than {K} rows, "
                      f"{outside} rows outside the ACL, vector candidates by {path}.")
+    # What memory adds to a step: the context hook (embed the goal, retrieve for the requester, render the block),
+    # for a person who sees 1% of the rows, against B1 (a raw INSERT + PUBLISH) from the same run.
+    from agents.hooks import StepInfo
+    from memory.context import memory_context
+
+    goals = [_sentence(rng) for _ in range(20)]
+    info = [StepInfo(tenant_id=tenant.pk, run_id=0, agent_id=0, agent_version=1, requested_by_id=chosen["1%"], step=1,
+                     goal=goal, trace_id="0" * 32) for goal in goals]
+    it = iter(info * 12)
+    hook = summary(measure(lambda: memory_context(next(it)), 200, warmup=20))
+    b1 = ctx.baseline("B1")
+    rows.append(Row("memory context hook per step (embed + retrieve + render), 1% visible", hook, "B1", b1,
+                    note="what a step pays for memory, outside its transactions"))
+    rows.append(Row("B1 (same run)", b1, "B1", b1))
     return "\n".join([
         f"### P7 memory retrieval: {TOTAL:,} memories, {TENANTS} tenants, {TENANTS * USERS_PER_TENANT:,} users", "",
         table(rows), "",
         "Targets: recall@10 ≥ 0.98 and exactly 10 rows at every selectivity; p99 ≤ 1× B7 at 100k. " + " ".join(notes),
-        "The selector is timed as a step calls it (its transaction, SET LOCALs, the teams lookup, the fused query "
-        "with words left empty); B7 is the bare exact query. The 1M-row run is not done (see the module's note). "
+        "The selector is timed as a step calls it (its transaction, the SET LOCALs, the fused query with its teams subquery "
+        "(words left empty); B7 is the bare exact query. The 1M-row run is not done (see the module's note). "
         "Noisy machine: 2 cores shared with other work; ratios are from the same run.",
     ])

@@ -37,12 +37,12 @@ def _process_pending():
 def test_a_deleted_memory_is_nowhere_in_the_database(cast, renewals):
     agent = Agent.objects.get(tenant=cast.acme, slug="renewals-memory")
     account = CrmAccount.objects.get(tenant=cast.acme, key="ACME-042")
-    CrmNote.objects.filter(account=account, body__startswith="Champion").update(body="Champion: Quokkaberry Zed (VP Ops).")
+    CrmNote.objects.filter(account=account, body__startswith="Champion").update(body="Champion: Quokkabérry Zed (VP Ops).")
     goal = "Prepare the renewal plan for account ACME-042 and email it to its success manager"
     run = advance(run_start(tenant=cast.acme, agent=agent, goal=goal, requested_by=cast.member))
     _process_pending()
     [record] = MemoryRecord.objects.filter(tenant=cast.acme, subject="champion of ACME-042")
-    assert record.content == "The champion at ACME-042 is Quokkaberry Zed (VP Ops)."
+    assert record.content == "The champion at ACME-042 is Quokkabérry Zed (VP Ops)."  # non-ASCII: escaped in json
     assert record.source_run == run
     # A second run uses it (and proposes it again: merged), then a person corrects it.
     second = advance(run_start(tenant=cast.acme, agent=agent, goal=goal, requested_by=cast.member))
@@ -50,7 +50,7 @@ def test_a_deleted_memory_is_nowhere_in_the_database(cast, renewals):
     assert MemoryUse.objects.filter(run=second, record=record).exists()
     assert MemoryProposal.objects.filter(run=second, outcome="merged", record=record).exists()
     services.memory_correct(record, actor=cast.member, content="The champion at ACME-042 is Wombatine Zed, VP Ops.")
-    secret_phrases = ("champion at ACME-042 is Quokkaberry", "Wombatine")
+    secret_phrases = ("champion at ACME-042 is Quokkab", "Wombatine")
     assert database_dump_matches(*secret_phrases)  # the search finds it while it exists
 
     services.memory_delete(record, actor=cast.member)
