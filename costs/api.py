@@ -102,7 +102,7 @@ def export_csv(request, range: Range | None = None,  # noqa: A002
                from_date: str = Query("", alias="from"), to_date: str = Query("", alias="to")):
     _finance(request)
     window, chosen = _window(request, {"range": range, "from": from_date, "to": to_date})
-    return exports.csv_response(f"cost-ledger-{chosen['from']}-{chosen['to']}.csv",
+    return exports.csv_response(request, f"cost-ledger-{chosen['from']}-{chosen['to']}.csv",
                                 exports.ledger_rows(ledger_export(request.tenant, window)))
 
 

@@ -125,3 +125,11 @@ def test_a_tool_with_a_declared_cost_is_a_ledger_row_of_its_own(cast, monkeypatc
     by_tool = {row["tool"]: row["usd"] for row in HourlyCost.objects.values("tool").annotate(usd=Sum("amount_usd"))}
     assert by_tool["noop"] == Decimal("0.006")
     assert_rollups_equal_ledger()
+
+
+def test_the_run_page_says_when_calls_were_unpriced(cast, client_for, mystery_provider):
+    from django.urls import reverse
+
+    run = loop(cast, make_looper(cast.acme, model="mystery:house-model-7"), 1)
+    page = client_for(cast.member).get(reverse("run_detail", args=["acme", run.number])).content.decode()
+    assert "+ 1 unpriced call" in page
