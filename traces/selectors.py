@@ -8,17 +8,21 @@ from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 
 import json
+import logging
 import zlib
 
 from django.core.cache import cache
 from django.db.models import Exists, F, OuterRef, Q, QuerySet
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
+from redis.exceptions import RedisError
 
 from agents.models import ConversationMessage, ModelCall, Run, RunEvent, ToolInvocation
 from console.input import strict_int, strict_number
 from traces.live import spans_stored_count
 from traces.models import KINDS, DecisionRecord, Span
+
+logger = logging.getLogger(__name__)
 
 STATUSES = ("unset", "ok", "error")
 SKELETON_FIELDS = ("id", "parent", "depth", "kind", "name", "start_us", "duration_us", "status", "tokens", "cost_usd",
@@ -136,13 +140,17 @@ def _search_corpus(tenant, run: Run) -> str:
 
 def trace_skeleton_json(*, tenant, run: Run, head: bool = False) -> bytes:
     """The skeleton as JSON: a running run's computed on every read (its rollups current), an ended run's
-    materialized once (skeleton_materialize). ``head``: only the first HEAD_ROWS rows, with ``total``."""
+    materialized once (skeleton_materialize). ``head``: only the first HEAD_ROWS rows, with ``total``.
+    Without Redis (the counter and the cache) it is computed on every read, like a running run's."""
     if run.is_terminal:
-        key = _skeleton_key(run)
-        if (kept := cache.get(key + (":head" if head else ":whole"))) is not None:
-            return kept if head else zlib.decompress(kept)
-        whole, first = skeleton_materialize(tenant=tenant, run=run, key=key)
-        return first if head else whole
+        try:
+            key = _skeleton_key(run)
+            if (kept := cache.get(key + (":head" if head else ":whole"))) is not None:
+                return kept if head else zlib.decompress(kept)
+            whole, first = skeleton_materialize(tenant=tenant, run=run, key=key)
+            return first if head else whole
+        except RedisError:
+            logger.warning("trace skeleton of run %s computed without the cache", run.pk, exc_info=True)
     data = trace_skeleton(tenant=tenant, run=run)
     return _dumps(_head(data) if head else data)
 
@@ -160,12 +168,17 @@ def trace_search(*, tenant, run: Run, query: str) -> list[int]:
     query = query.strip()[:200]
     if not query:
         return []
+    corpus = None
     if run.is_terminal:
-        key = _skeleton_key(run)
-        corpus = cache.get(key + ":search")
-        if corpus is None:
-            skeleton_materialize(tenant=tenant, run=run, key=key)
+        try:
+            key = _skeleton_key(run)
             corpus = cache.get(key + ":search")
+            if corpus is None:
+                skeleton_materialize(tenant=tenant, run=run, key=key)
+                corpus = cache.get(key + ":search")
+        except RedisError:  # without the cache: the database, as for a running run
+            logger.warning("trace search of run %s made without the cache", run.pk, exc_info=True)
+            corpus = None
         if corpus is not None:
             needle, found = query.lower(), []
             for line in zlib.decompress(corpus).decode().split("\n"):

@@ -179,3 +179,47 @@ def test_the_timeline_socket_refuses_outsiders_and_announces_stored_spans(cast, 
 
     with ThreadPoolExecutor(1) as thread:
         thread.submit(asyncio.run, sockets()).result()
+
+
+def test_without_redis_an_ended_runs_skeleton_and_search_come_from_the_database(cast, client_for, traced_run, monkeypatch):
+    from redis.exceptions import ConnectionError as RedisDown
+
+    from traces import selectors
+
+    def down(_run_id):
+        raise RedisDown("Redis is not answering")
+    monkeypatch.setattr(selectors, "spans_stored_count", down)
+    client = client_for(cast.member)
+    assert len(rows_of(skeleton_of(client, traced_run)[1])) == 50
+    found = json.loads(client.get(reverse("trace_search", args=["acme", traced_run.number]), {"q": "call-7"}).content)
+    assert len(found["ids"]) == 1
+
+
+def test_an_ended_runs_skeleton_is_materialized_once_and_follows_spans_stored_later(cast, client_for, looper):
+    run = run_start(tenant=cast.acme, agent=looper, goal="Call noop 500 times", requested_by=cast.member)
+    run.status, run.finished_at = "completed", timezone.now()
+    run.save(update_fields=["status", "finished_at"])
+    make_trace(run, 500)
+    client = client_for(cast.member)
+    url = reverse("trace_skeleton", args=["acme", run.number])
+    whole = json.loads(client.get(url).content)
+    head = json.loads(client.get(url, {"head": "1"}).content)
+    assert head["head"] and head["total"] == 500 and head["spans"] == whole["spans"][:300]
+    late_span_exported(run)  # as the exporter stores a span that arrives after the run ended
+    again = rows_of(json.loads(client.get(url).content))
+    late = Span.objects.get(run=run, name="approval wait late")
+    assert len(again) == 501 and any(row["id"] == late.pk for row in again)
+
+
+def late_span_exported(run):
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+
+    from agents.tracing import _run_parent
+    from traces.exporter import DatabaseSpanExporter
+
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(DatabaseSpanExporter()))
+    provider.get_tracer("test").start_span("approval wait late", context=_run_parent(run.trace_id),
+                                           attributes={"proctor.span.kind": "approval"}).end()
+    provider.shutdown()
