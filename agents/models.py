@@ -7,10 +7,12 @@ needs to continue anywhere.
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 
 from django.conf import settings
 from django.db import connection, models
+from psycopg.types.json import Json
 
 from console.models import TenantScopedQuerySet
 
@@ -171,25 +173,46 @@ class RunEvent(models.Model):
         ordering = ["run", "seq"]
 
 
+class JSONText(models.JSONField):
+    """JSON kept as the text it was written (Postgres ``json``, not ``jsonb``): the bytes the runtime
+    serialized, key order included, and no binary form's overhead, for values that are read back
+    whole and never searched inside."""
+
+    def db_type(self, connection):
+        return "json"
+
+    def from_db_value(self, value, expression, connection):
+        return value if value is None or not isinstance(value, str) else super().from_db_value(value, expression, connection)
+
+    def get_db_prep_value(self, value, connection, prepared=False):
+        return None if value is None else Json(value, dumps=_compact_json)
+
+
+def _compact_json(value) -> str:
+    return json.dumps(value, separators=(",", ":"))
+
+
 class ConversationMessage(models.Model):
     """The run's conversation, append-only: a row per message (user, assistant, tool), written in the
-    step's transaction together with the checkpoint whose watermark (``RunState.messages``) counts
-    it. A step writes its new messages only, so its cost does not grow with the run."""
+    step's transaction, under the run's lock, so every committed row is part of the run's history. A
+    step writes its new messages only, so its cost does not grow with the run. Keyed by (run, seq) and
+    kept as compact JSON text: a row is little more than the message."""
 
-    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="messages", db_index=False)  # its unique constraint leads with run
+    pk = models.CompositePrimaryKey("run_id", "seq")
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="messages", db_index=False)  # the key leads with run
     seq = models.PositiveIntegerField()
     step = models.PositiveIntegerField()
-    message = models.JSONField()
+    message = JSONText()
     at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["run", "seq"], name="dense_message_seq_per_run")]
         ordering = ["run", "seq"]
 
 
 class Checkpoint(models.Model):
-    """The run's small state after a step (``engine.RunState``: the pending call and the conversation's
-    watermark), one row per step, upserted when a step writes it twice."""
+    """The run's small state after a step (``engine.RunState``: the pending call), a row for a step that
+    changed it (most steps do not: a call asked for and run in one transaction leaves the state as it
+    was), upserted when a step writes it twice; the latest is the run's state."""
 
     run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="checkpoints", db_index=False)  # its unique constraint leads with run
     step = models.PositiveIntegerField()

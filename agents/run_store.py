@@ -123,13 +123,14 @@ def _locked(row) -> Run | None:
     return run
 
 
-MESSAGES = "SELECT message FROM agents_conversationmessage WHERE run_id = %s AND seq <= %s ORDER BY seq"
+MESSAGES = "SELECT message FROM agents_conversationmessage WHERE run_id = %s ORDER BY seq"
 
 
-def conversation_load(*, run_id: int, through: int) -> list[dict]:
-    """The run's conversation as its state has seen it (seq 1..through): once per turn, not per step."""
+def conversation_load(*, run_id: int) -> list[dict]:
+    """The run's conversation: once per turn, not per step. Every message was written in the transaction
+    of the step that said it, under the run's lock, so what is committed is what the run has said."""
     with connection.cursor() as cursor:
-        cursor.execute(MESSAGES, [run_id, through])
+        cursor.execute(MESSAGES, [run_id])
         rows = cursor.fetchall()
     field = ConversationMessage._meta.get_field("message")
     return [_converted(field, value) for (value,) in rows]

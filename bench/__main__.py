@@ -1,6 +1,6 @@
 """``python -m bench`` runs every benchmark; ``python -m bench NAME [NAME ...]`` runs those.
 
-One embedded stack (Postgres 16 + Redis, throwaway) is started for the whole invocation
+One embedded stack (Postgres 17 + pgvector + Redis, throwaway) is started for the whole invocation
 and stopped at exit. Each benchmark prints its table and replaces its section of
 bench/RESULTS.md.
 

@@ -73,7 +73,7 @@ def run_start_once(*, tenant, agent: Agent, goal: str, requested_by=None,
             run_created(run)
             first = engine.user_message(goal)
             run.writes.message(ConversationMessage(run=run, seq=1, step=0, message=first))
-            state_save(run, engine.RunState(), conversation_length=1)
+            state_save(run, engine.RunState())
             emit(run, "run.created", {"goal": goal, "agent": agent.name, "agent_version": version,
                                       "model": model, "by": who(requested_by)})
             emit(run, "status", {"from": "created", "to": RunStatus.QUEUED})

@@ -50,13 +50,16 @@ class Turn:
     checked in the transaction that ends the step before it. Past its time the run goes back to the
     queue, so a run cannot keep a worker from the others.
 
-    The turn keeps what the run carries between steps in memory: its state (as last saved) and its
-    conversation (loaded once at the claim, then appended to)."""
+    The turn keeps what the run carries between steps in memory: its state and its conversation
+    (loaded once at the claim, then appended to). The state is checkpointed only when it differs from
+    the one last committed: a step whose call ran in its own transaction leaves none behind."""
 
     run: Run  # as the turn's last transaction left it (agent pinned, tenant attached; its fence is the lease's)
     state: engine.RunState
     conversation: Conversation
     ends: float  # time.monotonic()
+    committed: engine.RunState = engine.RunState()  # the state as the latest checkpoint holds it
+    saving: engine.RunState | None = None  # the state the open transaction checkpoints
 
     def goes_on(self) -> bool:
         return time.monotonic() < self.ends
@@ -73,8 +76,13 @@ class Turn:
         return True
 
     def save(self, run: Run) -> None:
-        """The state, with the conversation's watermark, as the step's checkpoint."""
-        self.state = state_save(run, self.state, self.conversation.length)
+        """The state as the step's checkpoint, unless the latest one holds it already (then a checkpoint
+        this transaction set before, e.g. the call its reply asked for and has since run, is dropped)."""
+        if self.state == self.committed:
+            run.writes.checkpoint, self.saving = None, None
+        else:
+            state_save(run, self.state)
+            self.saving = self.state
 
 
 @contextmanager
@@ -82,6 +90,7 @@ def fenced(turn: Turn):
     """A transaction on the run that commits only while we still hold the lease (by id and fence
     alone, like the claim: the tenant comes with the row, and everything the step reads is scoped
     to it). The run comes with the agent and tenant the claim loaded."""
+    turn.saving = None
     with transaction.atomic():
         locked = run_lock(run_id=turn.run.pk, fence=turn.run.fence)
         if locked is None:
@@ -91,6 +100,8 @@ def fenced(turn: Turn):
         yield run
         run_write(run)
     turn.run = run
+    if turn.saving is not None:
+        turn.committed, turn.saving = turn.saving, None
 
 
 MODEL_NEXT = "model_next"  # a step's boundary passed: the model is called next
@@ -105,9 +116,9 @@ def run_advance(*, run_id: int, worker: str) -> str:
     run, state_json = claimed
     pin_agent_version(run)
     state = engine.RunState.from_json(state_json)
-    conversation = Conversation(instructions=run.agent.instructions,
-                                messages=conversation_load(run_id=run_id, through=state.messages))
-    turn = Turn(run=run, state=state, conversation=conversation, ends=time.monotonic() + settings.RUN_TURN_SECONDS)
+    conversation = Conversation(instructions=run.agent.instructions, messages=conversation_load(run_id=run_id))
+    turn = Turn(run=run, state=state, conversation=conversation, ends=time.monotonic() + settings.RUN_TURN_SECONDS,
+                committed=state)
     outcome = None
     while outcome in (None, MODEL_NEXT):
         with step_span(trace_id=run.trace_id, run_id=run_id, step=turn.run.step + 1, worker=worker) as span:
@@ -181,8 +192,7 @@ def _before_model_call(run: Run, turn: Turn) -> str | None:
             text = item["text"] if item.get("kind") == "plan" else f"Instruction from operator: {item['text']}"
             turn.conversation.append(run, engine.user_message(text))
             emit(run, "instruction.applied", item)
-        run.inbox = []
-        turn.save(run)  # with the emptied inbox, or a crash before the next commit loses them
+        run.inbox = []  # the instructions are messages now, committed with the emptied inbox
     run.started_at = run.started_at or timezone.now()
     planning = run.agent.plan_mode and not PlanStep.objects.filter(run=run).exists()
     set_status(run, RunStatus.PLANNING if planning else RunStatus.WAITING_FOR_MODEL)

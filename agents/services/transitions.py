@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from django.db import transaction
 from django.utils import timezone
 
@@ -39,13 +37,10 @@ def step_info(run: Run, step: int) -> StepInfo:
                     requested_by_id=run.requested_by_id, step=step, goal=run.goal, trace_id=run.trace_id)
 
 
-def state_save(run: Run, state: engine.RunState, conversation_length: int) -> engine.RunState:
-    """The run's small state, with the conversation's watermark, as this step's checkpoint (written
-    with the run by run_write, an upsert by step: a step may save it after the reply and again after
-    the tool result). Returns the state as saved."""
-    state = replace(state, messages=conversation_length)
+def state_save(run: Run, state: engine.RunState) -> None:
+    """The run's small state as this step's checkpoint (written with the run by run_write, an upsert by
+    step: a step may save it after the reply and again after the tool result)."""
     checkpoint_set(run, Checkpoint(run=run, step=run.step, state=state.to_json()))
-    return state
 
 
 def set_status(run: Run, new: str, **payload) -> None:
