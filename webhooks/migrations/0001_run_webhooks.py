@@ -11,7 +11,7 @@ class Migration(migrations.Migration):
     initial = True
 
     dependencies = [
-        ('agents', '0011_tool_settings'),
+        ('agents', '0012_tool_settings'),
         ('console', '0004_invitations'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('agents', '0009_run_idempotency_fingerprint'),
+        ('agents', '0010_conversation_message_compact'),
     ]
 
     operations = [
