@@ -52,7 +52,7 @@ class AgentForm(forms.Form):
                                                           "max_steps", "max_tokens", "max_cost_usd", "max_seconds",
                                                           "plan_mode", "plan_approval")},
                 "fallback_models": "\n".join(agent.fallback_models),
-                "memory_recall": bool(agent.memory.get("recall")), "memory_remember": bool(agent.memory.get("remember"))}
+                "memory_recall": agent.memory.get("recall", True), "memory_remember": agent.memory.get("remember", True)}
 
     def values(self) -> dict:
         """The cleaned fields as the services take them."""

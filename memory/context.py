@@ -8,6 +8,7 @@ from __future__ import annotations
 from django.conf import settings
 
 from agents.hooks import ContextBlock, Decision, StepInfo
+from agents.models import Agent, AgentVersion
 from memory.embedders import embed_one
 from memory.models import MemoryRecord, MemoryUse
 from memory.selectors import retrieve
@@ -15,7 +16,19 @@ from memory.selectors import retrieve
 SOURCE = "memory"
 
 
+def agent_memory_settings(agent_id: int, version: int) -> dict:
+    """The agent's memory settings as its run's version has them (``Agent.memory``: recall, remember; a
+    setting not given is on)."""
+    agent = Agent.objects.only("memory", "version").get(pk=agent_id)
+    if agent.version == version:
+        return agent.memory or {}
+    config = AgentVersion.objects.filter(agent_id=agent_id, version=version).values_list("config", flat=True).first()
+    return (config or {}).get("memory", agent.memory) or {}
+
+
 def memory_context(info: StepInfo) -> list[ContextBlock]:
+    if not agent_memory_settings(info.agent_id, info.agent_version).get("recall", True):
+        return []  # the agent's admin switched recall off
     vector, _ = embed_one(info.goal)
     found = retrieve(tenant_id=info.tenant_id, user_id=info.requested_by_id, agent_id=info.agent_id, text=info.goal,
                      vector=vector, k=settings.MEMORY_CONTEXT_K)

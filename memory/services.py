@@ -16,6 +16,7 @@ from django.utils import timezone
 from console.models import Role
 from console.services import audit_record
 from memory import rules
+from memory.context import agent_memory_settings
 from memory.embedders import embed_one
 from memory.live import publish_memory_changed_on_commit
 from memory.models import (
@@ -326,6 +327,8 @@ def proposal_process(proposal_id: int) -> MemoryProposal:
         confidence = _check_confidence(proposal.confidence)
         if run and run.agent_id in policy.capture_off_agents:
             raise Refused(f"Memory capture is off for {run.agent.name}.")
+        if run and not agent_memory_settings(run.agent_id, run.agent_version).get("remember", True):
+            raise Refused(f"{run.agent.name} is set not to remember (its memory settings).")
         if proposal.scope == Scope.USER and not captures_for(tenant, requester):
             raise Refused(f"{_label(requester)} switched off \"remember new things about me\".")
         if proposal.scope == Scope.TEAM:

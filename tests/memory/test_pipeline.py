@@ -139,3 +139,27 @@ def test_corrections_are_versions_with_author_and_reason(cast):
     assert versions[1].reason == "changed my mind"
     with pytest.raises(Refused):
         services.memory_correct(record, actor=cast.member, content="my password is swordfish99")
+
+
+def test_an_agents_memory_settings_apply_to_runs_on_the_versions_that_have_them(cast, max_run, propose, renewals):
+    """The agent page's "Recall memories" and "Remember" switches: a run keeps its version's settings."""
+    from agents.hooks import StepInfo
+    from agents.services import run_start
+    from agents.services.agent_versions import agent_update
+    from memory.context import memory_context
+
+    services.memory_create(tenant=cast.acme, actor=cast.admin, scope="tenant", type="fact",
+                           content="ACME-042 renews every March.")
+    agent_update(agent=renewals, actor=cast.admin, memory={"recall": False, "remember": False})
+    renewals.refresh_from_db()
+    later = run_start(tenant=cast.acme, agent=renewals, goal="Prepare the renewal for ACME-042", requested_by=cast.member)
+
+    def step_of(run):
+        return StepInfo(tenant_id=cast.acme.pk, run_id=run.pk, agent_id=renewals.pk, agent_version=run.agent_version,
+                        requested_by_id=cast.member.pk, step=1, goal=run.goal, trace_id=run.trace_id)
+
+    assert later.agent_version > max_run.agent_version
+    assert memory_context(step_of(later)) == []  # recall off: nothing placed in the prompt
+    assert "ACME-042 renews every March" in memory_context(step_of(max_run))[0].text  # its version recalls
+    assert "set not to remember" in propose(later, "ACME-042 has 40 seats.").reason
+    assert propose(max_run, "ACME-042 has 40 seats.").outcome == ProposalOutcome.STORED
