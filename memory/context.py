@@ -5,11 +5,13 @@ conversation and the ``context.used`` event keep the records' ids and versions, 
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from django.conf import settings
 
 from agents.hooks import ContextBlock, Decision, StepInfo
 from agents.models import Agent, AgentVersion
-from memory.embedders import embed_one
+from memory.embedders import current_embedder
 from memory.models import MemoryRecord, MemoryUse
 from memory.selectors import retrieve
 
@@ -26,10 +28,17 @@ def agent_memory_settings(agent_id: int, version: int) -> dict:
     return (config or {}).get("memory", agent.memory) or {}
 
 
+@lru_cache(maxsize=512)
+def _query_vector(embedder: str, text: str) -> tuple[float, ...]:
+    """The run's goal as a vector, once per process and embedder: a run's steps ask with the same goal, so
+    they embed it once (with an HTTP embedder, one request per run and worker instead of one per step)."""
+    return tuple(current_embedder().embed([text])[0])
+
+
 def memory_context(info: StepInfo) -> list[ContextBlock]:
     if not agent_memory_settings(info.agent_id, info.agent_version).get("recall", True):
         return []  # the agent's admin switched recall off
-    vector, _ = embed_one(info.goal)
+    vector = list(_query_vector(current_embedder().name, info.goal))
     found = retrieve(tenant_id=info.tenant_id, user_id=info.requested_by_id, agent_id=info.agent_id, text=info.goal,
                      vector=vector, k=settings.MEMORY_CONTEXT_K)
     if not found:
