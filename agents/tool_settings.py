@@ -9,11 +9,11 @@ from django.db import transaction
 
 from agents.models import ToolSetting
 from agents.tools.registry import Tool
-from console.models import tenant_config_changed
+from console.models import TenantConfigCache, tenant_config_changed
 from console.services import audit_record
 
 MAX_RISK = 4
-_kept: dict[int, tuple[int, dict[str, int]]] = {}  # tenant id → (config_version, {tool: risk})
+_raised = TenantConfigCache(lambda tenant_id: dict(ToolSetting.objects.for_tenant(tenant_id).values_list("tool", "risk")))
 
 
 class RiskRefused(Exception):
@@ -22,14 +22,7 @@ class RiskRefused(Exception):
 
 def tenant_tool_risks(tenant) -> dict[str, int]:
     """The tenant's raised risks by tool name, as of its config_version."""
-    version = getattr(tenant, "config_version", None)
-    kept = _kept.get(tenant.pk)
-    if kept is not None and version is not None and kept[0] == version:
-        return kept[1]
-    risks = dict(ToolSetting.objects.for_tenant(tenant).values_list("tool", "risk"))
-    if version is not None:
-        _kept[tenant.pk] = (version, risks)
-    return risks
+    return _raised.get(tenant.pk, getattr(tenant, "config_version", None))
 
 
 def tool_risk(tenant, spec: Tool) -> int:
@@ -53,7 +46,7 @@ def tool_risk_set(*, tenant, spec: Tool, risk: int, actor) -> int:
             ToolSetting.objects.update_or_create(tenant=tenant, tool=spec.name,
                                                  defaults={"risk": risk, "changed_by": actor})
         tenant_config_changed(tenant)
-        _kept.pop(tenant.pk, None)  # this process's copy: the caller's tenant row still has the old version
+        _raised.forget(tenant.pk)  # this process's copy: the caller's tenant row still has the old version
         audit_record(tenant=tenant, actor=actor, verb="tool.risk_changed", target=spec.name,
                      data={"from": before, "to": risk, "declared": spec.risk})
     return risk

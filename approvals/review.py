@@ -8,6 +8,7 @@ from approvals.models import OPEN, ApprovalRequest
 from approvals.policy import Requirement, requirement
 from approvals.selectors import policy_rules
 from approvals.services import approval_request_create, approvals_cancel_for_run, human_step_requirement
+from console.models import TenantConfigCache
 
 
 class ApprovalsReview:
@@ -16,17 +17,10 @@ class ApprovalsReview:
     step never decides on rules older than its own transaction."""
 
     def __init__(self):
-        self._rules: dict[int, tuple[int, list]] = {}  # tenant id → (config version, its enabled rules)
+        self._rules = TenantConfigCache(lambda tenant_id: policy_rules(tenant=tenant_id))  # its enabled rules
 
     def _tenant_rules(self, run) -> list:
-        version = getattr(run.tenant, "config_version", None)
-        kept = self._rules.get(run.tenant_id)
-        if version is not None and kept is not None and kept[0] == version:
-            return kept[1]
-        rules = policy_rules(tenant=run.tenant_id)
-        if version is not None:
-            self._rules[run.tenant_id] = (version, rules)
-        return rules
+        return self._rules.get(run.tenant_id, getattr(run.tenant, "config_version", None))
 
     def call_need(self, *, run, tool: str, risk: int, arguments: dict) -> Need:
         return _need(requirement(self._tenant_rules(run), agent_id=run.agent_id, tool=tool, risk=risk,

@@ -40,6 +40,30 @@ def tenant_config_changed(tenant) -> None:
     Tenant.objects.filter(pk=getattr(tenant, "pk", tenant)).update(config_version=models.F("config_version") + 1)
 
 
+class TenantConfigCache:
+    """A tenant's settings kept in this process until its configuration version rises: the step reads the
+    version with the run's lock, and every change of the settings raises it in its own transaction
+    (tenant_config_changed), so a step never decides on settings older than its transaction. ``load(tenant_id)``
+    reads them; without a known version they are read afresh and not kept."""
+
+    def __init__(self, load):
+        self._load = load
+        self._kept: dict[int, tuple[int, object]] = {}  # tenant id → (config version, settings)
+
+    def get(self, tenant_id: int, version: int | None):
+        kept = self._kept.get(tenant_id)
+        if version is not None and kept is not None and kept[0] == version:
+            return kept[1]
+        value = self._load(tenant_id)
+        if version is not None:
+            self._kept[tenant_id] = (version, value)
+        return value
+
+    def forget(self, tenant_id: int) -> None:
+        """After a change made in this process (its caller's tenant row may still hold the old version)."""
+        self._kept.pop(tenant_id, None)
+
+
 class Membership(models.Model):
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="memberships")

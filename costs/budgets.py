@@ -12,7 +12,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from django.db import connection
@@ -20,6 +19,7 @@ from django.utils import timezone
 
 from agents.gateway import Tokens, price
 from agents.hooks import ModelCallEstimate, StepInfo
+from console.models import TenantConfigCache
 from costs.models import Budget, BudgetAction, BudgetPeriod, BudgetScope, CostSettings
 
 
@@ -29,18 +29,17 @@ class Spent:
     tokens: int
 
 
+def _zone_of(tenant_id: int) -> ZoneInfo:
+    return ZoneInfo(CostSettings.objects.filter(tenant_id=tenant_id).values_list("timezone", flat=True).first() or "UTC")
+
+
+_zones = TenantConfigCache(_zone_of)
+
+
 def tenant_zone(tenant_id: int, config_version: int = 0) -> ZoneInfo:
     """The zone the tenant's days and months are counted in (UTC unless set). With the tenant's configuration
     version (a step's hooks know it), kept until the version rises (setting the zone raises it)."""
-    if config_version:
-        return _cached_zone(tenant_id, config_version)
-    settings_row = CostSettings.objects.filter(tenant_id=tenant_id).values_list("timezone", flat=True).first()
-    return ZoneInfo(settings_row or "UTC")
-
-
-@lru_cache(maxsize=512)
-def _cached_zone(tenant_id: int, config_version: int) -> ZoneInfo:
-    return tenant_zone(tenant_id)
+    return _zones.get(tenant_id, config_version or None)
 
 
 def period_start(period: str, zone: ZoneInfo, now: datetime) -> tuple[datetime, str]:
@@ -53,16 +52,12 @@ def period_start(period: str, zone: ZoneInfo, now: datetime) -> tuple[datetime, 
     return start, start.strftime("%Y-%m")
 
 
+# A tenant's budgets until its configuration version rises (a budget's change raises it).
+_budgets = TenantConfigCache(lambda tenant_id: list(Budget.objects.filter(tenant_id=tenant_id)))
+
+
 def _budgets_of(tenant_id: int, config_version: int) -> list[Budget]:
-    if config_version:
-        return _cached_budgets(tenant_id, config_version)
-    return list(Budget.objects.filter(tenant_id=tenant_id).select_related(None))
-
-
-@lru_cache(maxsize=512)
-def _cached_budgets(tenant_id: int, config_version: int) -> list[Budget]:
-    """A tenant's budgets until its configuration version rises (a budget's change raises it)."""
-    return list(Budget.objects.filter(tenant_id=tenant_id))
+    return _budgets.get(tenant_id, config_version or None)
 
 
 def applies(budget: Budget, info: StepInfo) -> bool:

@@ -15,12 +15,11 @@ from agents.gateway import Breaker, GatewayPolicy
 from agents.tools import Tool, ToolError
 from agents.tools.registry import JsonArguments
 from console.health import redis_client
-from console.models import Tenant
+from console.models import Tenant, TenantConfigCache
 from mcp_servers.client import McpUnavailable, call_tool
 from mcp_servers.models import McpTool
 
 RETRIES = 1
-_kept: dict[int, tuple[int, dict[str, Tool]]] = {}
 
 
 def _breaker() -> Breaker:
@@ -68,20 +67,20 @@ def _as_tool(tool: McpTool) -> Tool:
                 idempotent=bool(tool.hints.get("idempotentHint")), input_schema=tool.input_schema or {"type": "object"})
 
 
+def _tools_of(tenant_id: int) -> dict[str, Tool]:
+    return {t.full_name: _as_tool(t) for t in McpTool.objects.filter(tenant_id=tenant_id, server__enabled=True)
+            .select_related("server")}
+
+
+_tools = TenantConfigCache(_tools_of)
+
+
 def tenant_mcp_tools(tenant) -> dict[str, Tool]:
     tenant_id = getattr(tenant, "pk", tenant)
     version = getattr(tenant, "config_version", None)
     if version is None:
         version = Tenant.objects.filter(pk=tenant_id).values_list("config_version", flat=True).first()
-    kept = _kept.get(tenant_id)
-    if kept is not None and kept[0] == version:
-        return kept[1]
-    tools = {t.full_name: _as_tool(t) for t in McpTool.objects.filter(tenant_id=tenant_id, server__enabled=True)
-             .select_related("server")}
-    _kept[tenant_id] = (version, tools)
-    return tools
+    return _tools.get(tenant_id, version)
 
 
-def forget(tenant_id: int) -> None:
-    """This process's copy, after a change made here (the caller's tenant row may hold the old version)."""
-    _kept.pop(tenant_id, None)
+forget = _tools.forget  # this process's copy, after a change made here (the caller's tenant row may hold the old version)
