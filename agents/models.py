@@ -117,6 +117,7 @@ class Run(models.Model):
     input_tokens = models.PositiveBigIntegerField(default=0)
     output_tokens = models.PositiveBigIntegerField(default=0)
     cost_usd = models.DecimalField(max_digits=12, decimal_places=6, default=Decimal("0"))
+    unpriced_calls = models.PositiveIntegerField(default=0)  # model calls without a known price: not in cost_usd
     last_action = models.CharField(max_length=300, blank=True)
     next_action = models.CharField(max_length=300, blank=True)
     terminal_reason = models.CharField(max_length=300, blank=True)

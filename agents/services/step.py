@@ -308,6 +308,7 @@ def _record_attempts(run: Run, info: StepInfo, attempts) -> None:
         run.input_tokens += attempt.input_tokens
         run.output_tokens += attempt.output_tokens
         run.cost_usd += attempt.cost_usd
+        run.unpriced_calls += bool(attempt.price.get("unpriced"))
         emit(run, "model.call", {"step": info.step, "provider": attempt.provider, "model": attempt.model,
                                  "status": attempt.status, "error": attempt.error, "latency_ms": attempt.latency_ms,
                                  "input_tokens": attempt.input_tokens, "output_tokens": attempt.output_tokens,

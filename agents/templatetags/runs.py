@@ -30,11 +30,3 @@ def elapsed(run) -> str:
     if not run.started_at:
         return ""
     return elapsed_words(((run.finished_at or timezone.now()) - run.started_at).total_seconds())
-
-
-@register.filter
-def unpriced_calls(run) -> int:
-    """How many of the run's model calls had no known price (their $0 is not a price: the card says so)."""
-    from agents.models import ModelCall
-
-    return ModelCall.objects.filter(run_id=run.pk, tenant_id=run.tenant_id, price__unpriced=True).count()
