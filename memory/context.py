@@ -18,9 +18,10 @@ from memory.selectors import retrieve
 SOURCE = "memory"
 
 
+@lru_cache(maxsize=1024)
 def agent_memory_settings(agent_id: int, version: int) -> dict:
     """The agent's memory settings as its run's version has them (``Agent.memory``: recall, remember; a
-    setting not given is on)."""
+    setting not given is on). A version's settings never change (a change is a new version): kept per process."""
     agent = Agent.objects.only("memory", "version").get(pk=agent_id)
     if agent.version == version:
         return agent.memory or {}
