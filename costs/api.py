@@ -18,6 +18,7 @@ from agents.models import Agent
 from console.access import token_access
 from console.api_auth import token_scopes
 from console.api_errors import ApiError, errors
+from console.exports import csv_response
 from console.models import Role
 from costs import exports
 from costs.budgets import tenant_zone
@@ -102,7 +103,7 @@ def export_csv(request, range: Range | None = None,  # noqa: A002
                from_date: str = Query("", alias="from"), to_date: str = Query("", alias="to")):
     _finance(request)
     window, chosen = _window(request, {"range": range, "from": from_date, "to": to_date})
-    return exports.csv_response(request, f"cost-ledger-{chosen['from']}-{chosen['to']}.csv",
+    return csv_response(request, f"cost-ledger-{chosen['from']}-{chosen['to']}.csv",
                                 exports.ledger_rows(ledger_export(request.tenant, window)))
 
 

@@ -1,16 +1,11 @@
 """The costs pages as CSV: each view's rows with a totals line equal to the page's (amounts at the
-page's four decimals, rounded once), and the ledger itself, streamed with every snapshot column."""
+page's four decimals, rounded once), and the ledger itself with every snapshot column; sent by
+console.exports.csv_response."""
 
 from __future__ import annotations
 
-import csv
 import json
 from collections.abc import Iterable, Iterator
-from itertools import islice
-
-from asgiref.sync import sync_to_async
-from django.core.handlers.asgi import ASGIRequest
-from django.http import StreamingHttpResponse
 
 from costs.selectors import rounded
 
@@ -20,39 +15,8 @@ LEDGER_COLUMNS = ["id", "at", "kind", "status", "simulated", "priced", "amount_u
                   "price_source", "price_source_version", "rates", "tier", "price_version", "source_key", "price"]
 
 
-class _Line:
-    """csv.writer's file: hands back each line it is given."""
-
-    def write(self, value: str) -> str:
-        return value
-
-
 def amount(value) -> str:
     return f"{rounded(value):.4f}"
-
-
-BATCH = 500  # rows per piece sent
-
-
-def csv_response(request, filename: str, rows: Iterable[list]) -> StreamingHttpResponse:
-    """The rows as a CSV download, streamed. Under ASGI the content is an async iterator taking the rows a
-    batch at a time in the request's thread (Django would read a sync iterator whole into memory first)."""
-    writer = csv.writer(_Line())
-    lines = (writer.writerow(row) for row in rows)
-    content = _batches_async(lines) if isinstance(request, ASGIRequest) else lines
-    response = StreamingHttpResponse(content, content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="{filename}"'
-    return response
-
-
-def _next_batch(lines: Iterator[str]) -> str:
-    return "".join(islice(lines, BATCH))
-
-
-async def _batches_async(lines: Iterator[str]):
-    take = sync_to_async(_next_batch, thread_sensitive=True)  # the ORM's reads stay on the request's connection
-    while piece := await take(lines):
-        yield piece
 
 
 def simulated_label(calls: int, simulated_calls: int) -> str:

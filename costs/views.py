@@ -16,6 +16,7 @@ from django.views.decorators.http import require_POST
 
 from agents.models import Run
 from console.access import tenant_access
+from console.exports import csv_response
 from console.input import strict_int
 from console.models import Role
 from costs import exports
@@ -85,10 +86,10 @@ def costs_dashboard(request: HttpRequest, tenant_slug: str) -> HttpResponse:
     export = request.GET.get("export")
     label = GROUPING_LABELS[chosen["group_by"]]
     if export == "groups":
-        return exports.csv_response(request, f"costs-by-{chosen['group_by']}-{chosen['from']}-{chosen['to']}.csv",
+        return csv_response(request, f"costs-by-{chosen['group_by']}-{chosen['from']}-{chosen['to']}.csv",
                                     exports.group_rows(board, label))
     if export == "series":
-        return exports.csv_response(request, f"costs-over-time-{chosen['from']}-{chosen['to']}.csv", exports.series_rows(board))
+        return csv_response(request, f"costs-over-time-{chosen['from']}-{chosen['to']}.csv", exports.series_rows(board))
     query = urlencode(chosen)
     template = "costs/dashboard.html#panels" if request.htmx and request.GET.get("panels") else "costs/dashboard.html"
     return render(request, template, {
@@ -111,7 +112,7 @@ def costs_runs(request: HttpRequest, tenant_slug: str) -> HttpResponse:
     before = strict_int(request.GET.get("before", ""))
     page, next_cursor = runs_page(membership.tenant, window, grouping, value, before=before)
     if request.GET.get("export") == "csv":
-        return exports.csv_response(request, f"costs-runs-{chosen['from']}-{chosen['to']}.csv", exports.run_rows(page))
+        return csv_response(request, f"costs-runs-{chosen['from']}-{chosen['to']}.csv", exports.run_rows(page))
     query = urlencode({**chosen, **({"value": value} if value is not None else {})})
     return render(request, "costs/runs.html", {
         "page": page, "next_cursor": next_cursor, "chosen": chosen, "query": query, "value": value,
@@ -135,7 +136,7 @@ def costs_run(request: HttpRequest, tenant_slug: str, run_number: int) -> HttpRe
         raise Http404("No such run")
     calls = list(run_calls(membership.tenant, run.pk))
     if request.GET.get("export") == "csv":
-        return exports.csv_response(request, f"run-{run.number}-calls.csv", exports.ledger_rows(calls))
+        return csv_response(request, f"run-{run.number}-calls.csv", exports.ledger_rows(calls))
     return render(request, "costs/run.html", {
         "run": run, "calls": calls, "total": sum((c.amount_usd or 0) for c in calls),
         "unpriced": sum(1 for c in calls if not c.priced),
@@ -148,7 +149,7 @@ def costs_ledger_csv(request: HttpRequest, tenant_slug: str) -> HttpResponse:
     """Every current ledger row of the range with every price snapshot column, streamed."""
     membership = _open(request, tenant_slug)
     window, chosen = _window(request, membership.tenant)
-    return exports.csv_response(request, f"cost-ledger-{chosen['from']}-{chosen['to']}.csv",
+    return csv_response(request, f"cost-ledger-{chosen['from']}-{chosen['to']}.csv",
                                 exports.ledger_rows(ledger_export(membership.tenant, window)))
 
 
@@ -237,7 +238,7 @@ def costs_repricing(request: HttpRequest, tenant_slug: str, job_id: int) -> Http
     membership = _open(request, tenant_slug)
     job = get_object_or_404(RepricingJob.objects.for_tenant(membership.tenant), pk=job_id)
     if request.GET.get("export") == "csv":
-        return exports.csv_response(request, f"repricing-{job.pk}-diff.csv", exports.diff_rows(job.diff))
+        return csv_response(request, f"repricing-{job.pk}-diff.csv", exports.diff_rows(job.diff))
     template = "costs/repricing.html#progress" if request.htmx else "costs/repricing.html"
     return render(request, template, {"job": job})
 
@@ -250,7 +251,7 @@ def costs_reconciliation(request: HttpRequest, tenant_slug: str, reconciliation_
     shown = (get_object_or_404(Reconciliation.objects.for_tenant(tenant), pk=reconciliation_id)
              if reconciliation_id else None)
     if shown is not None and request.GET.get("export") == "csv":
-        return exports.csv_response(request, f"reconciliation-{shown.pk}.csv", exports.reconciliation_rows(shown.lines))
+        return csv_response(request, f"reconciliation-{shown.pk}.csv", exports.reconciliation_rows(shown.lines))
     problem = ""
     if request.method == "POST":
         provider, upload = request.POST.get("provider", ""), request.FILES.get("export")

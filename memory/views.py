@@ -4,7 +4,6 @@ admin's memory policy and teams. Thin: access, selector, service."""
 
 from __future__ import annotations
 
-import csv
 import json
 
 from django.contrib import messages
@@ -15,6 +14,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from console.access import tenant_access
+from console.exports import csv_response
 from console.input import strict_int
 from console.models import Membership
 from memory import selectors, services
@@ -169,23 +169,12 @@ def memory_export(request: HttpRequest, tenant_slug: str, fmt: str) -> HttpRespo
         raise Http404("Export as .json or .csv")
     rows = selectors.export_rows(membership.tenant, membership.user, membership.role)
     filename = f"memories-{membership.tenant.slug}"
-    if fmt == "json":
-        response = HttpResponse(json.dumps(rows, indent=2), content_type="application/json")
-    else:
-        response = HttpResponse(content_type="text/csv; charset=utf-8")
-        writer = csv.DictWriter(response, fieldnames=list(selectors.EXPORT_FIELDS))
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({k: _csv_safe(v) for k, v in row.items()})
-    response["Content-Disposition"] = f'attachment; filename="{filename}.{fmt}"'
+    if fmt == "csv":
+        fields = list(selectors.EXPORT_FIELDS)
+        return csv_response(request, f"{filename}.csv", [fields, *([row.get(k) for k in fields] for row in rows)])
+    response = HttpResponse(json.dumps(rows, indent=2), content_type="application/json")
+    response["Content-Disposition"] = f'attachment; filename="{filename}.json"'
     return response
-
-
-def _csv_safe(value):
-    """No formula injection when the file is opened in a spreadsheet."""
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
-    return value
 
 
 # --- Admin: the tenant's memory policy and teams ----------------------------------------------------

@@ -118,3 +118,21 @@ def test_finance_creates_changes_and_deletes_a_budget(cast, client_for):
     assert client_for(cast.outsider).post(reverse("costs_budget_delete", args=["acme", budget.pk])).status_code == 404
     assert client.post(reverse("costs_budget_delete", args=["acme", budget.pk])).status_code == 302
     assert not Budget.objects.exists()
+
+
+def test_a_csv_is_safe_to_open_in_a_spreadsheet_and_keeps_its_numbers(cast, client_for, spend):
+    """A name someone chose that starts a formula is written as text; amounts (negative ones too) stay numbers."""
+    from agents.models import Agent
+
+    [run] = spend((1, cast.member))
+    Agent.objects.filter(pk=run.agent_id).update(name="=HYPERLINK(evil)")
+    url = reverse("costs", args=["acme"])
+    rows = rows_of(client_for(cast.finance).get(url, {"range": "today", "group_by": "agent", "export": "groups"}))
+    assert rows[1][0] == "'=HYPERLINK(evil)" and rows[1][1] == rows[-1][1] and not rows[1][1].startswith("'")
+
+
+def test_csv_cells_that_start_a_formula_are_quoted_and_numbers_are_not():
+    from console.exports import csv_safe
+
+    assert [csv_safe(v) for v in ("=1+1", "+x", "-x", "@sum", "-0.0100", "-12", "1e5", "Total", 3)] == \
+        ["'=1+1", "'+x", "'-x", "'@sum", "-0.0100", "-12", "1e5", "Total", 3]
