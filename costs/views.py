@@ -8,7 +8,6 @@ from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
@@ -18,7 +17,7 @@ from agents.models import Run
 from console.access import tenant_access
 from console.exports import csv_response
 from console.input import strict_int
-from console.models import Role
+from console.roles import can_open
 from costs import exports
 from costs.budgets import tenant_zone
 from costs.forms import (
@@ -194,10 +193,6 @@ def _zones() -> set[str]:
     return available_timezones()
 
 
-def _admin_only(request, membership) -> None:
-    if membership.role != Role.ADMIN:
-        raise PermissionDenied("Only admins change prices; finance can read them here.")
-
 
 @login_required
 def costs_pricing(request: HttpRequest, tenant_slug: str) -> HttpResponse:
@@ -207,7 +202,7 @@ def costs_pricing(request: HttpRequest, tenant_slug: str) -> HttpResponse:
     rule_form = PriceRuleForm(request.POST if request.POST.get("form") == "rule" else None)
     reprice_form = RepricingForm(request.POST if request.POST.get("form") == "reprice" else None)
     if request.method == "POST":
-        _admin_only(request, membership)
+        tenant_access(request, tenant_slug, section="admin")  # admins change prices; finance reads them
         if rule_form.is_bound and rule_form.is_valid():
             rule = price_rule_save(tenant=tenant, actor=request.user, rule=rule_form.save(commit=False))
             messages.success(request, f"Price rule for {rule.provider}:{rule.model} saved; reprice a range to apply it.")
@@ -216,7 +211,7 @@ def costs_pricing(request: HttpRequest, tenant_slug: str) -> HttpResponse:
             job = repricing_start(tenant=tenant, actor=request.user, **reprice_form.cleaned_data)
             return redirect("costs_repricing", tenant.slug, job.pk)
     return render(request, "costs/pricing.html", {
-        "rule_form": rule_form, "reprice_form": reprice_form, "is_admin": membership.role == Role.ADMIN,
+        "rule_form": rule_form, "reprice_form": reprice_form, "is_admin": can_open(membership.role, "admin"),
         "rules": PriceRule.objects.for_tenant(tenant), "jobs": RepricingJob.objects.for_tenant(tenant)[:20],
     }, status=400 if request.method == "POST" else 200)
 
@@ -226,7 +221,7 @@ def costs_pricing(request: HttpRequest, tenant_slug: str) -> HttpResponse:
 def costs_price_rule_delete(request: HttpRequest, tenant_slug: str, rule_id: int) -> HttpResponse:
     membership = _open(request, tenant_slug)
     rule = get_object_or_404(PriceRule.objects.for_tenant(membership.tenant), pk=rule_id)
-    _admin_only(request, membership)
+    tenant_access(request, tenant_slug, section="admin")
     price_rule_delete(tenant=membership.tenant, actor=request.user, rule=rule)
     messages.success(request, f"Price rule for {rule.provider}:{rule.model} deleted.")
     return redirect("costs_pricing", membership.tenant.slug)
