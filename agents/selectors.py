@@ -120,20 +120,24 @@ def agent_get(*, tenant, slug: str):
 
 def agent_version_history(*, agent, runs_per_version: int = 5) -> list[dict]:
     """Newest first: each version with who saved it, its diff against the one before, how many runs used it and
-    the latest of them."""
-    from django.db.models import Count
+    the latest of them (three queries, however many versions)."""
+    from django.db.models import Count, F, Window
+    from django.db.models.functions import RowNumber
 
     from agents.services.agent_versions import agent_version_diff
 
     versions = list(AgentVersion.objects.filter(agent=agent).select_related("created_by").order_by("version"))
-    counts = dict(Run.objects.for_tenant(agent.tenant).filter(agent=agent).values_list("agent_version")
-                  .annotate(n=Count("id")).values_list("agent_version", "n"))
+    runs = Run.objects.for_tenant(agent.tenant).filter(agent=agent)
+    counts = dict(runs.values_list("agent_version").annotate(n=Count("id")).values_list("agent_version", "n"))
+    recent: dict[int, list[Run]] = {}
+    for run in (runs.annotate(nth=Window(RowNumber(), partition_by=F("agent_version"), order_by=F("number").desc()))
+                .filter(nth__lte=runs_per_version).order_by("agent_version", "-number")
+                .only("number", "status", "goal", "created_at", "agent_version")):
+        recent.setdefault(run.agent_version, []).append(run)
     history, previous = [], None
     for version in versions:
-        recent = list(Run.objects.for_tenant(agent.tenant).filter(agent=agent, agent_version=version.version)
-                      .order_by("-number").only("number", "status", "goal", "created_at")[:runs_per_version])
         history.append({"version": version, "diff": agent_version_diff(previous, version),
-                        "run_count": counts.get(version.version, 0), "runs": recent})
+                        "run_count": counts.get(version.version, 0), "runs": recent.get(version.version, [])})
         previous = version
     return history[::-1]
 
