@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -18,9 +19,9 @@ from django.db import connection
 from django.utils import timezone
 
 from agents.gateway import Tokens, price
-from agents.hooks import ModelCallEstimate, StepInfo
+from agents.hooks import GateAsk, ModelCallEstimate, Review, StepInfo
 from console.models import TenantConfigCache
-from costs.models import Budget, BudgetAction, BudgetPeriod, BudgetScope, CostSettings
+from costs.models import Budget, BudgetAction, BudgetExtension, BudgetPeriod, BudgetScope, CostSettings
 
 
 @dataclass(frozen=True)
@@ -111,17 +112,93 @@ def over_limit(budget: Budget, amount: Spent) -> bool:
             or (budget.limit_tokens is not None and amount.tokens > budget.limit_tokens))
 
 
-def budget_gate(info: StepInfo, estimate: ModelCallEstimate) -> str | None:
-    """The gate hook: ``budget_exhausted: <budget>`` when a stopping budget cannot pay for the next call."""
-    stopping = [b for b in _budgets_of(info.tenant_id, info.config_version)
-                if b.action == BudgetAction.STOP and applies(b, info)]
-    if not stopping:
+def budget_gate(info: StepInfo, estimate: ModelCallEstimate) -> str | GateAsk | None:
+    """The gate hook: ``budget_exhausted: <budget>`` when a stopping budget cannot pay for the next call;
+    for an ask-to-continue budget, an ask for a person to extend it for this run (past what was granted)."""
+    acting = [b for b in _budgets_of(info.tenant_id, info.config_version)
+              if b.action in (BudgetAction.STOP, BudgetAction.ASK) and applies(b, info)]
+    if not acting:
         return None
     zone, now, next_call = tenant_zone(info.tenant_id, info.config_version), timezone.now(), estimate_of(estimate)
-    for budget in stopping:
-        so_far, _ = spent(budget, run_id=info.run_id, zone=zone, now=now)
-        if over_limit(budget, Spent(so_far.usd + next_call.usd, so_far.tokens + next_call.tokens)):
-            return f"budget_exhausted: {budget.name}"
+    for budget in acting:
+        so_far, key = spent(budget, run_id=info.run_id, zone=zone, now=now)
+        granted, grants = granted_to_run(budget, run_id=info.run_id, period_key=key) if budget.action == BudgetAction.ASK \
+            else (Spent(Decimal("0"), 0), 0)
+        if over_limit(budget, Spent(so_far.usd + next_call.usd - granted.usd,
+                                    so_far.tokens + next_call.tokens - granted.tokens)):
+            if budget.action == BudgetAction.STOP:
+                return f"budget_exhausted: {budget.name}"
+            return _ask_to_continue(budget, info, so_far, granted, key, grants)
+    return None
+
+
+def granted_to_run(budget: Budget, *, run_id: int, period_key: str) -> tuple[Spent, int]:
+    """What people granted this run of the budget in this period, and how many times."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT coalesce(sum(usd), 0), coalesce(sum(tokens), 0), count(*) FROM costs_budgetextension"
+                       " WHERE budget_id = %s AND run_id = %s AND period_key = %s", [budget.pk, run_id, period_key])
+        usd, tokens, count = cursor.fetchone()
+    return Spent(Decimal(usd), int(tokens)), int(count)
+
+
+FOUR_PLACES = Decimal("0.0001")
+
+
+def extension_asked(budget: Budget) -> dict:
+    """The extension a request asks for: the budget's own, else a fifth of its limit (per limit it has)."""
+    asked = {}
+    if budget.limit_usd is not None:
+        usd = budget.extension_usd if budget.extension_usd is not None else budget.limit_usd / 5
+        asked["extension_usd"] = str(Decimal(usd).quantize(FOUR_PLACES))
+    if budget.limit_tokens is not None:
+        asked["extension_tokens"] = budget.extension_tokens if budget.extension_tokens is not None \
+            else max(1, budget.limit_tokens // 5)
+    return asked
+
+
+def _ask_to_continue(budget: Budget, info: StepInfo, so_far: Spent, granted: Spent, period_key: str,
+                     grants: int) -> GateAsk:
+    """The request for a person: which budget, spent vs limit (and what was granted before), the extension."""
+    scope = {BudgetScope.TENANT: "the whole tenant", BudgetScope.AGENT: "one agent's runs",
+             BudgetScope.USER: "one person's runs", BudgetScope.RUN: "each run"}[budget.scope]
+    arguments = {
+        "budget": budget.name, "budget_id": budget.pk, "period": period_key, "applies_to": f"Applies to {scope}"
+        + ("" if budget.scope == BudgetScope.RUN else f", per {budget.period} ({period_key})"),
+        "extension_for": "for the rest of the run" if budget.scope == BudgetScope.RUN
+        else f"until the {budget.period} ({period_key}) ends",
+        "spent_usd": str(so_far.usd.quantize(FOUR_PLACES)), "spent_tokens": so_far.tokens,
+        "limit_usd": None if budget.limit_usd is None else str(budget.limit_usd.quantize(FOUR_PLACES)),
+        "limit_tokens": budget.limit_tokens, "granted_usd": str(granted.usd.quantize(FOUR_PLACES)),
+        "granted_tokens": granted.tokens, **extension_asked(budget)}
+    request_key = f"budget:{budget.pk}:{period_key}:{grants + 1}"
+    return GateAsk(key=request_key, kind="budget", title=f"budget {budget.name}"[:100],
+                   reason=f"the budget {budget.name} is used up; a person decides whether the run goes on",
+                   arguments=arguments,
+                   decided=partial(extension_decided, budget, info.run_id, period_key, request_key))
+
+
+def extension_decided(budget: Budget, run_id: int, period_key: str, request_key: str, review: Review) -> str | None:
+    """In the step's transaction, once a person decided: approved grants the (possibly edited) extension to
+    the run, once, audited; anything else ends the run as the stop action would."""
+    from console.services import audit_record
+
+    if review.status != "approved":
+        return f"budget_exhausted: {budget.name}"
+    asked = review.arguments_to_run or {}
+    usd = Decimal(str(asked.get("extension_usd") or "0"))
+    tokens = int(asked.get("extension_tokens") or 0)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO costs_budgetextension (tenant_id, budget_id, run_id, period_key, request_key, usd, tokens,"
+            " approval_id, granted_by, at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, now())"
+            " ON CONFLICT (budget_id, run_id, request_key) DO NOTHING RETURNING id",
+            [budget.tenant_id, budget.pk, run_id, period_key, request_key, usd, tokens, review.id,
+             review.decided_by[:150]])
+        if cursor.fetchone() is None:
+            return None  # granted before (the step is taken again)
+    audit_record(tenant=budget.tenant_id, actor=review.decided_by or None, verb="budget.extended", target=f"budget {budget.name}",
+                 data={"budget": budget.pk, "run": run_id, "period": period_key, "extension_usd": str(usd),
+                       "extension_tokens": tokens, "approval": review.id, "by": review.decided_by})
     return None
 
 
@@ -140,8 +217,10 @@ def budgets_after_spend(info: StepInfo, entry) -> None:
 
 
 def alert_once(budget: Budget, period_key: str, threshold: int, amount: Spent, run_id: int | None) -> bool:
-    """Record the alert unless this threshold already fired in this period. True if it is new."""
+    """Record the alert unless this threshold already fired in this period, and announce it (webhook
+    deliveries in this transaction, the email after commit). True if it is new."""
     from console.services import audit_record
+    from costs.notifications import alert_announce
 
     with connection.cursor() as cursor:
         cursor.execute(
@@ -149,10 +228,13 @@ def alert_once(budget: Budget, period_key: str, threshold: int, amount: Spent, r
             " VALUES (%s, %s, %s, %s, %s, %s, %s, now()) ON CONFLICT (budget_id, period_key, threshold) DO NOTHING"
             " RETURNING id",
             [budget.tenant_id, budget.pk, period_key, threshold, amount.usd, amount.tokens, run_id])
-        if cursor.fetchone() is None:
+        inserted = cursor.fetchone()
+        if inserted is None:
             return False
     audit_record(tenant=budget.tenant_id, actor=None, verb="budget.threshold",
                  target=f"budget {budget.name}",
                  data={"budget": budget.pk, "threshold": threshold, "period": period_key, "spent_usd": str(amount.usd),
                        "spent_tokens": amount.tokens, "run": run_id})
+    alert_announce(inserted[0], budget=budget, period_key=period_key, threshold=threshold, usd=amount.usd,
+                   tokens=amount.tokens, run_id=run_id)
     return True

@@ -56,7 +56,9 @@ def budget_delete(*, tenant, actor, budget: Budget) -> None:
 def budget_data(budget: Budget) -> dict:
     return {"id": budget.pk, "name": budget.name, "scope": budget.scope, "agent": budget.agent_id, "user": budget.user_id,
             "period": budget.period, "limit_usd": None if budget.limit_usd is None else str(budget.limit_usd),
-            "limit_tokens": budget.limit_tokens, "thresholds": budget.thresholds, "action": budget.action}
+            "limit_tokens": budget.limit_tokens, "thresholds": budget.thresholds, "action": budget.action,
+            "extension_usd": None if budget.extension_usd is None else str(budget.extension_usd),
+            "extension_tokens": budget.extension_tokens}
 
 
 def cost_timezone_set(*, tenant, actor, zone: str) -> None:
