@@ -3,14 +3,13 @@ the alerts raised as spend crosses a budget's thresholds (each once per period).
 
 Spend is read from what is committed (the hourly rollups, or a run's ledger rows), so two runs
 racing at a budget's edge each see the other's spend only once it committed: each may overshoot by
-the one call it had in flight, never more. Periods (day, month) are counted in the tenant's timezone;
-the rollups' hours are UTC, so a timezone whose offset is not whole hours counts the period's first
-partial hour with the period before."""
+the one call it had in flight, never more. Periods (day, month) are counted in the tenant's timezone,
+exactly also in a zone whose offset is not whole hours (see spent)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from decimal import Decimal
 from zoneinfo import ZoneInfo
@@ -71,20 +70,31 @@ def applies(budget: Budget, info: StepInfo) -> bool:
 
 def spent(budget: Budget, *, run_id: int | None, zone: ZoneInfo, now: datetime) -> tuple[Spent, str]:
     """What the budget's scope spent in its current period (as committed, plus the caller's own
-    transaction), and the period's key."""
+    transaction), and the period's key. A period read from the hourly rollups from its first whole UTC
+    hour on; in a zone whose offset is not whole hours (Asia/Kolkata, +05:30) the minutes before that hour
+    are read from the ledger rows, so the period starts exactly at local midnight."""
     if budget.scope == BudgetScope.RUN:
         sql = ("SELECT coalesce(sum(amount_usd), 0), coalesce(sum(input_tokens + output_tokens), 0) FROM costs_ledger"
                " WHERE run_id = %s AND tenant_id = %s AND current")
         params, key = [run_id, budget.tenant_id], f"run:{run_id}"
     else:
         start, key = period_start(budget.period, zone, now)
-        sql = ("SELECT coalesce(sum(amount_usd), 0), coalesce(sum(input_tokens + output_tokens), 0) FROM costs_hourly"
-               " WHERE tenant_id = %s AND hour >= date_trunc('hour', %s::timestamptz, 'UTC')")
-        params = [budget.tenant_id, start]
+        whole_hour = start.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+        if whole_hour < start:
+            whole_hour += timedelta(hours=1)
+        scoped, scope_params = "", []
         if budget.scope == BudgetScope.AGENT:
-            sql, params = sql + " AND agent_id = %s", [*params, budget.agent_id]
+            scoped, scope_params = " AND agent_id = %s", [budget.agent_id]
         elif budget.scope == BudgetScope.USER:
-            sql, params = sql + " AND user_id = %s", [*params, budget.user_id]
+            scoped, scope_params = " AND user_id = %s", [budget.user_id]
+        sql = ("SELECT amount_usd, input_tokens + output_tokens FROM costs_hourly WHERE tenant_id = %s AND hour >= %s"
+               + scoped)
+        params = [budget.tenant_id, whole_hour, *scope_params]
+        if whole_hour > start:
+            sql += (" UNION ALL SELECT coalesce(amount_usd, 0), input_tokens + output_tokens FROM costs_ledger"
+                    " WHERE tenant_id = %s AND current AND at >= %s AND at < %s" + scoped)
+            params += [budget.tenant_id, start, whole_hour, *scope_params]
+        sql = f"SELECT coalesce(sum(amount_usd), 0), coalesce(sum(tokens), 0) FROM ({sql}) AS spend (amount_usd, tokens)"
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         usd, tokens = cursor.fetchone()

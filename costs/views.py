@@ -94,7 +94,7 @@ def costs_dashboard(request: HttpRequest, tenant_slug: str) -> HttpResponse:
     template = "costs/dashboard.html#panels" if request.htmx and request.GET.get("panels") else "costs/dashboard.html"
     return render(request, template, {
         "board": board, "chosen": chosen, "query": query, "ranges": RANGES, "groupings": GROUPING_LABELS,
-        "grouping_label": label, "zone": window.zone.key,
+        "grouping_label": label, "zone": window.zone.key, "days_approximate": window.days_approximate,
         "alerts": BudgetAlert.objects.for_tenant(membership.tenant).select_related("budget")[:5],
     })
 
