@@ -135,3 +135,13 @@ def test_with_a_worker_approve_extends_and_reject_ends(cast, start_worker, clien
     assert Run.objects.get(pk=extended.pk).status == "completed"
     refused = Run.objects.get(pk=refused.pk)
     assert refused.status == "failed" and refused.terminal_reason == "budget_exhausted: Acme asks"
+
+
+def test_the_run_page_says_which_budget_waits_and_what_approving_grants(cast, client_for):
+    ask_budget(cast, extension_tokens=5000)
+    run = loop(cast, 30)
+    page = client_for(cast.reviewer).get(f"/t/acme/runs/{run.number}/").content.decode()
+    assert "the budget “Acme asks” is used up: spent" in page and "of 600 tokens" in page
+    assert "approving grants 5000 tokens for the rest of the run" not in page  # a tenant budget: for its period
+    assert "approving grants 5000 tokens until the month" in page
+    assert "Change the extension in Approvals" in page
