@@ -145,3 +145,21 @@ def test_the_run_page_says_which_budget_waits_and_what_approving_grants(cast, cl
     assert "approving grants 5000 tokens for the rest of the run" not in page  # a tenant budget: for its period
     assert "approving grants 5000 tokens until the month" in page
     assert "Change the extension in Approvals" in page
+
+
+def test_a_token_extends_a_budget_over_the_api(cast, client):
+    from console.services import api_token_create
+
+    ask_budget(cast)
+    run = loop(cast, 30)
+    request = ApprovalRequest.objects.get(run=run, kind="budget")
+    secret = api_token_create(tenant=cast.acme, name="bot", actor=cast.reviewer).secret
+    headers = {"HTTP_AUTHORIZATION": f"Bearer {secret}"}
+    refused = client.post(f"/api/v1/approvals/{request.pk}/decisions", {"decision": "edit", "arguments": {
+        "extension_usd": "lots"}}, content_type="application/json", **headers)
+    assert refused.status_code == 422 and "amount in USD" in refused.content.decode()
+    taken = client.post(f"/api/v1/approvals/{request.pk}/decisions", {"decision": "edit", "arguments": {
+        "extension_tokens": 40}}, content_type="application/json", **headers)
+    assert taken.status_code == 200 and taken.json()["status"] == "approved"
+    advance(run)
+    assert BudgetExtension.objects.get(run_id=run.pk).tokens == 40
