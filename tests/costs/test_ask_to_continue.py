@@ -163,3 +163,17 @@ def test_a_token_extends_a_budget_over_the_api(cast, client):
     assert taken.status_code == 200 and taken.json()["status"] == "approved"
     advance(run)
     assert BudgetExtension.objects.get(run_id=run.pk).tokens == 40
+
+
+def test_reviewers_are_emailed_what_the_budget_request_asks(cast, mailoutbox):
+    from django.contrib.auth import get_user_model
+
+    from approvals.notifications import approval_notify
+
+    get_user_model().objects.filter(pk=cast.reviewer.pk).update(email="rita@mail.example")
+    ask_budget(cast)
+    request = ApprovalRequest.objects.get(run=loop(cast, 30), kind="budget")
+    approval_notify(approval_id=request.pk, event="requested")
+    [mail] = mailoutbox
+    assert mail.subject.startswith("Approval needed: more of the budget Acme asks in run #")
+    assert "The budget Acme asks is used up" in mail.body
