@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import secrets
 from datetime import timedelta
+from decimal import Decimal, InvalidOperation
 
 from django.db import transaction
 from django.utils import timezone
@@ -242,8 +243,6 @@ def _checked_edit(approval, arguments: dict) -> dict:
 def budget_extension_checked(arguments: dict) -> dict:
     """A budget extension as a reviewer edited it: USD and/or tokens, not negative, not both nothing.
     Raises DecisionRefused ("invalid") saying what is wrong."""
-    from decimal import Decimal, InvalidOperation
-
     checked = {}
     try:
         usd = arguments.get("extension_usd")
@@ -255,9 +254,15 @@ def budget_extension_checked(arguments: dict) -> dict:
     except (InvalidOperation, ValueError, TypeError):
         raise DecisionRefused("The extension is an amount in USD (e.g. 0.50) and/or a whole number of tokens.",
                               "invalid") from None
-    if Decimal(checked.get("extension_usd", "0")) < 0 or checked.get("extension_tokens", 0) < 0:
+    usd, tokens = Decimal(checked.get("extension_usd", "0")), checked.get("extension_tokens", 0)
+    if not usd.is_finite():
+        raise DecisionRefused("The extension is an amount in USD (e.g. 0.50) and/or a whole number of tokens.",
+                              "invalid")
+    if usd >= 10**9 or tokens >= 10**15:
+        raise DecisionRefused("An extension is less than $1,000,000,000 and 10^15 tokens.", "invalid")
+    if usd < 0 or tokens < 0:
         raise DecisionRefused("An extension is not negative: reject the request to end the run instead.", "invalid")
-    if not (Decimal(checked.get("extension_usd", "0")) > 0 or checked.get("extension_tokens", 0) > 0):
+    if not (usd > 0 or tokens > 0):
         raise DecisionRefused("Give an extension of more than nothing, or reject the request to end the run.",
                               "invalid")
     return checked

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from functools import partial
 from decimal import Decimal
+from functools import partial
 from zoneinfo import ZoneInfo
 
 from django.db import connection
@@ -20,7 +20,7 @@ from django.utils import timezone
 from agents.gateway import Tokens, price
 from agents.hooks import GateAsk, ModelCallEstimate, Review, StepInfo
 from console.models import TenantConfigCache
-from costs.models import Budget, BudgetAction, BudgetExtension, BudgetPeriod, BudgetScope, CostSettings
+from costs.models import Budget, BudgetAction, BudgetPeriod, BudgetScope, CostSettings
 
 
 @dataclass(frozen=True)
@@ -143,7 +143,7 @@ def budget_gate(info: StepInfo, estimate: ModelCallEstimate) -> str | GateAsk | 
 
 
 def granted_to_run(budget: Budget, *, run_id: int, period_key: str) -> tuple[Spent, int]:
-    """What people granted this run of the budget in this period, and how many times."""
+    """What people granted this run of the budget in this period (BudgetExtension rows), and how many times."""
     with connection.cursor() as cursor:
         cursor.execute("SELECT coalesce(sum(usd), 0), coalesce(sum(tokens), 0), count(*) FROM costs_budgetextension"
                        " WHERE budget_id = %s AND run_id = %s AND period_key = %s", [budget.pk, run_id, period_key])

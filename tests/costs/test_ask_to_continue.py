@@ -94,6 +94,10 @@ def test_a_bad_extension_is_refused_clearly(cast, client_for):
     with pytest.raises(DecisionRefused, match="not negative"):
         approval_decision_take(approval=request, decision="edit", actor=cast.reviewer,
                                arguments={"extension_tokens": -5})
+    for unusable in ({"extension_usd": "NaN"}, {"extension_usd": "1e40"}, {"extension_tokens": 10**16},
+                     {"extension_tokens": 0}):
+        with pytest.raises(DecisionRefused):
+            approval_decision_take(approval=request, decision="edit", actor=cast.reviewer, arguments=unusable)
     response = client_for(cast.reviewer).post(f"/t/acme/approvals/{request.pk}/decision/",
                                               {"decision": "edit", "extension_tokens": "lots"}, HTTP_HX_REQUEST="true")
     assert response.status_code == 422 and b"whole number of tokens" in response.content
