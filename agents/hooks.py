@@ -11,8 +11,10 @@ the runtime imports none of those apps (tests/test_import_direction.py checks it
   ``fn(run, old, new)``. For what follows a run's life (run webhooks); it must not change the run: rows it
   adds commit with the change, work outside the database goes after commit (``transaction.on_commit``).
 - **gate** (before each model call, in the transaction that passes the step's boundary, the run row
-  locked): ``fn(StepInfo, ModelCallEstimate) -> str | None``. A gate that returns a reason ends the
-  run (failed, with that reason) before the model is called; ``None`` lets it go on (costs' budgets).
+  locked): ``fn(StepInfo, ModelCallEstimate) -> str | GateAsk | None``. A gate that returns a reason ends the
+  run (failed, with that reason) before the model is called; ``None`` lets it go on (costs' budgets). A
+  ``GateAsk`` makes the run wait for a person (a request through the human review, like a question);
+  once they decided, the gates are asked again and the ask's ``decided`` acts on the decision.
 - **span sinks**: ``factory() -> SpanExporter``; every process's TracerProvider exports to them.
 - **run overrides** (once per turn, at the claim): ``fn(run) -> RunOverrides | None``. What an app changes
   for one run for its whole life (a replay: another model or instructions, tools answered from a
@@ -115,7 +117,7 @@ class Review:
     """A person's decision on a call, plan or question, as the run needs it."""
 
     id: int
-    kind: str  # tool_call, plan, question
+    kind: str  # tool_call, plan, question, or a gate's kind (budget)
     status: str  # pending, escalated, approved, rejected, expired, cancelled
     decided_by: str = ""
     note: str = ""
@@ -126,6 +128,23 @@ class Review:
     @property
     def is_open(self) -> bool:
         return self.status in ("pending", "escalated")
+
+
+@dataclass(frozen=True)
+class GateAsk:
+    """A gate's "ask a person whether the run goes on", before its model call. The run waits for a
+    request of ``kind`` keyed ``key`` (one per key and run; a new question needs a new key) on
+    ``arguments`` (what the person sees and may edit). Once it is decided, the gate is asked again: it
+    answers with the same ask, and ``decided(review)`` is called in the step's transaction to record what
+    the decision grants (idempotently: a crashed step calls it again) and return None (the run goes on)
+    or the reason to end the run."""
+
+    key: str
+    kind: str
+    title: str  # what the request is about, as the queue lists it
+    reason: str  # why the run waits, in words
+    arguments: dict
+    decided: Callable[[Review], str | None]
 
 
 class HumanReview(Protocol):
@@ -180,7 +199,7 @@ ContextProvider = Callable[[StepInfo], list[ContextBlock]]
 UsageHook = Callable[..., None]
 DecisionHook = Callable[..., None]
 StatusHook = Callable[..., None]
-Gate = Callable[[StepInfo, ModelCallEstimate], "str | None"]
+Gate = Callable[[StepInfo, ModelCallEstimate], "str | GateAsk | None"]
 
 
 class Hooks:
@@ -221,6 +240,8 @@ def register_status_change(hook: StatusHook) -> StatusHook:
 def status_changed(run, old: str, new: str) -> None:
     for hook in hooks.status:
         hook(run, old, new)
+
+
 def register_gate(gate: Gate) -> Gate:
     hooks.gates.append(gate)
     return gate
@@ -281,11 +302,11 @@ def decision_made(info: StepInfo, decision: Decision, writes) -> None:
         hook(info, decision, writes)
 
 
-def gate_stops(info: StepInfo, estimate: ModelCallEstimate) -> str | None:
-    """The first gate's reason to stop the run before its model call, or None."""
+def gate_stops(info: StepInfo, estimate: ModelCallEstimate) -> str | GateAsk | None:
+    """The first gate's reason to stop the run before its model call (or its ask to a person), or None."""
     for gate in hooks.gates:
-        if reason := gate(info, estimate):
-            return reason
+        if verdict := gate(info, estimate):
+            return verdict
     return None
 
 

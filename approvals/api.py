@@ -76,7 +76,8 @@ class DecisionIn(Schema):
     decision: Literal["approve", "reject", "edit", "respond"]
     note: str = Field(default="", max_length=2000)
     arguments: dict | None = Field(default=None, description="For edit: the arguments to run instead; for a plan, "
-                                                             "{\"steps\": [...]}")
+                                                             "{\"steps\": [...]}; for a budget extension, "
+                                                             "{\"extension_usd\": \"0.50\", \"extension_tokens\": 1000}")
     answer: str = Field(default="", max_length=5000, description="For respond: the answer to the agent's question")
     client_key: str = Field(default="", max_length=100, description="Repeat a submit with the same key: one decision")
 

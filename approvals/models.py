@@ -24,6 +24,9 @@ class ApprovalKind(models.TextChoices):
     TOOL_CALL = "tool_call", "tool call"
     PLAN = "plan", "plan"  # arguments: {"steps": [...]}; an edit rewrites the steps
     QUESTION = "question", "question"  # arguments: {"question": ..., "options": [...]}; decided by an answer
+    # A budget used up, asking whether the run goes on (costs' gate): arguments say the budget, spent vs limit
+    # and the extension asked ({"extension_usd": "0.20", "extension_tokens": 1000}); an edit changes the extension.
+    BUDGET = "budget", "budget extension"
 
 
 class ApprovalPolicy(models.Model):

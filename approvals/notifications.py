@@ -44,13 +44,16 @@ def approval_notify(*, approval_id: int, event: str) -> int:
         pk=approval_id).first()
     if approval is None:
         return 0
-    what = {"plan": "its plan", "question": "an answer"}.get(approval.kind, approval.tool)
+    what = {"plan": "its plan", "question": "an answer",
+            "budget": f"more of the budget {approval.arguments.get('budget', '')}"}.get(approval.kind, approval.tool)
     subject_tail = f"{what} in run #{approval.run.number} ({approval.tenant.name})"
     if event == "requested":
         recipients = _addresses(approval, REVIEWERS)
         subject = f"{'Answer needed' if approval.kind == 'question' else 'Approval needed'}: {subject_tail}"
         asks = {"plan": f"The agent proposes a plan of {len(approval.arguments.get('steps', []))} steps.",
-                "question": f"The agent asks: {approval.arguments.get('question', '')}"}.get(
+                "question": f"The agent asks: {approval.arguments.get('question', '')}",
+                "budget": f"The budget {approval.arguments.get('budget', '')} is used up; the run waits for a "
+                          f"decision to extend it."}.get(
             approval.kind, f"The agent wants to run {approval.tool} (risk {approval.risk}).")
         body = (f"{asks}\nWhy: {approval.reason or '-'}\n"
                 f"Policy: {approval.policy}\nDue: {approval.due_at:%Y-%m-%d %H:%M UTC}\n\nDecide: {_link(approval, queue=True)}\n")

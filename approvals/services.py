@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import secrets
 from datetime import timedelta
+from decimal import Decimal, InvalidOperation
 
 from django.db import transaction
 from django.utils import timezone
@@ -51,10 +52,14 @@ REFUSAL_STATUS = {"conflict": 409, "forbidden": 403, "invalid": 422, "needs_more
 
 
 def human_step_requirement(*, run, kind: str) -> Requirement:
-    """What a plan approval (at least one approval) or a question (one answer) needs, by policy."""
-    tool = PLAN_TOOL if kind == ApprovalKind.PLAN else ASK_TOOL
+    """What a plan approval (at least one approval), a question (one answer) or a budget extension (one
+    approval) needs, by policy (a rule scoped to the pseudo-tool plan.propose, human.ask or budget.extend)."""
+    tool = {ApprovalKind.PLAN: PLAN_TOOL, ApprovalKind.BUDGET: BUDGET_TOOL}.get(kind, ASK_TOOL)
     rule = human_step_rule(policy_rules(tenant=run.tenant), agent_id=run.agent_id, tool=tool)
     return Requirement(max(1, rule.required_approvals) if kind == ApprovalKind.PLAN else 1, rule)
+
+
+BUDGET_TOOL = "budget.extend"  # the pseudo-tool a policy names to set who decides budget extensions and by when
 
 
 DEMO_POLICIES = [
@@ -116,7 +121,7 @@ def approval_request_create(*, run, step: int, call, risk: int, rule: Rule, kind
     """``rule``: the policy rule that asks for approval (agents evaluated it for this very call).
     ``arguments``: what is decided on, when not the call's own (a plan's steps, a question)."""
     now, policy = timezone.now(), rule.describe(call.tool)
-    required = 1 if kind == ApprovalKind.QUESTION else max(1, rule.required_approvals)
+    required = 1 if kind in (ApprovalKind.QUESTION, ApprovalKind.BUDGET) else max(1, rule.required_approvals)
     approval, _ = ApprovalRequest.objects.for_tenant(run.tenant).get_or_create(
         run=run, step=step, call_id=call.call_id,
         defaults={"tenant": run.tenant, "kind": kind, "tool": call.tool,
@@ -226,11 +231,41 @@ def _checked_edit(approval, arguments: dict) -> dict:
         if problem := plan_problem(steps):
             raise DecisionRefused(problem, "invalid")
         return {"steps": steps}
+    if approval.kind == ApprovalKind.BUDGET:
+        return {**approval.arguments, **budget_extension_checked(arguments)}
     spec = tool_for(approval.tenant_id, approval.tool)
     checked = parse_arguments(spec, arguments) if spec else arguments
     if isinstance(checked, dict) and checked.get("status") == "error":
         raise DecisionRefused(checked["message"], "invalid")
     return arguments
+
+
+def budget_extension_checked(arguments: dict) -> dict:
+    """A budget extension as a reviewer edited it: USD and/or tokens, not negative, not both nothing.
+    Raises DecisionRefused ("invalid") saying what is wrong."""
+    checked = {}
+    try:
+        usd = arguments.get("extension_usd")
+        if usd not in (None, ""):
+            checked["extension_usd"] = str(Decimal(str(usd)).quantize(Decimal("0.0001")))
+        tokens = arguments.get("extension_tokens")
+        if tokens not in (None, ""):
+            checked["extension_tokens"] = int(str(tokens))
+    except (InvalidOperation, ValueError, TypeError):
+        raise DecisionRefused("The extension is an amount in USD (e.g. 0.50) and/or a whole number of tokens.",
+                              "invalid") from None
+    usd, tokens = Decimal(checked.get("extension_usd", "0")), checked.get("extension_tokens", 0)
+    if not usd.is_finite():
+        raise DecisionRefused("The extension is an amount in USD (e.g. 0.50) and/or a whole number of tokens.",
+                              "invalid")
+    if usd >= 10**9 or tokens >= 10**15:
+        raise DecisionRefused("An extension is less than $1,000,000,000 and 10^15 tokens.", "invalid")
+    if usd < 0 or tokens < 0:
+        raise DecisionRefused("An extension is not negative: reject the request to end the run instead.", "invalid")
+    if not (usd > 0 or tokens > 0):
+        raise DecisionRefused("Give an extension of more than nothing, or reject the request to end the run.",
+                              "invalid")
+    return checked
 
 
 def _answer(approval, actor, answer: str | None, note: str, client_key: str) -> ApprovalRequest:

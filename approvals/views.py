@@ -217,9 +217,11 @@ def _pane_after_change(request: HttpRequest, membership, approval_id: int, error
 
 
 def _edited_arguments(approval: ApprovalRequest, data) -> tuple[dict | None, str]:
-    """What an edit proposes to run instead: a plan's steps, the schema form's fields, or JSON."""
+    """What an edit proposes to run instead: a plan's steps, a budget's extension, the schema form's fields, or JSON."""
     if approval.kind == ApprovalKind.PLAN:
         return {"steps": data.getlist("steps")}, ""
+    if approval.kind == ApprovalKind.BUDGET:
+        return {"extension_usd": data.get("extension_usd", ""), "extension_tokens": data.get("extension_tokens", "")}, ""
     if data.get("form") == "fields" and (spec := tool_for(approval.tenant_id, approval.tool)):
         return arguments_from_fields(spec.json_schema(), data), ""
     return json_problem(data.get("arguments", ""))

@@ -1,4 +1,5 @@
 """``python -m bench`` runs every benchmark; ``python -m bench NAME [NAME ...]`` runs those.
+``--rows N`` sets the ledger rows of p6costs (default 1,000,000; its results get a section of their own).
 
 One embedded stack (Postgres 17 + pgvector + Redis, throwaway) is started for the whole invocation
 and stopped at exit. Each benchmark prints its table and replaces its section of
@@ -9,6 +10,7 @@ To add a benchmark, add one line to REGISTRY: ``"name": callable(ctx) -> markdow
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import time
@@ -47,6 +49,20 @@ def main(argv: list[str]) -> int:
         print(__doc__.strip())
         print("\nbenchmarks:", ", ".join(REGISTRY))
         return 0
+    suffix = ""
+    if "--rows" in argv:
+        at = argv.index("--rows")
+        try:
+            rows = int(argv[at + 1].replace("_", ""))
+        except (IndexError, ValueError):
+            print("--rows takes a whole number of ledger rows, e.g. --rows 10000000", file=sys.stderr)
+            return 2
+        if rows < 1:
+            print("--rows must be at least 1", file=sys.stderr)
+            return 2
+        os.environ["P6_LEDGER_ROWS"] = str(rows)
+        argv = argv[:at] + argv[at + 2:]
+        suffix = "" if rows == 1_000_000 else f" --rows {rows}"
     names = argv or list(REGISTRY)
     unknown = [n for n in names if n not in REGISTRY]
     if unknown:
@@ -62,7 +78,7 @@ def main(argv: list[str]) -> int:
             section = REGISTRY[name](ctx)
             section = f"{section}\n\n{machine_note()} Took {time.monotonic() - t0:.0f} s."
             print(section, flush=True)
-            write_results(name, section)
+            write_results(name + (suffix if name == "p6costs" else ""), section)
     print(f"\nUpdated {RESULTS} in {time.monotonic() - started:.0f} s; stack stopped.")
     return 0
 

@@ -115,8 +115,12 @@ class BudgetIn(Schema):
     limit_usd: Decimal | None = Field(default=None, max_digits=14, decimal_places=4)
     limit_tokens: int | None = None
     thresholds: list[int] = Field(default=[50, 80, 100], description="Percents of the limit that alert, once per period")
-    action: Literal["stop", "alert"] = Field("stop", description="At 100%: stop runs before their next model call, "
-                                                                 "or alert only")
+    action: Literal["stop", "ask", "alert"] = Field("stop", description="At 100%: stop runs before their next model "
+                                                        "call, ask a person to continue (an approval of kind budget), "
+                                                        "or alert only")
+    extension_usd: Decimal | None = Field(default=None, max_digits=14, decimal_places=4,
+                                          description="With ask: the extension asked, USD (default 20% of the limit)")
+    extension_tokens: int | None = Field(default=None, description="With ask: the extension asked, tokens")
 
 
 class BudgetOut(Schema):
@@ -130,6 +134,8 @@ class BudgetOut(Schema):
     limit_tokens: int | None
     thresholds: list[int]
     action: str
+    extension_usd: Decimal | None
+    extension_tokens: int | None
     created_at: datetime
 
     @staticmethod
@@ -165,7 +171,7 @@ def _filled(request, budget: Budget, body: BudgetIn) -> Budget:
     data = {**body.dict(), "agent": agent, "user": user}
     if problems := budget_problems(data):
         raise ApiError(422, " ".join(problem for _, problem in problems))
-    for name in ("name", "scope", "period", "limit_usd", "limit_tokens", "action"):
+    for name in ("name", "scope", "period", "limit_usd", "limit_tokens", "action", "extension_usd", "extension_tokens"):
         setattr(budget, name, data[name])
     budget.agent, budget.user, budget.thresholds = agent, user, thresholds
     return budget

@@ -3,22 +3,22 @@ the alerts raised as spend crosses a budget's thresholds (each once per period).
 
 Spend is read from what is committed (the hourly rollups, or a run's ledger rows), so two runs
 racing at a budget's edge each see the other's spend only once it committed: each may overshoot by
-the one call it had in flight, never more. Periods (day, month) are counted in the tenant's timezone;
-the rollups' hours are UTC, so a timezone whose offset is not whole hours counts the period's first
-partial hour with the period before."""
+the one call it had in flight, never more. Periods (day, month) are counted in the tenant's timezone,
+exactly also in a zone whose offset is not whole hours (see spent)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from functools import partial
 from zoneinfo import ZoneInfo
 
 from django.db import connection
 from django.utils import timezone
 
 from agents.gateway import Tokens, price
-from agents.hooks import ModelCallEstimate, StepInfo
+from agents.hooks import GateAsk, ModelCallEstimate, Review, StepInfo
 from console.models import TenantConfigCache
 from costs.models import Budget, BudgetAction, BudgetPeriod, BudgetScope, CostSettings
 
@@ -70,20 +70,31 @@ def applies(budget: Budget, info: StepInfo) -> bool:
 
 def spent(budget: Budget, *, run_id: int | None, zone: ZoneInfo, now: datetime) -> tuple[Spent, str]:
     """What the budget's scope spent in its current period (as committed, plus the caller's own
-    transaction), and the period's key."""
+    transaction), and the period's key. A period read from the hourly rollups from its first whole UTC
+    hour on; in a zone whose offset is not whole hours (Asia/Kolkata, +05:30) the minutes before that hour
+    are read from the ledger rows, so the period starts exactly at local midnight."""
     if budget.scope == BudgetScope.RUN:
         sql = ("SELECT coalesce(sum(amount_usd), 0), coalesce(sum(input_tokens + output_tokens), 0) FROM costs_ledger"
                " WHERE run_id = %s AND tenant_id = %s AND current")
         params, key = [run_id, budget.tenant_id], f"run:{run_id}"
     else:
         start, key = period_start(budget.period, zone, now)
-        sql = ("SELECT coalesce(sum(amount_usd), 0), coalesce(sum(input_tokens + output_tokens), 0) FROM costs_hourly"
-               " WHERE tenant_id = %s AND hour >= date_trunc('hour', %s::timestamptz, 'UTC')")
-        params = [budget.tenant_id, start]
+        whole_hour = start.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+        if whole_hour < start:
+            whole_hour += timedelta(hours=1)
+        scoped, scope_params = "", []
         if budget.scope == BudgetScope.AGENT:
-            sql, params = sql + " AND agent_id = %s", [*params, budget.agent_id]
+            scoped, scope_params = " AND agent_id = %s", [budget.agent_id]
         elif budget.scope == BudgetScope.USER:
-            sql, params = sql + " AND user_id = %s", [*params, budget.user_id]
+            scoped, scope_params = " AND user_id = %s", [budget.user_id]
+        sql = ("SELECT amount_usd, input_tokens + output_tokens FROM costs_hourly WHERE tenant_id = %s AND hour >= %s"
+               + scoped)
+        params = [budget.tenant_id, whole_hour, *scope_params]
+        if whole_hour > start:
+            sql += (" UNION ALL SELECT coalesce(amount_usd, 0), input_tokens + output_tokens FROM costs_ledger"
+                    " WHERE tenant_id = %s AND current AND at >= %s AND at < %s" + scoped)
+            params += [budget.tenant_id, start, whole_hour, *scope_params]
+        sql = f"SELECT coalesce(sum(amount_usd), 0), coalesce(sum(tokens), 0) FROM ({sql}) AS spend (amount_usd, tokens)"
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         usd, tokens = cursor.fetchone()
@@ -111,17 +122,93 @@ def over_limit(budget: Budget, amount: Spent) -> bool:
             or (budget.limit_tokens is not None and amount.tokens > budget.limit_tokens))
 
 
-def budget_gate(info: StepInfo, estimate: ModelCallEstimate) -> str | None:
-    """The gate hook: ``budget_exhausted: <budget>`` when a stopping budget cannot pay for the next call."""
-    stopping = [b for b in _budgets_of(info.tenant_id, info.config_version)
-                if b.action == BudgetAction.STOP and applies(b, info)]
-    if not stopping:
+def budget_gate(info: StepInfo, estimate: ModelCallEstimate) -> str | GateAsk | None:
+    """The gate hook: ``budget_exhausted: <budget>`` when a stopping budget cannot pay for the next call;
+    for an ask-to-continue budget, an ask for a person to extend it for this run (past what was granted)."""
+    acting = [b for b in _budgets_of(info.tenant_id, info.config_version)
+              if b.action in (BudgetAction.STOP, BudgetAction.ASK) and applies(b, info)]
+    if not acting:
         return None
     zone, now, next_call = tenant_zone(info.tenant_id, info.config_version), timezone.now(), estimate_of(estimate)
-    for budget in stopping:
-        so_far, _ = spent(budget, run_id=info.run_id, zone=zone, now=now)
-        if over_limit(budget, Spent(so_far.usd + next_call.usd, so_far.tokens + next_call.tokens)):
-            return f"budget_exhausted: {budget.name}"
+    for budget in acting:
+        so_far, key = spent(budget, run_id=info.run_id, zone=zone, now=now)
+        granted, grants = granted_to_run(budget, run_id=info.run_id, period_key=key) if budget.action == BudgetAction.ASK \
+            else (Spent(Decimal("0"), 0), 0)
+        if over_limit(budget, Spent(so_far.usd + next_call.usd - granted.usd,
+                                    so_far.tokens + next_call.tokens - granted.tokens)):
+            if budget.action == BudgetAction.STOP:
+                return f"budget_exhausted: {budget.name}"
+            return _ask_to_continue(budget, info, so_far, granted, key, grants)
+    return None
+
+
+def granted_to_run(budget: Budget, *, run_id: int, period_key: str) -> tuple[Spent, int]:
+    """What people granted this run of the budget in this period (BudgetExtension rows), and how many times."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT coalesce(sum(usd), 0), coalesce(sum(tokens), 0), count(*) FROM costs_budgetextension"
+                       " WHERE budget_id = %s AND run_id = %s AND period_key = %s", [budget.pk, run_id, period_key])
+        usd, tokens, count = cursor.fetchone()
+    return Spent(Decimal(usd), int(tokens)), int(count)
+
+
+FOUR_PLACES = Decimal("0.0001")
+
+
+def extension_asked(budget: Budget) -> dict:
+    """The extension a request asks for: the budget's own, else a fifth of its limit (per limit it has)."""
+    asked = {}
+    if budget.limit_usd is not None:
+        usd = budget.extension_usd if budget.extension_usd is not None else budget.limit_usd / 5
+        asked["extension_usd"] = str(Decimal(usd).quantize(FOUR_PLACES))
+    if budget.limit_tokens is not None:
+        asked["extension_tokens"] = budget.extension_tokens if budget.extension_tokens is not None \
+            else max(1, budget.limit_tokens // 5)
+    return asked
+
+
+def _ask_to_continue(budget: Budget, info: StepInfo, so_far: Spent, granted: Spent, period_key: str,
+                     grants: int) -> GateAsk:
+    """The request for a person: which budget, spent vs limit (and what was granted before), the extension."""
+    scope = {BudgetScope.TENANT: "the whole tenant", BudgetScope.AGENT: "one agent's runs",
+             BudgetScope.USER: "one person's runs", BudgetScope.RUN: "each run"}[budget.scope]
+    arguments = {
+        "budget": budget.name, "budget_id": budget.pk, "period": period_key, "applies_to": f"Applies to {scope}"
+        + ("" if budget.scope == BudgetScope.RUN else f", per {budget.period} ({period_key})"),
+        "extension_for": "for the rest of the run" if budget.scope == BudgetScope.RUN
+        else f"until the {budget.period} ({period_key}) ends",
+        "spent_usd": str(so_far.usd.quantize(FOUR_PLACES)), "spent_tokens": so_far.tokens,
+        "limit_usd": None if budget.limit_usd is None else str(budget.limit_usd.quantize(FOUR_PLACES)),
+        "limit_tokens": budget.limit_tokens, "granted_usd": str(granted.usd.quantize(FOUR_PLACES)),
+        "granted_tokens": granted.tokens, **extension_asked(budget)}
+    request_key = f"budget:{budget.pk}:{period_key}:{grants + 1}"
+    return GateAsk(key=request_key, kind="budget", title=f"budget {budget.name}"[:100],
+                   reason=f"the budget {budget.name} is used up; a person decides whether the run goes on",
+                   arguments=arguments,
+                   decided=partial(extension_decided, budget, info.run_id, period_key, request_key))
+
+
+def extension_decided(budget: Budget, run_id: int, period_key: str, request_key: str, review: Review) -> str | None:
+    """In the step's transaction, once a person decided: approved grants the (possibly edited) extension to
+    the run, once, audited; anything else ends the run as the stop action would."""
+    from console.services import audit_record
+
+    if review.status != "approved":
+        return f"budget_exhausted: {budget.name}"
+    asked = review.arguments_to_run or {}
+    usd = Decimal(str(asked.get("extension_usd") or "0"))
+    tokens = int(asked.get("extension_tokens") or 0)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO costs_budgetextension (tenant_id, budget_id, run_id, period_key, request_key, usd, tokens,"
+            " approval_id, granted_by, at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, now())"
+            " ON CONFLICT (budget_id, run_id, request_key) DO NOTHING RETURNING id",
+            [budget.tenant_id, budget.pk, run_id, period_key, request_key, usd, tokens, review.id,
+             review.decided_by[:150]])
+        if cursor.fetchone() is None:
+            return None  # granted before (the step is taken again)
+    audit_record(tenant=budget.tenant_id, actor=review.decided_by or None, verb="budget.extended", target=f"budget {budget.name}",
+                 data={"budget": budget.pk, "run": run_id, "period": period_key, "extension_usd": str(usd),
+                       "extension_tokens": tokens, "approval": review.id, "by": review.decided_by})
     return None
 
 
@@ -140,8 +227,10 @@ def budgets_after_spend(info: StepInfo, entry) -> None:
 
 
 def alert_once(budget: Budget, period_key: str, threshold: int, amount: Spent, run_id: int | None) -> bool:
-    """Record the alert unless this threshold already fired in this period. True if it is new."""
+    """Record the alert unless this threshold already fired in this period, and announce it (webhook
+    deliveries in this transaction, the email after commit). True if it is new."""
     from console.services import audit_record
+    from costs.notifications import alert_announce
 
     with connection.cursor() as cursor:
         cursor.execute(
@@ -149,10 +238,13 @@ def alert_once(budget: Budget, period_key: str, threshold: int, amount: Spent, r
             " VALUES (%s, %s, %s, %s, %s, %s, %s, now()) ON CONFLICT (budget_id, period_key, threshold) DO NOTHING"
             " RETURNING id",
             [budget.tenant_id, budget.pk, period_key, threshold, amount.usd, amount.tokens, run_id])
-        if cursor.fetchone() is None:
+        inserted = cursor.fetchone()
+        if inserted is None:
             return False
     audit_record(tenant=budget.tenant_id, actor=None, verb="budget.threshold",
                  target=f"budget {budget.name}",
                  data={"budget": budget.pk, "threshold": threshold, "period": period_key, "spent_usd": str(amount.usd),
                        "spent_tokens": amount.tokens, "run": run_id})
+    alert_announce(inserted[0], budget=budget, period_key=period_key, threshold=threshold, usd=amount.usd,
+                   tokens=amount.tokens, run_id=run_id)
     return True

@@ -66,7 +66,11 @@ class BudgetForm(forms.ModelForm):
 
     class Meta:
         model = Budget
-        fields = ["name", "scope", "agent", "user", "period", "limit_usd", "limit_tokens", "thresholds", "action"]
+        fields = ["name", "scope", "agent", "user", "period", "limit_usd", "limit_tokens", "thresholds", "action",
+                  "extension_usd", "extension_tokens"]
+        labels = {"extension_usd": "Extension asked, USD", "extension_tokens": "Extension asked, tokens"}
+        help_texts = {"extension_usd": "With “ask a person”: what approving grants the run (empty: 20% of the limit).",
+                      "extension_tokens": "The same in tokens (empty: 20% of the token limit)."}
 
     def __init__(self, *args, tenant, **kwargs):
         super().__init__(*args, **kwargs)
@@ -105,6 +109,9 @@ def budget_problems(data: dict) -> list[tuple[str | None, str]]:
         problems.append(("limit_usd", "The USD limit must be more than 0."))
     if data.get("limit_tokens") is not None and data["limit_tokens"] <= 0:
         problems.append(("limit_tokens", "The token limit must be more than 0."))
+    for name in ("extension_usd", "extension_tokens"):
+        if data.get(name) is not None and data[name] <= 0:
+            problems.append((name, "An extension is more than 0 (leave it empty for 20% of the limit)."))
     scope = data.get("scope")
     if scope == BudgetScope.AGENT and not data.get("agent"):
         problems.append(("agent", "An agent budget needs its agent."))

@@ -149,8 +149,10 @@ def ledger_write(entries: list[Entry]) -> None:
 def usage_to_ledger(info: StepInfo, usage: Usage, writes) -> None:
     """The usage hook: the step's priced thing into the ledger and its rollup, then the budgets' alerts."""
     from costs.budgets import budgets_after_spend
+    from costs.live import spend_changed_on_commit
 
     if (entry := entry_for(info, usage)) is None:
         return
     ledger_write([entry])
     budgets_after_spend(info, entry)
+    spend_changed_on_commit(info.tenant_id)

@@ -124,6 +124,7 @@ class BudgetPeriod(models.TextChoices):
 
 class BudgetAction(models.TextChoices):
     STOP = "stop", "Stop the run"
+    ASK = "ask", "Ask a person to continue"
     ALERT = "alert", "Alert only"
 
 
@@ -141,6 +142,9 @@ class Budget(models.Model):
     limit_tokens = models.BigIntegerField(null=True, blank=True)
     thresholds = models.JSONField(default=list)  # e.g. [50, 80, 100]
     action = models.CharField(max_length=16, choices=BudgetAction.choices, default=BudgetAction.STOP)
+    # What "ask a person to continue" asks for (the approver may change it); unset: 20% of the limit.
+    extension_usd = models.DecimalField(max_digits=14, decimal_places=4, null=True, blank=True)
+    extension_tokens = models.BigIntegerField(null=True, blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -161,12 +165,38 @@ class BudgetAlert(models.Model):
     spent_tokens = models.BigIntegerField(default=0)
     run_id = models.BigIntegerField(null=True)
     at = models.DateTimeField(auto_now_add=True)
+    emailed_at = models.DateTimeField(null=True, blank=True)  # claimed by the task that emails it (sent once)
 
     objects = TenantScopedQuerySet.as_manager()
 
     class Meta:
         ordering = ["-at", "-id"]
         constraints = [models.UniqueConstraint(fields=["budget", "period_key", "threshold"], name="costs_alert_once")]
+
+
+class BudgetExtension(models.Model):
+    """More of a budget granted to one run by a person (an approved request of kind budget), for the
+    budget's current period (a run budget: for the run). The budget's gate lets that run spend up to the
+    limit plus its extensions; other runs are held at the limit. ``request_key`` is the request's key:
+    a step taken again after a crash cannot grant it twice."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE)
+    budget = models.ForeignKey(Budget, on_delete=models.CASCADE, related_name="extensions")
+    run_id = models.BigIntegerField()
+    period_key = models.CharField(max_length=32)
+    request_key = models.CharField(max_length=100)
+    usd = models.DecimalField(max_digits=14, decimal_places=4, default=Decimal("0"))
+    tokens = models.BigIntegerField(default=0)
+    approval_id = models.BigIntegerField(null=True)
+    granted_by = models.CharField(max_length=150, blank=True)
+    at = models.DateTimeField(auto_now_add=True)
+
+    objects = TenantScopedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        constraints = [models.UniqueConstraint(fields=["budget", "run_id", "request_key"], name="costs_extension_once")]
+        indexes = [models.Index(fields=["budget", "run_id", "period_key"], name="costs_extension_run")]
 
 
 class PriceRuleKind(models.TextChoices):

@@ -17,6 +17,7 @@ from django.utils import timezone
 from agents.gateway import Tokens, price
 from costs.budgets import tenant_zone
 from costs.ledger import MILLION, Entry, ledger_write, priced_columns, rollup_upsert
+from costs.live import spend_changed_on_commit
 from costs.models import LedgerEntry, PriceRule, PriceRuleKind, RepricingJob
 
 CHUNK = 500
@@ -122,3 +123,5 @@ def _reprice_chunk(job, chunk: list[LedgerEntry], rules, zone, diff) -> None:
             ledger_write(versions)
         RepricingJob.objects.filter(pk=job.pk).update(done=F("done") + len(chunk),
                                                       changed=F("changed") + len(superseded))
+        if superseded:
+            spend_changed_on_commit(job.tenant_id)  # open dashboards show the new amounts

@@ -43,6 +43,12 @@ class Window:
     def hourly_buckets(self) -> bool:
         return self.end - self.start <= timedelta(days=2)
 
+    @property
+    def days_approximate(self) -> bool:
+        """Whether the range's days begin off the UTC hour (a zone such as Asia/Kolkata, +05:30): the rollups
+        are hourly, so the dashboard's days then begin at the whole UTC hour before local midnight."""
+        return any(edge.utcoffset() and edge.utcoffset() % timedelta(hours=1) for edge in (self.start, self.end))
+
 
 def _rollups(tenant, window: Window):
     return HourlyCost.objects.for_tenant(tenant).filter(hour__gte=window.start, hour__lt=window.end)

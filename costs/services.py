@@ -56,7 +56,9 @@ def budget_delete(*, tenant, actor, budget: Budget) -> None:
 def budget_data(budget: Budget) -> dict:
     return {"id": budget.pk, "name": budget.name, "scope": budget.scope, "agent": budget.agent_id, "user": budget.user_id,
             "period": budget.period, "limit_usd": None if budget.limit_usd is None else str(budget.limit_usd),
-            "limit_tokens": budget.limit_tokens, "thresholds": budget.thresholds, "action": budget.action}
+            "limit_tokens": budget.limit_tokens, "thresholds": budget.thresholds, "action": budget.action,
+            "extension_usd": None if budget.extension_usd is None else str(budget.extension_usd),
+            "extension_tokens": budget.extension_tokens}
 
 
 def cost_timezone_set(*, tenant, actor, zone: str) -> None:
@@ -86,11 +88,29 @@ def price_rule_data(rule: PriceRule) -> dict:
                for name in ("input_mtok", "output_mtok", "cache_read_mtok", "cache_write_mtok", "discount_percent")}}
 
 
+class RepricingRefused(Exception):
+    """Another repricing job of the tenant over days that overlap is not finished; the message says which."""
+
+
+REPRICING_LOCK = 0x434F5354  # the advisory lock's first key ("COST"); the tenant id is the second
+
+
 def repricing_start(*, tenant, actor, first_day, last_day) -> RepricingJob:
-    """A repricing job over the days (both included, in the tenant's zone), run by a worker after commit."""
+    """A repricing job over the days (both included, in the tenant's zone), run by a worker after commit.
+    Refused (RepricingRefused) while a job over overlapping days is queued or running: two jobs would each
+    version the same rows from the same old amounts. The check and the new job are made under a tenant's
+    advisory lock, so two starts at once cannot both pass it."""
     from costs.tasks import reprice
 
     with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [REPRICING_LOCK, tenant.pk])
+        busy = RepricingJob.objects.for_tenant(tenant).filter(
+            status__in=("queued", "running"), first_day__lte=last_day, last_day__gte=first_day).order_by("pk").first()
+        if busy is not None:
+            raise RepricingRefused(
+                f"Repricing job #{busy.pk} ({busy.first_day.isoformat()} to {busy.last_day.isoformat()}) is still "
+                f"{busy.status} over days this range includes; wait for it to finish, then start this one.")
         job = RepricingJob.objects.create(tenant=tenant, first_day=first_day, last_day=last_day, created_by=actor)
         audit_record(tenant=tenant, actor=actor, verb="costs.repricing_started", target=f"repricing {job.pk}",
                      data={"first_day": first_day.isoformat(), "last_day": last_day.isoformat()})

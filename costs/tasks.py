@@ -8,3 +8,10 @@ def reprice(job_id: int) -> None:
     from costs.repricing import repricing_run
 
     repricing_run(job_id)
+
+
+@shared_task(name="costs.budget_alert_email", ignore_result=True)
+def budget_alert_email(alert_id: int) -> None:
+    from costs.notifications import budget_alert_email_send
+
+    budget_alert_email_send(alert_id=alert_id)

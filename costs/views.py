@@ -41,6 +41,7 @@ from costs.services import (
     budget_delete,
     budget_save,
     cost_timezone_set,
+    RepricingRefused,
     price_rule_delete,
     price_rule_save,
     repricing_start,
@@ -93,7 +94,7 @@ def costs_dashboard(request: HttpRequest, tenant_slug: str) -> HttpResponse:
     template = "costs/dashboard.html#panels" if request.htmx and request.GET.get("panels") else "costs/dashboard.html"
     return render(request, template, {
         "board": board, "chosen": chosen, "query": query, "ranges": RANGES, "groupings": GROUPING_LABELS,
-        "grouping_label": label, "zone": window.zone.key,
+        "grouping_label": label, "zone": window.zone.key, "days_approximate": window.days_approximate,
         "alerts": BudgetAlert.objects.for_tenant(membership.tenant).select_related("budget")[:5],
     })
 
@@ -208,8 +209,12 @@ def costs_pricing(request: HttpRequest, tenant_slug: str) -> HttpResponse:
             messages.success(request, f"Price rule for {rule.provider}:{rule.model} saved; reprice a range to apply it.")
             return redirect("costs_pricing", tenant.slug)
         if reprice_form.is_bound and reprice_form.is_valid():
-            job = repricing_start(tenant=tenant, actor=request.user, **reprice_form.cleaned_data)
-            return redirect("costs_repricing", tenant.slug, job.pk)
+            try:
+                job = repricing_start(tenant=tenant, actor=request.user, **reprice_form.cleaned_data)
+            except RepricingRefused as refused:
+                reprice_form.add_error(None, str(refused))
+            else:
+                return redirect("costs_repricing", tenant.slug, job.pk)
     return render(request, "costs/pricing.html", {
         "rule_form": rule_form, "reprice_form": reprice_form, "is_admin": can_open(membership.role, "admin"),
         "rules": PriceRule.objects.for_tenant(tenant), "jobs": RepricingJob.objects.for_tenant(tenant)[:20],

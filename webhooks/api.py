@@ -41,7 +41,7 @@ class DeliveryOut(Schema):
     id: int
     webhook: int
     event: str
-    run: int = Field(description="The run's number in the tenant")
+    run: int | None = Field(description="The run's number in the tenant (none for an event of no one run)")
     status: str
     outcome: str
     attempts: int
@@ -53,8 +53,8 @@ class DeliveryOut(Schema):
         return delivery.webhook_id
 
     @staticmethod
-    def resolve_run(delivery: Delivery) -> int:
-        return delivery.payload["run"]["number"]
+    def resolve_run(delivery: Delivery) -> int | None:
+        return (delivery.payload.get("run") or {}).get("number")
 
 
 @router.get("/webhooks", response={200: list[WebhookOut], **errors()}, summary="The tenant's run webhooks")

@@ -1,4 +1,4 @@
-"""A tenant's run webhooks and the log of what was sent to them."""
+"""A tenant's webhooks (run events, and budget thresholds crossed) and the log of what was sent to them."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ class RunEvent(models.TextChoices):
     COMPLETED = "run.completed", "Run completed"
     FAILED = "run.failed", "Run failed"
     WAITING = "run.waiting_for_person", "Run waits for a person"
+    BUDGET_THRESHOLD = "budget.threshold", "A budget crossed a threshold"  # once per budget, period and threshold
 
 
 ALL_EVENTS = [event.value for event in RunEvent]
@@ -53,7 +54,8 @@ class Delivery(models.Model):
 
     tenant = models.ForeignKey("console.Tenant", on_delete=models.CASCADE)
     webhook = models.ForeignKey(RunWebhook, on_delete=models.CASCADE, related_name="deliveries")
-    run = models.ForeignKey("agents.Run", on_delete=models.CASCADE, related_name="+")
+    run = models.ForeignKey("agents.Run", on_delete=models.CASCADE, null=True, blank=True,
+                            related_name="+")  # none for an event of no one run
     event = models.CharField(max_length=40, choices=RunEvent.choices)
     payload = models.JSONField()
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)

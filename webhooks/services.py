@@ -1,4 +1,4 @@
-"""Run webhooks: set up by admins (URL checked, secret shown once), deliveries made with the run's change and
+"""Run webhooks (and budget thresholds crossed, recorded by costs through event_deliveries_record): set up by admins (URL checked, secret shown once), deliveries made with the run's change and
 sent after commit, signed like the approval webhooks, through approvals.outbound (https, public addresses only,
 checked at send time, no redirects), retried with backoff, retried again by an admin from the log."""
 
@@ -66,16 +66,24 @@ def _payload(run, event: str, delivery_id: str) -> dict:
 def run_status_changed(run, old: str, new: str) -> None:
     """agents.hooks status hook: a delivery per subscribed webhook, in the change's transaction; sent after commit."""
     event = EVENT_OF_STATUS.get(new)
-    if event is None:
-        return
-    hooks = [h for h in RunWebhook.objects.for_tenant(run.tenant_id).filter(enabled=True) if event in h.events]
+    if event is not None:
+        event_deliveries_record(tenant_id=run.tenant_id, event=event, run_id=run.pk,
+                                payload_of=lambda delivery_id: _payload(run, event, delivery_id))
+
+
+def event_deliveries_record(*, tenant_id: int, event: str, payload_of, run_id: int | None = None) -> int:
+    """A delivery of ``event`` per enabled webhook of the tenant subscribed to it, in the caller's transaction
+    (so it exists exactly when the change it tells of committed), sent after commit. ``payload_of(delivery_id)``
+    makes each body. Returns how many."""
+    hooks = [h for h in RunWebhook.objects.for_tenant(tenant_id).filter(enabled=True) if event in h.events]
     if not hooks:
-        return
+        return 0
     deliveries = Delivery.objects.bulk_create([
-        Delivery(tenant_id=run.tenant_id, webhook=hook, run_id=run.pk, event=event,
-                 payload=_payload(run, event, str(uuid.uuid4()))) for hook in hooks])
+        Delivery(tenant_id=tenant_id, webhook=hook, run_id=run_id, event=event,
+                 payload=payload_of(str(uuid.uuid4()))) for hook in hooks])
     ids = [d.pk for d in deliveries]
     transaction.on_commit(lambda: _enqueue(ids))
+    return len(ids)
 
 
 def _enqueue(ids: list[int]) -> None:

@@ -38,6 +38,7 @@ NEXT_AFTER_DECISION = {  # kind → (approved, not approved)
     "tool_call": ("Run {tool}", "Tell the agent the call was rejected"),
     "plan": ("Follow the approved plan", "Tell the agent the plan was rejected"),
     "question": ("Read the answer", "Tell the agent nobody answered"),
+    "budget": ("Go on with the extended budget", "End the run: its budget is used up"),
 }
 
 

@@ -23,6 +23,7 @@ from agents.gateway import Breaker, GatewayPolicy, complete
 from agents.hooks import (
     ContextBlock,
     Decision,
+    GateAsk,
     ModelCallEstimate,
     Need,
     RunOverrides,
@@ -224,9 +225,8 @@ def _before_model_call(run: Run, turn: Turn) -> str | None:
     if exhausted:
         fail(run, exhausted.reason)
         return "failed"
-    if hooks.gates and (reason := gate_stops(step_info(run, run.step + 1), _estimate(run, turn))):
-        fail(run, reason[:300])
-        return "failed"
+    if hooks.gates and (gated := _gated(run, turn)):
+        return gated
     if run.inbox:
         for item in run.inbox:
             # A person's edit of the plan is said as it is; anything else is an instruction.
@@ -240,6 +240,36 @@ def _before_model_call(run: Run, turn: Turn) -> str | None:
     # The model call happens outside any transaction; keep the lease long enough for it.
     run.lease_expires_at = timezone.now() + timedelta(seconds=settings.RUN_LEASE_SECONDS + settings.MODEL_TIMEOUT_SECONDS)
     return None
+
+
+def _gated(run: Run, turn: Turn) -> str | None:
+    """The gates before the model call: None to go on, else how the run stopped ("failed") or waits. A
+    gate's ask waits for a person through the human review, as a question does; once decided, the ask
+    acts on the decision (it may grant more) and the gates are asked again, so a grant too small for
+    the next call asks anew (under a new key)."""
+    info = step_info(run, run.step + 1)
+    for _ in range(5):
+        verdict = gate_stops(info, _estimate(run, turn))
+        if not isinstance(verdict, GateAsk):
+            if verdict:
+                fail(run, verdict[:300])
+                return "failed"
+            return None
+        decided = review().review_for_call(run=run, step=info.step, call_id=verdict.key)
+        if decided is None or decided.is_open:
+            if decided is None:
+                call = engine.ToolCall(call_id=verdict.key, tool=verdict.title, arguments=verdict.arguments,
+                                       reason=verdict.reason)
+                review().request(run=run, step=info.step, call=call, risk=0, need=review().human_step_need(
+                    run=run, kind=verdict.kind), kind=verdict.kind, arguments=verdict.arguments)
+            run.next_action = f"Waits for a person: {verdict.title}"
+            set_status(run, RunStatus.WAITING_FOR_HUMAN, reason=verdict.reason[:300])
+            return "waiting_for_human"
+        if reason := verdict.decided(decided):
+            fail(run, reason[:300])
+            return "failed"
+    fail(run, "a gate kept asking after each decision")
+    return "failed"
 
 
 def _estimate(run: Run, turn: Turn) -> ModelCallEstimate:

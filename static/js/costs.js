@@ -30,7 +30,23 @@
     });
   }
 
-  document.addEventListener("DOMContentLoaded", draw);
+  // Live: the server says when the tenant's spend changed (at most about once a second); the panels are
+  // fetched again (their hx-trigger listens for "spend-changed"), so the page and the update render alike.
+  function spendSocket(delay) {
+    const live = document.getElementById("cost-live");
+    if (!live || !live.dataset.liveCosts) return;
+    const scheme = location.protocol === "https:" ? "wss://" : "ws://";
+    const socket = new WebSocket(scheme + location.host + live.dataset.liveCosts);
+    socket.onopen = function () { delay = 500; live.textContent = "Updates as runs spend."; };
+    socket.onmessage = function () { document.body.dispatchEvent(new CustomEvent("spend-changed")); };
+    socket.onclose = function (event) {
+      if (event.code >= 4400 && event.code < 4500) return;  // not found or not allowed: do not retry
+      live.textContent = "Live updates paused; the page refreshes every minute.";
+      setTimeout(function () { spendSocket(Math.min(delay * 2, 10000)); }, delay);
+    };
+  }
+
+  document.addEventListener("DOMContentLoaded", function () { draw(); spendSocket(500); });
   document.addEventListener("htmx:afterSwap", function (event) {
     if (event.target && event.target.id === "cost-panels") draw();
   });

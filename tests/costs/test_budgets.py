@@ -93,3 +93,32 @@ def test_periods_are_counted_in_the_tenants_timezone(cast):
     cost_timezone_set(tenant=cast.acme, actor=cast.admin, zone="Asia/Tokyo")
     budget(cast, limit_tokens=1, action="stop")
     assert loop(cast, make_looper(cast.acme), 2).status == "failed"
+
+
+def ledger_row(tenant, at, tokens, usd, number):
+    from costs.ledger import Entry, ledger_write
+
+    ledger_write([Entry(tenant_id=tenant.pk, at=at, source_key=f"model:test:{number}", kind="model", status="ok",
+                        user_id=None, run_id=None, step=1, attempt=1, agent_id=None, agent_version=0, provider="openai",
+                        model="gpt-4o-mini", tool="", input_tokens=tokens, cache_read_tokens=0, cache_write_tokens=0,
+                        output_tokens=0, reasoning_tokens=0, amount_usd=Decimal(usd), priced=True, simulated=False,
+                        cache_savings_usd=Decimal(0), price_source="test", price_source_version="", rates={},
+                        tier="", price={})])
+
+
+def test_a_day_in_a_zone_of_half_hours_starts_at_its_local_midnight(cast):
+    """Kolkata is UTC+05:30: its day starts at 18:30 UTC, in the middle of an hourly rollup."""
+    from costs.budgets import spent
+
+    kolkata = ZoneInfo("Asia/Kolkata")
+    ledger_row(cast.acme, datetime(2026, 11, 27, 18, 10, tzinfo=UTC), 100, "1.00", 1)  # 23:40 the day before
+    ledger_row(cast.acme, datetime(2026, 11, 27, 18, 45, tzinfo=UTC), 10, "0.10", 2)  # 00:15
+    ledger_row(cast.acme, datetime(2026, 11, 27, 20, 0, tzinfo=UTC), 1, "0.01", 3)  # 01:30
+    daily = budget(cast, name="Daily", period="day", limit_tokens=50, action="stop")
+    monthly = budget(cast, name="Monthly", period="month", limit_tokens=500, action="stop")
+    now = datetime(2026, 11, 28, 6, 0, tzinfo=UTC)  # 11:30 in Kolkata
+    amount, key = spent(daily, run_id=None, zone=kolkata, now=now)
+    assert (amount.usd, amount.tokens, key) == (Decimal("0.11"), 11, "2026-11-28")  # not the 100 tokens of 23:40
+    assert spent(monthly, run_id=None, zone=kolkata, now=now)[0].tokens == 111
+    # A zone of whole hours reads the rollups alone, as before.
+    assert spent(daily, run_id=None, zone=ZoneInfo("UTC"), now=datetime(2026, 11, 27, 23, 0, tzinfo=UTC))[0].tokens == 111

@@ -136,3 +136,14 @@ def test_csv_cells_that_start_a_formula_are_quoted_and_numbers_are_not():
 
     assert [csv_safe(v) for v in ("=1+1", "+x", "-x", "@sum", "-0.0100", "-12", "1e5", "Total", 3)] == \
         ["'=1+1", "'+x", "'-x", "'@sum", "-0.0100", "-12", "1e5", "Total", 3]
+
+
+def test_the_dashboard_says_when_its_days_are_approximate_in_a_zone_of_half_hours(cast, client_for):
+    from costs.services import cost_timezone_set
+
+    finance = client_for(cast.finance)
+    cost_timezone_set(tenant=cast.acme, actor=cast.admin, zone="Asia/Tokyo")
+    assert b'id="days-approximate"' not in finance.get("/t/acme/costs/").content
+    cost_timezone_set(tenant=cast.acme, actor=cast.admin, zone="Asia/Kolkata")
+    page = finance.get("/t/acme/costs/?range=30d").content.decode()
+    assert 'id="days-approximate"' in page and "Asia/Kolkata is not a whole number of hours from UTC" in page

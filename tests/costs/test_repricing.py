@@ -119,3 +119,25 @@ def test_reconciliation_flags_days_and_models_more_than_one_percent_apart(cast, 
     bad = client.post(reverse("costs_reconciliation", args=["acme"]),
                       {"provider": "openai", "export": SimpleUploadedFile("x.csv", b"when,what\n1,2\n", "text/csv")})
     assert bad.status_code == 400 and b"The header needs" in bad.content
+
+
+def test_a_second_repricing_over_overlapping_days_is_refused_while_the_first_runs(cast, client_for):
+    today = timezone.localdate()
+    running = RepricingJob.objects.create(tenant=cast.acme, first_day=today - timedelta(days=5), last_day=today,
+                                          status="running")
+    admin, url = client_for(cast.admin), reverse("costs_pricing", args=["acme"])
+
+    overlapping = admin.post(url, {"form": "reprice", "first_day": (today - timedelta(days=1)).isoformat(),
+                                   "last_day": (today + timedelta(days=2)).isoformat()})
+    assert overlapping.status_code == 400
+    assert f"Repricing job #{running.pk}".encode() in overlapping.content and b"still running" in overlapping.content
+    assert RepricingJob.objects.count() == 1
+
+    apart = admin.post(url, {"form": "reprice", "first_day": (today + timedelta(days=1)).isoformat(),
+                             "last_day": (today + timedelta(days=3)).isoformat()})
+    assert apart.status_code == 302  # days no running job covers
+    RepricingJob.objects.filter(pk=running.pk).update(status="done")
+    RepricingJob.objects.exclude(pk=running.pk).update(status="done")
+    again = admin.post(url, {"form": "reprice", "first_day": (today - timedelta(days=1)).isoformat(),
+                             "last_day": today.isoformat()})
+    assert again.status_code == 302  # once the first finished
