@@ -115,6 +115,73 @@ def uses_in_run(tenant, run) -> list[MemoryUse]:
     return list(MemoryUse.objects.for_tenant(tenant).filter(run=run).select_related("record").order_by("step", "rank"))
 
 
+@dataclass(frozen=True)
+class UsedMemory:
+    """One memory a step was given, as a viewer may see it: ``content`` is the text of the version the step
+    used, read now (so a deleted memory shows as gone), and empty when the viewer may not see the record."""
+
+    rank: int
+    score: float
+    version: int
+    record_id: int
+    scope: str
+    visible: bool
+    deleted: bool
+    type: str = ""
+    subject: str = ""
+    content: str = ""
+    current_version: int = 0
+
+
+@dataclass(frozen=True)
+class StepProposal:
+    """What a step asked to remember and what became of it; its content only for a viewer who may see the
+    record it became (a refused proposal has no record: its reason says why, never its text)."""
+
+    proposal: MemoryProposal
+    visible: bool
+    content: str = ""
+
+
+@dataclass(frozen=True)
+class StepMemories:
+    step: int
+    used: list[UsedMemory]
+    proposals: list[StepProposal]
+
+
+def step_memories(tenant, viewer, role: str, run, *, step: int | None = None) -> list[StepMemories]:
+    """Per step of ``run`` (or one step): the memories it used (rank order) and its proposals, each shown only
+    as far as ``viewer`` may see it. A reviewer who may not see the requester's own memories sees that the step
+    used one, its rank and score, never its text, type or subject."""
+    uses = MemoryUse.objects.for_tenant(tenant).filter(run=run)
+    proposals = MemoryProposal.objects.for_tenant(tenant).filter(run=run)
+    if step is not None:
+        uses, proposals = uses.filter(step=step), proposals.filter(step=step)
+    uses = list(uses.select_related("record").order_by("step", "rank"))
+    proposals = list(proposals.select_related("record", "other").order_by("step", "id"))
+    record_ids = {u.record_id for u in uses} | {p.record_id for p in proposals if p.record_id}
+    visible = set(MemoryRecord.objects.for_tenant(tenant).filter(visible_q(tenant, viewer, role), pk__in=record_ids)
+                  .values_list("pk", flat=True))
+    texts = {(v.record_id, v.number): v.content for v in MemoryVersion.objects.for_tenant(tenant).filter(
+        record_id__in=visible & {u.record_id for u in uses}).only("record_id", "number", "content")}
+    steps: dict[int, StepMemories] = {}
+    for use in uses:
+        record, seen = use.record, use.record_id in visible
+        gone = record.status == Status.DELETED
+        shown = seen and not gone
+        steps.setdefault(use.step, StepMemories(use.step, [], [])).used.append(UsedMemory(
+            rank=use.rank, score=use.score, version=use.version, record_id=use.record_id, scope=record.scope,
+            visible=seen, deleted=gone, type=record.type if shown else "", subject=record.subject if shown else "",
+            content=texts.get((use.record_id, use.version), "") if shown else "",
+            current_version=record.version if shown else 0))
+    for proposal in proposals:
+        seen = bool(proposal.record_id) and proposal.record_id in visible and proposal.record.status != Status.DELETED
+        steps.setdefault(proposal.step or 0, StepMemories(proposal.step or 0, [], [])).proposals.append(
+            StepProposal(proposal=proposal, visible=seen, content=proposal.content if seen else ""))
+    return [steps[n] for n in sorted(steps)]
+
+
 def proposals_of(record: MemoryRecord) -> list[MemoryProposal]:
     return list(MemoryProposal.objects.for_tenant(record.tenant_id).filter(Q(record=record) | Q(other=record))
                 .select_related("run").order_by("-created_at"))
