@@ -15,6 +15,7 @@ COPY, then the HNSW index (2 GB maintenance_work_mem) and ANALYZE. ``p7m`` does 
 
 from __future__ import annotations
 
+import json
 import random
 
 from bench.agent_loop import _django
@@ -114,6 +115,10 @@ SELECT id FROM memory_memoryrecord r
 """
 
 
+def _literal(vector) -> str:
+    return "[" + ",".join(f"{v:.6f}" for v in vector) + "]"
+
+
 def _plan(tenant: int, user: int, vector) -> str:
     """The real statement's plan for this requester (EXPLAIN, the session's HNSW settings as a step has them)."""
     from django.db import connection
@@ -123,9 +128,36 @@ def _plan(tenant: int, user: int, vector) -> str:
 
     with connection.cursor() as cursor:
         cursor.execute("EXPLAIN " + MEANING_SQL, {"tenant": tenant, "user": user, "agent": 0, "now": timezone.now(),
-                                                  "vector": "[" + ",".join(f"{v:.6f}" for v in vector) + "]",
-                                                  "candidates": CANDIDATES, "rrf": RRF_K, "k": K})
+                                                  "vector": _literal(vector), "candidates": CANDIDATES, "rrf": RRF_K,
+                                                  "k": K})
         return "\n".join(row[0] for row in cursor.fetchall())
+
+
+def _server_ms(tenant: int, user: int, vectors) -> str:
+    """Median planning and execution time inside Postgres (EXPLAIN ANALYZE) of the selector's statement and of
+    B7's: what the server alone costs each, the floor under the round trip and the Python around it."""
+    import statistics
+
+    from django.db import connection
+    from django.utils import timezone
+
+    from memory.selectors import CANDIDATES, MEANING_SQL, RRF_K
+
+    times: dict[str, list[tuple[float, float]]] = {"selector": [], "B7": []}
+    with connection.cursor() as cursor:
+        for vector in vectors:
+            for name, sql, params in (
+                    ("selector", MEANING_SQL, {"tenant": tenant, "user": user, "agent": 0, "now": timezone.now(),
+                                               "vector": _literal(vector), "candidates": CANDIDATES, "rrf": RRF_K,
+                                               "k": K}),
+                    ("B7", B7_SQL, {"tenant": tenant, "user": user, "teams": [], "agent": 0, "k": K,
+                                    "vector": _literal(vector)})):
+                cursor.execute("EXPLAIN (ANALYZE, SUMMARY, FORMAT JSON) " + sql, params)
+                summary_ = cursor.fetchone()[0]
+                summary_ = (json.loads(summary_) if isinstance(summary_, str) else summary_)[0]
+                times[name].append((summary_["Planning Time"], summary_["Execution Time"]))
+    return "; ".join(f"{name} plans in {statistics.median(p for p, _ in pairs):.3f} ms and runs in "
+                     f"{statistics.median(e for _, e in pairs):.3f} ms" for name, pairs in times.items())
 
 
 def run(ctx: Context, total: int = TOTAL) -> str:
@@ -170,12 +202,13 @@ def run(ctx: Context, total: int = TOTAL) -> str:
         recall = sum(recalls) / len(recalls)
         plan = _plan(tenant.pk, user, queries[0])
         path = "HNSW (iterative scan)" if "memory_embedding_hnsw" in plan else "btree on the ACL + exact sort"
+        server = _server_ms(tenant.pk, user, queries[:20])
         rows.append(Row(f"selector top-10, {name} visible ({round(total * SELECTIVITY[name]):,} rows)", real, "B7", b7,
                         note=f"recall@10 {recall:.3f}; short answers {short}/{QUERIES}; rows outside the ACL {outside}; "
                              f"planner: {path}"))
         rows.append(Row(f"B7 exact, {name} visible", b7, "B7", b7))
         notes.append(f"{name}: recall@10 {recall:.3f}, {short} of {QUERIES} queries returned fewer than {K} rows, "
-                     f"{outside} rows outside the ACL, vector candidates by {path}.")
+                     f"{outside} rows outside the ACL, vector candidates by {path}; inside Postgres (median): {server}.")
     # What memory adds to a step: the context hook (embed the goal, retrieve for the requester, render the block),
     # for a person who sees 1% of the rows, against B1 (a raw INSERT + PUBLISH) from the same run.
     from agents.hooks import StepInfo
