@@ -220,8 +220,9 @@ def words_query(text: str) -> str:
 
 def names_and_keys_query(text: str) -> str:
     """The words a step's question names things with: keys (ACME-042, a word with a digit) and names (a capital
-    letter), for websearch_to_tsquery. Meaning covers the rest; a common word ("account", "renewal") would make
-    every eligible row a match to rank (P7 at 1M: the step's hook 96 ms, most of it ranking such matches)."""
+    letter), for websearch_to_tsquery. Meaning covers the rest; a common word ("account", "renewal") makes every
+    eligible row a match to rank. At 1M rows with words from a P7 sentence: 5.2 → 2.2 ms for a person who sees
+    1,000 rows; the same (~35 ms, the exact sort of meaning's candidates) for one who sees 10,000."""
     found = [word for word in _QUERY_WORD.findall(text)
              if word[0].isupper() or any(ch.isdigit() for ch in word)][:32]
     return " or ".join(dict.fromkeys(found))
@@ -273,8 +274,10 @@ SELECT id, version, sum(1.0 / (%(rrf)s + position)) + {EXTRAS} AS score FROM (
 """
 # Session settings for retrieval's HNSW scans, set when a connection opens rather than with SET LOCAL in a
 # transaction around each query (two round trips a step saved): iterative scans keep a filtered walk going until
-# it has the rows asked for (pgvector >= 0.8), in relaxed order, which the statements above sort again.
-HNSW_SESSION = "SET hnsw.iterative_scan = relaxed_order; SET hnsw.ef_search = 100"
+# it has the rows asked for (pgvector >= 0.8), in relaxed order, which the statements above sort again. ef_search
+# 200, not 100: at 1M rows, 10% visible, recall@10 was 0.975 and 0.997 on two index builds with 100, 1.000 with
+# 200, no slower (the walk is the iterative scan's, not ef's).
+HNSW_SESSION = "SET hnsw.iterative_scan = relaxed_order; SET hnsw.ef_search = 200"
 
 
 def hnsw_session_settings(sender, connection, **kwargs) -> None:

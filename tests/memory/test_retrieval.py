@@ -181,4 +181,4 @@ def test_every_connection_has_the_hnsw_settings_retrieval_needs(db):
 
     with connection.cursor() as cursor:
         cursor.execute("SELECT current_setting('hnsw.iterative_scan'), current_setting('hnsw.ef_search')")
-        assert cursor.fetchone() == ("relaxed_order", "100")
+        assert cursor.fetchone() == ("relaxed_order", "200")
