@@ -41,6 +41,7 @@ REGISTRY = {
     "p4": fanout.run,
     "p6t": trace_timeline.run,
     "p7": memory_retrieval.run,
+    "p7m": memory_retrieval.run_1m,
 }
 
 

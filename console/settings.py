@@ -325,3 +325,6 @@ MEMORY_EMBEDDINGS_URL = env_str("MEMORY_EMBEDDINGS_URL")  # e.g. https://host/v1
 MEMORY_EMBEDDINGS_MODEL = env_str("MEMORY_EMBEDDINGS_MODEL", "text-embedding-3-small")
 MEMORY_EMBEDDINGS_API_KEY = env_str("MEMORY_EMBEDDINGS_API_KEY", OPENAI_API_KEY)
 MEMORY_CONTEXT_K = env_int("MEMORY_CONTEXT_K", 5)  # memories placed in a step's context at most
+# A real model (e.g. openai:gpt-4o-mini) that classifies memory proposals (add / merge / supersede / ignore);
+# empty: the offline rules decide.
+MEMORY_CLASSIFIER_MODEL = env_str("MEMORY_CLASSIFIER_MODEL")

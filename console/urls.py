@@ -27,6 +27,7 @@ urlpatterns = [
     path("t/<slug:tenant_slug>/", views.tenant_home, name="tenant_home"),
     path("t/<slug:tenant_slug>/runs/", agent_views.runs, name="runs"),
     path("t/<slug:tenant_slug>/runs/<int:run_number>/", agent_views.run_detail, name="run_detail"),
+    path("t/<slug:tenant_slug>/runs/<int:run_number>/memories/", memory_views.run_memories, name="run_memories"),
     path("t/<slug:tenant_slug>/runs/<int:run_number>/plan/", agent_views.run_plan_editor, name="run_plan_editor"),
     path("t/<slug:tenant_slug>/runs/<int:run_number>/<str:action>/", agent_views.run_control, name="run_control"),
     path("t/<slug:tenant_slug>/agents/", agent_pages.agents, name="agents"),

@@ -8,9 +8,13 @@ class MemoryConfig(AppConfig):
     name = "memory"
 
     def ready(self) -> None:
+        from django.db.backends.signals import connection_created
+
         from agents.hooks import register_context, register_decision
         from memory import tools  # noqa: F401  (registers memory.remember)
         from memory.context import memory_context, memory_uses
+        from memory.selectors import hnsw_session_settings
 
         register_context(memory_context)
         register_decision(memory_uses)
+        connection_created.connect(hnsw_session_settings, dispatch_uid="memory.hnsw_session_settings")

@@ -1,16 +1,18 @@
-"""Memory in a step: the context hook places the memories relevant to the run's goal, chosen among only
-those its requester may see (memory.selectors.retrieve), in a delimited block rendered at call time; the
-decision hook writes which ones the step used (MemoryUse, in the step's transaction). The stored
-conversation and the ``context.used`` event keep the records' ids and versions, never their text."""
+"""Memory in a step: the context hook places the memories relevant to the step (the run's goal, the latest
+person's message and tool result), chosen among only those its requester may see (memory.selectors.retrieve),
+in a delimited block rendered at call time; the decision hook writes which ones the step used (MemoryUse, in the
+step's transaction). The stored conversation and the ``context.used`` event keep the records' ids and versions,
+never their text."""
 
 from __future__ import annotations
 
+import json
 from functools import lru_cache
 
 from django.conf import settings
 
 from agents.hooks import ContextBlock, Decision, StepInfo
-from agents.models import Agent, AgentVersion
+from agents.models import Agent, AgentVersion, ConversationMessage
 from memory.embedders import current_embedder
 from memory.models import MemoryRecord, MemoryUse
 from memory.selectors import retrieve
@@ -31,16 +33,47 @@ def agent_memory_settings(agent_id: int, version: int) -> dict:
 
 @lru_cache(maxsize=512)
 def _query_vector(embedder: str, text: str) -> tuple[float, ...]:
-    """The run's goal as a vector, once per process and embedder: a run's steps ask with the same goal, so
-    they embed it once (with an HTTP embedder, one request per run and worker instead of one per step)."""
+    """The step's question as a vector, once per process and embedder: a step taken again (after a crash)
+    and steps that ask with the same text embed it once (with an HTTP embedder, a request saved each time)."""
     return tuple(current_embedder().embed([text])[0])
+
+
+RECENT_CHARS = 600  # of the latest person's message and of the latest tool result, each, in the question
+RECENT_MESSAGES = 12  # looked back at most, newest first
+
+
+def _message_text(message: dict) -> str:
+    if message.get("role") == "user":
+        return str(message.get("text", ""))
+    result = message.get("result")
+    if isinstance(result, dict):  # a tool's answer: its words, not its JSON punctuation
+        return " ".join(str(v) for v in result.values() if isinstance(v, str | int | float) and not isinstance(v, bool)
+                        ) or json.dumps(result, sort_keys=True)
+    return str(result or "")
+
+
+@lru_cache(maxsize=1024)
+def step_question(run_id: int, step: int, goal: str) -> str:
+    """What a step asks memory: the run's goal, plus the latest person's message (an instruction, an answer)
+    and the latest tool result, each bounded, so a step that turned to another account gets that account's
+    memories. Kept per step: the step's retries ask the same."""
+    latest: dict[str, str] = {}
+    rows = ConversationMessage.objects.filter(run_id=run_id).order_by("-seq").values_list("message", flat=True)
+    for message in rows[:RECENT_MESSAGES]:
+        message = json.loads(message) if isinstance(message, str) else message
+        role = message.get("role")
+        if role in ("user", "tool") and role not in latest:
+            latest[role] = _message_text(message)[:RECENT_CHARS].strip()
+    parts = [goal, *(text for role in ("user", "tool") if (text := latest.get(role)) and text != goal)]
+    return "\n".join(parts)
 
 
 def memory_context(info: StepInfo) -> list[ContextBlock]:
     if not agent_memory_settings(info.agent_id, info.agent_version).get("recall", True):
         return []  # the agent's admin switched recall off
-    vector = list(_query_vector(current_embedder().name, info.goal))
-    found = retrieve(tenant_id=info.tenant_id, user_id=info.requested_by_id, agent_id=info.agent_id, text=info.goal,
+    question = step_question(info.run_id, info.step, info.goal)
+    vector = list(_query_vector(current_embedder().name, question))
+    found = retrieve(tenant_id=info.tenant_id, user_id=info.requested_by_id, agent_id=info.agent_id, text=question,
                      vector=vector, k=settings.MEMORY_CONTEXT_K)
     if not found:
         return []

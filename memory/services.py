@@ -7,8 +7,10 @@ outcome is also an event on its run.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import timedelta
 
+from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -305,15 +307,62 @@ def _finish(proposal: MemoryProposal, outcome: str, *, reason: str = "", record=
     return proposal
 
 
-def _candidates(tenant, *, scope: str, owner: dict, type_: str) -> list[MemoryRecord]:
-    return list(MemoryRecord.objects.for_tenant(tenant).filter(scope=scope, type=type_, status__in=LIVE, **owner)
-                .exclude(expires_at__lte=timezone.now()).select_for_update(no_key=True).order_by("id")[:500])
+def _candidates(tenant, *, scope: str, owner: dict, type_: str, lock: bool = True) -> list[MemoryRecord]:
+    rows = (MemoryRecord.objects.for_tenant(tenant).filter(scope=scope, type=type_, status__in=LIVE, **owner)
+            .exclude(expires_at__lte=timezone.now()).order_by("id"))
+    return list((rows.select_for_update(no_key=True) if lock else rows)[:500])
+
+
+def _as_candidates(records: list[MemoryRecord]) -> list[rules.Candidate]:
+    return [rules.Candidate(c.pk, c.subject, c.content, list(c.embedding) if c.embedding is not None else None)
+            for c in records]
+
+
+@dataclass(frozen=True)
+class ModelAdvice:
+    """What the configured classifier model said about a proposal, asked before anything is locked."""
+
+    verdict: rules.Verdict
+    why: str
+    content: str
+    vector: list[float]
+
+
+def proposal_process(proposal_id: int) -> MemoryProposal:
+    """Validate, apply the capture switches and policy, then add, merge or supersede; every outcome audited
+    and told to the run. Safe to run twice: a processed proposal is left as it is. With a classifier model
+    configured (``MEMORY_CLASSIFIER_MODEL``), it is asked first, with no row locked while it answers."""
+    advice = _model_advice(proposal_id) if settings.MEMORY_CLASSIFIER_MODEL else None
+    return _proposal_decide(proposal_id, advice)
+
+
+def _model_advice(proposal_id: int) -> ModelAdvice | None:
+    from memory.classifier import model_verdict
+    from memory.embedders import cosine
+
+    proposal = (MemoryProposal.objects.filter(pk=proposal_id, outcome=ProposalOutcome.PENDING)
+                .select_related("run", "run__agent", "run__requested_by", "tenant").first())
+    if proposal is None:
+        return None
+    run = proposal.run
+    try:
+        content = rules.clean_content(proposal.content, max_chars=MAX_CONTENT_CHARS)
+        owner = owner_fields(proposal.tenant, scope=proposal.scope, user=run.requested_by if run else None,
+                             agent=run.agent if run else None)
+    except Refused:
+        return None  # refused by the rules below, whatever a model would say
+    vector, _ = embed_one(content)
+    records = _as_candidates(_candidates(proposal.tenant, scope=proposal.scope, owner=owner, type_=proposal.type,
+                                         lock=False))
+    nearest = sorted(((cosine(vector, c.embedding) if c.embedding is not None else 0.0, c) for c in records),
+                     key=lambda pair: -pair[0])
+    answer = model_verdict(model=settings.MEMORY_CLASSIFIER_MODEL, subject=proposal.subject, content=content,
+                           type_=proposal.type, nearest=nearest)
+    return ModelAdvice(answer[0], answer[1], content, vector) if answer else None
 
 
 @transaction.atomic
-def proposal_process(proposal_id: int) -> MemoryProposal:
-    """Validate, apply the capture switches and policy, then add, merge or supersede; every outcome audited
-    and told to the run. Safe to run twice: a processed proposal is left as it is."""
+def _proposal_decide(proposal_id: int, advice: ModelAdvice | None) -> MemoryProposal:
     proposal = MemoryProposal.objects.select_for_update(of=("self",)).select_related(
         "run", "run__agent", "run__requested_by", "tenant").get(pk=proposal_id)
     if proposal.outcome != ProposalOutcome.PENDING:
@@ -336,12 +385,17 @@ def proposal_process(proposal_id: int) -> MemoryProposal:
         owner = owner_fields(tenant, scope=proposal.scope, user=requester, agent=run.agent if run else None)
     except Refused as refusal:
         return _finish(proposal, ProposalOutcome.REFUSED, reason=str(refusal))
-    vector, embedder = embed_one(content)
+    advice = advice if advice and advice.content == content else None
+    vector = advice.vector if advice else embed_one(content)[0]
     candidates = _candidates(tenant, scope=proposal.scope, owner=owner, type_=proposal.type)
-    verdict = rules.classify(subject=proposal.subject, content=content, embedding=vector, candidates=[
-        rules.Candidate(c.pk, c.subject, c.content, list(c.embedding) if c.embedding is not None else None)
-        for c in candidates])
     by_id = {c.pk: c for c in candidates}
+    if advice and (advice.verdict.record_id is None or advice.verdict.record_id in by_id):
+        verdict, said = advice.verdict, f"; the classifier model: {advice.why}" if advice.why else ""
+    else:  # no model, no usable answer, or its record changed meanwhile: the offline rules
+        verdict, said = rules.classify(subject=proposal.subject, content=content, embedding=vector,
+                                       candidates=_as_candidates(candidates)), ""
+    if verdict.action == "ignore":
+        return _finish(proposal, ProposalOutcome.REFUSED, reason=f"not worth remembering{said}"[:300])
     if verdict.action == "merge":
         record = _locked(by_id[verdict.record_id])
         record.confidence = round(1 - (1 - record.confidence) * (1 - confidence) ** 0.5, 4)
@@ -350,7 +404,7 @@ def proposal_process(proposal_id: int) -> MemoryProposal:
         _version(record, actor=None, reason=f"merged: proposed again by run #{run.number}" if run else "merged",
                  run=run, step=proposal.step)
         return _finish(proposal, ProposalOutcome.MERGED, record=record,
-                       reason=f"the same as memory #{record.pk} (similarity {verdict.similarity:.2f})")
+                       reason=f"the same as memory #{record.pk} (similarity {verdict.similarity:.2f}){said}"[:300])
     needs_confirmation = proposal.type in policy.confirm_types or proposal.scope in policy.confirm_scopes
     record = memory_create(tenant=tenant, actor=None, scope=proposal.scope, type=proposal.type, content=content,
                            subject=proposal.subject or "", confidence=confidence, run=run, step=proposal.step,
@@ -359,11 +413,12 @@ def proposal_process(proposal_id: int) -> MemoryProposal:
     other = by_id.get(verdict.record_id) if verdict.action == "supersede" else None
     if needs_confirmation:
         return _finish(proposal, ProposalOutcome.TO_CONFIRM, record=record, other=other,
-                       reason="waits for confirmation" + (f"; would supersede memory #{other.pk}" if other else ""))
+                       reason=("waits for confirmation" + (f"; would supersede memory #{other.pk}" if other else "")
+                               + said)[:300])
     if other is not None:
         _supersede(other, record, actor=None)
         return _finish(proposal, ProposalOutcome.SUPERSEDED, record=record, other=other,
-                       reason=f"replaces memory #{other.pk}, which said something else on the same topic")
+                       reason=f"replaces memory #{other.pk}, which said something else on the same topic{said}"[:300])
     return _finish(proposal, ProposalOutcome.STORED, record=record)
 
 

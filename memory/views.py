@@ -13,6 +13,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
+from agents.selectors import run_row
 from console.access import tenant_access
 from console.exports import csv_response
 from console.input import strict_int
@@ -82,6 +83,21 @@ def memory_badge(request: HttpRequest, tenant_slug: str) -> HttpResponse:
     membership = tenant_access(request, tenant_slug, section="memory")
     return render(request, "memory/memory.html#badge", {
         "to_confirm": selectors.to_confirm_count(membership.tenant, membership.user, membership.role)})
+
+
+@login_required
+def run_memories(request: HttpRequest, tenant_slug: str, run_number: int) -> HttpResponse:
+    """The "Memories used" panel of a run (every step) or of one step (``?step=``, the approval detail's): the
+    run page, the approval pane and the run page's live update all render it from here."""
+    membership = tenant_access(request, tenant_slug, section="memory")
+    run = run_row(tenant=membership.tenant, number=run_number)
+    if run is None:
+        raise Http404("No such run")
+    step = strict_int(request.GET.get("step", ""))
+    if request.GET.get("step", "") and (step is None or step < 0):
+        return HttpResponse("The step is a number, like 3.", status=400, content_type="text/plain")
+    steps = selectors.step_memories(membership.tenant, membership.user, membership.role, run, step=step)
+    return render(request, "memory/partials/step_memories.html", {"run": run, "steps": steps, "one_step": step})
 
 
 @login_required

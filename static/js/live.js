@@ -42,6 +42,11 @@
       Object.entries(data.append || {}).forEach(function ([id, html]) {
         const list = document.getElementById(id);
         if (list && html) list.insertAdjacentHTML("beforeend", html);
+        // A step's memories changed (used, or a proposal's outcome): the panel asks for its partial again.
+        if (html && /event-(contextused|memoryproposal)/.test(html) && window.htmx) {
+          const panel = document.getElementById("run-memories");
+          if (panel) window.htmx.trigger(panel, "memories-changed");
+        }
       });
       if (typeof data.seq === "number") run.dataset.seq = data.seq;
     }, function () { return "after=" + (parseInt(run.dataset.seq, 10) || 0); });

@@ -60,3 +60,52 @@ def test_a_person_searches_corrects_pins_deletes_and_confirms(cast, console_serv
     expect(page.locator("#memory-detail")).to_contain_text("Confirmed")
     expect(badge).to_be_hidden(timeout=10_000)
     expect(page).to_have_url(re.compile(r"/t/acme/memory/"))
+
+
+def test_the_run_page_and_the_approval_show_the_memories_each_step_used(cast, console_server, page, browser,
+                                                                       start_worker):
+    """Max starts a demo run: as its steps run, the run page's "Memories used" panel fills in live with his own
+    preference and the tenant's fact. Rita, reviewing its email, sees the tenant's fact and that a memory she
+    may not see was used, never its text."""
+    import re
+
+    from approvals.models import ApprovalRequest
+    from demo.seed import seed_demo_systems
+
+    seed_demo_systems(cast.acme)
+    services.memory_create(tenant=cast.acme, actor=cast.member, scope="user", user=cast.member, type="preference",
+                           subject="email format", content="Max prefers a short bullet summary at the top of emails.")
+    services.memory_create(tenant=cast.acme, actor=None, scope="tenant", type="fact", subject="ACME-042 renewal",
+                           content="The ACME-042 renewal plan goes to Dana, the champion.")
+    start_worker()
+    log_in(page, console_server, "max")
+    page.get_by_label("Goal").fill("Prepare the renewal plan for account ACME-042 and email it to its success manager")
+    page.get_by_role("button", name="Start run").click()
+    expect(page).to_have_url(re.compile(r"/t/acme/runs/\d+/$"))
+    expect(page.locator("#run-status")).to_have_text("Waiting For Human", timeout=20_000)
+    panel = page.locator("#run-memories")
+    expect(panel).to_contain_text("Step 1", timeout=10_000)  # arrived with the live timeline, no reload
+    expect(panel).to_contain_text("Max prefers a short bullet summary")
+    expect(panel).to_contain_text("goes to Dana, the champion")
+    expect(panel.locator("a", has_text=re.compile(r"memory #\d+ v1")).first).to_be_visible()
+
+    approval = ApprovalRequest.objects.get(run__tenant=cast.acme)
+    reviewer = browser.new_context().new_page()
+    log_in(reviewer, console_server, "rita")
+    reviewer.goto(console_server + f"/t/acme/approvals/?id={approval.pk}")
+    memories = reviewer.locator("#approval-memories")
+    expect(memories).to_contain_text("a memory you cannot see")
+    expect(memories).to_contain_text("goes to Dana, the champion")
+    expect(memories).not_to_contain_text("bullet summary")
+
+    # Rita approves; the run's last step used its memories too, and Max's panel shows it without a reload.
+    from approvals.services import approval_decide
+    from memory.models import MemoryUse
+
+    reloads = []
+    page.on("framenavigated", lambda frame: reloads.append(frame.url) if frame == page.main_frame else None)
+    approval_decide(approval=approval, approve=True, actor=cast.reviewer)
+    expect(page.locator("#run-status")).to_have_text("Completed", timeout=20_000)
+    last = max(MemoryUse.objects.filter(run=approval.run).values_list("step", flat=True))
+    expect(panel.locator(f'section[data-step="{last}"]')).to_contain_text("bullet summary", timeout=10_000)
+    assert reloads == []

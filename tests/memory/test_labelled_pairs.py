@@ -3,13 +3,13 @@ of merge and supersede, printed, and held to the targets (precision ≥ 0.9 on e
 
 from memory import rules
 from memory.embedders import WordLlamaEmbedder
-from tests.memory.labelled_pairs import PAIRS
+from tests.memory.labelled_pairs import HELD_OUT, PAIRS
 
 
-def _verdicts():
+def _verdicts(pairs=PAIRS):
     embedder = WordLlamaEmbedder()
     out = []
-    for old_subject, old, new_subject, new, expected in PAIRS:
+    for old_subject, old, new_subject, new, expected in pairs:
         old_vector, new_vector = embedder.embed([old, new])
         verdict = rules.classify(subject=new_subject, content=new, embedding=new_vector,
                                  candidates=[rules.Candidate(1, old_subject, old, old_vector)])
@@ -24,14 +24,19 @@ def test_the_labelled_set_is_big_enough_and_balanced():
         {"merge": True, "supersede": True, "add": True}
 
 
-def test_precision_on_merge_and_supersede_meets_the_target(capsys):
-    verdicts = _verdicts()
+def _report(verdicts) -> dict[str, tuple[float, float]]:
     report = {}
     for kind in ("merge", "supersede", "add"):
         said = [v for v in verdicts if v[1] == kind]
         truly = [v for v in verdicts if v[0] == kind]
         right = [v for v in said if v[0] == kind]
         report[kind] = (len(right) / len(said) if said else 1.0, len(right) / len(truly) if truly else 1.0)
+    return report
+
+
+def test_precision_on_merge_and_supersede_meets_the_target(capsys):
+    verdicts = _verdicts()
+    report = _report(verdicts)
     wrong = [(expected, got, text) for expected, got, text in verdicts if expected != got]
     with capsys.disabled():
         print(f"\nlabelled pairs: {len(verdicts)}; " + "; ".join(
@@ -40,3 +45,22 @@ def test_precision_on_merge_and_supersede_meets_the_target(capsys):
             print("  wrong:", item)
     assert report["merge"][0] >= 0.9
     assert report["supersede"][0] >= 0.9
+
+
+def test_precision_on_pairs_written_independently_of_the_rules(capsys):
+    """The held-out pairs (paraphrases, reworded facts) as measured, printed for the issue's note. The offline
+    rules merge only near-identical wording, so a paraphrase on the same subject reads as a supersede: their
+    supersede precision here is what a model-based classifier would have to improve. Held at what they measure
+    (a floor against regressions), not at the target."""
+    verdicts = _verdicts(HELD_OUT)
+    report = _report(verdicts)
+    with capsys.disabled():
+        print(f"\nheld-out pairs: {len(verdicts)}; " + "; ".join(
+            f"{kind} precision {p:.2f} recall {r:.2f}" for kind, (p, r) in report.items()))
+        for expected, got, text in verdicts:
+            if expected != got:
+                print("  wrong:", (expected, got, text))
+    assert len(HELD_OUT) >= 30
+    # Measured 2026-11-28: merge precision 1.00 (it merged none: recall 0.00), supersede 0.56, add 0.71.
+    assert report["merge"][0] >= 0.9  # never merges two different memories, even when it misses paraphrases
+    assert report["supersede"][0] >= 0.5

@@ -130,3 +130,55 @@ def test_a_step_gets_its_memories_in_a_block_and_records_their_use(cast, renewal
     from demo.models import EmailMessage
 
     assert "In short:\n- ARR" in EmailMessage.objects.get(tenant=cast.acme).body
+
+
+def test_a_step_that_turns_to_another_account_gets_that_accounts_memories(cast, renewals, settings):
+    """The demo renewals agent works on ACME-042; the person then tells it to switch to ACME-017: the next step
+    asks memory with the goal and that instruction, so it is given ACME-017's memory, not ACME-042's again."""
+    from agents.services.control import run_add_instruction
+    from approvals.services import approval_decide
+
+    settings.MEMORY_CONTEXT_K = 1
+    rocket = _make(cast.acme, "Rocket Supply ACME-042 renewal plan: the champion is Dana; email her the plan.",
+                   subject="ACME-042 renewal")
+    anvil = _make(cast.acme, "Anvil Works ACME-017: usage is down 30%, offer a training session.",
+                  subject="ACME-017 renewal")
+    run = run_start(tenant=cast.acme, agent=renewals, goal="Prepare the renewal plan for ACME-042 and email it",
+                    requested_by=cast.member)
+    run = advance(run, until=("completed", "failed", "waiting_for_human"))
+    assert run.status == "waiting_for_human", run.terminal_reason
+    before = set(RunEvent.objects.filter(run=run, type="context.used").values_list("seq", flat=True))
+    assert {u.record_id for u in MemoryUse.objects.filter(run=run)} == {rocket.pk}
+    run_add_instruction(run=run, actor=cast.member,
+                        text="Switch to Anvil Works ACME-017 instead: usage is down, offer them a training session.")
+    approval_decide(approval=run.approval_requests.get(), approve=False, actor=cast.reviewer,
+                    note="Not this account: see the instruction.")
+    run = advance(run, until=("completed", "failed", "waiting_for_human"))
+    later = [e.payload for e in RunEvent.objects.filter(run=run, type="context.used").exclude(seq__in=before)]
+    assert later, "the run took no further model step"
+    assert later[0]["blocks"][0]["references"][0]["id"] == anvil.pk
+    assert MemoryUse.objects.filter(run=run, record=anvil, step=later[0]["step"]).exists()
+
+
+def test_what_a_step_asks_memory_is_the_goal_with_the_latest_message_and_tool_result_bounded(cast, renewals):
+    from agents.models import ConversationMessage
+    from memory.context import RECENT_CHARS, step_question
+
+    run = run_start(tenant=cast.acme, agent=renewals, goal="Renew ACME-042", requested_by=cast.member)
+    ConversationMessage.objects.bulk_create([
+        ConversationMessage(run=run, seq=10, step=1, message={"role": "user", "text": "Renew ACME-042"}),
+        ConversationMessage(run=run, seq=11, step=1, message={"role": "tool", "call_id": "c1", "tool": "crm.lookup",
+                                                               "result": {"status": "ok", "note": "x" * 5000}}),
+        ConversationMessage(run=run, seq=12, step=2, message={"role": "user", "text": "Now ROAD-105, please"}),
+    ])
+    question = step_question(run.pk, 3, run.goal)
+    assert question.startswith("Renew ACME-042\nNow ROAD-105, please\nok x")
+    assert len(question) <= len(run.goal) + 2 * RECENT_CHARS + 2
+
+
+def test_every_connection_has_the_hnsw_settings_retrieval_needs(db):
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT current_setting('hnsw.iterative_scan'), current_setting('hnsw.ef_search')")
+        assert cursor.fetchone() == ("relaxed_order", "200")
