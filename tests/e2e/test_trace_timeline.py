@@ -76,3 +76,31 @@ def test_a_running_runs_spans_appear_without_a_reload(cast, console_server, page
     expect(page.locator(".span-row", has_text="chat").first).to_be_visible(timeout=15_000)
     expect(page.locator(".span-row", has_text="execute_tool").first).to_be_visible(timeout=15_000)
     assert reloads == []
+
+
+def test_an_approval_wait_shows_while_open_and_closes_with_the_decision(cast, console_server, page, start_worker,
+                                                                        renewals):
+    import console.asgi  # noqa: F401  (this process records the decided wait's span, as the web process does)
+    from approvals.models import ApprovalRequest
+    from approvals.services import approval_decide
+    from console.telemetry import current_provider
+
+    start_worker(env={"SPAN_EXPORT_DELAY_MS": "200"})
+    log_in(page, console_server, "max")
+    run = run_start(tenant=cast.acme, agent=renewals, goal=RENEWAL_GOAL, requested_by=cast.member)
+    page.goto(f"{console_server}/t/acme/traces/{run.number}/")
+    reloads = []
+    page.on("framenavigated", lambda frame: reloads.append(frame.url) if frame == page.main_frame else None)
+    waiting = page.locator(".span-row.open", has_text="approval wait email.send")
+    expect(waiting).to_be_visible(timeout=20_000)
+    expect(waiting).to_contain_text("waiting")
+    waiting.click()
+    expect(page.locator("#span-detail")).to_contain_text("Waiting for")
+    approval = ApprovalRequest.objects.get(run=run)
+    expect(page.locator(f'#span-detail a[href$="/approvals/{approval.pk}/"]')).to_be_visible()
+
+    approval_decide(approval=approval, approve=True, actor=cast.reviewer)
+    current_provider().force_flush()
+    expect(page.locator(".span-row.open")).to_have_count(0, timeout=15_000)
+    expect(page.locator(".span-row.kind-approval", has_text="approval wait email.send")).to_be_visible(timeout=15_000)
+    assert reloads == []
