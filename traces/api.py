@@ -189,6 +189,7 @@ def _replay_out(replay) -> dict:
                          "model or version that cannot be used.")
 def create_replay(request, number: int, body: ReplayIn):
     original = _traced_run(request, number)
+    token_access(request, section="runs")  # a replay starts a run
     if not original.is_terminal:
         raise ApiError(409, "Replay a run once it has ended: its recording is not complete yet.")
     try:
@@ -222,6 +223,7 @@ def _batch_out(batch) -> dict:
              summary="Replay an agent's last N ended runs (a background job)")
 def create_batch(request, body: BatchIn):
     token_access(request, section="traces")
+    token_access(request, section="runs")  # a batch replay starts runs
     agent = Agent.objects.for_tenant(request.tenant).filter(slug=body.agent).first()
     if agent is None:
         raise ApiError(422, f"No agent '{body.agent}' in this tenant.")

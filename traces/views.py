@@ -165,6 +165,12 @@ def decisions(request: HttpRequest, tenant_slug: str, run_number: int) -> HttpRe
                                                               "run": run})
 
 
+def _replay_access(request: HttpRequest, tenant_slug: str):
+    """A replay reads the original's trace and starts a run: a role that may open traces and start runs."""
+    tenant_access(request, tenant_slug, section="traces")
+    return tenant_access(request, tenant_slug, section="runs")
+
+
 def _version_choice(text: str) -> int | None:
     """The agent version chosen in a form: empty is the current one; anything but a number is refused."""
     if not text:
@@ -178,7 +184,7 @@ def _version_choice(text: str) -> int | None:
 @require_POST
 def replay(request: HttpRequest, tenant_slug: str, run_number: int) -> HttpResponse:
     """Replay with…: another model, agent version or edited instructions; side effects from the recording."""
-    membership = tenant_access(request, tenant_slug, section="traces")
+    membership = _replay_access(request, tenant_slug)
     original = _traced_run(membership, run_number)
     instructions = request.POST.get("instructions", "")
     try:
@@ -208,7 +214,7 @@ def compare(request: HttpRequest, tenant_slug: str, run_number: int) -> HttpResp
 @login_required
 @require_POST
 def batch_create(request: HttpRequest, tenant_slug: str) -> HttpResponse:
-    membership = tenant_access(request, tenant_slug, section="traces")
+    membership = _replay_access(request, tenant_slug)
     agent = Agent.objects.for_tenant(membership.tenant).filter(slug=request.POST.get("agent", "")[:60]).first()
     try:
         if agent is None:

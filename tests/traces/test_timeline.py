@@ -144,21 +144,6 @@ def test_the_api_serves_list_skeleton_search_detail_and_decisions(api, traced_ru
     assert api("/traces", since="2026-13-45").status_code == 422
 
 
-def test_outsiders_get_404_from_every_page_endpoint_and_the_api(cast, client_for, api, traced_run):
-    span = Span.objects.filter(run=traced_run).first()
-    outsider = client_for(cast.outsider)
-    for name, args in [("traces", []), ("trace_timeline", [traced_run.number]), ("trace_skeleton", [traced_run.number]),
-                       ("trace_search", [traced_run.number]), ("trace_span", [traced_run.number, span.pk]),
-                       ("trace_decisions", [traced_run.number])]:
-        assert outsider.get(reverse(name, args=["acme", *args])).status_code == 404, name
-        # In his own tenant, the run's number names nothing of his.
-        if args:
-            assert outsider.get(reverse(name, args=["globex", *args])).status_code == 404, name
-    for path in ["", "/search", f"/spans/{span.pk}", "/decisions"]:
-        assert api(f"/traces/{traced_run.number}{path}", token=api.outsider).status_code == 404, path
-    assert api("/traces", token=api.outsider).json()["traces"] == []
-
-
 @pytest.mark.django_db(transaction=True)
 def test_the_timeline_socket_refuses_outsiders_and_announces_stored_spans(cast, client_for, looper):
     """On a thread of its own with its own event loop: this file runs after the browser tests (transactional
