@@ -53,6 +53,51 @@ def _seed(size: int):
     return tenant, user, run
 
 
+def _live_reads(tenant, user, size: int) -> tuple:
+    """A running run of ``size`` spans: reading its skeleton after each new step (5 spans: the step, its model
+    and tool calls, checkpoint and budget check), as the timeline does live, with the process's kept tree (only
+    the new spans read and rolled up) and from scratch (the whole trace read and rolled up every time)."""
+    from datetime import timedelta
+
+    from agents.models import Agent, Run
+    from agents.services import run_start
+    from tests.factories import make_trace
+    from traces import selectors
+    from traces.models import Span
+
+    agent = Agent.objects.get(tenant=tenant, slug="looper")
+    run = run_start(tenant=tenant, agent=agent, goal=f"Call noop {size} times, live", requested_by=user)
+    make_trace(run, size, finished=False)
+    Run.objects.filter(pk=run.pk).update(status="running")
+    run.refresh_from_db()
+    step = [size]
+
+    def new_step():
+        step[0] += 1
+        at = run.created_at + timedelta(seconds=step[0])
+        parent = f"{0xe000000000000000 + step[0]:016x}"
+        rows = [Span(tenant_id=run.tenant_id, run=run, trace_id=run.trace_id, span_id=parent, name=f"step {step[0]}",
+                     kind="step", started_at=at, ended_at=at + timedelta(milliseconds=40),
+                     parent_span_id=run.trace_id[:16])]
+        rows += [Span(tenant_id=run.tenant_id, run=run, trace_id=run.trace_id, span_id=f"{0xf000000000000000 + step[0] * 8 + k:016x}",
+                      parent_span_id=parent, name=f"{kind} {step[0]}", kind=kind, started_at=at + timedelta(milliseconds=k),
+                      ended_at=at + timedelta(milliseconds=k + 5), tokens=30 if kind == "model" else 0)
+                 for k, kind in enumerate(("model", "tool", "checkpoint", "budget"))]
+        Span.objects.bulk_create(rows)
+
+    def kept():
+        new_step()
+        selectors.trace_skeleton(tenant=tenant, run=run)
+
+    def scratch():
+        new_step()
+        selectors._live_trees.clear()
+        selectors.trace_skeleton(tenant=tenant, run=run)
+
+    selectors.trace_skeleton(tenant=tenant, run=run)
+    return summary(measure(kept, 20, warmup=2)), summary(measure(scratch, 20, warmup=2))
+
+
 def _get(port: int, path: str, cookie: str) -> tuple[float, int, float]:
     """(seconds, bytes, the server's own ms from Server-Timing)."""
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
@@ -127,8 +172,10 @@ def run(ctx: Context) -> str:
         web.terminate()
         web.wait(10)
 
+    live_kept, live_scratch = _live_reads(tenant, user, SIZES[-1])
     base = paints[SIZES[0]]
-    rows = []
+    rows = [Row(f"running trace read after a new step, {SIZES[-1]:,} spans, kept tree", live_kept, "from scratch",
+                live_scratch, note="the live path: only the new spans read and rolled up (JSON left out)")]
     for size in SIZES:
         rows.append(Row(f"first rows painted, {size:,} spans", paints[size], f"paint@{SIZES[0]}", base,
                         note=f"≤ 1.5× at 50,000; max {dom_max[size]} rows in the DOM"))

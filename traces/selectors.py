@@ -9,7 +9,9 @@ from decimal import Decimal, InvalidOperation
 
 import json
 import logging
+import threading
 import zlib
+from collections import OrderedDict
 
 from django.core.cache import cache
 from django.db.models import Exists, F, OuterRef, Q, QuerySet
@@ -22,6 +24,7 @@ from approvals.models import OPEN, ApprovalRequest
 from console.input import strict_int, strict_number
 from traces.live import spans_stored_count
 from traces.models import KINDS, DecisionRecord, Span
+from traces.skeleton_tree import SkeletonTree
 
 logger = logging.getLogger(__name__)
 
@@ -74,6 +77,47 @@ def _us(delta: timedelta) -> int:
     return int(delta.total_seconds() * 1_000_000)
 
 
+SPAN_COLUMNS = ("id", "span_id", "parent_span_id", "kind", "name", "started_at", "ended_at", "status", "tokens", "cost_usd")
+
+
+def _span_rows(tenant, run: Run, *, after_id: int = 0):
+    """The run's spans' narrow columns (never the attributes), in start order; those stored after ``after_id``."""
+    spans = Span.objects.for_tenant(tenant).filter(run=run)
+    if after_id:
+        spans = spans.filter(pk__gt=after_id)
+    return spans.order_by("started_at", "id").values_list(*SPAN_COLUMNS)
+
+
+class _LiveTree:
+    """A running run's tree, kept by this process between reads and fed only the spans stored since."""
+
+    def __init__(self, trace_id: str) -> None:
+        self.trace_id, self.tree, self.lock = trace_id, SkeletonTree(), threading.Lock()
+
+
+LIVE_TREES = 32  # running runs whose trees a process keeps (the least recently read go first)
+_live_trees: OrderedDict[int, _LiveTree] = OrderedDict()
+_live_trees_lock = threading.Lock()
+
+
+def _live_tree(run: Run) -> _LiveTree:
+    with _live_trees_lock:
+        kept = _live_trees.get(run.pk)
+        if kept is None or kept.trace_id != run.trace_id:
+            kept = _live_trees[run.pk] = _LiveTree(run.trace_id)
+        _live_trees.move_to_end(run.pk)
+        while len(_live_trees) > LIVE_TREES:
+            _live_trees.popitem(last=False)
+    return kept
+
+
+def _stored_count(run: Run) -> int:
+    try:
+        return spans_stored_count(run.pk)
+    except RedisError:  # without the counter, nothing to check against
+        return 0
+
+
 def trace_skeleton(*, tenant, run: Run) -> dict:
     """The whole trace as compact arrays, one row per span in tree order (a parent before its children,
     siblings by start): ``fields`` names the columns; ``parent`` and ``depth`` place a row in the tree
@@ -81,60 +125,40 @@ def trace_skeleton(*, tenant, run: Run) -> dict:
     times are microseconds from the trace's start. Each row carries its own tokens and cost and its
     subtree's totals (tokens, cost, error spans, duration from its start to the last end below it).
 
-    A run still running has no run span yet (it is recorded when the run ends): its spans hang under a
-    stand-in root (id 0) for the run so far."""
-    rows = list(Span.objects.for_tenant(tenant).filter(run=run).order_by("started_at", "id").values_list(
-        "id", "span_id", "parent_span_id", "kind", "name", "started_at", "ended_at", "status", "tokens", "cost_usd"))
+    An ended run's is built in one pass. A running run's tree is kept by the process and fed only the spans
+    stored since its last read, each adding to its ancestors' totals (traces.skeleton_tree): a step of a
+    50,000-span run costs its own spans, not the trace. If the exporter's count says spans were stored that
+    the tree has not seen (a batch committed late under lower ids), it is read again whole. A running run has
+    no run span yet (it is recorded when the run ends): its spans hang under a stand-in root (id 0) for the
+    run so far, beside its open approval waits."""
+    if run.is_terminal:
+        with _live_trees_lock:
+            _live_trees.pop(run.pk, None)
+        tree = SkeletonTree()
+        tree.add(_span_rows(tenant, run))
+        return _skeleton_out(tenant, run, tree)
+    kept = _live_tree(run)
+    with kept.lock:
+        kept.tree.add(_span_rows(tenant, run, after_id=kept.tree.last_id))
+        if _stored_count(run) > len(kept.tree):
+            kept.tree = SkeletonTree()
+            kept.tree.add(_span_rows(tenant, run))
+        return _skeleton_out(tenant, run, kept.tree)
+
+
+def _skeleton_out(tenant, run: Run, tree: SkeletonTree) -> dict:
     now = timezone.now()
-    # An approval still open is a wait span up to now, under the run, with id -(approval id); its stored span
-    # (traces of the decision, approvals._wait_span_on_commit) replaces it when it is decided.
-    rows.extend((-wait.pk, f"open-wait-{wait.pk}", run.trace_id[:16], "approval", _wait_name(wait), wait.created_at,
-                 max(now, wait.created_at), "open", 0, Decimal(0)) for wait in open_waits(tenant=tenant, run=run))
-    by_span_id = {row[1]: index for index, row in enumerate(rows)}
-    roots = [i for i, row in enumerate(rows) if row[2] not in by_span_id]
-    live_root = not any(rows[i][3] == "run" for i in roots)
-    if live_root:  # the run so far: from its creation to now (or its end)
-        ended = run.finished_at or now
-        rows.append((0, "", "", "run", f"invoke_agent {run.agent.name}", run.created_at, ended,
-                     "error" if run.status == "failed" else "unset", 0, Decimal(0)))
-        top = len(rows) - 1
-        children: list[list[int]] = [[] for _ in rows]
-        children[top] = roots
-        order_roots = [top]
-    else:
-        children = [[] for _ in rows]
-        order_roots = roots
-    for i, row in enumerate(rows[:len(by_span_id)]):
-        parent = by_span_id.get(row[2])
-        if parent is not None:
-            children[parent].append(i)
-    start = min((rows[i][5] for i in order_roots), default=run.created_at)
-    # Tree order without recursion (a trace may be deep); rollups after, children before parents.
-    order, parent_of, depth_of = [], {}, {}
-    stack = [(i, -1, 0) for i in reversed(order_roots)]
-    while stack:
-        i, parent, depth = stack.pop()
-        parent_of[i], depth_of[i] = parent, depth
-        order.append(i)
-        stack.extend((child, i, depth + 1) for child in reversed(children[i]))
-    position = {i: n for n, i in enumerate(order)}
-    tokens = {i: rows[i][8] for i in order}
-    cost = {i: float(rows[i][9]) for i in order}
-    errors = {i: int(rows[i][7] == "error") for i in order}
-    last_end = {i: rows[i][6] for i in order}
-    for i in reversed(order):
-        parent = parent_of[i]
-        if parent >= 0:
-            tokens[parent] += tokens[i]
-            cost[parent] += cost[i]
-            errors[parent] += errors[i]
-            last_end[parent] = max(last_end[parent], last_end[i])
-    spans = []
-    for i in order:
-        row = rows[i]
-        spans.append([row[0], position.get(parent_of[i], -1), depth_of[i], KINDS.index(row[3]) if row[3] in KINDS else len(KINDS) - 1,
-                      row[4][:SKELETON_NAME_CHARS], _us(row[5] - start), max(0, _us(row[6] - row[5])), STATUSES.index(row[7]) if row[7] in STATUSES else 0,
-                      row[8], round(float(row[9]), 6), tokens[i], round(cost[i], 6), errors[i], max(0, _us(last_end[i] - row[5]))])
+    stand_in, waits = None, []
+    if tree.run_span() is None:  # the run so far: from its creation to now (or its end)
+        stand_in = (0, "", "", "run", f"invoke_agent {run.agent.name}", run.created_at, run.finished_at or now,
+                    "error" if run.status == "failed" else "unset", 0, Decimal(0))
+        # An approval still open is a wait span up to now, under the run, with id -(approval id); the span
+        # approvals records with the decision (approvals._wait_span_on_commit) replaces it.
+        waits = [(-wait.pk, f"open-wait-{wait.pk}", "", "approval", _wait_name(wait), wait.created_at,
+                  max(now, wait.created_at), "open", 0, Decimal(0)) for wait in open_waits(tenant=tenant, run=run)]
+    start, spans = tree.skeleton_rows(stand_in=stand_in, extra=waits, kinds=KINDS, statuses=STATUSES,
+                                      name_chars=SKELETON_NAME_CHARS)
+    start = start or run.created_at
     return {"run": run.number, "trace_id": run.trace_id, "status": run.status, "running": not run.is_terminal,
             "started_at": start.isoformat(), "fields": list(SKELETON_FIELDS), "kinds": list(KINDS),
             "statuses": list(STATUSES), "spans": spans}
