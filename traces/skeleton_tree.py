@@ -105,12 +105,13 @@ class SkeletonTree:
             if start is None:
                 return None, []
         out: list[list] = []
+        kind_index, status_index, other = {kind: n for n, kind in enumerate(kinds)}, {s: n for n, s in enumerate(statuses)}, len(kinds) - 1
 
         def emit(row, parent, depth, tokens, cost, errors, last_end):
-            out.append([row[ID], parent, depth, kinds.index(row[KIND]) if row[KIND] in kinds else len(kinds) - 1,
-                        row[NAME][:name_chars], _us(start, row[START]), max(0, _us(row[START], row[END])),
-                        statuses.index(row[STATUS]) if row[STATUS] in statuses else 0, row[TOKENS],
-                        round(float(row[COST]), 6), tokens, round(cost, 6), errors, max(0, _us(row[START], last_end))])
+            out.append([row[ID], parent, depth, kind_index.get(row[KIND], other), row[NAME][:name_chars],
+                        _us(start, row[START]), max(0, _us(row[START], row[END])), status_index.get(row[STATUS], 0),
+                        row[TOKENS], round(float(row[COST]), 6), tokens, round(cost, 6), errors,
+                        max(0, _us(row[START], last_end))])
 
         if stand_in:
             last_end = max([stand_in[END], *(self.last_end[node] for _, _, node in self.roots)])
