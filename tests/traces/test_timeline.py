@@ -134,7 +134,12 @@ def test_the_api_serves_list_skeleton_search_detail_and_decisions(api, traced_ru
     listed = api("/traces", has_error="true").json()
     assert [t["run"] for t in listed["traces"]] == [traced_run.number] and listed["traces"][0]["has_error"]
     skeleton = api(f"/traces/{traced_run.number}").json()
-    assert len(skeleton["spans"]) == 50 and skeleton["fields"][0] == "id"
+    assert len(skeleton["spans"]) == 50 and skeleton["fields"][0] == "id" and skeleton["total"] == 50
+    first = api(f"/traces/{traced_run.number}", page="0").json()
+    assert first["spans"] == skeleton["spans"] and first["pages"] == 1 and first["offset"] == 0
+    for bad in ("1", "-1", "x"):
+        refused = api(f"/traces/{traced_run.number}", page=bad)
+        assert refused.status_code in (400, 422) and refused.json()["message"], bad
     ids = api(f"/traces/{traced_run.number}/search", q="call-7").json()["ids"]
     assert len(ids) == 1
     detail = api(f"/traces/{traced_run.number}/spans/{ids[0]}").json()
