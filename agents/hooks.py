@@ -186,7 +186,8 @@ class NoReview:
 class RunOverrides:
     """Changes to how one run is carried out. ``tool_runner(run, spec, arguments) -> result | None``
     answers a tool call in the tool's place (a result dict as tools return) or returns None to let the
-    tool run; ``skip_review``: no call or plan of this run waits for a person."""
+    tool run; ``skip_review``: no call, plan or question of this run waits for a person (with a
+    ``tool_runner``, a question is answered by it, as a call of human.ask with the question and options)."""
 
     model: str = ""
     fallback_models: tuple[str, ...] | None = None

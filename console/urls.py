@@ -53,6 +53,7 @@ urlpatterns = [
     path("t/<slug:tenant_slug>/traces/<int:run_number>/skeleton/", trace_views.skeleton, name="trace_skeleton"),
     path("t/<slug:tenant_slug>/traces/<int:run_number>/search/", trace_views.search, name="trace_search"),
     path("t/<slug:tenant_slug>/traces/<int:run_number>/spans/<int:span_id>/", trace_views.span, name="trace_span"),
+    path("t/<slug:tenant_slug>/traces/<int:run_number>/waits/<int:approval_id>/", trace_views.open_wait, name="trace_open_wait"),
     path("t/<slug:tenant_slug>/traces/<int:run_number>/decisions/", trace_views.decisions, name="trace_decisions"),
     path("t/<slug:tenant_slug>/traces/<int:run_number>/replay/", trace_views.replay, name="trace_replay"),
     path("t/<slug:tenant_slug>/traces/<int:run_number>/compare/", trace_views.compare, name="trace_compare"),

@@ -8,7 +8,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from django.http import Http404, HttpResponse
-from ninja import Field, Router, Schema, Status
+from ninja import Field, Query, Router, Schema, Status
 
 from agents.models import Agent, Run
 from agents.selectors import run_row
@@ -19,6 +19,7 @@ from console.api_errors import ApiError, errors
 from traces.replay import batch_get, batch_rows, replay_batch_create, replay_compare, replay_of, replay_start
 from traces.selectors import (
     FilterRefused,
+    SkeletonRefused,
     decision_list,
     decision_out,
     span_detail,
@@ -64,6 +65,11 @@ class SkeletonOut(Schema):
     spans: list[list] = Field(description="One row per span in tree order (a parent before its children); `parent` "
                                           "is a row index (-1 for the root); subtree_* are the span's own values "
                                           "plus its descendants'")
+    total: int = Field(description="How many rows the whole trace has")
+    page: int | None = Field(None, description="With `?page=`: this page's number")
+    offset: int | None = Field(None, description="With `?page=`: the row index of this page's first row")
+    pages: int | None = Field(None, description="How many pages the trace has (a running run's: one)")
+    version: int = Field(description="Which version of an ended run's trace the rows belong to (spans stored late make a new one)")
 
 
 class SearchOut(Schema):
@@ -113,11 +119,18 @@ def list_traces(request, agent: str = "", status: str = "", requester: str = "",
         for run in runs]}
 
 
-@router.get("/traces/{number}", response={200: SkeletonOut, **errors(403, 404)},
-            summary="A run's trace: every span as a compact row, with subtree totals")
-def get_trace(request, number: int):
+@router.get("/traces/{number}", response={200: SkeletonOut, **errors(400, 403, 404)},
+            summary="A run's trace: every span as a compact row, with subtree totals",
+            description="The whole trace, or with `page` one page of its rows (5,000 at most; `offset` places them, "
+                        "`pages` says how many there are). An ended run's pages belong to one `version` of it; a "
+                        "running run's trace is one page. 400 for a page the trace does not have.")
+def get_trace(request, number: int, page: int | None = Query(None, ge=0, description="A page number, from 0")):
     run = _traced_run(request, number)
-    return HttpResponse(trace_skeleton_json(tenant=request.tenant, run=run), content_type="application/json")
+    try:
+        body = trace_skeleton_json(tenant=request.tenant, run=run, page=page)
+    except SkeletonRefused as refused:
+        raise ApiError(400, str(refused)) from None
+    return HttpResponse(body, content_type="application/json")
 
 
 @router.get("/traces/{number}/search", response={200: SearchOut, **errors(403, 404)},
@@ -189,6 +202,7 @@ def _replay_out(replay) -> dict:
                          "model or version that cannot be used.")
 def create_replay(request, number: int, body: ReplayIn):
     original = _traced_run(request, number)
+    token_access(request, section="runs")  # a replay starts a run
     if not original.is_terminal:
         raise ApiError(409, "Replay a run once it has ended: its recording is not complete yet.")
     try:
@@ -222,6 +236,7 @@ def _batch_out(batch) -> dict:
              summary="Replay an agent's last N ended runs (a background job)")
 def create_batch(request, body: BatchIn):
     token_access(request, section="traces")
+    token_access(request, section="runs")  # a batch replay starts runs
     agent = Agent.objects.for_tenant(request.tenant).filter(slug=body.agent).first()
     if agent is None:
         raise ApiError(422, f"No agent '{body.agent}' in this tenant.")

@@ -13,7 +13,8 @@ from functools import partial
 from django.db import transaction
 
 from agents.hooks import RunOverrides
-from agents.models import Agent, AgentVersion, Run, ToolInvocation
+from agents.engine import ASK_TOOL
+from agents.models import Agent, AgentVersion, Run, RunEvent, ToolInvocation
 from agents.services import RunError, run_start
 from traces.models import ReadOnlyTools, Replay, ReplayBatch
 
@@ -31,10 +32,26 @@ def no_recorded_result(tool: str) -> dict:
                        "and a replay never runs a tool with side effects for real. Finish with what you have."}
 
 
+def _recorded_answer(replay: Replay, run, arguments: dict) -> dict:
+    """A question (human.ask) in a replay never waits for a person: the original's answer to the same question
+    and options (its "tool.result" event: an answer, or the refusal or expiry it got), the k-th such question
+    of the replay getting the k-th recorded answer; a question the original never asked: no recorded result."""
+    key = _canonical(arguments)
+
+    def answers(run_id: int) -> list[dict]:
+        events = RunEvent.objects.filter(run_id=run_id, type="tool.result", payload__tool=ASK_TOOL).order_by("seq")
+        return [payload["result"] for payload in events.values_list("payload", flat=True)
+                if _canonical(payload.get("arguments")) == key]
+    recorded, answered = answers(replay.original_id), len(answers(run.pk))
+    return recorded[answered] if answered < len(recorded) else no_recorded_result(ASK_TOOL)
+
+
 def recorded_result(replay: Replay, run, spec, arguments: dict) -> dict | None:
     """The tool's answer in a replay: None to run it live (a read-only tool, when so chosen); otherwise the
     original's result for the same tool and arguments — the k-th such call of the replay gets the k-th
-    recorded one — or the "no recorded result" error."""
+    recorded one — or the "no recorded result" error. A question is answered from the original's answers."""
+    if spec.name == ASK_TOOL:
+        return _recorded_answer(replay, run, arguments)
     if spec.risk == 0 and replay.read_only == ReadOnlyTools.LIVE:
         return None
     key = _canonical(arguments)

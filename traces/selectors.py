@@ -9,7 +9,9 @@ from decimal import Decimal, InvalidOperation
 
 import json
 import logging
+import threading
 import zlib
+from collections import OrderedDict
 
 from django.core.cache import cache
 from django.db.models import Exists, F, OuterRef, Q, QuerySet
@@ -18,13 +20,15 @@ from django.utils.dateparse import parse_datetime
 from redis.exceptions import RedisError
 
 from agents.models import ConversationMessage, ModelCall, Run, RunEvent, ToolInvocation
+from approvals.models import OPEN, ApprovalRequest
 from console.input import strict_int, strict_number
 from traces.live import spans_stored_count
 from traces.models import KINDS, DecisionRecord, Span
+from traces.skeleton_tree import SkeletonTree
 
 logger = logging.getLogger(__name__)
 
-STATUSES = ("unset", "ok", "error")
+STATUSES = ("unset", "ok", "error", "open")  # open: an approval wait still waiting (no stored span yet)
 SKELETON_FIELDS = ("id", "parent", "depth", "kind", "name", "start_us", "duration_us", "status", "tokens", "cost_usd",
                    "subtree_tokens", "subtree_cost_usd", "subtree_errors", "subtree_duration_us")
 SKELETON_NAME_CHARS = 80
@@ -36,8 +40,82 @@ def span_list(*, tenant, run) -> list[Span]:
     return list(Span.objects.for_tenant(tenant).filter(run=run).order_by("started_at", "id"))
 
 
+def open_waits(*, tenant, run: Run) -> list[ApprovalRequest]:
+    """The approvals a running run waits for: each shows as an open approval-wait span until it is decided."""
+    if run.is_terminal:
+        return []
+    return list(ApprovalRequest.objects.for_tenant(tenant).filter(run=run, status__in=OPEN)
+                .select_related("assignee").order_by("created_at", "id"))
+
+
+def _wait_name(wait: ApprovalRequest) -> str:
+    return f"approval wait {wait.tool or wait.kind}"
+
+
+def open_wait_detail(*, tenant, run: Run, approval_id: int) -> dict | None:
+    """An open approval wait as the span detail shows it: who it waits for, since when, and its approval."""
+    wait = next((wait for wait in open_waits(tenant=tenant, run=run) if wait.pk == approval_id), None)
+    if wait is None:
+        return None
+    waited = timezone.now() - wait.created_at
+    if wait.assignee is not None:
+        waiting_for = wait.assignee.username
+    elif wait.status == "escalated":
+        waiting_for = f"any {wait.escalate_to_role} (escalated)"
+    else:
+        waiting_for = "any reviewer"
+    return {"id": -wait.pk, "kind": "approval", "name": _wait_name(wait), "status": "open", "step": wait.step,
+            "started_at": wait.created_at.isoformat(), "duration_ms": round(waited.total_seconds() * 1000, 3),
+            "tokens": 0, "cost_usd": "0", "attributes": {},
+            "approval": {"open": True, "id": wait.pk, "kind": wait.kind, "waiting_for": waiting_for,
+                         "requested_at": wait.created_at.isoformat(), "waited_ms": int(waited.total_seconds() * 1000),
+                         "due_at": wait.due_at.isoformat() if wait.due_at else "", "policy": wait.policy,
+                         "risk": wait.risk}}
+
+
 def _us(delta: timedelta) -> int:
     return int(delta.total_seconds() * 1_000_000)
+
+
+SPAN_COLUMNS = ("id", "span_id", "parent_span_id", "kind", "name", "started_at", "ended_at", "status", "tokens", "cost_usd")
+
+
+def _span_rows(tenant, run: Run, *, after_id: int = 0):
+    """The run's spans' narrow columns (never the attributes), in start order; those stored after ``after_id``."""
+    spans = Span.objects.for_tenant(tenant).filter(run=run)
+    if after_id:
+        spans = spans.filter(pk__gt=after_id)
+    return spans.order_by("started_at", "id").values_list(*SPAN_COLUMNS)
+
+
+class _LiveTree:
+    """A running run's tree, kept by this process between reads and fed only the spans stored since."""
+
+    def __init__(self, trace_id: str) -> None:
+        self.trace_id, self.tree, self.lock = trace_id, SkeletonTree(), threading.Lock()
+
+
+LIVE_TREES = 32  # running runs whose trees a process keeps (the least recently read go first)
+_live_trees: OrderedDict[int, _LiveTree] = OrderedDict()
+_live_trees_lock = threading.Lock()
+
+
+def _live_tree(run: Run) -> _LiveTree:
+    with _live_trees_lock:
+        kept = _live_trees.get(run.pk)
+        if kept is None or kept.trace_id != run.trace_id:
+            kept = _live_trees[run.pk] = _LiveTree(run.trace_id)
+        _live_trees.move_to_end(run.pk)
+        while len(_live_trees) > LIVE_TREES:
+            _live_trees.popitem(last=False)
+    return kept
+
+
+def _stored_count(run: Run) -> int:
+    try:
+        return spans_stored_count(run.pk)
+    except RedisError:  # without the counter, nothing to check against
+        return 0
 
 
 def trace_skeleton(*, tenant, run: Run) -> dict:
@@ -47,87 +125,94 @@ def trace_skeleton(*, tenant, run: Run) -> dict:
     times are microseconds from the trace's start. Each row carries its own tokens and cost and its
     subtree's totals (tokens, cost, error spans, duration from its start to the last end below it).
 
-    A run still running has no run span yet (it is recorded when the run ends): its spans hang under a
-    stand-in root (id 0) for the run so far."""
-    rows = list(Span.objects.for_tenant(tenant).filter(run=run).order_by("started_at", "id").values_list(
-        "id", "span_id", "parent_span_id", "kind", "name", "started_at", "ended_at", "status", "tokens", "cost_usd"))
-    by_span_id = {row[1]: index for index, row in enumerate(rows)}
-    roots = [i for i, row in enumerate(rows) if row[2] not in by_span_id]
-    live_root = not any(rows[i][3] == "run" for i in roots)
-    if live_root:  # the run so far: from its creation to now (or its end)
-        ended = run.finished_at or timezone.now()
-        rows.append((0, "", "", "run", f"invoke_agent {run.agent.name}", run.created_at, ended,
-                     "error" if run.status == "failed" else "unset", 0, Decimal(0)))
-        top = len(rows) - 1
-        children: list[list[int]] = [[] for _ in rows]
-        children[top] = roots
-        order_roots = [top]
-    else:
-        children = [[] for _ in rows]
-        order_roots = roots
-    for i, row in enumerate(rows[:len(by_span_id)]):
-        parent = by_span_id.get(row[2])
-        if parent is not None:
-            children[parent].append(i)
-    start = min((rows[i][5] for i in order_roots), default=run.created_at)
-    # Tree order without recursion (a trace may be deep); rollups after, children before parents.
-    order, parent_of, depth_of = [], {}, {}
-    stack = [(i, -1, 0) for i in reversed(order_roots)]
-    while stack:
-        i, parent, depth = stack.pop()
-        parent_of[i], depth_of[i] = parent, depth
-        order.append(i)
-        stack.extend((child, i, depth + 1) for child in reversed(children[i]))
-    position = {i: n for n, i in enumerate(order)}
-    tokens = {i: rows[i][8] for i in order}
-    cost = {i: float(rows[i][9]) for i in order}
-    errors = {i: int(rows[i][7] == "error") for i in order}
-    last_end = {i: rows[i][6] for i in order}
-    for i in reversed(order):
-        parent = parent_of[i]
-        if parent >= 0:
-            tokens[parent] += tokens[i]
-            cost[parent] += cost[i]
-            errors[parent] += errors[i]
-            last_end[parent] = max(last_end[parent], last_end[i])
-    spans = []
-    for i in order:
-        row = rows[i]
-        spans.append([row[0], position.get(parent_of[i], -1), depth_of[i], KINDS.index(row[3]) if row[3] in KINDS else len(KINDS) - 1,
-                      row[4][:SKELETON_NAME_CHARS], _us(row[5] - start), max(0, _us(row[6] - row[5])), STATUSES.index(row[7]) if row[7] in STATUSES else 0,
-                      row[8], round(float(row[9]), 6), tokens[i], round(cost[i], 6), errors[i], max(0, _us(last_end[i] - row[5]))])
+    An ended run's is built in one pass. A running run's tree is kept by the process and fed only the spans
+    stored since its last read, each adding to its ancestors' totals (traces.skeleton_tree): a step of a
+    50,000-span run costs its own spans, not the trace. If the exporter's count says spans were stored that
+    the tree has not seen (a batch committed late under lower ids), it is read again whole. A running run has
+    no run span yet (it is recorded when the run ends): its spans hang under a stand-in root (id 0) for the
+    run so far, beside its open approval waits."""
+    if run.is_terminal:
+        with _live_trees_lock:
+            _live_trees.pop(run.pk, None)
+        tree = SkeletonTree()
+        tree.add(_span_rows(tenant, run))
+        return _skeleton_out(tenant, run, tree)
+    kept = _live_tree(run)
+    with kept.lock:
+        kept.tree.add(_span_rows(tenant, run, after_id=kept.tree.last_id))
+        if _stored_count(run) > len(kept.tree):
+            kept.tree = SkeletonTree()
+            kept.tree.add(_span_rows(tenant, run))
+        return _skeleton_out(tenant, run, kept.tree)
+
+
+def _skeleton_out(tenant, run: Run, tree: SkeletonTree) -> dict:
+    now = timezone.now()
+    stand_in, waits = None, []
+    if tree.run_span() is None:  # the run so far: from its creation to now (or its end)
+        stand_in = (0, "", "", "run", f"invoke_agent {run.agent.name}", run.created_at, run.finished_at or now,
+                    "error" if run.status == "failed" else "unset", 0, Decimal(0))
+        # An approval still open is a wait span up to now, under the run, with id -(approval id); the span
+        # approvals records with the decision (approvals._wait_span_on_commit) replaces it.
+        waits = [(-wait.pk, f"open-wait-{wait.pk}", "", "approval", _wait_name(wait), wait.created_at,
+                  max(now, wait.created_at), "open", 0, Decimal(0)) for wait in open_waits(tenant=tenant, run=run)]
+    start, spans = tree.skeleton_rows(stand_in=stand_in, extra=waits, kinds=KINDS, statuses=STATUSES,
+                                      name_chars=SKELETON_NAME_CHARS)
+    start = start or run.created_at
     return {"run": run.number, "trace_id": run.trace_id, "status": run.status, "running": not run.is_terminal,
             "started_at": start.isoformat(), "fields": list(SKELETON_FIELDS), "kinds": list(KINDS),
             "statuses": list(STATUSES), "spans": spans}
 
 
-HEAD_ROWS = 300  # the first rows a page paints before the rest of a big trace has arrived
+HEAD_ROWS = 100  # the first screenful: the page carries these rows, so its first paint waits for nothing else
+PAGE_ROWS = 5000  # the rest of an ended run's skeleton comes after the first paint in pages of this many rows
 SKELETON_CACHE_SECONDS = 7 * 24 * 3600
 
 
-def _dumps(data: dict) -> bytes:
+def _dumps(data) -> bytes:
     return json.dumps(data, separators=(",", ":")).encode()
 
 
-def _head(data: dict) -> dict:
-    return {**data, "spans": data["spans"][:HEAD_ROWS], "total": len(data["spans"]), "head": True}
+def _meta(data: dict, version: int) -> dict:
+    """Everything of a skeleton but its rows, with the row count and the version its pages belong to."""
+    return {key: value for key, value in data.items() if key != "spans"} | {"total": len(data["spans"]), "version": version}
 
 
-def _skeleton_key(run: Run) -> str:
-    """Spans are only ever added to a run, by the exporter, which counts them (traces.live): the count names the
-    version, read in one Redis GET whatever the trace's size."""
-    return f"trace-skeleton:{run.pk}:{spans_stored_count(run.pk)}"
+def _with_rows(meta: dict, rows: bytes) -> bytes:
+    """A skeleton document from its metadata and its rows' JSON (without the brackets), joined as bytes: a page
+    or the whole is served from the cache without parsing anything."""
+    return _dumps(meta)[:-1] + b',"spans":[' + rows + b"]}"
 
 
-def skeleton_materialize(*, tenant, run: Run, key: str | None = None) -> tuple[bytes, bytes]:
+def _rows_json(spans: list) -> bytes:
+    return _dumps(spans)[1:-1]
+
+
+def _skeleton_key(run: Run, version: int) -> str:
+    return f"trace-skeleton:{run.pk}:{version}"
+
+
+def skeleton_materialize(*, tenant, run: Run, version: int | None = None) -> dict:
     """A finished run's skeleton computed once, with its final rollups, and kept for as long as no span is
-    added to the run: the whole (compressed) and, apart, the head a page paints first. Returns both as JSON."""
-    key = key or _skeleton_key(run)
+    added to the run: its metadata, its head (the first screenful) and its rows in pages of PAGE_ROWS
+    (compressed), plus the search text. Spans are only ever added to a run, by the exporter, which counts
+    them (traces.live): the count names the version, read in one Redis GET whatever the trace's size.
+    Returns the skeleton."""
+    version = spans_stored_count(run.pk) if version is None else version
+    key = _skeleton_key(run, version)
     data = trace_skeleton(tenant=tenant, run=run)
-    whole, head = _dumps(data), _dumps(_head(data))
-    cache.set_many({key + ":whole": zlib.compress(whole, 1), key + ":head": head,
-                    key + ":search": zlib.compress(_search_corpus(tenant, run).encode(), 1)}, SKELETON_CACHE_SECONDS)
-    return whole, head
+    meta, spans = _meta(data, version), data["spans"]
+    pages = max(1, -(-len(spans) // PAGE_ROWS))
+    kept = {key + ":meta": _dumps(meta | {"pages": pages}), key + ":head": _head_json(meta, spans),
+            key + ":search": zlib.compress(_search_corpus(tenant, run).encode(), 1)}
+    for page in range(pages):
+        kept[f"{key}:page:{page}"] = zlib.compress(_rows_json(spans[page * PAGE_ROWS:(page + 1) * PAGE_ROWS]), 1)
+    cache.set_many(kept, SKELETON_CACHE_SECONDS)
+    return data
+
+
+def _head_json(meta: dict, spans: list) -> bytes:
+    return _with_rows(meta | {"head": True}, _rows_json(spans[:HEAD_ROWS]))
 
 
 def _search_corpus(tenant, run: Run) -> str:
@@ -138,21 +223,64 @@ def _search_corpus(tenant, run: Run) -> str:
                      for pk, name, attributes in spans)
 
 
-def trace_skeleton_json(*, tenant, run: Run, head: bool = False) -> bytes:
+class SkeletonRefused(ValueError):
+    """A skeleton page that the trace does not have; the message says which pages it has."""
+
+
+def _computed(data: dict, *, head: bool, page: int | None) -> bytes:
+    """A skeleton computed for this read (a running run's, or an ended run's without the cache). A running
+    run's comes in one page: pages computed at different moments would not fit together."""
+    meta, spans = _meta(data, 0), data["spans"]
+    if head:
+        return _head_json(meta, spans)
+    if page is None:
+        return _with_rows(meta, _rows_json(spans))
+    size = max(1, len(spans)) if data["running"] else PAGE_ROWS
+    pages = max(1, -(-len(spans) // size))
+    if not 0 <= page < pages:
+        raise SkeletonRefused(f"This trace has pages 0 to {pages - 1}." if pages > 1 else "This trace has one page, page 0.")
+    return _with_rows(meta | {"page": page, "offset": page * size, "pages": pages},
+                      _rows_json(spans[page * size:(page + 1) * size]))
+
+
+def trace_skeleton_json(*, tenant, run: Run, head: bool = False, page: int | None = None) -> bytes:
     """The skeleton as JSON: a running run's computed on every read (its rollups current), an ended run's
-    materialized once (skeleton_materialize). ``head``: only the first HEAD_ROWS rows, with ``total``.
-    Without Redis (the counter and the cache) it is computed on every read, like a running run's."""
+    materialized once (skeleton_materialize) and read from the cache. ``head``: only the first HEAD_ROWS rows,
+    with ``total`` (what the page carries); ``page``: the rows from page × PAGE_ROWS on, at most PAGE_ROWS of
+    them, with ``offset``, ``pages`` and ``version`` (a page of another version belongs to another skeleton);
+    neither: the whole. Without Redis (the counter and the cache) it is computed on every read, like a running
+    run's. Raises SkeletonRefused for a page the trace does not have."""
     if run.is_terminal:
         try:
-            key = _skeleton_key(run)
-            if (kept := cache.get(key + (":head" if head else ":whole"))) is not None:
-                return kept if head else zlib.decompress(kept)
-            whole, first = skeleton_materialize(tenant=tenant, run=run, key=key)
-            return first if head else whole
+            return _cached_skeleton(tenant, run, head=head, page=page)
         except RedisError:
             logger.warning("trace skeleton of run %s computed without the cache", run.pk, exc_info=True)
-    data = trace_skeleton(tenant=tenant, run=run)
-    return _dumps(_head(data) if head else data)
+    return _computed(trace_skeleton(tenant=tenant, run=run), head=head, page=page)
+
+
+def _cached_skeleton(tenant, run: Run, *, head: bool, page: int | None) -> bytes:
+    version = spans_stored_count(run.pk)
+    key = _skeleton_key(run, version)
+    wanted = [key + ":head"] if head else [key + ":meta"]
+    kept = cache.get_many(wanted)
+    if not kept:
+        data = skeleton_materialize(tenant=tenant, run=run, version=version)
+        kept = cache.get_many(wanted)
+        if not kept:  # the cache keeps nothing: computed for this read
+            return _computed(data, head=head, page=page)
+    if head:
+        return kept[key + ":head"]
+    meta = json.loads(kept[key + ":meta"])
+    if page is not None and not 0 <= page < meta["pages"]:
+        raise SkeletonRefused(f"This trace has pages 0 to {meta['pages'] - 1}.")
+    numbers = [page] if page is not None else range(meta["pages"])
+    pages = cache.get_many([f"{key}:page:{n}" for n in numbers])
+    if len(pages) < len(numbers):  # a page evicted: computed for this read, and kept again
+        return _computed(skeleton_materialize(tenant=tenant, run=run, version=version), head=False, page=page)
+    rows = b",".join(part for part in (zlib.decompress(pages[f"{key}:page:{n}"]) for n in numbers) if part)
+    if page is not None:
+        meta |= {"page": page, "offset": page * PAGE_ROWS}
+    return _with_rows(meta, rows)
 
 
 SEARCH_LIMIT = 5000
@@ -171,10 +299,11 @@ def trace_search(*, tenant, run: Run, query: str) -> list[int]:
     corpus = None
     if run.is_terminal:
         try:
-            key = _skeleton_key(run)
+            version = spans_stored_count(run.pk)
+            key = _skeleton_key(run, version)
             corpus = cache.get(key + ":search")
             if corpus is None:
-                skeleton_materialize(tenant=tenant, run=run, key=key)
+                skeleton_materialize(tenant=tenant, run=run, version=version)
                 corpus = cache.get(key + ":search")
         except RedisError:  # without the cache: the database, as for a running run
             logger.warning("trace search of run %s made without the cache", run.pk, exc_info=True)

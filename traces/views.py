@@ -11,6 +11,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_POST
 
 from agents.models import Agent, Run, RunStatus
@@ -31,7 +32,9 @@ from traces.replay import (
 )
 from traces.selectors import (
     FilterRefused,
+    SkeletonRefused,
     decision_list,
+    open_wait_detail,
     span_detail,
     span_get,
     trace_filters,
@@ -74,21 +77,33 @@ def traces(request: HttpRequest, tenant_slug: str) -> HttpResponse:
     }, status=400 if problem else 200)
 
 
+_SCRIPT_ESCAPES = {ord("<"): "\\u003C", ord(">"): "\\u003E", ord("&"): "\\u0026"}
+
+
+def _script_json(body: bytes) -> str:
+    """JSON to carry in a <script type="application/json">: the characters that could end it escaped (they
+    only occur inside strings, where the escape means the same)."""
+    return mark_safe(body.decode().translate(_SCRIPT_ESCAPES))  # noqa: S308 (escaped above)
+
+
 @login_required
 def timeline(request: HttpRequest, tenant_slug: str, run_number: int) -> HttpResponse:
+    """The page carries the skeleton's first screenful, so its first rows paint without waiting for a request
+    or for the rest of a big trace (which the page asks for after, in pages); the decisions load after."""
     membership = tenant_access(request, tenant_slug, section="traces")
     request.section = "traces"
     run = _traced_run(membership, run_number)
+    head = trace_skeleton_json(tenant=membership.tenant, run=run, head=True)
     return render(request, "traces/timeline.html", {
-        "run": run, "kinds": [(kind, KIND_LABELS[kind]) for kind in KINDS],
-        "decisions": decision_list(tenant=membership.tenant, run=run), "versions": agent_versions(run.agent),
+        "run": run, "kinds": [(kind, KIND_LABELS[kind]) for kind in KINDS], "skeleton_head": _script_json(head),
+        "versions": agent_versions(run.agent),
         "replay": replay_of(tenant=membership.tenant, run=run), "read_only_choices": ReadOnlyTools.choices})
 
 
-def _json(data, *, started: float) -> HttpResponse:
+def _json(data, *, started: float, status: int = 200) -> HttpResponse:
     body = data if isinstance(data, bytes) else json.dumps(data, separators=(",", ":"))
     server_ms = (time.perf_counter() - started) * 1000
-    return HttpResponse(body, content_type="application/json",
+    return HttpResponse(body, content_type="application/json", status=status,
                         headers={"Server-Timing": f"app;dur={server_ms:.1f}", "Cache-Control": "no-store"})
 
 
@@ -97,8 +112,14 @@ def skeleton(request: HttpRequest, tenant_slug: str, run_number: int) -> HttpRes
     started = time.perf_counter()
     membership = tenant_access(request, tenant_slug, section="traces")
     run = _traced_run(membership, run_number)
-    return _json(trace_skeleton_json(tenant=membership.tenant, run=run, head=request.GET.get("head") == "1"),
-                 started=started)
+    page = request.GET.get("page")
+    if page is not None and (page := strict_int(page)) is None:
+        return _json({"error": "page is a page number, like 0"}, started=started, status=400)
+    try:
+        body = trace_skeleton_json(tenant=membership.tenant, run=run, head=request.GET.get("head") == "1", page=page)
+    except SkeletonRefused as refused:
+        return _json({"error": str(refused)}, started=started, status=400)
+    return _json(body, started=started)
 
 
 @login_required
@@ -124,12 +145,30 @@ def span(request: HttpRequest, tenant_slug: str, run_number: int, span_id: int) 
 
 
 @login_required
+def open_wait(request: HttpRequest, tenant_slug: str, run_number: int, approval_id: int) -> HttpResponse:
+    """An approval wait still open, as a span's detail: who it waits for, since when, a link to the approval."""
+    membership = tenant_access(request, tenant_slug, section="traces")
+    run = _traced_run(membership, run_number)
+    detail = open_wait_detail(tenant=membership.tenant, run=run, approval_id=approval_id)
+    if detail is None:  # decided since: its span is in the skeleton now
+        return render(request, "traces/partials/span_detail.html", {"missing": True, "decided": True, "run": run})
+    return render(request, "traces/partials/span_detail.html", {"detail": detail, "run": run,
+                                                                "kind_label": KIND_LABELS["approval"]})
+
+
+@login_required
 def decisions(request: HttpRequest, tenant_slug: str, run_number: int) -> HttpResponse:
     """The run's decision records, as the run page and the timeline show them."""
     membership = tenant_access(request, tenant_slug, section="traces")
     run = _traced_run(membership, run_number)
     return render(request, "traces/partials/decisions.html", {"decisions": decision_list(tenant=membership.tenant, run=run),
                                                               "run": run})
+
+
+def _replay_access(request: HttpRequest, tenant_slug: str):
+    """A replay reads the original's trace and starts a run: a role that may open traces and start runs."""
+    tenant_access(request, tenant_slug, section="traces")
+    return tenant_access(request, tenant_slug, section="runs")
 
 
 def _version_choice(text: str) -> int | None:
@@ -145,7 +184,7 @@ def _version_choice(text: str) -> int | None:
 @require_POST
 def replay(request: HttpRequest, tenant_slug: str, run_number: int) -> HttpResponse:
     """Replay with…: another model, agent version or edited instructions; side effects from the recording."""
-    membership = tenant_access(request, tenant_slug, section="traces")
+    membership = _replay_access(request, tenant_slug)
     original = _traced_run(membership, run_number)
     instructions = request.POST.get("instructions", "")
     try:
@@ -175,7 +214,7 @@ def compare(request: HttpRequest, tenant_slug: str, run_number: int) -> HttpResp
 @login_required
 @require_POST
 def batch_create(request: HttpRequest, tenant_slug: str) -> HttpResponse:
-    membership = tenant_access(request, tenant_slug, section="traces")
+    membership = _replay_access(request, tenant_slug)
     agent = Agent.objects.for_tenant(membership.tenant).filter(slug=request.POST.get("agent", "")[:60]).first()
     try:
         if agent is None:

@@ -35,13 +35,16 @@
   }
   function formatCost(usd) { return usd ? "$" + usd.toFixed(4) : ""; }
 
-  function fetchSkeleton(head) {
-    return fetch(root.dataset.skeleton + (head ? "?head=1" : ""), {credentials: "same-origin"}).then(function (response) {
+  function fetchPage(page) {
+    return fetch(root.dataset.skeleton + "?page=" + page, {credentials: "same-origin"}).then(function (response) {
       if (!response.ok) throw new Error("The trace could not be loaded (" + response.status + ").");
       return response.json();
     });
   }
 
+  function loadedAll() { return !trace.total || trace.spans.length >= trace.total; }
+
+  // data: the rows loaded so far (a prefix of the skeleton in tree order) and the skeleton's metadata.
   function adopt(data) {
     const previousId = trace && selected >= 0 ? value(selected, "id") : null;
     trace = data;
@@ -56,27 +59,46 @@
       for (let i = 0; i < data.spans.length; i++) if (data.spans[i][col.id] === previousId) { selected = i; break; }
     }
     computeVisible();
-    statusLine.textContent = data.head && data.total > data.spans.length
-      ? "Showing the first " + data.spans.length + " of " + data.total.toLocaleString() + " spans; loading the rest…"
+    statusLine.textContent = !loadedAll()
+      ? "Showing the first " + data.spans.length.toLocaleString() + " of " + data.total.toLocaleString() + " spans; loading the rest…"
       : data.spans.length.toLocaleString() + " spans" + (data.running ? " · running, updates live" : "");
   }
 
-  // A big trace paints its first rows from the head (a few hundred rows); the rest is asked for once
-  // they are on screen.
-  function load(whole) {
-    return fetchSkeleton(!whole).then(function (data) {
-      adopt(data);
-      window.requestAnimationFrame(function () {
-        if (!whole) performance.mark("trace:first-rows"); // for the P6 benchmark (and anyone's devtools)
-        if (!data.head || data.total <= data.spans.length) return;
-        fetchSkeleton(false).then(function (rest) {
-          const top = viewport.scrollTop;
-          adopt(rest);
-          viewport.scrollTop = top;
-          paint();
-        }).catch(function (error) { statusLine.textContent = error.message; });
+  // The whole skeleton, a page at a time (a running run's is one page), after the first paint: the rows
+  // already shown stay (same rows, same places) while the rest arrive; the main thread is given back
+  // between pages. A newer load makes an older one stop; a page of another version starts it over.
+  let loading = 0;
+  function loadAll() {
+    const token = ++loading;
+    let loaded = null;
+    function next(page) {
+      return fetchPage(page).then(function (data) {
+        if (token !== loading) return;
+        if (loaded && data.version !== loaded.version) return loadAll();
+        if (loaded) {
+          for (let i = 0; i < data.spans.length; i++) loaded.spans.push(data.spans[i]);
+        } else {
+          loaded = data;
+        }
+        const top = viewport.scrollTop;
+        adopt(Object.assign({}, loaded, {spans: loaded.spans}));
+        viewport.scrollTop = top;
+        paint();
+        if (page + 1 < (data.pages || 1)) {
+          return new Promise(function (resolve) { setTimeout(resolve, 0); }).then(function () { return next(page + 1); });
+        }
       });
-    }).catch(function (error) { statusLine.textContent = error.message; });
+    }
+    return next(0).catch(function (error) { statusLine.textContent = error.message; });
+  }
+
+  // The first paint uses the rows the page carries (the skeleton's first screenful); nothing else is waited for.
+  function start() {
+    adopt(JSON.parse(document.getElementById("trace-head").textContent));
+    window.requestAnimationFrame(function () {
+      performance.mark("trace:first-rows"); // for the P6 benchmark (and anyone's devtools)
+      if (!loadedAll() || trace.running) setTimeout(loadAll, 0);
+    });
   }
 
   // The rows shown: every span not inside a collapsed one, and of a kind not hidden.
@@ -93,7 +115,8 @@
       if (!hiddenKinds.has(trace.kinds[spans[i][col.kind]])) visible.push(i);
       if (collapsed.has(spans[i][col.id])) skipBelow = depth;
     }
-    spacer.style.height = (visible.length * ROW_HEIGHT) + "px";
+    // Rows still to come keep their room, so the scrollbar is the trace's from the first paint.
+    spacer.style.height = ((visible.length + Math.max(0, (trace.total || 0) - spans.length)) * ROW_HEIGHT) + "px";
     rendered.forEach(function (element) { element.remove(); });
     rendered.clear();
     paint();
@@ -108,7 +131,8 @@
     const element = document.createElement("div");
     const kind = trace.kinds[span[col.kind]];
     const failed = trace.statuses[span[col.status]] === "error";
-    element.className = "span-row kind-" + kind + (failed ? " failed" : "") + (row === selected ? " selected" : "") +
+    const open = trace.statuses[span[col.status]] === "open";
+    element.className = "span-row kind-" + kind + (failed ? " failed" : "") + (open ? " open" : "") + (row === selected ? " selected" : "") +
       (matches.has(span[col.id]) ? " match" : "");
     element.setAttribute("role", "treeitem");
     element.dataset.row = row;
@@ -146,7 +170,7 @@
     [[formatDuration(span[col.duration_us]), subtree ? "subtree " + formatDuration(span[col.subtree_duration_us]) : ""],
      [span[col.tokens] ? String(span[col.tokens]) : "", subtree && span[col.subtree_tokens] ? "Σ " + span[col.subtree_tokens] : ""],
      [formatCost(span[col.cost_usd]), subtree && span[col.subtree_cost_usd] ? "Σ " + formatCost(span[col.subtree_cost_usd]) : ""],
-     [failed ? "error" : "", span[col.subtree_errors] && subtree ? "Σ " + span[col.subtree_errors] : ""]
+     [failed ? "error" : open ? "waiting" : "", span[col.subtree_errors] && subtree ? "Σ " + span[col.subtree_errors] : ""]
     ].forEach(function ([own, sum]) {
       const cell = document.createElement("span");
       cell.className = "num";
@@ -213,7 +237,8 @@
   }
 
   function showDetail(row) {
-    const url = root.dataset.span.replace(/0\/$/, value(row, "id") + "/");
+    const id = value(row, "id");  // an approval wait still open has -(its approval's id)
+    const url = id < 0 ? root.dataset.openWait.replace(/0\/$/, (-id) + "/") : root.dataset.span.replace(/0\/$/, id + "/");
     detailPane.setAttribute("aria-busy", "true");
     fetch(url, {credentials: "same-origin", headers: {"HX-Request": "true"}}).then(function (response) {
       return response.text();
@@ -332,8 +357,7 @@
     reloadTimer = setTimeout(function () {
       reloadTimer = null;
       lastReload = Date.now();
-      const top = viewport.scrollTop;
-      load(true).then(function () { viewport.scrollTop = top; paint(); });
+      loadAll();
     }, wait);
   }
   function listen() {
@@ -352,5 +376,6 @@
     open();
   }
 
-  load(false).then(listen);
+  start();
+  listen();
 })();

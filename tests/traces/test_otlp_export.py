@@ -23,11 +23,15 @@ def _value(any_value):
 
 @pytest.fixture
 def receiver():
-    """An OTLP/HTTP receiver: POST /v1/traces with an ExportTraceServiceRequest, answered 200."""
+    """An OTLP/HTTP receiver: POST /v1/traces with an ExportTraceServiceRequest, answered 200 once its gate is
+    open (open unless a test closes it: a backend that does not answer)."""
     received: list[dict] = []
+    gate = threading.Event()
+    gate.set()
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self):
+            gate.wait(60)
             body = self.rfile.read(int(self.headers["Content-Length"]))
             request = ExportTraceServiceRequest.FromString(body)
             for resource_spans in request.resource_spans:
@@ -46,12 +50,13 @@ def receiver():
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}", received
+    yield f"http://127.0.0.1:{server.server_address[1]}", received, gate
+    gate.set()
     server.shutdown()
 
 
 def test_a_workers_spans_are_exported_over_otlp_with_genai_attributes(cast, start_worker, receiver):
-    url, received = receiver
+    url, received, _ = receiver
     start_worker(env={"OTEL_EXPORTER_OTLP_ENDPOINT": url, "OTEL_BSP_SCHEDULE_DELAY": "100"})
     looper = make_looper(cast.acme)
     run = run_start(tenant=cast.acme, agent=looper, goal="Call noop 2 times", requested_by=cast.member)
@@ -73,3 +78,24 @@ def test_a_workers_spans_are_exported_over_otlp_with_genai_attributes(cast, star
     [root] = [s["attributes"] for s in spans if s["attributes"].get("proctor.span.kind") == "run"]
     assert root["gen_ai.operation.name"] == "invoke_agent" and root["gen_ai.agent.name"] == "Looper"
     assert root["gen_ai.conversation.id"] == run.trace_id
+
+
+def test_a_backend_that_does_not_answer_holds_up_no_step_and_not_the_timeline(cast, start_worker, receiver):
+    """Spans go to OTLP in batches from a thread of their own: while the backend holds every request, a run
+    still takes all its steps and the timeline (the database sink, its own batches) still gets its spans;
+    once the backend answers, the spans arrive there too."""
+    from traces.models import Span
+
+    url, received, gate = receiver
+    gate.clear()
+    start_worker(env={"OTEL_EXPORTER_OTLP_ENDPOINT": url, "OTEL_BSP_SCHEDULE_DELAY": "100", "SPAN_EXPORT_DELAY_MS": "100"})
+    looper = make_looper(cast.acme)
+    run = run_start(tenant=cast.acme, agent=looper, goal="Call noop 20 times", requested_by=cast.member)
+    status_of(run, RunStatus.COMPLETED)
+    wait_for(lambda: Span.objects.filter(run=run, kind="run").exists(), 20, message="the run's spans on its timeline")
+    assert Span.objects.filter(run=run, kind="tool").count() == 20
+    assert received == []  # the backend has answered nothing yet
+    gate.set()
+    wait_for(lambda: sum(1 for s in received if s["trace_id"] == run.trace_id
+                         and s["attributes"].get("proctor.span.kind") == "tool") == 20, 30,
+             message="the run's tool spans at the OTLP receiver once it answers")

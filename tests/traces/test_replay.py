@@ -152,3 +152,56 @@ def test_the_api_starts_replays_and_batches_and_compares(cast, client, renewals)
     assert batch.status_code == 202 and batch.json()["runs_wanted"] == 1
     assert call("get", f"/replay-batches/{batch.json()['id']}", token=outsider).status_code == 404
     assert call("post", "/replay-batches", agent="renewals", runs=0).json()["code"] == "invalid"
+
+
+AMBIGUOUS_GOAL = "Prepare the renewal for Acme and email it to its success manager"
+
+
+def answered_question_run(cast, renewals):
+    """The original: the agent asks which account, a reviewer answers, approves the email; all in this process."""
+    from approvals.models import ApprovalKind
+    from tests.factories import advance
+
+    run = advance(run_start(tenant=cast.acme, agent=renewals, goal=AMBIGUOUS_GOAL, requested_by=cast.member))
+    approval_decide(approval=ApprovalRequest.objects.get(run=run, kind=ApprovalKind.QUESTION), approve=True,
+                    actor=cast.reviewer, answer="The Anvil Works one, ACME-017")
+    run = advance(run)
+    approval_decide(approval=ApprovalRequest.objects.get(run=run, tool="email.send"), approve=True, actor=cast.reviewer)
+    run = advance(run)
+    assert run.status == RunStatus.COMPLETED
+    return run
+
+
+def question_results(run) -> list[dict]:
+    from agents.models import RunEvent
+
+    return [payload["result"] for payload in RunEvent.objects.filter(run=run, type="tool.result", payload__tool="human.ask")
+            .order_by("seq").values_list("payload", flat=True)]
+
+
+def test_a_replays_question_is_answered_from_the_recording_without_waiting_for_a_person(cast, renewals):
+    from tests.factories import advance
+
+    original = answered_question_run(cast, renewals)
+    before = demo_systems(cast.acme)
+    replay = advance(replay_start(original=original, actor=cast.member))
+    assert replay.status == RunStatus.COMPLETED
+    assert not ApprovalRequest.objects.filter(run=replay).exists()  # nobody was asked anything
+    assert question_results(replay) == question_results(original)
+    assert question_results(replay)[0]["data"]["answer"] == "The Anvil Works one, ACME-017"
+    sent = ToolInvocation.objects.get(run=replay, tool="email.send")
+    assert sent.arguments["to"] == "csm-017@acme.example" and demo_systems(cast.acme) == before
+
+
+def test_a_question_the_original_never_asked_gets_no_recorded_result(cast, renewals):
+    """Read-only tools live: an account added since makes the replay's question differ from the recorded one."""
+    from tests.factories import advance
+
+    original = answered_question_run(cast, renewals)
+    CrmAccount.objects.create(tenant=cast.acme, key="ACME-099", name="Acme Newco", success_manager="csm-099@acme.example")
+    replay = advance(replay_start(original=original, actor=cast.member, read_only="live"))
+    assert replay.status == RunStatus.COMPLETED and "could not tell which account" in replay.answer
+    assert not ApprovalRequest.objects.filter(run=replay).exists()
+    [result] = question_results(replay)
+    assert result["error_type"] == "no_recorded_result" and "never made this call" in result["message"]
+    assert not ToolInvocation.objects.filter(run=replay, tool="email.send").exists()
