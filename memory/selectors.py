@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from django.db import connection, transaction
+from django.db import connection
 from django.db.models import Q
 from django.utils import timezone
 
@@ -224,9 +224,12 @@ def retrieve(*, tenant_id: int, user_id: int | None, agent_id: int | None, text:
     params = {"tenant": tenant_id, "user": user_id or 0, "agent": agent_id or 0, "now": timezone.now(),
               "vector": "[" + ",".join(f"{v:.6f}" for v in vector) + "]", "words": words_query(text),
               "candidates": max(CANDIDATES, 4 * k), "rrf": RRF_K, "k": k}
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute("SET LOCAL hnsw.iterative_scan = relaxed_order; SET LOCAL hnsw.ef_search = 100")
-        cursor.execute(sql, params)
+    # One round trip, not four (BEGIN, SET, query, COMMIT): the statements of one simple query run as one
+    # transaction, so the SET LOCALs hold for this query only (inside a caller's transaction, until it ends).
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL hnsw.iterative_scan = relaxed_order; SET LOCAL hnsw.ef_search = 100; " + sql, params)
+        while cursor.description is None and cursor.nextset():
+            pass  # past the SETs' results to the query's rows
         rows = cursor.fetchall()
     return [Retrieved(id=row[0], version=row[1], score=round(float(row[2]), 6), rank=n)
             for n, row in enumerate(rows, start=1)]
