@@ -433,10 +433,11 @@ def otlp_receiver():
 
 def p1_ablation(ctx: Context, *, rounds: int = 3, runs: int = 6) -> dict[str, dict]:
     """Each ABLATION variant measured in ``rounds`` interleaved rounds (a fresh prefork worker per variant and
-    round, ``runs`` runs each), so drift on a shared machine spreads over all variants alike."""
+    round, ``runs`` runs each), so drift on a shared machine spreads over all variants alike. Per variant: its
+    pooled step intervals, and per round its p50 and CPU per step (ratios are taken within a round)."""
     _django(ctx)
     _purge_queue()
-    results = {name: {"gaps": [], "cpu": []} for name, _, _ in ABLATION}
+    results = {name: {"gaps": [], "p50": [], "cpu": []} for name, _, _ in ABLATION}
     with otlp_receiver() as (endpoint, received):
         for round_ in range(rounds):
             for number, (name, off, otlp) in enumerate(ABLATION):
@@ -451,10 +452,16 @@ def p1_ablation(ctx: Context, *, rounds: int = 3, runs: int = 6) -> dict[str, di
                 finally:
                     worker.stop()
                 results[name]["gaps"].extend(gaps)
+                results[name]["p50"].append(summary(gaps).p50)
                 results[name]["cpu"].append(cpu)
         if not received["requests"]:
             raise RuntimeError("the OTLP variant exported nothing to the bench's receiver")
-    return {name: {"steps": summary(r["gaps"]), "cpu": statistics.fmean(r["cpu"])} for name, r in results.items()}
+    return {name: {"steps": summary(r["gaps"]), "p50": r["p50"], "cpu": r["cpu"]} for name, r in results.items()}
+
+
+def _added(with_it: list[float], without_it: list[float]) -> float:
+    """What a plug-in adds: the median over rounds of (with it / without it), each ratio within one round."""
+    return statistics.median(a / b for a, b in zip(with_it, without_it, strict=True))
 
 
 def run_p1_ablation(ctx: Context) -> str:
@@ -467,15 +474,15 @@ def run_p1_ablation(ctx: Context) -> str:
     for name, off, otlp in ABLATION:
         m = measured[name]
         if otlp:  # the plug-in is on in this variant: it adds variant / all plug-ins
-            added, added_cpu = m["steps"].p50 / full["steps"].p50, m["cpu"] / full["cpu"]
+            added, added_cpu = _added(m["p50"], full["p50"]), _added(m["cpu"], full["cpu"])
         elif off:  # the plug-in is off in this variant: it adds all plug-ins / variant
-            added, added_cpu = full["steps"].p50 / m["steps"].p50, full["cpu"] / m["cpu"]
+            added, added_cpu = _added(full["p50"], m["p50"]), _added(full["cpu"], m["cpu"])
         else:
             added = added_cpu = None
         share = f"{(added - 1) * 100:+.1f}% ({added:.3f}×)" if added else "—"
         share_cpu = f"{(added_cpu - 1) * 100:+.1f}%" if added_cpu else "—"
-        lines.append(f"| {name} | {m['steps'].p50_ms:.2f} | {m['steps'].p99_ms:.2f} | {m['cpu'] * 1000:.2f} ms | "
-                     f"{share} | {share_cpu} |")
+        lines.append(f"| {name} | {m['steps'].p50_ms:.2f} | {m['steps'].p99_ms:.2f} | "
+                     f"{statistics.median(m['cpu']) * 1000:.2f} ms | {share} | {share_cpu} |")
     notes = (
         "P1 through a worker (the headline's measure: a step's start → the next step's start, prefork, 1 process, "
         f"runs of {P1_STEPS} no-op calls and the answer) with each plug-in's per-step work taken out, in the same run: "
@@ -485,10 +492,12 @@ def run_p1_ablation(ctx: Context) -> str:
         "switch for it); span export over OTLP is switched on as in production, by `OTEL_EXPORTER_OTLP_ENDPOINT`, "
         "here a loopback receiver in the bench that reads and discards each export. The traces app's database span "
         "sink stays on in every variant: the step spans it stores are the measurement. \"Adds\" = P1 with the "
-        "plug-in / P1 without it (issues 12, 13, 14: each ≤ +5% at p50); differences of a few percent are within "
-        f"this machine's noise. All plug-ins vs the runtime alone: {full['steps'].p50 / bare['steps'].p50:.3f}× at "
-        f"p50, {full['cpu'] / bare['cpu']:.3f}× CPU per step. The bench tenant has no memories and no budgets, so "
-        "memory's retrieval finds nothing and the gate has no budget to check: what they cost on every step regardless."
+        "plug-in / P1 without it, taken within each round and the median over the rounds (issues 12, 13, 14: "
+        "each ≤ +5% at p50); the step p50 and p99 columns pool the rounds; CPU per step (the worker's, median of "
+        "the rounds) moves less with the machine's load than wall time does. All plug-ins vs the runtime alone: "
+        f"{_added(full['p50'], bare['p50']):.3f}× at p50, {_added(full['cpu'], bare['cpu']):.3f}× CPU per step. "
+        "The bench tenant has no memories and no budgets, so memory's retrieval finds nothing and the gate has no "
+        "budget to check: what they cost on every step regardless."
     )
     return "\n".join(lines) + "\n\n" + notes
 
