@@ -51,7 +51,9 @@ class StepInfo:
     step: int
     goal: str
     trace_id: str
-    config_version: int = 0  # the tenant's configuration version: a hook may cache its settings until it rises
+    # the tenant's configuration version (0 until its first change; None: not known): a hook may keep its
+    # settings until it rises
+    config_version: int | None = None
 
 
 @dataclass(frozen=True)

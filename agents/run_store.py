@@ -123,6 +123,36 @@ def _locked(row) -> Run | None:
     return run
 
 
+USER = Run._meta.get_field("requested_by").related_model
+USER_COUNT = len(_columns(USER))
+_SHOWN = (f'SELECT {_select_list("r", Run)}, {_select_list("a", Agent)}, {_select_list("t", Tenant)}, '
+          f'{_select_list("u", USER)}, {_select_list("c", USER)} FROM agents_run r '
+          f'JOIN agents_agent a ON a.id = r.agent_id JOIN console_tenant t ON t.id = r.tenant_id '
+          f'LEFT JOIN {USER._meta.db_table} u ON u.id = r.requested_by_id '
+          f'LEFT JOIN {USER._meta.db_table} c ON c.id = r.control_by_id WHERE r.tenant_id = %s AND ')
+SHOWN_BY_ID, SHOWN_BY_NUMBER = _SHOWN + "r.id = %s", _SHOWN + "r.number = %s"
+
+
+def run_shown(*, tenant_id: int, run_id: int | None = None, number: int | None = None) -> Run | None:
+    """The tenant's run as pages and sockets show it (its agent, tenant, requester and who last controlled
+    it attached), by id or number, in one statement the ORM need not build: a run socket reads it for every
+    frame it renders. None outside the tenant."""
+    with connection.cursor() as cursor:
+        cursor.execute(SHOWN_BY_ID if run_id is not None else SHOWN_BY_NUMBER,
+                       [tenant_id, run_id if run_id is not None else number])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    ends = [RUN_COUNT, RUN_COUNT + AGENT_COUNT, RUN_COUNT + AGENT_COUNT + TENANT_COUNT]
+    ends += [ends[-1] + USER_COUNT, ends[-1] + 2 * USER_COUNT]
+    run = _instance(Run, row[:ends[0]])
+    run.agent = _instance(Agent, row[ends[0]:ends[1]])
+    run.tenant = _instance(Tenant, row[ends[1]:ends[2]])
+    run.requested_by = _instance(USER, row[ends[2]:ends[3]]) if run.requested_by_id is not None else None
+    run.control_by = _instance(USER, row[ends[3]:ends[4]]) if run.control_by_id is not None else None
+    return run
+
+
 MESSAGES = "SELECT message FROM agents_conversationmessage WHERE run_id = %s ORDER BY seq"
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from django.db.models import Prefetch, QuerySet
+from django.db.models import Prefetch, QuerySet, prefetch_related_objects
 
 from agents.models import AgentVersion, PlanStep, Run, RunEvent
 
@@ -75,10 +75,15 @@ def run_get(*, tenant, run_id: int | None = None, number: int | None = None) -> 
     Raises Run.DoesNotExist for a run of another tenant as for a missing one.
     Comes with its approvals, who decided them and the call that ran, as the run card shows."""
     # The requests come through the reverse relation approvals adds to Run (the runtime imports no approvals code).
+    from agents.run_store import run_shown
+
+    run = run_shown(tenant_id=tenant.pk, run_id=run_id, number=number)
+    if run is None:
+        raise Run.DoesNotExist("no such run in this tenant")
     requests = Run._meta.get_field("approval_requests").related_model
-    approvals = Prefetch("approval_requests", queryset=requests.objects.for_tenant(tenant).select_related(
-        "decided_by", "tool_invocation", "assignee").order_by("id"))
-    return pin_agent_version(_one(_runs(tenant), run_id, number).prefetch_related(approvals).get())
+    prefetch_related_objects([run], Prefetch("approval_requests", queryset=requests.objects.for_tenant(tenant)
+                                             .select_related("decided_by", "tool_invocation", "assignee").order_by("id")))
+    return pin_agent_version(run)
 
 
 def run_row(*, tenant, run_id: int | None = None, number: int | None = None, filters: dict | None = None) -> Run | None:

@@ -32,6 +32,7 @@ from bench.harness import RESULTS, Context, machine_note, stack, write_results
 REGISTRY = {
     "baselines": baselines.run,
     "p1": agent_loop.run_p1,
+    "p1ablation": agent_loop.run_p1_ablation,
     "p2": agent_loop.run_p2,
     "queue": approval_queue.run,
     "p6costs": cost_dashboard.run,

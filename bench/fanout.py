@@ -381,7 +381,7 @@ def _report(ctx: Context, levels, ours: dict[int, Level], b3: dict[int, Level], 
              Row("floor: a run socket's frame render alone (one role)", floors["render"], f"B3 N={levels[0]}", one,
                  note="run_get + events + plan + 3 partials"),
              Row("of which run_get (the run, its agent, people, approvals)", floors["run_get"], f"B3 N={levels[0]}", one,
-                 note="2 ORM queries"),
+                 note="run_shown (SQL) + approvals (ORM)"),
              Row("B2 Redis publish → subscriber (same run)", b2, f"B3 N={levels[0]}", one),
              Row("B1 (same run)", b1, f"B3 N={levels[0]}", one)]
     sizes = {n: round(sum(ours[n].frame_bytes) / len(ours[n].frame_bytes)) for n in levels}
@@ -406,8 +406,9 @@ def _report(ctx: Context, levels, ours: dict[int, Level], b3: dict[int, Level], 
         f"commit alone and the frame render for one role (run_get + the run card, plan and event row partials); a "
         f"commit renders once per role present (SharedFrames), on the web process's thread pool. The render alone is "
         f"{floors['render'].p50 / one.p50:.1f}× B3 (N={levels[0]}) at p50, over the 3× target by itself, and "
-        f"{floors['run_get'].p50 / floors['render'].p50:.0%} of it is `run_get`, the run read through the ORM (building "
-        f"the queries costs more than running them). Under it: a frame that needs no read per commit (the committing "
+        f"{floors['run_get'].p50 / floors['render'].p50:.0%} of it is `run_get`, the run's read (the run, its agent, tenant and "
+        f"people in one hand-written statement, agents.run_store.run_shown; its approvals through the ORM, whose "
+        f"query building costs more than running the query). Under it: a frame that needs no read per commit (the committing "
         f"transaction knows the events it wrote and the run row it locked; the event rows do not depend on the role), "
         f"or the run card re-rendered only when a field it shows changed."
     )

@@ -36,10 +36,10 @@ def _zone_of(tenant_id: int) -> ZoneInfo:
 _zones = TenantConfigCache(_zone_of)
 
 
-def tenant_zone(tenant_id: int, config_version: int = 0) -> ZoneInfo:
+def tenant_zone(tenant_id: int, config_version: int | None = None) -> ZoneInfo:
     """The zone the tenant's days and months are counted in (UTC unless set). With the tenant's configuration
     version (a step's hooks know it), kept until the version rises (setting the zone raises it)."""
-    return _zones.get(tenant_id, config_version or None)
+    return _zones.get(tenant_id, config_version)
 
 
 def period_start(period: str, zone: ZoneInfo, now: datetime) -> tuple[datetime, str]:
@@ -56,8 +56,8 @@ def period_start(period: str, zone: ZoneInfo, now: datetime) -> tuple[datetime, 
 _budgets = TenantConfigCache(lambda tenant_id: list(Budget.objects.filter(tenant_id=tenant_id)))
 
 
-def _budgets_of(tenant_id: int, config_version: int) -> list[Budget]:
-    return _budgets.get(tenant_id, config_version or None)
+def _budgets_of(tenant_id: int, config_version: int | None) -> list[Budget]:
+    return _budgets.get(tenant_id, config_version)
 
 
 def applies(budget: Budget, info: StepInfo) -> bool:

@@ -262,6 +262,13 @@ def noop_looper(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
     return ModelResponse(parts=[TextPart(f"done after {made} calls")], usage=usage)
 
 
+async def noop_looper_at_once(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+    """The no-op looper answering at once, as a coroutine like a real provider's request: a sync function
+    would be run in a worker thread, which pydantic-ai starts afresh for each request made from a new
+    task (every gateway call is one), a cost no HTTP provider has."""
+    return noop_looper(messages, info)
+
+
 async def noop_looper_200ms(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
     """The no-op looper behind a provider that takes 200 ms to answer (benchmark P2)."""
     await asyncio.sleep(0.2)
@@ -270,7 +277,7 @@ async def noop_looper_200ms(messages: list[ModelMessage], info: AgentInfo) -> Mo
 
 DEMO_MODELS = {
     "planner": renewal_planner,
-    "noop": noop_looper,
+    "noop": noop_looper_at_once,
     "noop-200ms": noop_looper_200ms,
 }
 

@@ -141,25 +141,38 @@ def _crash_result(tool: str, timeout_seconds: float, exc: Exception) -> dict:
 @contextmanager
 def _tool_savepoint(timeout_seconds: float):
     """The tool's own writes in a savepoint under its statement timeout: a failing tool leaves the
-    step's writes intact, and the step's later statements run without the tool's timeout. Two round
-    trips (savepoint + timeout, then reset + release) where atomic() and two SETs took four; what
-    atomic() does on a rollback is done here too (the rollback mark cleared, the tool's on-commit
-    callbacks dropped)."""
+    step's writes intact, and the step's later statements run without the tool's timeout. The savepoint
+    is opened with the tool's first statement, so a tool that does no database work (an HTTP call, noop)
+    costs no round trip; one that does pays two (savepoint + timeout, then reset + release) where atomic()
+    and two SETs took four. What atomic() does on a rollback is done here too (the rollback mark cleared,
+    the tool's on-commit callbacks dropped)."""
+    opened = False
+
+    def open_first(execute, sql, params, many, context):
+        nonlocal opened
+        if not opened:
+            opened = True  # before the statement below, which passes through this wrapper too
+            context["cursor"].execute(f"SAVEPOINT proctor_tool; SET LOCAL statement_timeout = {milliseconds}")
+        return execute(sql, params, many, context)
+
     milliseconds = int(timeout_seconds * 1000)
     callbacks = len(connection.run_on_commit)
-    with connection.cursor() as cursor:
-        cursor.execute(f"SAVEPOINT proctor_tool; SET LOCAL statement_timeout = {milliseconds}")
-        try:
+    try:
+        with connection.execute_wrapper(open_first):
             yield
-            if connection.needs_rollback:  # the tool caught a database error: its writes cannot stand
-                raise RuntimeError("the tool's database work failed")
-        except BaseException:
+        if connection.needs_rollback:  # the tool caught a database error: its writes cannot stand
+            raise RuntimeError("the tool's database work failed")
+    except BaseException:
+        if opened:
             connection.needs_rollback = False  # this rollback is the one Django would insist on
-            cursor.execute("ROLLBACK TO SAVEPOINT proctor_tool; RELEASE SAVEPOINT proctor_tool;"
-                           " SET LOCAL statement_timeout TO DEFAULT")
-            del connection.run_on_commit[callbacks:]
-            raise
-        cursor.execute("SET LOCAL statement_timeout TO DEFAULT; RELEASE SAVEPOINT proctor_tool")
+            with connection.cursor() as cursor:
+                cursor.execute("ROLLBACK TO SAVEPOINT proctor_tool; RELEASE SAVEPOINT proctor_tool;"
+                               " SET LOCAL statement_timeout TO DEFAULT")
+        del connection.run_on_commit[callbacks:]
+        raise
+    if opened:
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL statement_timeout TO DEFAULT; RELEASE SAVEPOINT proctor_tool")
 
 
 def finish_tool(run: Run, turn, pending: engine.PendingCall, result: dict, invocation) -> str:

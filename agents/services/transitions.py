@@ -35,7 +35,7 @@ def step_info(run: Run, step: int) -> StepInfo:
     """What the step's hooks are told about the step."""
     return StepInfo(tenant_id=run.tenant_id, run_id=run.pk, agent_id=run.agent_id, agent_version=run.agent_version,
                     requested_by_id=run.requested_by_id, step=step, goal=run.goal, trace_id=run.trace_id,
-                    config_version=run.tenant.config_version if Run.tenant.is_cached(run) else 0)
+                    config_version=run.tenant.config_version if Run.tenant.is_cached(run) else None)
 
 
 def state_save(run: Run, state: engine.RunState) -> None:

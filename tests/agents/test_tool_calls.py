@@ -67,3 +67,36 @@ def test_a_tool_that_swallows_a_database_error_is_reported_as_failed_not_ok(cast
     assert run.status == "completed"
     assert not AuditEvent.objects.filter(verb="tool.first_write").exists()
     assert RunEvent.objects.get(run=run, type="tool.result").payload["result"]["error_type"] == "tool_crashed"
+
+
+def test_a_tool_that_fails_before_touching_the_database_keeps_nothing_it_asked_for_after_commit(
+        cast, monkeypatch, django_capture_on_commit_callbacks):
+    from django.db import transaction
+
+    sent = []
+
+    def promises_then_fails(context, args):
+        transaction.on_commit(lambda: sent.append("email"))  # no statement: no savepoint was needed
+        raise ValueError("the mail server refused")
+
+    _with_noop(monkeypatch, promises_then_fails)
+    with django_capture_on_commit_callbacks(execute=True):
+        run = advance(run_start(tenant=cast.acme, agent=make_looper(cast.acme), goal="Call noop 1 times",
+                                requested_by=cast.member))
+    assert run.status == "completed" and sent == []
+    assert RunEvent.objects.get(run=run, type="tool.result").payload["result"]["error_type"] == "tool_crashed"
+
+
+def test_a_tools_first_statement_runs_inside_its_savepoint_and_timeout(cast, monkeypatch):
+    seen = []
+
+    def reads(context, args):
+        with connection.cursor() as cursor:
+            cursor.execute("SHOW statement_timeout")
+            seen.append(cursor.fetchone()[0])
+        return {"n": args.n}
+
+    _with_noop(monkeypatch, reads, timeout_seconds=3)
+    run = advance(run_start(tenant=cast.acme, agent=make_looper(cast.acme), goal="Call noop 1 times",
+                            requested_by=cast.member))
+    assert run.status == "completed" and seen == ["3s"]
