@@ -24,6 +24,7 @@ Rows are built as model instances, so defaults, ``auto_now`` and JSON adaptation
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 import json
 from datetime import date, datetime
 from decimal import Decimal
@@ -185,6 +186,7 @@ class RunWrites:
         self.messages: list[ConversationMessage] = []
         self.rows: list = []
         self.checkpoint: Checkpoint | None = None
+        self.hook_items: dict[str, tuple[Callable[[list], tuple[list[str], list]], list]] = {}
         self._publish_registered = False
         self._as_locked = self._columns_now()
 
@@ -215,6 +217,12 @@ class RunWrites:
         """A row (no id needed afterwards) written with the run."""
         self.rows.append(row)
 
+    def hook_items_for(self, key: str, statement: Callable[[list], tuple[list[str], list]]) -> list:
+        """A hook's own items written in the run's statement: the list to append them to. At write time
+        ``statement(items)`` gives data-modifying CTEs (``"name AS (INSERT ...)"``, names unique to the hook;
+        a later one may read an earlier one's RETURNING) and their parameters, in order."""
+        return self.hook_items.setdefault(key, (statement, []))[1]
+
     def changed_columns(self) -> list:
         now = self._columns_now()
         return [field for field in RUN_FIELDS if now[field.attname] != self._as_locked[field.attname]]
@@ -226,7 +234,7 @@ class RunWrites:
         return rows
 
     def written(self) -> None:
-        self.events, self.messages, self.rows, self.checkpoint = [], [], [], None
+        self.events, self.messages, self.rows, self.checkpoint, self.hook_items = [], [], [], None, {}
         self._as_locked = self._columns_now()
 
 
@@ -281,7 +289,8 @@ def run_write(run: Run) -> None:
     writes = run.writes
     changed = [field for field in writes.changed_columns() if field is not UPDATED_AT]
     rows = writes.pending_rows()
-    if not changed and not rows:
+    hook_items = [(statement, items) for statement, items in writes.hook_items.values() if items]
+    if not changed and not rows and not hook_items:
         return
     by_model: dict[type, list] = {}
     for row in rows:
@@ -291,6 +300,10 @@ def run_write(run: Run) -> None:
         sql, values = _insert(model_rows, CHECKPOINT_UPSERT if model is Checkpoint else "")
         parts.append(f"w{number} AS ({sql})")
         params.append(values)
+    for statement, items in hook_items:
+        ctes, values = statement(items)
+        parts.extend(ctes)
+        params.extend(values)
     columns = [*changed, UPDATED_AT]
     params.extend(field.get_db_prep_save(field.pre_save(run, False), connection) for field in columns)
     params.append(run.pk)

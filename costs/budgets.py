@@ -212,10 +212,19 @@ def extension_decided(budget: Budget, run_id: int, period_key: str, request_key:
     return None
 
 
+def _watching(info: StepInfo) -> list[Budget]:
+    return [b for b in _budgets_of(info.tenant_id, info.config_version) if applies(b, info) and b.thresholds]
+
+
+def budgets_watching(info: StepInfo) -> bool:
+    """Whether a budget with thresholds applies to the step's spend (its alerts read it as soon as it is written)."""
+    return bool(_watching(info))
+
+
 def budgets_after_spend(info: StepInfo, entry) -> None:
     """After a ledger write, in its transaction: each applying budget's thresholds now crossed, recorded
     once per period (a console notice and an audit record)."""
-    budgets = [b for b in _budgets_of(info.tenant_id, info.config_version) if applies(b, info) and b.thresholds]
+    budgets = _watching(info)
     if not budgets:
         return
     zone, now = tenant_zone(info.tenant_id, info.config_version), timezone.now()

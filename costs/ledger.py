@@ -123,10 +123,13 @@ def rollup_upsert(source: str) -> str:
 
 
 _columns_sql = ", ".join(COLUMNS)
-LEDGER_WRITE = (f"WITH written AS (INSERT INTO costs_ledger ({_columns_sql}) "
-                f"SELECT {_columns_sql} FROM json_populate_recordset(NULL::costs_ledger, %s) "
-                f"ON CONFLICT (source_key, price_version) DO NOTHING RETURNING *) "
-                + rollup_upsert("SELECT *, 1 AS sign FROM written"))
+LEDGER_INSERT = (f"INSERT INTO costs_ledger ({_columns_sql}) "
+                 f"SELECT {_columns_sql} FROM json_populate_recordset(NULL::costs_ledger, %s) "
+                 f"ON CONFLICT (source_key, price_version) DO NOTHING RETURNING *")
+LEDGER_WRITE = f"WITH written AS ({LEDGER_INSERT}) " + rollup_upsert("SELECT *, 1 AS sign FROM written")
+# The same two writes as CTEs of the run's own statement (agents.run_store.run_write).
+LEDGER_CTES = [f"costs_ledger_written AS ({LEDGER_INSERT})",
+               f"costs_hourly_added AS ({rollup_upsert('SELECT *, 1 AS sign FROM costs_ledger_written')})"]
 
 
 def _json_value(value):
@@ -137,22 +140,34 @@ def _json_value(value):
     raise TypeError(f"cannot write {type(value).__name__} in the ledger")
 
 
+def _entries_json(entries: list[Entry]) -> str:
+    return json.dumps([vars(entry) for entry in entries], default=_json_value, separators=(",", ":"))
+
+
 def ledger_write(entries: list[Entry]) -> None:
     """The entries and their rollups, in one statement (within the caller's transaction)."""
     if not entries:
         return
-    data = json.dumps([vars(entry) for entry in entries], default=_json_value, separators=(",", ":"))
     with connection.cursor() as cursor:
-        cursor.execute(LEDGER_WRITE, [data])
+        cursor.execute(LEDGER_WRITE, [_entries_json(entries)])
+
+
+def _ledger_ctes(entries: list[Entry]) -> tuple[list[str], list]:
+    return LEDGER_CTES, [_entries_json(entries)]
 
 
 def usage_to_ledger(info: StepInfo, usage: Usage, writes) -> None:
-    """The usage hook: the step's priced thing into the ledger and its rollup, then the budgets' alerts."""
-    from costs.budgets import budgets_after_spend
+    """The usage hook: the step's priced thing into the ledger and its rollup, in the step's transaction.
+    With no budget watching the spend, they go with the run's own statement at the transaction's end (no
+    round trip of their own); a budget reads the spend at once, so then they are written here, before it."""
+    from costs.budgets import budgets_after_spend, budgets_watching
     from costs.live import spend_changed_on_commit
 
     if (entry := entry_for(info, usage)) is None:
         return
-    ledger_write([entry])
-    budgets_after_spend(info, entry)
+    if writes is not None and not budgets_watching(info):
+        writes.hook_items_for("costs.ledger", _ledger_ctes).append(entry)
+    else:
+        ledger_write([entry])
+        budgets_after_spend(info, entry)
     spend_changed_on_commit(info.tenant_id)
