@@ -433,14 +433,17 @@ def otlp_receiver():
 
 def p1_ablation(ctx: Context, *, rounds: int = 3, runs: int = 6) -> dict[str, dict]:
     """Each ABLATION variant measured in ``rounds`` interleaved rounds (a fresh prefork worker per variant and
-    round, ``runs`` runs each), so drift on a shared machine spreads over all variants alike. Per variant: its
+    round, ``runs`` runs each, the order rotated each round), so drift on a shared machine spreads over all variants alike. Per variant: its
     pooled step intervals, and per round its p50 and CPU per step (ratios are taken within a round)."""
     _django(ctx)
     _purge_queue()
     results = {name: {"gaps": [], "p50": [], "cpu": []} for name, _, _ in ABLATION}
     with otlp_receiver() as (endpoint, received):
         for round_ in range(rounds):
-            for number, (name, off, otlp) in enumerate(ABLATION):
+            # Each round starts at the next variant, so no variant always runs first (fresh database caches,
+            # the previous round's worker just gone): over as many rounds as variants, each takes every place once.
+            start = round_ % len(ABLATION)
+            for number, (name, off, otlp) in [*enumerate(ABLATION)][start:] + [*enumerate(ABLATION)][:start]:
                 print(f"  P1 ablation, round {round_ + 1}/{rounds}: {name} ...", flush=True)
                 env = {"BENCH_PLUGINS_OFF": ",".join(off)}
                 if otlp:

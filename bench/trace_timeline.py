@@ -199,8 +199,8 @@ def run(ctx: Context) -> str:
              + ", ".join(f"{size:,}: {ms:.0f} ms" for size, ms in cold.items()) + " in the bench process (done by a "
              "Celery task when the run's own span is stored, or by the first read). Server times are the views' own "
              "Server-Timing (span count + cache read, or the search query; JSON), 10 requests each; the search reads "
-             "the spans' attributes every time (no cache). The machine is shared and noisy (2 cores, 4 sessions). "
+             "the spans' attributes every time (no cache). 2 cores, shared by the browser, the web process and Postgres. "
              "Max DOM rows over 21 scroll positions from top to bottom: "
              + ", ".join(f"{size:,}: {dom_max[size]}" for size in SIZES) + ". "
-             "Spans' export cost on P1's step was not re-measured in this run.")
+             "Span export's cost on P1's step is measured by `python -m bench p1ablation` (with span export over OTLP).")
     return table(rows) + "\n\n" + notes
