@@ -54,7 +54,7 @@ class DeliveryOut(Schema):
 
     @staticmethod
     def resolve_run(delivery: Delivery) -> int | None:
-        return (delivery.payload.get("run") or {}).get("number")
+        return delivery.run_number
 
 
 @router.get("/webhooks", response={200: list[WebhookOut], **errors()}, summary="The tenant's run webhooks")

@@ -69,3 +69,8 @@ class Delivery(models.Model):
     class Meta:
         ordering = ["-created_at", "-id"]
         indexes = [models.Index(fields=["tenant", "-created_at"], name="delivery_tenant_recent")]
+
+    @property
+    def run_number(self) -> int | None:
+        """The run the event is about, as its payload names it (a budget's event may be about no run)."""
+        return (self.payload.get("run") or {}).get("number")

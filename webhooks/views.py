@@ -56,5 +56,6 @@ def delivery_resend(request: HttpRequest, tenant_slug: str, delivery_id: int) ->
     delivery = get_object_or_404(Delivery.objects.for_tenant(membership.tenant).select_related("webhook"),
                                  pk=delivery_id)
     delivery_retry(delivery=delivery, actor=request.user)
-    messages.success(request, f"{delivery.event} for run #{delivery.payload['run']['number']} is being sent again.")
+    about = f" for run #{delivery.run_number}" if delivery.run_number else ""
+    messages.success(request, f"{delivery.event}{about} is being sent again.")
     return redirect("admin_webhooks", tenant_slug)

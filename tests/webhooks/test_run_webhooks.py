@@ -143,3 +143,14 @@ def test_webhook_endpoints_check_tenant_and_role(cast, client_for):
         url = reverse(name, args=["acme", 1])
         assert client_for(cast.outsider).post(url).status_code == 404
         assert client_for(cast.finance).post(url).status_code == 403
+
+
+def test_an_admin_sends_again_a_budget_event_that_is_about_no_run(cast, client_for, django_capture_on_commit_callbacks):
+    hook = RunWebhook.objects.create(tenant=cast.acme, url="https://hooks.example.com/proctor", secret="s",
+                                     events=["budget.threshold"])
+    delivery = Delivery.objects.create(tenant=cast.acme, webhook=hook, run=None, event="budget.threshold",
+                                       payload={"event": "budget.threshold", "run": None}, status="failed")
+    with django_capture_on_commit_callbacks(execute=False):
+        response = client_for(cast.admin).post(reverse("admin_delivery_retry", args=["acme", delivery.pk]), follow=True)
+    assert response.status_code == 200
+    assert "budget.threshold is being sent again." in response.content.decode()
