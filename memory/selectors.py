@@ -318,7 +318,8 @@ def search(tenant, user, role: str, text: str, *, base=None, limit: int = 50) ->
     from memory.embedders import embed_one
 
     rows = base if base is not None else MemoryRecord.objects.for_tenant(tenant).filter(
-        visible_q(tenant, user, role)).exclude(status=Status.DELETED)
+        visible_q(tenant, user, role)).exclude(status=Status.DELETED).select_related("user", "team", "agent",
+                                                                                    "source_run")
     vector, _ = embed_one(text)
     # The reader's rows (ACL and filters) as a subquery of both rankings: no list of ids, no cap.
     allowed_sql, allowed_params = rows.order_by().values("id").query.sql_with_params()

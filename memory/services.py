@@ -175,13 +175,14 @@ def memory_confirm(record: MemoryRecord, *, actor, content: str | None = None) -
     record = _locked(record)
     if record.status != Status.PROPOSED:
         raise Refused("This memory is not waiting for confirmation.")
-    if content is not None and " ".join(content.split()) != record.content:
+    edited = content is not None and " ".join(content.split()) != record.content  # the form always posts the text
+    if edited:
         record.content = rules.clean_content(content, max_chars=MAX_CONTENT_CHARS)
         record.embedding, record.embedder = embed_one(record.content)
     record.status, record.version, record.updated_by = Status.ACTIVE, record.version + 1, actor
     record.save()
-    _version(record, actor=actor, reason="confirmed" + (" with an edit" if content is not None else ""))
-    _audit(record, actor, "memory.confirmed", edited=content is not None)
+    _version(record, actor=actor, reason="confirmed" + (" with an edit" if edited else ""))
+    _audit(record, actor, "memory.confirmed", edited=edited)
     for proposal in MemoryProposal.objects.for_tenant(record.tenant_id).filter(record=record, other__isnull=False):
         _supersede(proposal.other, record, actor=actor)
     publish_memory_changed_on_commit(record.tenant_id)

@@ -64,13 +64,13 @@ def memory_page(request: HttpRequest, tenant_slug: str) -> HttpResponse:
     tenant, user, role = membership.tenant, membership.user, membership.role
     filters = _filters(request)
     records = selectors.memory_list(tenant, user, role, filters)
+    if request.htmx and request.htmx.target == "memory-list":  # a keystroke's refresh: the list alone
+        return render(request, "memory/memory.html#list", {"records": records, "filters": filters})
     context = {"records": records, "filters": filters, "tabs": selectors.tabs_for(role), "types": MemoryType.choices,
                "scopes": Scope.choices, "statuses": Status.choices,
                "to_confirm": selectors.to_confirm_count(tenant, user, role),
                "capture": selectors.captures_for(tenant, user), "title": "Memory",
                "agents": selectors.agents_of_tenant(tenant)}
-    if request.htmx and request.htmx.target == "memory-list":
-        return render(request, "memory/memory.html#list", context)
     if selected := strict_int(request.GET.get("id", "")):
         record = selectors.memory_get(tenant, user, role, selected)
         if record is not None:

@@ -68,6 +68,15 @@ def test_a_preference_waits_for_the_persons_confirmation_then_supersedes(cast, m
     assert stored.status == Status.SUPERSEDED and stored.superseded_by_id == record.pk
 
 
+def test_confirming_the_text_as_proposed_is_not_recorded_as_an_edit(cast, max_run, propose):
+    p = propose(max_run, "Max reads email in the morning.", type="preference", subject="email time", scope="user")
+    services.memory_confirm(p.record, actor=cast.member, content="  Max reads email in the morning. ")  # the form's text
+    assert p.record.versions.order_by("-number").first().reason == "confirmed"
+    edited = propose(max_run, "Max reads email at night.", type="preference", subject="reading", scope="user")
+    services.memory_confirm(edited.record, actor=cast.member, content="Max reads email at noon.")
+    assert edited.record.versions.order_by("-number").first().reason == "confirmed with an edit"
+
+
 def test_a_refused_proposal_keeps_no_content(cast, max_run, propose):
     p = propose(max_run, "Max likes dark mode.", type="preference", scope="user")
     services.memory_refuse(p.record, actor=cast.member)
