@@ -395,7 +395,8 @@ def _wait_span_on_commit(approval, payload: dict) -> None:
         attributes["proctor.approval.changes"] = json.dumps(changed, sort_keys=True, default=str)[:4000]
     if "answer" in payload:
         attributes["proctor.approval.answer"] = payload["answer"][:500]
-    trace_id = Run.objects.filter(pk=approval.run_id).values_list("trace_id", flat=True).first() or ""
+    trace_id = Run.objects.for_tenant(approval.tenant_id).filter(pk=approval.run_id).values_list(
+        "trace_id", flat=True).first() or ""
     span = {"trace_id": trace_id, "kind": "approval", "name": f"approval wait {approval.tool or approval.kind}",
             "started": approval.created_at, "ended": approval.decided_at, "attributes": attributes,
             "error": "expired without a decision" if payload["decision"] == ApprovalStatus.EXPIRED else ""}

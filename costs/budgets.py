@@ -132,12 +132,13 @@ def budget_gate(info: StepInfo, estimate: ModelCallEstimate) -> str | GateAsk | 
     zone, now, next_call = tenant_zone(info.tenant_id, info.config_version), timezone.now(), estimate_of(estimate)
     for budget in acting:
         so_far, key = spent(budget, run_id=info.run_id, zone=zone, now=now)
-        granted, grants = granted_to_run(budget, run_id=info.run_id, period_key=key) if budget.action == BudgetAction.ASK \
-            else (Spent(Decimal("0"), 0), 0)
-        if over_limit(budget, Spent(so_far.usd + next_call.usd - granted.usd,
-                                    so_far.tokens + next_call.tokens - granted.tokens)):
-            if budget.action == BudgetAction.STOP:
-                return f"budget_exhausted: {budget.name}"
+        with_next = Spent(so_far.usd + next_call.usd, so_far.tokens + next_call.tokens)
+        if not over_limit(budget, with_next):
+            continue  # within the limit itself: what people granted (never negative) is not read
+        if budget.action == BudgetAction.STOP:
+            return f"budget_exhausted: {budget.name}"
+        granted, grants = granted_to_run(budget, run_id=info.run_id, period_key=key)
+        if over_limit(budget, Spent(with_next.usd - granted.usd, with_next.tokens - granted.tokens)):
             return _ask_to_continue(budget, info, so_far, granted, key, grants)
     return None
 
@@ -212,19 +213,14 @@ def extension_decided(budget: Budget, run_id: int, period_key: str, request_key:
     return None
 
 
-def _watching(info: StepInfo) -> list[Budget]:
+def budgets_watching(info: StepInfo) -> list[Budget]:
+    """The budgets with thresholds that apply to the step's spend (their alerts read it as soon as it is written)."""
     return [b for b in _budgets_of(info.tenant_id, info.config_version) if applies(b, info) and b.thresholds]
 
 
-def budgets_watching(info: StepInfo) -> bool:
-    """Whether a budget with thresholds applies to the step's spend (its alerts read it as soon as it is written)."""
-    return bool(_watching(info))
-
-
-def budgets_after_spend(info: StepInfo, entry) -> None:
-    """After a ledger write, in its transaction: each applying budget's thresholds now crossed, recorded
+def budgets_after_spend(info: StepInfo, budgets: list[Budget]) -> None:
+    """After a ledger write, in its transaction: each watching budget's thresholds now crossed, recorded
     once per period (a console notice and an audit record)."""
-    budgets = _watching(info)
     if not budgets:
         return
     zone, now = tenant_zone(info.tenant_id, info.config_version), timezone.now()

@@ -165,9 +165,10 @@ def usage_to_ledger(info: StepInfo, usage: Usage, writes) -> None:
 
     if (entry := entry_for(info, usage)) is None:
         return
-    if writes is not None and not budgets_watching(info):
+    watching = budgets_watching(info)
+    if writes is not None and not watching:
         writes.hook_items_for("costs.ledger", _ledger_ctes).append(entry)
     else:
         ledger_write([entry])
-        budgets_after_spend(info, entry)
+        budgets_after_spend(info, watching)
     spend_changed_on_commit(info.tenant_id)
