@@ -70,14 +70,10 @@ def replay_overrides(run) -> RunOverrides | None:
     replay = Replay.objects.filter(run_id=run.pk).first()
     if replay is None:
         return None
-    model, instructions, fallback = replay.model, replay.instructions, ()
-    if replay.agent_version is not None and replay.agent_version != run.agent.version:
-        snapshot = AgentVersion.objects.filter(agent_id=run.agent_id, version=replay.agent_version).first()
-        if snapshot is not None:
-            model = model or snapshot.config.get("model", "")
-            instructions = snapshot.instructions if instructions is None else instructions
-            fallback = tuple(snapshot.config.get("fallback_models", ()))
-    return RunOverrides(model=model, instructions=instructions, fallback_models=fallback if model else None,
+    # The agent version asked for is the run's own (run_start pinned it, tools and settings included); a
+    # replay changes only the model (run without fallbacks, so the compare is of that model) and instructions.
+    return RunOverrides(model=replay.model, instructions=replay.instructions,
+                        fallback_models=() if replay.model else None,
                         tool_runner=partial(recorded_result, replay), skip_review=True)
 
 
@@ -109,7 +105,8 @@ def replay_start(*, original: Run, actor, model: str = "", agent_version: int | 
     if not original.is_terminal:
         raise RunError("Replay a run once it has ended: its recording is not complete yet.")
     with transaction.atomic():  # the replay row commits with the run, before its first step is taken
-        run = run_start(tenant=original.tenant, agent=original.agent, goal=original.goal, requested_by=actor)
+        run = run_start(tenant=original.tenant, agent=original.agent, goal=original.goal, requested_by=actor,
+                        version=agent_version)
         Replay.objects.create(tenant=original.tenant, original=original, run=run, model=model,
                               agent_version=agent_version, instructions=instructions, read_only=read_only, batch=batch,
                               created_by=actor)

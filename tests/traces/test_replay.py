@@ -205,3 +205,16 @@ def test_a_question_the_original_never_asked_gets_no_recorded_result(cast, renew
     [result] = question_results(replay)
     assert result["error_type"] == "no_recorded_result" and "never made this call" in result["message"]
     assert not ToolInvocation.objects.filter(run=replay, tool="email.send").exists()
+
+
+def test_a_replay_against_an_earlier_version_runs_that_version_whole(cast, renewals):
+    """Not only its model and instructions: its tools and settings too, and it is counted under that version."""
+    from agents.services.agent_versions import agent_update
+    from tests.factories import advance
+
+    looper = make_looper(cast.acme)
+    original = advance(run_start(tenant=cast.acme, agent=looper, goal="Call noop 1 times", requested_by=cast.member))
+    agent_update(agent=looper, actor=cast.admin, tools=[], instructions="Answer at once.")
+    replay = advance(replay_start(original=original, actor=cast.member, agent_version=1))
+    assert replay.agent_version == 1 and replay.status == RunStatus.COMPLETED
+    assert ToolInvocation.objects.filter(run=replay, tool="noop").count() == 1  # version 1's tool, from the recording
