@@ -34,7 +34,9 @@ class Span(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["trace_id", "span_id"], name="span_unique")]
-        indexes = [models.Index(fields=["run", "started_at"], name="span_run_timeline")]
+        indexes = [models.Index(fields=["run", "started_at"], name="span_run_timeline"),
+                   # "has an error" on the traces list: the failed spans of a run, not all of them
+                   models.Index(fields=["run"], condition=models.Q(status="error"), name="span_run_errors")]
 
 
 class DecisionType(models.TextChoices):
