@@ -25,13 +25,19 @@ def test_finance_reads_costs_drills_down_exports_and_sees_a_budget_stop(cast, co
     assert stopped.terminal_reason == "budget_exhausted: Per run"
 
     errors = []
-    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+    page.on("console", lambda message: errors.append(f"{message.text} at {message.location}") if message.type == "error" else None)
     log_in(page, console_server, "finn")
     page.keyboard.press("g")
     page.keyboard.press("c")
     expect(page).to_have_url(re.compile(r"/t/acme/costs/"))
     expect(page.get_by_role("heading", name="Spend over time by agent (simulated)")).to_be_visible()
     page.wait_for_function("() => window.Chart && window.Chart.getChart(document.getElementById('cost-chart'))")
+    # Two live refreshes in a row swap the panels under a drawn chart: the second waits for the first (no
+    # aborted request), the chart is drawn again, and no CSP rule is broken.
+    page.evaluate("""window.refreshed = 0;
+        document.body.addEventListener("htmx:afterSettle", () => window.refreshed++);
+        for (const _ of [1, 2]) document.body.dispatchEvent(new CustomEvent("spend-changed"));""")
+    page.wait_for_function("() => window.refreshed >= 2 && window.Chart.getChart(document.getElementById('cost-chart'))")
 
     page.get_by_label("Today").check()
     page.get_by_label("Group by").select_option("user")
