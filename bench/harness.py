@@ -30,7 +30,7 @@ RESULTS = BENCH_DIR / "RESULTS.md"
 
 @contextlib.contextmanager
 def stack() -> Iterator[dict[str, str]]:
-    """A throwaway embedded Postgres 16 + Redis, stopped and deleted on exit.
+    """A throwaway embedded Postgres 17 + Redis, stopped and deleted on exit.
 
     DATABASE_URL/REDIS_URL are removed from the environment first, otherwise DevStack
     would reuse external servers; they are restored afterwards.

@@ -4,8 +4,14 @@ the same as, or a contradiction of, a record already there.
 - **Merge**: the same topic and the same meaning: near-identical embeddings (cosine ≥ MERGE_COSINE),
   or the same words once case, punctuation and stop words are set aside; never when the numbers, dates
   or keys in them differ.
-- **Supersede**: the same topic (scope, owner, type and subject) and not the same meaning: the new
-  content replaces the old record, which stays, marked superseded and linked to the new one.
+- **Supersede**: the same topic (scope, owner, type and subject), not the same meaning, and a sign that
+  the fact changed: its numbers, dates or keys differ; it says so ("now", "no longer", "left", "moved",
+  "instead", ...); or it gives the same head another value ("The champion at ACME-042 is Lee" after
+  "... is Dana"). The new content replaces the old record, which stays, marked superseded and linked.
+- **Ask**: the same topic, not the same words, and none of those signs: a paraphrase and a changed fact
+  look alike to word embeddings ("Sam writes in French" after "... in German"; "Rita would rather meet
+  before noon" after "Rita prefers mornings"). The rules do not guess: the new record waits for a person,
+  who confirms it (it replaces the old one) or refuses it (the old one stays).
 - Anything else is a new record.
 
 The topic is the proposal's ``subject`` when given, otherwise the content's head: the words before
@@ -38,6 +44,8 @@ STOP_WORDS = frozenset("a an the of to for in on at by with and or is are was we
                        "our my your as from into about".split())
 _WORD = re.compile(r"[a-z0-9]+(?:[-'][a-z0-9]+)*")
 _HEAD = re.compile(r"^(.{2,120}?)(?::|\s+(?:is|are|was|were)\s+)", re.IGNORECASE)
+CHANGE_WORDS = frozenset("now no not longer anymore instead new left moved changed switched replaced stopped only "
+                         "until".split())
 
 
 class Refused(Exception):
@@ -89,7 +97,7 @@ class Candidate:
 
 @dataclass(frozen=True)
 class Verdict:
-    action: str  # "add", "merge", "supersede"
+    action: str  # "add", "merge", "supersede", "ask" (may supersede record_id; a person decides)
     record_id: int | None = None
     similarity: float = 0.0
 
@@ -121,5 +129,27 @@ def classify(*, subject: str, content: str, embedding: list[float], candidates: 
             return Verdict("merge", candidate.id, similarity)
     for similarity, candidate in scored:
         if new_topic and topic(candidate.subject, candidate.content) == new_topic:
-            return Verdict("supersede", candidate.id, similarity)
+            changed = fact_changed(candidate.content, content)
+            return Verdict("supersede" if changed else "ask", candidate.id, similarity)
     return Verdict("add")
+
+
+def head_and_value(text: str) -> tuple[frozenset[str], frozenset[str]]:
+    """The words before a content's first ":" or " is " and the words after it (empty when it has neither)."""
+    match = _HEAD.match(text.strip())
+    if not match:
+        return frozenset(), frozenset()
+    return words(match.group(1)), words(text.strip()[match.end():])
+
+
+def fact_changed(old: str, new: str) -> bool:
+    """Whether a content on the same topic visibly says something else: other numbers, dates or keys; words
+    of change the old one did not have; or the same head with a value sharing no word with the old value."""
+    if figures(old) != figures(new):
+        return True
+    if (CHANGE_WORDS & words(new)) - words(old):
+        return True
+    old_head, old_value = head_and_value(old)
+    new_head, new_value = head_and_value(new)
+    return bool(old_head) and old_head == new_head and bool(old_value) and bool(new_value) \
+        and not (old_value & new_value)

@@ -406,12 +406,17 @@ def _proposal_decide(proposal_id: int, advice: ModelAdvice | None) -> MemoryProp
                  run=run, step=proposal.step)
         return _finish(proposal, ProposalOutcome.MERGED, record=record,
                        reason=f"the same as memory #{record.pk} (similarity {verdict.similarity:.2f}){said}"[:300])
-    needs_confirmation = proposal.type in policy.confirm_types or proposal.scope in policy.confirm_scopes
+    uncertain = verdict.action == "ask"  # the offline rules cannot tell a paraphrase from a changed fact
+    needs_confirmation = uncertain or proposal.type in policy.confirm_types or proposal.scope in policy.confirm_scopes
     record = memory_create(tenant=tenant, actor=None, scope=proposal.scope, type=proposal.type, content=content,
                            subject=proposal.subject or "", confidence=confidence, run=run, step=proposal.step,
                            status=Status.PROPOSED if needs_confirmation else Status.ACTIVE,
                            reason=f"proposed by run #{run.number}" if run else "proposed", **_owner_kwargs(owner))
-    other = by_id.get(verdict.record_id) if verdict.action == "supersede" else None
+    other = by_id.get(verdict.record_id) if verdict.action in ("supersede", "ask") else None
+    if uncertain:
+        return _finish(proposal, ProposalOutcome.TO_CONFIRM, record=record, other=other,
+                       reason=f"waits for confirmation: it may replace memory #{other.pk} or say the same in other "
+                              f"words; confirm to replace it, refuse to keep #{other.pk}"[:300])
     if needs_confirmation:
         return _finish(proposal, ProposalOutcome.TO_CONFIRM, record=record, other=other,
                        reason=("waits for confirmation" + (f"; would supersede memory #{other.pk}" if other else "")

@@ -34,13 +34,18 @@ def _report(verdicts) -> dict[str, tuple[float, float]]:
     return report
 
 
+def _summary(verdicts, report) -> str:
+    asked = sum(1 for v in verdicts if v[1] == "ask")
+    return "; ".join(f"{kind} precision {p:.2f} recall {r:.2f}" for kind, (p, r) in report.items()) + \
+        f"; left to a person: {asked}"
+
+
 def test_precision_on_merge_and_supersede_meets_the_target(capsys):
     verdicts = _verdicts()
     report = _report(verdicts)
     wrong = [(expected, got, text) for expected, got, text in verdicts if expected != got]
     with capsys.disabled():
-        print(f"\nlabelled pairs: {len(verdicts)}; " + "; ".join(
-            f"{kind} precision {p:.2f} recall {r:.2f}" for kind, (p, r) in report.items()))
+        print(f"\nlabelled pairs: {len(verdicts)}; " + _summary(verdicts, report))
         for item in wrong:
             print("  wrong:", item)
     assert report["merge"][0] >= 0.9
@@ -48,19 +53,19 @@ def test_precision_on_merge_and_supersede_meets_the_target(capsys):
 
 
 def test_precision_on_pairs_written_independently_of_the_rules(capsys):
-    """The held-out pairs (paraphrases, reworded facts) as measured, printed for the issue's note. The offline
-    rules merge only near-identical wording, so a paraphrase on the same subject reads as a supersede: their
-    supersede precision here is what a model-based classifier would have to improve. Held at what they measure
-    (a floor against regressions), not at the target."""
+    """The held-out pairs (paraphrases, reworded facts), printed for the issue's note. Word embeddings cannot
+    tell a paraphrase on the same subject from a changed fact, so the offline rules supersede only on a visible
+    sign of change and leave the rest to a person ("ask"): what they do on their own stays right, and a
+    paraphrase waits for a confirmation instead of replacing the memory it repeats. Merging paraphrases is what
+    a model-based classifier adds."""
     verdicts = _verdicts(HELD_OUT)
     report = _report(verdicts)
     with capsys.disabled():
-        print(f"\nheld-out pairs: {len(verdicts)}; " + "; ".join(
-            f"{kind} precision {p:.2f} recall {r:.2f}" for kind, (p, r) in report.items()))
+        print(f"\nheld-out pairs: {len(verdicts)}; " + _summary(verdicts, report))
         for expected, got, text in verdicts:
             if expected != got:
                 print("  wrong:", (expected, got, text))
     assert len(HELD_OUT) >= 30
-    # Measured 2026-11-28: merge precision 1.00 (it merged none: recall 0.00), supersede 0.56, add 0.71.
+    # Measured 2026-11-28: merge precision 1.00 (recall 0.00), supersede 1.00 (recall 0.60), add 0.71; 13 asked.
     assert report["merge"][0] >= 0.9  # never merges two different memories, even when it misses paraphrases
-    assert report["supersede"][0] >= 0.5
+    assert report["supersede"][0] >= 0.9  # never replaces a memory by one saying the same in other words

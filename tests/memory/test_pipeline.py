@@ -51,6 +51,26 @@ def test_a_changed_fact_supersedes_the_old_one_which_stays_linked(cast, max_run,
     assert [v.status for v in old.versions.order_by("number")] == ["active", "superseded"]
 
 
+def test_a_rewording_the_rules_cannot_tell_from_a_change_waits_for_a_person(cast, max_run, propose):
+    """"Sam's customer emails are in German" after "Sam writes to customers in German": the same, or not? The
+    offline rules do not guess; the old memory stays in use until a person says."""
+    old = propose(max_run, "Sam writes to customers in German.", subject="language").record
+    maybe = propose(max_run, "Sam's customer emails are in German.", subject="language", step=2)
+    assert maybe.outcome == ProposalOutcome.TO_CONFIRM and maybe.other_id == old.pk
+    assert f"may replace memory #{old.pk}" in maybe.reason
+    old.refresh_from_db()
+    assert old.status == Status.ACTIVE and maybe.record.status == Status.PROPOSED
+    services.memory_refuse(maybe.record, actor=cast.admin)  # "it says the same": the old one stays
+    old.refresh_from_db()
+    assert old.status == Status.ACTIVE and old.superseded_by_id is None
+
+    changed = propose(max_run, "Sam writes to customers in French.", subject="language", step=3)
+    assert changed.outcome == ProposalOutcome.TO_CONFIRM and changed.other_id == old.pk
+    services.memory_confirm(changed.record, actor=cast.admin)  # "it changed": the new one replaces it
+    old.refresh_from_db()
+    assert old.status == Status.SUPERSEDED and old.superseded_by_id == changed.record_id
+
+
 def test_a_preference_waits_for_the_persons_confirmation_then_supersedes(cast, max_run, propose):
     stored = services.memory_create(tenant=cast.acme, actor=cast.member, scope="user", user=cast.member,
                                     type="preference", subject="email format",
