@@ -187,6 +187,16 @@ def proposals_of(record: MemoryRecord) -> list[MemoryProposal]:
                 .select_related("run").order_by("-created_at"))
 
 
+def record_it_would_replace(record: MemoryRecord) -> MemoryRecord | None:
+    """For a record waiting for confirmation: the live record that confirming it supersedes (of the same scope,
+    owner and type, so whoever may confirm it may see that one too), else None."""
+    if record.status != Status.PROPOSED:
+        return None
+    proposal = (MemoryProposal.objects.for_tenant(record.tenant_id).filter(record=record, other__isnull=False)
+                .select_related("other").first())
+    return proposal.other if proposal and proposal.other.status == Status.ACTIVE else None
+
+
 def policy_of(tenant) -> MemoryPolicy:
     """The tenant's policy, or the default (unsaved): preferences wait for the person's confirmation."""
     return MemoryPolicy.objects.filter(tenant=tenant).first() or MemoryPolicy(tenant=tenant, confirm_types=["preference"])

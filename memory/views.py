@@ -54,6 +54,7 @@ def _detail_context(membership, record) -> dict:
     versions = selectors.versions_of(record)
     return {"record": record, "versions": version_diffs(versions), "uses": selectors.uses_of(record),
             "proposals": selectors.proposals_of(record), "owner": selectors.owner_label(record),
+            "replaces": selectors.record_it_would_replace(record),
             "can_change": services.can_change(record, user=membership.user, role=membership.role)}
 
 

@@ -5,6 +5,7 @@ the run (ids only)."""
 from datetime import timedelta
 
 import pytest
+from django.urls import reverse
 from django.utils import timezone
 
 from agents.models import RunEvent
@@ -51,7 +52,7 @@ def test_a_changed_fact_supersedes_the_old_one_which_stays_linked(cast, max_run,
     assert [v.status for v in old.versions.order_by("number")] == ["active", "superseded"]
 
 
-def test_a_rewording_the_rules_cannot_tell_from_a_change_waits_for_a_person(cast, max_run, propose):
+def test_a_rewording_the_rules_cannot_tell_from_a_change_waits_for_a_person(cast, client_for, max_run, propose):
     """"Sam's customer emails are in German" after "Sam writes to customers in German": the same, or not? The
     offline rules do not guess; the old memory stays in use until a person says."""
     old = propose(max_run, "Sam writes to customers in German.", subject="language").record
@@ -60,6 +61,10 @@ def test_a_rewording_the_rules_cannot_tell_from_a_change_waits_for_a_person(cast
     assert f"may replace memory #{old.pk}" in maybe.reason
     old.refresh_from_db()
     assert old.status == Status.ACTIVE and maybe.record.status == Status.PROPOSED
+    page = client_for(cast.admin).get(reverse("memory_detail", args=["acme", maybe.record_id]),
+                                      HTTP_HX_REQUEST="true").content.decode()
+    assert f"Confirming this replaces <a href=\"?id={old.pk}\">memory #{old.pk}</a>: “Sam writes to customers in German.”" \
+        in page
     services.memory_refuse(maybe.record, actor=cast.admin)  # "it says the same": the old one stays
     old.refresh_from_db()
     assert old.status == Status.ACTIVE and old.superseded_by_id is None
