@@ -28,6 +28,7 @@ from agents.models import ConversationMessage, Run
 class Conversation:
     def __init__(self, *, instructions: str, messages: list[dict]):
         self.length = 0
+        self.latest: dict[str, dict] = {}  # the latest person's message ("user") and tool result ("tool")
         self.characters = len(instructions)  # the prompt's size so far, for estimates made before a model call
         self._done: list[ModelMessage] = []  # requests and responses closed by a later response
         self._parts: list = [SystemPromptPart(content=instructions)] if instructions else []  # the open request
@@ -38,6 +39,8 @@ class Conversation:
         self.length += 1
         self.characters += len(json.dumps(message))
         role = message["role"]
+        if role in ("user", "tool"):
+            self.latest[role] = message
         if role == "user":
             self._parts.append(UserPromptPart(content=message["text"]))
         elif role == "tool":

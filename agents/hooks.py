@@ -54,6 +54,10 @@ class StepInfo:
     # the tenant's configuration version (0 until its first change; None: not known): a hook may keep its
     # settings until it rises
     config_version: int | None = None
+    # the conversation's latest person's message and latest tool result, as stored ({"user": ..., "tool": ...},
+    # either missing when there is none yet), when the step runs in a turn that holds the conversation; None:
+    # not known here (a hook that needs them reads them)
+    latest_messages: dict[str, dict] | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)

@@ -52,26 +52,33 @@ def _message_text(message: dict) -> str:
     return str(result or "")
 
 
-@lru_cache(maxsize=1024)
-def step_question(run_id: int, step: int, goal: str) -> str:
-    """What a step asks memory: the run's goal, plus the latest person's message (an instruction, an answer)
-    and the latest tool result, each bounded, so a step that turned to another account gets that account's
-    memories. Kept per step: the step's retries ask the same."""
-    latest: dict[str, str] = {}
+def latest_messages_stored(run_id: int) -> dict[str, dict]:
+    """The run's latest person's message and tool result, read back from its stored conversation (for a step
+    whose hooks were not handed them)."""
+    latest: dict[str, dict] = {}
     rows = ConversationMessage.objects.filter(run_id=run_id).order_by("-seq").values_list("message", flat=True)
     for message in rows[:RECENT_MESSAGES]:
         message = json.loads(message) if isinstance(message, str) else message
         role = message.get("role")
         if role in ("user", "tool") and role not in latest:
-            latest[role] = _message_text(message)[:RECENT_CHARS].strip()
-    parts = [goal, *(text for role in ("user", "tool") if (text := latest.get(role)) and text != goal)]
+            latest[role] = message
+    return latest
+
+
+def step_question(goal: str, latest: dict[str, dict]) -> str:
+    """What a step asks memory: the run's goal, plus the latest person's message (an instruction, an answer)
+    and the latest tool result, each bounded, so a step that turned to another account gets that account's
+    memories."""
+    texts = {role: _message_text(message)[:RECENT_CHARS].strip() for role, message in latest.items()}
+    parts = [goal, *(text for role in ("user", "tool") if (text := texts.get(role)) and text != goal)]
     return "\n".join(parts)
 
 
 def memory_context(info: StepInfo) -> list[ContextBlock]:
     if not agent_memory_settings(info.agent_id, info.agent_version).get("recall", True):
         return []  # the agent's admin switched recall off
-    question = step_question(info.run_id, info.step, info.goal)
+    latest = info.latest_messages if info.latest_messages is not None else latest_messages_stored(info.run_id)
+    question = step_question(info.goal, latest)
     vector = list(_query_vector(current_embedder().name, question))
     found = retrieve(tenant_id=info.tenant_id, user_id=info.requested_by_id, agent_id=info.agent_id, text=question,
                      vector=vector, k=settings.MEMORY_CONTEXT_K)

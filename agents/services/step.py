@@ -287,7 +287,7 @@ def _context_text(blocks: list[ContextBlock]) -> str:
 
 def _model_step(turn: Turn) -> str:
     agent, step = turn.run.agent, turn.run.step + 1
-    info = step_info(turn.run, step)
+    info = step_info(turn.run, step, latest_messages=dict(turn.conversation.latest))
     blocks = context_blocks(info)
     tools = [spec for name in agent.tools if (spec := tool_for(turn.run.tenant, name)) is not None]
     policy = GatewayPolicy(timeout_seconds=settings.MODEL_TIMEOUT_SECONDS,

@@ -31,11 +31,12 @@ def enqueue_on_commit(run_id: int) -> None:
     transaction.on_commit(lambda: run_step.delay(run_id))
 
 
-def step_info(run: Run, step: int) -> StepInfo:
+def step_info(run: Run, step: int, *, latest_messages: dict[str, dict] | None = None) -> StepInfo:
     """What the step's hooks are told about the step."""
     return StepInfo(tenant_id=run.tenant_id, run_id=run.pk, agent_id=run.agent_id, agent_version=run.agent_version,
                     requested_by_id=run.requested_by_id, step=step, goal=run.goal, trace_id=run.trace_id,
-                    config_version=run.tenant.config_version if Run.tenant.is_cached(run) else None)
+                    config_version=run.tenant.config_version if Run.tenant.is_cached(run) else None,
+                    latest_messages=latest_messages)
 
 
 def state_save(run: Run, state: engine.RunState) -> None:

@@ -162,7 +162,7 @@ def test_a_step_that_turns_to_another_account_gets_that_accounts_memories(cast, 
 
 def test_what_a_step_asks_memory_is_the_goal_with_the_latest_message_and_tool_result_bounded(cast, renewals):
     from agents.models import ConversationMessage
-    from memory.context import RECENT_CHARS, step_question
+    from memory.context import RECENT_CHARS, latest_messages_stored, step_question
 
     run = run_start(tenant=cast.acme, agent=renewals, goal="Renew ACME-042", requested_by=cast.member)
     ConversationMessage.objects.bulk_create([
@@ -171,9 +171,14 @@ def test_what_a_step_asks_memory_is_the_goal_with_the_latest_message_and_tool_re
                                                                "result": {"status": "ok", "note": "x" * 5000}}),
         ConversationMessage(run=run, seq=12, step=2, message={"role": "user", "text": "Now ROAD-105, please"}),
     ])
-    question = step_question(run.pk, 3, run.goal)
+    question = step_question(run.goal, latest_messages_stored(run.pk))
     assert question.startswith("Renew ACME-042\nNow ROAD-105, please\nok x")
     assert len(question) <= len(run.goal) + 2 * RECENT_CHARS + 2
+    # A step in a turn is handed the same messages by the runtime (its conversation), and asks the same.
+    from agents.conversation import Conversation
+    from agents.run_store import conversation_load
+    held = Conversation(instructions="", messages=conversation_load(run_id=run.pk)).latest
+    assert step_question(run.goal, held) == question
 
 
 def test_every_connection_has_the_hnsw_settings_retrieval_needs(db):
