@@ -84,6 +84,19 @@ def test_words_find_keys_that_meaning_alone_would_miss(cast, renewals):
     assert first.id == key.pk
 
 
+def test_the_step_gets_the_chosen_records_words_in_the_same_statement(cast, renewals, django_assert_num_queries):
+    for n in range(8):
+        _make(cast.acme, f"Renewal note number {n} about an account and its champion.")
+    key = _make(cast.acme, "Security review requested for ACME-042.")
+    plain = _retrieve(cast.member, renewals, "What do we know about ACME-042?", k=5)
+    with django_assert_num_queries(1):
+        worded = retrieve(tenant_id=cast.acme.pk, user_id=cast.member.pk, agent_id=renewals.pk,
+                          text="What do we know about ACME-042?", vector=embed_one("What do we know about ACME-042?")[0],
+                          k=5, with_content=True)
+    assert [(f.id, f.score) for f in worded] == [(f.id, f.score) for f in plain]
+    assert (worded[0].id, worded[0].content, worded[0].type) == (key.pk, "Security review requested for ACME-042.", "fact")
+
+
 def test_pins_and_confidence_break_ties(cast, renewals):
     a = _make(cast.acme, "Quotes go out two weeks before renewal.", confidence=0.5)
     b = _make(cast.acme, "Quotes go out two weeks before renewal!", confidence=0.5)
