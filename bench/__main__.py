@@ -1,7 +1,8 @@
 """``python -m bench`` runs every benchmark; ``python -m bench NAME [NAME ...]`` runs those.
 ``--rows N`` sets the ledger rows of p6costs (default 1,000,000; its results get a section of their own).
-p1ablation reads P1_ABLATION_ROUNDS (3), P1_ABLATION_RUNS (6) and P1_ABLATION_ONLY (plug-in keys of
-bench/ablation.py: only those variants and "all plug-ins", in a section of their own).
+p1ablation reads P1_ABLATION_ROUNDS (3), P1_ABLATION_RUNS (6), P1_ABLATION_ONLY (plug-in keys of
+bench/ablation.py: only those variants and "all plug-ins", in a section of their own) and P1_ABLATION_PAIRS
+(0; N: each single plug-in variant also measured in process, N pairs of runs with and without it).
 
 One embedded stack (Postgres 17 + pgvector + Redis, throwaway) is started for the whole invocation
 and stopped at exit. Each benchmark prints its table and replaces its section of

@@ -464,6 +464,45 @@ def p1_ablation(ctx: Context, *, rounds: int = 3, runs: int = 6, variants=ABLATI
             for name, r in results.items()}
 
 
+def p1_paired_in_process(ctx: Context, key: str, *, pairs: int, warmup_pairs: int = 2) -> tuple[list[float], list[float]]:
+    """P1's step in this process (a turn per step, as p1_in_process) with and without one plug-in, run by run
+    in pairs (which goes first alternates), so a pair is measured within about a second: the machine's load
+    changes far less between its halves than between the through-worker rounds. Returns the per-pair p50 and
+    p99 ratios (with / without)."""
+    _django(ctx)
+    from django.conf import settings
+
+    from agents.services import run_advance
+    from bench.ablation import plugins_removed
+
+    settings.RUN_TURN_SECONDS = 0
+    tenant, agent = _agent("demo:noop")
+
+    def one_run() -> list[float]:
+        run, timings = _start(tenant, agent, P1_STEPS), []
+        while True:
+            started = time.perf_counter()
+            outcome = run_advance(run_id=run.pk, worker="bench")
+            timings.append(time.perf_counter() - started)
+            if outcome in {"completed", "failed", "no_lease"}:
+                return timings
+
+    p50s, p99s = [], []
+    for number in range(warmup_pairs + pairs):
+        measured = {}
+        for on in ((True, False) if number % 2 else (False, True)):
+            if on:
+                measured[on] = summary(one_run())
+            else:
+                with plugins_removed([key]):
+                    measured[on] = summary(one_run())
+        if number >= warmup_pairs:
+            p50s.append(measured[True].p50 / measured[False].p50)
+            p99s.append(measured[True].p99 / measured[False].p99)
+    _purge_queue()
+    return p50s, p99s
+
+
 def _ratios(with_it: list[float], without_it: list[float]) -> list[float]:
     """(with it / without it) per round, each ratio within one round."""
     return [a / b for a, b in zip(with_it, without_it, strict=True)]
@@ -522,6 +561,18 @@ def run_p1_ablation(ctx: Context) -> str:
             share_cpu = f"{(_added(with_it['cpu'], without_it['cpu']) - 1) * 100:+.1f}%"
         lines.append(f"| {name} | {m['steps'].p50_ms:.2f} | {m['steps'].p99_ms:.2f} | "
                      f"{statistics.median(m['cpu']) * 1000:.2f} ms | {share} | {share_p99} | {share_cpu} |")
+    pairs = int(os.environ.get("P1_ABLATION_PAIRS", "0"))
+    paired = []
+    for name, off, otlp in variants:
+        if pairs and len(off) == 1 and not otlp:
+            print(f"  P1 ablation, in process: {name}, {pairs} pairs of runs ...", flush=True)
+            p50s, p99s = p1_paired_in_process(ctx, off[0], pairs=pairs)
+            ones = [1.0] * len(p50s)
+            paired.append(f"{name}: the plug-in adds {(statistics.median(p50s) - 1) * 100:+.1f}% at p50 "
+                          f"(spread {_spread(p50s, ones)}), {(statistics.median(p99s) - 1) * 100:+.1f}% at p99")
+    if paired:
+        lines += ["", f"In process, paired ({pairs} pairs of runs, with and without taking turns run by run, the "
+                  "median of the per-pair ratios; no worker, the same step code): " + "; ".join(paired) + "."]
     bare = measured.get("the runtime alone (no plug-in)")
     overall = (f"All plug-ins vs the runtime alone: {_added(full['p50'], bare['p50']):.3f}× at p50, "
                f"{_added(full['cpu'], bare['cpu']):.3f}× CPU per step. " if bare else
