@@ -8,7 +8,7 @@ from agents.engine import ASK_TOOL, PLAN_TOOL
 from agents.models import Agent
 from agents.tools import tenant_tools
 from approvals.models import ApprovalPolicy
-from approvals.policy import EXPIRY_OUTCOMES, OPERATORS, condition_number, condition_problem
+from approvals.policy import BUDGET_TOOL, EXPIRY_OUTCOMES, OPERATORS, condition_number, condition_problem
 from console.input import InputRefused, json_load, strict_int, strict_number
 
 
@@ -33,7 +33,9 @@ class PolicyForm(forms.ModelForm):
         self.fields["agent"].queryset = Agent.objects.for_tenant(tenant)
         self.fields["agent"].empty_label = "(any agent)"
         self.fields["tool"] = forms.ChoiceField(required=False, choices=[
-            ("", "(any tool)"), (PLAN_TOOL, f"{PLAN_TOOL} (plans of agents that require plan approval)")] + [
+            ("", "(any tool)"), (PLAN_TOOL, f"{PLAN_TOOL} (plans of agents that require plan approval)"),
+            (BUDGET_TOOL, f"{BUDGET_TOOL} (extensions a budget that asks to continue asks for: who decides, by "
+                          f"when; one approval grants it)")] + [
             (name, f"{name} (questions the agent asks)" if name == ASK_TOOL else f"{name} (risk {spec.risk})")
             for name, spec in sorted(tenant_tools(tenant).items())])
         self.fields["expiry_outcome"] = forms.ChoiceField(choices=[(o, o.replace("_", " ")) for o in EXPIRY_OUTCOMES])

@@ -16,7 +16,9 @@ from agents.engine import ASK_TOOL, PLAN_TOOL
 from console.input import strict_number
 
 EXPIRY_OUTCOMES = ("reject", "cancel_run")
-HUMAN_STEPS = {PLAN_TOOL: "plans", ASK_TOOL: "questions"}  # pseudo-tools a person answers (see human_step_rule)
+BUDGET_TOOL = "budget.extend"  # the pseudo-tool a policy names to set who decides budget extensions and by when
+# pseudo-tools a person answers (see human_step_rule)
+HUMAN_STEPS = {PLAN_TOOL: "plans", ASK_TOOL: "questions", BUDGET_TOOL: "budget extensions"}
 OPERATORS = {
     "gt": (">", lambda value, limit: _number(value) is not None and _number(value) > _number(limit)),
     "gte": ("≥", lambda value, limit: _number(value) is not None and _number(value) >= _number(limit)),
@@ -51,10 +53,12 @@ class Rule:
         label = self.name or ("default policy" if self.id is None else f"policy #{self.id}")
         human_step = HUMAN_STEPS.get(tool or self.tool)
         if human_step:
-            scope = ("plans" if human_step == "plans" else "questions the agent asks") + (
+            scope = {"questions": "questions the agent asks"}.get(human_step, human_step) + (
                 " of this agent" if self.agent_id is not None else "")
             if human_step == "questions":
                 need = "answered by one reviewer"
+            elif human_step == "budget extensions":
+                need = "approved by one reviewer"  # one decision grants the extension (human_step_requirement)
             else:
                 need = ("approved by one reviewer" if self.required_approvals <= 1
                         else f"approved by {self.required_approvals} distinct reviewers")
@@ -95,8 +99,9 @@ def requirement(rules: list[Rule], *, agent_id: int, tool: str, risk: int, argum
 
 
 def human_step_rule(rules: list[Rule], *, agent_id: int, tool: str) -> Rule:
-    """The rule for a plan approval or a question (pseudo-tools plan.propose and human.ask): the most
-    specific tenant rule scoped to that tool (its risk and condition do not apply), else the default.
+    """The rule for a plan approval, a question or a budget extension (pseudo-tools plan.propose, human.ask,
+    budget.extend): the most specific tenant rule scoped to that tool (its risk and condition do not apply),
+    else the default.
     It sets who may decide, the due and expiry times and the escalation; how many approve a plan."""
     scoped = [r for r in rules if r.tool == tool and (r.agent_id is None or r.agent_id == agent_id)]
     return _most_specific(scoped) if scoped else DEFAULT_RULE

@@ -29,7 +29,7 @@ from approvals.models import (
     ApprovalStatus,
     ApprovalWebhook,
 )
-from approvals.policy import Requirement, Rule, human_step_rule, requirement
+from approvals.policy import BUDGET_TOOL, Requirement, Rule, human_step_rule, requirement
 from approvals.selectors import policy_rule, policy_rules
 from console.models import Membership, tenant_config_changed
 from console.roles import can_open
@@ -57,9 +57,6 @@ def human_step_requirement(*, run, kind: str) -> Requirement:
     tool = {ApprovalKind.PLAN: PLAN_TOOL, ApprovalKind.BUDGET: BUDGET_TOOL}.get(kind, ASK_TOOL)
     rule = human_step_rule(policy_rules(tenant=run.tenant), agent_id=run.agent_id, tool=tool)
     return Requirement(max(1, rule.required_approvals) if kind == ApprovalKind.PLAN else 1, rule)
-
-
-BUDGET_TOOL = "budget.extend"  # the pseudo-tool a policy names to set who decides budget extensions and by when
 
 
 DEMO_POLICIES = [

@@ -1,5 +1,8 @@
 """``python -m bench`` runs every benchmark; ``python -m bench NAME [NAME ...]`` runs those.
 ``--rows N`` sets the ledger rows of p6costs (default 1,000,000; its results get a section of their own).
+p1ablation reads P1_ABLATION_ROUNDS (3), P1_ABLATION_RUNS (6), P1_ABLATION_ONLY (plug-in keys of
+bench/ablation.py: only those variants and "all plug-ins", in a section of their own) and P1_ABLATION_PAIRS
+(0; N: each single plug-in variant also measured in process, N pairs of runs with and without it).
 
 One embedded stack (Postgres 17 + pgvector + Redis, throwaway) is started for the whole invocation
 and stopped at exit. Each benchmark prints its table and replaces its section of
@@ -46,6 +49,12 @@ REGISTRY = {
 }
 
 
+def _ablation_suffix(name: str) -> str:
+    """p1ablation run for some plug-ins only (P1_ABLATION_ONLY) gets a section of its own, beside the full table."""
+    only = os.environ.get("P1_ABLATION_ONLY", "") if name == "p1ablation" else ""
+    return f" P1_ABLATION_ONLY={only}" if only else ""
+
+
 def main(argv: list[str]) -> int:
     if any(a in {"-h", "--help"} for a in argv):
         print(__doc__.strip())
@@ -80,7 +89,7 @@ def main(argv: list[str]) -> int:
             section = REGISTRY[name](ctx)
             section = f"{section}\n\n{machine_note()} Took {time.monotonic() - t0:.0f} s."
             print(section, flush=True)
-            write_results(name + (suffix if name == "p6costs" else ""), section)
+            write_results(name + (suffix if name == "p6costs" else "") + _ablation_suffix(name), section)
     print(f"\nUpdated {RESULTS} in {time.monotonic() - started:.0f} s; stack stopped.")
     return 0
 

@@ -7,6 +7,7 @@ registered) and before a prefork worker forks its children, so every child runs 
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 from agents.hooks import hooks
@@ -39,6 +40,19 @@ def plugins_off(keys: list[str]) -> list[str]:
                 registered.remove(fn)
             removed.append(name)
     return removed
+
+
+@contextlib.contextmanager
+def plugins_removed(keys: list[str]):
+    """The named plug-ins out of the hooks of this process for the block, then back where they were (the
+    bench's in-process paired measurement)."""
+    kept = {attribute: list(getattr(hooks, attribute)) for key in keys for attribute, _ in PLUGINS[key]}
+    plugins_off(keys)
+    try:
+        yield
+    finally:
+        for attribute, registered in kept.items():
+            getattr(hooks, attribute)[:] = registered
 
 
 plugins_off([key for key in os.environ.get("BENCH_PLUGINS_OFF", "").split(",") if key])

@@ -431,19 +431,19 @@ def otlp_receiver():
         server.server_close()
 
 
-def p1_ablation(ctx: Context, *, rounds: int = 3, runs: int = 6) -> dict[str, dict]:
+def p1_ablation(ctx: Context, *, rounds: int = 3, runs: int = 6, variants=ABLATION) -> dict[str, dict]:
     """Each ABLATION variant measured in ``rounds`` interleaved rounds (a fresh prefork worker per variant and
     round, ``runs`` runs each, the order rotated each round), so drift on a shared machine spreads over all variants alike. Per variant: its
-    pooled step intervals, and per round its p50 and CPU per step (ratios are taken within a round)."""
+    pooled step intervals, and per round its p50, p99 and CPU per step (ratios are taken within a round)."""
     _django(ctx)
     _purge_queue()
-    results = {name: {"gaps": [], "p50": [], "cpu": []} for name, _, _ in ABLATION}
+    results = {name: {"gaps": [], "p50": [], "p99": [], "cpu": []} for name, _, _ in variants}
     with otlp_receiver() as (endpoint, received):
         for round_ in range(rounds):
             # Each round starts at the next variant, so no variant always runs first (fresh database caches,
             # the previous round's worker just gone): over as many rounds as variants, each takes every place once.
-            start = round_ % len(ABLATION)
-            for number, (name, off, otlp) in [*enumerate(ABLATION)][start:] + [*enumerate(ABLATION)][:start]:
+            start = round_ % len(variants)
+            for number, (name, off, otlp) in [*enumerate(variants)][start:] + [*enumerate(variants)][:start]:
                 print(f"  P1 ablation, round {round_ + 1}/{rounds}: {name} ...", flush=True)
                 env = {"BENCH_PLUGINS_OFF": ",".join(off)}
                 if otlp:
@@ -456,36 +456,127 @@ def p1_ablation(ctx: Context, *, rounds: int = 3, runs: int = 6) -> dict[str, di
                     worker.stop()
                 results[name]["gaps"].extend(gaps)
                 results[name]["p50"].append(summary(gaps).p50)
+                results[name]["p99"].append(summary(gaps).p99)
                 results[name]["cpu"].append(cpu)
-        if not received["requests"]:
+        if any(otlp for _, _, otlp in variants) and not received["requests"]:
             raise RuntimeError("the OTLP variant exported nothing to the bench's receiver")
-    return {name: {"steps": summary(r["gaps"]), "p50": r["p50"], "cpu": r["cpu"]} for name, r in results.items()}
+    return {name: {"steps": summary(r["gaps"]), "p50": r["p50"], "p99": r["p99"], "cpu": r["cpu"]}
+            for name, r in results.items()}
+
+
+def p1_paired_in_process(ctx: Context, key: str, *, pairs: int, warmup_pairs: int = 2) -> tuple[list[float], list[float]]:
+    """P1's step in this process (a turn per step, as p1_in_process) with and without one plug-in, run by run
+    in pairs (which goes first alternates), so a pair is measured within about a second: the machine's load
+    changes far less between its halves than between the through-worker rounds. Returns the per-pair p50 and
+    p99 ratios (with / without)."""
+    _django(ctx)
+    from django.conf import settings
+
+    from agents.services import run_advance
+    from bench.ablation import plugins_removed
+
+    settings.RUN_TURN_SECONDS = 0
+    tenant, agent = _agent("demo:noop")
+
+    def one_run() -> list[float]:
+        run, timings = _start(tenant, agent, P1_STEPS), []
+        while True:
+            started = time.perf_counter()
+            outcome = run_advance(run_id=run.pk, worker="bench")
+            timings.append(time.perf_counter() - started)
+            if outcome in {"completed", "failed", "no_lease"}:
+                return timings
+
+    p50s, p99s = [], []
+    for number in range(warmup_pairs + pairs):
+        measured = {}
+        for on in ((True, False) if number % 2 else (False, True)):
+            if on:
+                measured[on] = summary(one_run())
+            else:
+                with plugins_removed([key]):
+                    measured[on] = summary(one_run())
+        if number >= warmup_pairs:
+            p50s.append(measured[True].p50 / measured[False].p50)
+            p99s.append(measured[True].p99 / measured[False].p99)
+    _purge_queue()
+    return p50s, p99s
+
+
+def _ratios(with_it: list[float], without_it: list[float]) -> list[float]:
+    """(with it / without it) per round, each ratio within one round."""
+    return [a / b for a, b in zip(with_it, without_it, strict=True)]
 
 
 def _added(with_it: list[float], without_it: list[float]) -> float:
     """What a plug-in adds: the median over rounds of (with it / without it), each ratio within one round."""
-    return statistics.median(a / b for a, b in zip(with_it, without_it, strict=True))
+    return statistics.median(_ratios(with_it, without_it))
+
+
+def _spread(with_it: list[float], without_it: list[float]) -> str:
+    """The per-round ratios' spread as added percent: the middle half (quartiles) and the extremes."""
+    ratios = sorted(_ratios(with_it, without_it))
+    if len(ratios) < 4:
+        return f"{(ratios[0] - 1) * 100:+.1f}…{(ratios[-1] - 1) * 100:+.1f}%"
+    q1, _, q3 = statistics.quantiles(ratios, n=4)
+    return (f"{(q1 - 1) * 100:+.1f}…{(q3 - 1) * 100:+.1f}% "
+            f"(all {(ratios[0] - 1) * 100:+.1f}…{(ratios[-1] - 1) * 100:+.1f}%)")
+
+
+def ablation_variants(only: str) -> tuple:
+    """ABLATION, or with ``only`` (comma-separated plug-in keys of bench/ablation.py, P1_ABLATION_ONLY) just
+    "all plug-ins" and the variants taking out one of those: fewer variants, so more rounds in the same time."""
+    if not only:
+        return ABLATION
+    keys = {key.strip() for key in only.split(",") if key.strip()}
+    chosen = tuple(v for v in ABLATION if v[0] == "all plug-ins" or (len(v[1]) == 1 and v[1][0] in keys))
+    missing = keys - {v[1][0] for v in chosen if v[1]}
+    if missing:
+        raise SystemExit(f"P1_ABLATION_ONLY: no variant takes out {', '.join(sorted(missing))}")
+    return chosen
 
 
 def run_p1_ablation(ctx: Context) -> str:
-    measured = p1_ablation(ctx, rounds=int(os.environ.get("P1_ABLATION_ROUNDS", "3")),
-                           runs=int(os.environ.get("P1_ABLATION_RUNS", "6")))
+    variants = ablation_variants(os.environ.get("P1_ABLATION_ONLY", ""))
+    rounds = int(os.environ.get("P1_ABLATION_ROUNDS", "3"))
+    measured = p1_ablation(ctx, rounds=rounds, runs=int(os.environ.get("P1_ABLATION_RUNS", "6")), variants=variants)
     full = measured["all plug-ins"]
-    bare = measured["the runtime alone (no plug-in)"]
-    lines = ["| variant | step p50 ms | p99 ms | CPU per step | what the plug-in adds to P1's p50 | to CPU per step |",
-             "|---|---|---|---|---|---|"]
-    for name, off, otlp in ABLATION:
+    lines = ["| variant | step p50 ms | p99 ms | CPU per step | what the plug-in adds to P1's p50 (spread over rounds) "
+             "| to P1's p99 | to CPU per step |",
+             "|---|---|---|---|---|---|---|"]
+    for name, off, otlp in variants:
         m = measured[name]
         if otlp:  # the plug-in is on in this variant: it adds variant / all plug-ins
-            added, added_cpu = _added(m["p50"], full["p50"]), _added(m["cpu"], full["cpu"])
+            with_it, without_it = m, full
         elif off:  # the plug-in is off in this variant: it adds all plug-ins / variant
-            added, added_cpu = _added(full["p50"], m["p50"]), _added(full["cpu"], m["cpu"])
+            with_it, without_it = full, m
         else:
-            added = added_cpu = None
-        share = f"{(added - 1) * 100:+.1f}% ({added:.3f}×)" if added else "—"
-        share_cpu = f"{(added_cpu - 1) * 100:+.1f}%" if added_cpu else "—"
+            with_it = without_it = None
+        if with_it is None:
+            share = share_p99 = share_cpu = "—"
+        else:
+            added = _added(with_it["p50"], without_it["p50"])
+            share = f"{(added - 1) * 100:+.1f}% ({added:.3f}×; {_spread(with_it['p50'], without_it['p50'])})"
+            share_p99 = f"{(_added(with_it['p99'], without_it['p99']) - 1) * 100:+.1f}%"
+            share_cpu = f"{(_added(with_it['cpu'], without_it['cpu']) - 1) * 100:+.1f}%"
         lines.append(f"| {name} | {m['steps'].p50_ms:.2f} | {m['steps'].p99_ms:.2f} | "
-                     f"{statistics.median(m['cpu']) * 1000:.2f} ms | {share} | {share_cpu} |")
+                     f"{statistics.median(m['cpu']) * 1000:.2f} ms | {share} | {share_p99} | {share_cpu} |")
+    pairs = int(os.environ.get("P1_ABLATION_PAIRS", "0"))
+    paired = []
+    for name, off, otlp in variants:
+        if pairs and len(off) == 1 and not otlp:
+            print(f"  P1 ablation, in process: {name}, {pairs} pairs of runs ...", flush=True)
+            p50s, p99s = p1_paired_in_process(ctx, off[0], pairs=pairs)
+            ones = [1.0] * len(p50s)
+            paired.append(f"{name}: the plug-in adds {(statistics.median(p50s) - 1) * 100:+.1f}% at p50 "
+                          f"(spread {_spread(p50s, ones)}), {(statistics.median(p99s) - 1) * 100:+.1f}% at p99")
+    if paired:
+        lines += ["", f"In process, paired ({pairs} pairs of runs, with and without taking turns run by run, the "
+                  "median of the per-pair ratios; no worker, the same step code): " + "; ".join(paired) + "."]
+    bare = measured.get("the runtime alone (no plug-in)")
+    overall = (f"All plug-ins vs the runtime alone: {_added(full['p50'], bare['p50']):.3f}× at p50, "
+               f"{_added(full['cpu'], bare['cpu']):.3f}× CPU per step. " if bare else
+               f"Only these variants were run (P1_ABLATION_ONLY={os.environ.get('P1_ABLATION_ONLY')}). ")
     notes = (
         "P1 through a worker (the headline's measure: a step's start → the next step's start, prefork, 1 process, "
         f"runs of {P1_STEPS} no-op calls and the answer) with each plug-in's per-step work taken out, in the same run: "
@@ -495,10 +586,12 @@ def run_p1_ablation(ctx: Context) -> str:
         "switch for it); span export over OTLP is switched on as in production, by `OTEL_EXPORTER_OTLP_ENDPOINT`, "
         "here a loopback receiver in the bench that reads and discards each export. The traces app's database span "
         "sink stays on in every variant: the step spans it stores are the measurement. \"Adds\" = P1 with the "
-        "plug-in / P1 without it, taken within each round and the median over the rounds (issues 12, 13, 14: "
-        "each ≤ +5% at p50); the step p50 and p99 columns pool the rounds; CPU per step (the worker's, median of "
-        "the rounds) moves less with the machine's load than wall time does. All plug-ins vs the runtime alone: "
-        f"{_added(full['p50'], bare['p50']):.3f}× at p50, {_added(full['cpu'], bare['cpu']):.3f}× CPU per step. "
+        "plug-in / P1 without it, taken within each round and the median over the "
+        f"{rounds} rounds (issues 12, 13, 14: each ≤ +5% at p50); in brackets the spread of the per-round ratios "
+        "(quartiles, then the extremes): a claim of ≤ +5% holds only when most rounds agree. The step p50 and p99 "
+        "columns pool the rounds; the p99 ratio is the median of the per-round p99 ratios; CPU per step (the "
+        "worker's, median of the rounds) moves less with the machine's load than wall time does. "
+        + overall +
         "The bench tenant has no memories and no budgets, so memory's retrieval finds nothing and the gate has no "
         "budget to check: what they cost on every step regardless."
     )

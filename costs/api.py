@@ -9,13 +9,11 @@ from typing import Literal
 
 from django import forms
 from django.contrib.auth import get_user_model
-from django.core.exceptions import PermissionDenied
 from django.http import Http404
 from django.utils import timezone
 from ninja import Field, Query, Router, Schema, Status
 
 from agents.models import Agent
-from console.access import token_access
 from console.api_auth import token_scopes
 from console.api_errors import ApiError, errors
 from console.exports import csv_response
@@ -26,18 +24,18 @@ from costs.models import Budget, PriceRule
 from costs.selectors import dashboard, ledger_export, rounded
 from costs.services import budget_delete, budget_save, price_rule_delete, price_rule_save
 
-# Reading costs needs costs:read; changing budgets (configuration) needs admin (console/api_auth.py).
+# Reading costs needs costs:read; changing budgets (configuration) needs admin (console/api_auth.py); the
+# maker's role must open costs (finance, admin), or for price rule changes the admin section.
 router = Router(tags=["costs"], auth=token_scopes(read="costs:read", write="admin", section="costs"))
+ADMINS_ONLY = token_scopes("admin", section="admin")
 Grouping = Literal["agent", "model", "user", "tool", "agent_version", "provider", "kind"]
 Range = Literal["today", "7d", "30d", "mtd", "custom"]
 
 
-def _finance(request):
-    """The token's person, if their current role opens costs (finance, admin)."""
-    try:
-        return token_access(request, section="costs").user
-    except (Http404, PermissionDenied):
-        raise PermissionDenied("Costs need a token made by a finance member or admin of this tenant.") from None
+def _person(request):
+    """The token's maker, whose role the operation's auth checked (the router's: section costs; price rule
+    changes: section admin) and kept as request.membership: the one access check, made before the operation."""
+    return request.membership.user
 
 
 def _window(request, query: dict):
@@ -79,7 +77,6 @@ class SummaryOut(Schema):
 def summary(request, group_by: Grouping = "agent", range: Range | None = None,  # noqa: A002 (the query's name)
             from_date: str = Query("", alias="from"), to_date: str = Query("", alias="to")):
     """``range`` (today, 7d, 30d, mtd) or ``from``/``to`` dates (YYYY-MM-DD, both included), in the tenant's timezone."""
-    _finance(request)
     window, chosen = _window(request, {"range": range, "from": from_date, "to": to_date, "group_by": group_by})
     board = dashboard(request.tenant, window, group_by)
     totals = board["totals"]
@@ -100,7 +97,6 @@ def summary(request, group_by: Grouping = "agent", range: Range | None = None,  
                                                "content": {"text/csv": {"schema": {"type": "string"}}}}}})
 def export_csv(request, range: Range | None = None,  # noqa: A002
                from_date: str = Query("", alias="from"), to_date: str = Query("", alias="to")):
-    _finance(request)
     window, chosen = _window(request, {"range": range, "from": from_date, "to": to_date})
     return csv_response(request, f"cost-ledger-{chosen['from']}-{chosen['to']}.csv",
                                 exports.ledger_rows(ledger_export(request.tenant, window)))
@@ -179,39 +175,34 @@ def _filled(request, budget: Budget, body: BudgetIn) -> Budget:
 
 @router.get("/costs/budgets", response={200: list[BudgetOut], **errors(403)}, summary="The tenant's budgets")
 def list_budgets(request):
-    _finance(request)
     return list(Budget.objects.for_tenant(request.tenant).select_related("agent", "user"))
 
 
 @router.post("/costs/budgets", response={201: BudgetOut, **errors(403)}, summary="Add a budget")
 def create_budget(request, body: BudgetIn):
-    person = _finance(request)
+    person = _person(request)
     return Status(201, budget_save(tenant=request.tenant, actor=person, budget=_filled(request, Budget(), body)))
 
 
 @router.get("/costs/budgets/{budget_id}", response={200: BudgetOut, **errors(403, 404)})
 def get_budget(request, budget_id: int):
     budget = _budget(request, budget_id)
-    _finance(request)
     return budget
 
 
 @router.put("/costs/budgets/{budget_id}", response={200: BudgetOut, **errors(403, 404)}, summary="Change a budget")
 def change_budget(request, budget_id: int, body: BudgetIn):
     budget = _budget(request, budget_id)
-    person = _finance(request)
+    person = _person(request)
     return budget_save(tenant=request.tenant, actor=person, budget=_filled(request, budget, body))
 
 
 @router.delete("/costs/budgets/{budget_id}", response={204: None, **errors(403, 404)}, summary="Delete a budget")
 def remove_budget(request, budget_id: int):
     budget = _budget(request, budget_id)
-    person = _finance(request)
+    person = _person(request)
     budget_delete(tenant=request.tenant, actor=person, budget=budget)
     return Status(204, None)
-
-
-
 
 
 class PriceRuleIn(Schema):
@@ -229,11 +220,6 @@ class PriceRuleIn(Schema):
 class PriceRuleOut(PriceRuleIn):
     id: int
     created_at: datetime
-
-
-def _admin(request):
-    """The token's person, if they are an admin of the tenant (finance reads prices only)."""
-    return token_access(request, section="admin").user
 
 
 def _rule(request, rule_id: int) -> PriceRule:
@@ -254,27 +240,28 @@ def _rule_filled(rule: PriceRule, body: PriceRuleIn) -> PriceRule:
 
 @router.get("/costs/price-rules", response={200: list[PriceRuleOut], **errors(403)}, summary="The tenant's price rules")
 def list_price_rules(request):
-    _finance(request)
     return list(PriceRule.objects.for_tenant(request.tenant))
 
 
-@router.post("/costs/price-rules", response={201: PriceRuleOut, **errors(403)},
+@router.post("/costs/price-rules", response={201: PriceRuleOut, **errors(403)}, auth=ADMINS_ONLY,
              summary="Add a price rule (admins); reprice a range in the console to apply it")
 def create_price_rule(request, body: PriceRuleIn):
-    person = _admin(request)
+    person = _person(request)
     return Status(201, price_rule_save(tenant=request.tenant, actor=person, rule=_rule_filled(PriceRule(), body)))
 
 
-@router.put("/costs/price-rules/{rule_id}", response={200: PriceRuleOut, **errors(403, 404)}, summary="Change a price rule")
+@router.put("/costs/price-rules/{rule_id}", response={200: PriceRuleOut, **errors(403, 404)}, auth=ADMINS_ONLY,
+            summary="Change a price rule")
 def change_price_rule(request, rule_id: int, body: PriceRuleIn):
     rule = _rule(request, rule_id)
-    person = _admin(request)
+    person = _person(request)
     return price_rule_save(tenant=request.tenant, actor=person, rule=_rule_filled(rule, body))
 
 
-@router.delete("/costs/price-rules/{rule_id}", response={204: None, **errors(403, 404)}, summary="Delete a price rule")
+@router.delete("/costs/price-rules/{rule_id}", response={204: None, **errors(403, 404)}, auth=ADMINS_ONLY,
+               summary="Delete a price rule")
 def remove_price_rule(request, rule_id: int):
     rule = _rule(request, rule_id)
-    person = _admin(request)
+    person = _person(request)
     price_rule_delete(tenant=request.tenant, actor=person, rule=rule)
     return Status(204, None)

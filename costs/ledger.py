@@ -102,9 +102,11 @@ def entry_for(info: StepInfo, usage: Usage, at: datetime | None = None) -> Entry
                  **priced_columns(usage.price, Decimal(usage.cost_usd), usage.cached_tokens))
 
 
-def rollup_upsert(source: str) -> str:
+def rollup_upsert(source: str, *, one_row: bool = False) -> str:
     """SQL adding ``source`` (ledger-shaped rows with a ``sign`` column: +1 adds, -1 takes away) to the
-    hourly rollups, grouped by hour and attribution."""
+    hourly rollups, grouped by hour and attribution. ``one_row``: ``source`` holds at most one row (a step's
+    single priced thing), so it is added as it is, without the grouping (the same sums; parsed, planned and
+    run in about two thirds of the time, on every step)."""
     keys = ", ".join(ROLLUP_DIMENSIONS)
     sums = {
         "calls": "sign", "unpriced_calls": "sign * (NOT priced)::int", "retry_calls": "sign * (attempt > 1)::int",
@@ -114,10 +116,12 @@ def rollup_upsert(source: str) -> str:
         "cache_read_tokens": "sign * cache_read_tokens", "cache_write_tokens": "sign * cache_write_tokens",
         "output_tokens": "sign * output_tokens", "reasoning_tokens": "sign * reasoning_tokens",
     }
+    values, grouping = ((sums.values(), "") if one_row
+                        else ((f"sum({expr})" for expr in sums.values()), " GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10"))
     return (f"INSERT INTO costs_hourly (tenant_id, hour, {keys}, {', '.join(sums)}) "
             f"SELECT tenant_id, date_trunc('hour', at, 'UTC'), coalesce(agent_id, 0), agent_version, coalesce(user_id, 0), "
-            f"provider, model, tool, kind, simulated, {', '.join(f'sum({expr})' for expr in sums.values())} "
-            f"FROM ({source}) AS source GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10 "
+            f"provider, model, tool, kind, simulated, {', '.join(values)} "
+            f"FROM ({source}) AS source{grouping} "
             f"ON CONFLICT (tenant_id, hour, {keys}) DO UPDATE SET "
             + ", ".join(f"{name} = costs_hourly.{name} + EXCLUDED.{name}" for name in sums))
 
@@ -127,9 +131,11 @@ LEDGER_INSERT = (f"INSERT INTO costs_ledger ({_columns_sql}) "
                  f"SELECT {_columns_sql} FROM json_populate_recordset(NULL::costs_ledger, %s) "
                  f"ON CONFLICT (source_key, price_version) DO NOTHING RETURNING *")
 LEDGER_WRITE = f"WITH written AS ({LEDGER_INSERT}) " + rollup_upsert("SELECT *, 1 AS sign FROM written")
-# The same two writes as CTEs of the run's own statement (agents.run_store.run_write).
-LEDGER_CTES = [f"costs_ledger_written AS ({LEDGER_INSERT})",
-               f"costs_hourly_added AS ({rollup_upsert('SELECT *, 1 AS sign FROM costs_ledger_written')})"]
+# The same two writes as CTEs of the run's own statement (agents.run_store.run_write), for one entry (a
+# step's usual one: its rollup row added without grouping) and for several.
+LEDGER_CTES = {one_row: [f"costs_ledger_written AS ({LEDGER_INSERT})",
+                         f"costs_hourly_added AS ({rollup_upsert('SELECT *, 1 AS sign FROM costs_ledger_written', one_row=one_row)})"]
+               for one_row in (True, False)}
 
 
 def _json_value(value):
@@ -153,7 +159,7 @@ def ledger_write(entries: list[Entry]) -> None:
 
 
 def _ledger_ctes(entries: list[Entry]) -> tuple[list[str], list]:
-    return LEDGER_CTES, [_entries_json(entries)]
+    return LEDGER_CTES[len(entries) == 1], [_entries_json(entries)]
 
 
 def usage_to_ledger(info: StepInfo, usage: Usage, writes) -> None:

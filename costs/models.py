@@ -3,10 +3,12 @@ rollups, budgets and the alerts they raised."""
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 
 from console.models import Tenant, TenantScopedQuerySet
 
@@ -229,7 +231,14 @@ class PriceRule(models.Model):
 
 class RepricingJob(models.Model):
     """Repricing a range of the ledger with the tenant's rules: new priced versions of the rows whose price
-    changes (the originals kept, not current), the rollups moved with them, and the diff per day and model."""
+    changes (the originals kept, not current), the rollups moved with them, and the diff per day and model.
+
+    A worker holds the job by a lease: it claims it (``attempt`` + 1) and renews ``heartbeat_at`` with each
+    chunk it commits, in that chunk's transaction, together with where it got to (``after_at``, ``after_id``)
+    and the diff so far. A job whose worker died stays "running" only until its lease expires; then another
+    claim continues it from its last committed chunk, and the dead worker's attempt can commit nothing more."""
+
+    LEASE = timedelta(minutes=5)
 
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE)
     first_day = models.DateField()
@@ -240,6 +249,11 @@ class RepricingJob(models.Model):
     changed = models.PositiveIntegerField(default=0)
     diff = models.JSONField(default=list, blank=True)  # [{"day", "model", "old_usd", "new_usd", "difference_usd"}]
     error = models.CharField(max_length=300, blank=True)
+    attempt = models.PositiveIntegerField(default=0)  # claims so far; a chunk commits only under the latest
+    heartbeat_at = models.DateTimeField(null=True, blank=True)  # the holder's last sign of life (claim or chunk)
+    last_id = models.BigIntegerField(null=True, blank=True)  # the ledger's last id at the first claim: rows read
+    after_at = models.DateTimeField(null=True, blank=True)  # the last committed chunk's last row (keyset)
+    after_id = models.BigIntegerField(default=0)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -252,6 +266,11 @@ class RepricingJob(models.Model):
     @property
     def percent(self) -> int:
         return 100 if not self.total else int(self.done * 100 / self.total)
+
+    def lease_expired(self, now: datetime | None = None) -> bool:
+        """Queued or running, with no sign of life (claim, chunk, or its creation) within the lease."""
+        return (self.status in ("queued", "running")
+                and (self.heartbeat_at or self.created_at) < (now or timezone.now()) - self.LEASE)
 
 
 class Reconciliation(models.Model):

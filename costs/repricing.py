@@ -5,7 +5,6 @@ and, at the end, the diff per day and model (old vs new, exact)."""
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import replace
 from datetime import datetime, time, timedelta
 from decimal import Decimal
@@ -62,66 +61,125 @@ def _entry(row: LedgerEntry) -> Entry:
     return Entry(**{name: getattr(row, name) for name in Entry.__dataclass_fields__})
 
 
+class LeaseLost(Exception):
+    """The job was claimed again (its lease had expired): this attempt commits nothing more."""
+
+
+def repricing_claim(job_id: int) -> RepricingJob | None:
+    """Take the job to run: a queued one, or a running one whose lease expired (its worker died). None when
+    another attempt holds it or it is finished. The claim raises ``attempt``, which fences the older one out."""
+    now = timezone.now()
+    claimed = RepricingJob.objects.filter(pk=job_id).filter(
+        Q(status="queued") | Q(status="running", heartbeat_at__lt=now - RepricingJob.LEASE)
+        | Q(status="running", heartbeat_at=None, created_at__lt=now - RepricingJob.LEASE),
+    ).update(status="running", attempt=F("attempt") + 1, heartbeat_at=now)
+    return RepricingJob.objects.select_related("tenant").get(pk=job_id) if claimed else None
+
+
+def _held(job: RepricingJob):
+    """The job's row while this attempt still holds it."""
+    return RepricingJob.objects.filter(pk=job.pk, status="running", attempt=job.attempt)
+
+
 def repricing_run(job_id: int) -> RepricingJob:
-    job = RepricingJob.objects.select_related("tenant").get(pk=job_id)
+    """Run the job (or continue it from its last committed chunk, after a worker died). Each chunk is one
+    transaction: the new versions, the rollups, and the job's progress, position, diff so far and heartbeat."""
+    job = repricing_claim(job_id)
+    if job is None:  # finished, or another attempt holds it
+        return RepricingJob.objects.get(pk=job_id)
+    try:
+        return _repricing_continue(job)
+    except LeaseLost:  # claimed again after this attempt's lease expired: the new holder continues
+        return RepricingJob.objects.get(pk=job_id)
+    except Exception as exc:  # the job says why; the chunks done stay done (each was one transaction)
+        _held(job).update(status="failed", error=f"{type(exc).__name__}: {exc}"[:300], finished_at=timezone.now())
+        raise
+
+
+def _window(job: RepricingJob):
     zone = tenant_zone(job.tenant_id)
-    start = datetime.combine(job.first_day, time(), zone)
-    end = datetime.combine(job.last_day + timedelta(days=1), time(), zone)
-    rules = list(PriceRule.objects.for_tenant(job.tenant))
+    return zone, datetime.combine(job.first_day, time(), zone), datetime.combine(job.last_day + timedelta(days=1), time(), zone)
+
+
+def _rows(job: RepricingJob, rules: list[PriceRule], start, end):
     models = Q()
     for rule in rules:
         models |= Q(provider=rule.provider, model=rule.model)
     rows = LedgerEntry.objects.for_tenant(job.tenant).filter(current=True, at__gte=start, at__lt=end,
                                                              kind__in=("model", "embedding"))
-    rows = rows.filter(models) if rules else rows.none()
-    # The rows as they are now: the versions this job writes (same time, higher ids) are not read again.
-    last_id = LedgerEntry.objects.for_tenant(job.tenant).order_by("-id").values_list("id", flat=True).first() or 0
-    rows = rows.filter(id__lte=last_id)
-    RepricingJob.objects.filter(pk=job.pk).update(status="running", total=rows.count())
-    diff: dict[tuple[str, str], list[Decimal]] = defaultdict(lambda: [Decimal(0), Decimal(0)])
-    after = (start, 0)
-    try:
-        while True:
-            chunk = list(rows.filter(Q(at__gt=after[0]) | Q(at=after[0], id__gt=after[1])).order_by("at", "id")[:CHUNK])
-            if not chunk:
-                break
-            _reprice_chunk(job, chunk, rules, zone, diff)
-            after = (chunk[-1].at, chunk[-1].id)
-    except Exception as exc:  # the job says why; the chunks done stay done (each was one transaction)
-        RepricingJob.objects.filter(pk=job.pk).update(status="failed", error=f"{type(exc).__name__}: {exc}"[:300],
-                                                      finished_at=timezone.now())
-        raise
-    report = [{"day": day, "model": model, "old_usd": str(old), "new_usd": str(new), "difference_usd": str(new - old)}
-              for (day, model), (old, new) in sorted(diff.items())]
-    RepricingJob.objects.filter(pk=job.pk).update(status="done", diff=report, finished_at=timezone.now())
+    return rows.filter(models) if rules else rows.none()
+
+
+def _repricing_continue(job: RepricingJob, max_chunks: int | None = None) -> RepricingJob:
+    """The claimed job from where it got to, to the end (or ``max_chunks`` chunks, leaving it running as a
+    worker that stopped there would)."""
+    zone, start, end = _window(job)
+    rules = list(PriceRule.objects.for_tenant(job.tenant))
+    rows = _rows(job, rules, start, end)
+    if job.last_id is None:
+        # The rows as they are at the first claim: the versions this job writes (same time, higher ids) are not
+        # read again, and a continued job reads the same rows as the attempt it follows.
+        last_id = LedgerEntry.objects.for_tenant(job.tenant).order_by("-id").values_list("id", flat=True).first() or 0
+        if not _held(job).update(last_id=last_id, total=rows.filter(id__lte=last_id).count(),
+                                 heartbeat_at=timezone.now()):
+            raise LeaseLost
+        job.last_id = last_id
+    rows = rows.filter(id__lte=job.last_id)
+    diff = _diff_of(job.diff)
+    after = (job.after_at or start, job.after_id)
+    while max_chunks is None or max_chunks > 0:
+        chunk = list(rows.filter(Q(at__gt=after[0]) | Q(at=after[0], id__gt=after[1])).order_by("at", "id")[:CHUNK])
+        if not chunk:
+            break
+        diff = _reprice_chunk(job, chunk, rules, zone, diff)
+        after = (chunk[-1].at, chunk[-1].id)
+        max_chunks = None if max_chunks is None else max_chunks - 1
+    else:
+        return job
+    if not _held(job).update(status="done", diff=_report(diff), finished_at=timezone.now()):
+        raise LeaseLost
     job.refresh_from_db()
     return job
 
 
-def _reprice_chunk(job, chunk: list[LedgerEntry], rules, zone, diff) -> None:
+def _diff_of(report: list[dict]) -> dict[tuple[str, str], list[Decimal]]:
+    return {(line["day"], line["model"]): [Decimal(line["old_usd"]), Decimal(line["new_usd"])] for line in report}
+
+
+def _report(diff: dict[tuple[str, str], list[Decimal]]) -> list[dict]:
+    return [{"day": day, "model": model, "old_usd": str(old), "new_usd": str(new), "difference_usd": str(new - old)}
+            for (day, model), (old, new) in sorted(diff.items())]
+
+
+def _reprice_chunk(job, chunk: list[LedgerEntry], rules, zone, diff) -> dict:
+    """One chunk in one transaction, only while this attempt holds the job; returns the diff with it added."""
+    diff = {key: list(sums) for key, sums in diff.items()}
     superseded, versions = [], []
     for row in chunk:
         day = row.at.astimezone(zone).date()
         rule = rule_for(rules, row, day)
         priced = rule_price(rule, row) if rule else None
         old = row.amount_usd or Decimal(0)
-        key = (day.isoformat(), f"{row.provider}:{row.model}")
+        sums = diff.setdefault((day.isoformat(), f"{row.provider}:{row.model}"), [Decimal(0), Decimal(0)])
         if priced is None or (priced[0] == row.amount_usd and row.price.get("rule") == rule.pk):
-            diff[key][0] += old
-            diff[key][1] += old
+            sums[0] += old
+            sums[1] += old
             continue
         amount, snapshot = priced
-        diff[key][0] += old
-        diff[key][1] += amount
+        sums[0] += old
+        sums[1] += amount
         superseded.append(row.pk)
         versions.append(replace(_entry(row), price_version=row.price_version + 1, current=True,
                                 **priced_columns(snapshot, amount, row.cache_read_tokens)))
     with transaction.atomic():
+        # First, and fencing: the job's row, locked, still this attempt's (else nothing of the chunk is written).
+        if not _held(job).update(done=F("done") + len(chunk), changed=F("changed") + len(superseded),
+                                 after_at=chunk[-1].at, after_id=chunk[-1].id, diff=_report(diff),
+                                 heartbeat_at=timezone.now()):
+            raise LeaseLost
         if superseded:
             with connection.cursor() as cursor:
                 cursor.execute(SUPERSEDE, [superseded])
             ledger_write(versions)
-        RepricingJob.objects.filter(pk=job.pk).update(done=F("done") + len(chunk),
-                                                      changed=F("changed") + len(superseded))
-        if superseded:
             spend_changed_on_commit(job.tenant_id)  # open dashboards show the new amounts
+    return diff

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.db import connection, transaction
+from django.utils import timezone
 
 from console.models import tenant_config_changed
 from console.services import audit_record
@@ -97,20 +98,46 @@ REPRICING_LOCK = 0x434F5354  # the advisory lock's first key ("COST"); the tenan
 
 def repricing_start(*, tenant, actor, first_day, last_day) -> RepricingJob:
     """A repricing job over the days (both included, in the tenant's zone), run by a worker after commit.
-    Refused (RepricingRefused) while a job over overlapping days is queued or running: two jobs would each
-    version the same rows from the same old amounts. The check and the new job are made under a tenant's
-    advisory lock, so two starts at once cannot both pass it."""
+    Refused (RepricingRefused) while a job over overlapping days is queued or running and alive (its lease
+    not expired): two jobs would each version the same rows from the same old amounts. A job whose lease
+    expired (its worker died) blocks nothing: over the same days it is continued, from its last committed
+    chunk (the same job, queued again); over other days it is marked abandoned (what it committed stands:
+    each chunk was one transaction) and the new job reads the rows as they are now. The check and the new
+    job are made under a tenant's advisory lock, so two starts at once cannot both pass it."""
     from costs.tasks import reprice
 
     with transaction.atomic():
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [REPRICING_LOCK, tenant.pk])
-        busy = RepricingJob.objects.for_tenant(tenant).filter(
-            status__in=("queued", "running"), first_day__lte=last_day, last_day__gte=first_day).order_by("pk").first()
-        if busy is not None:
+        busy = list(RepricingJob.objects.for_tenant(tenant).filter(
+            status__in=("queued", "running"), first_day__lte=last_day, last_day__gte=first_day).order_by("pk"))
+        now = timezone.now()
+        alive = next((job for job in busy if not job.lease_expired(now)), None)
+        if alive is not None:
             raise RepricingRefused(
-                f"Repricing job #{busy.pk} ({busy.first_day.isoformat()} to {busy.last_day.isoformat()}) is still "
-                f"{busy.status} over days this range includes; wait for it to finish, then start this one.")
+                f"Repricing job #{alive.pk} ({alive.first_day.isoformat()} to {alive.last_day.isoformat()}) is still "
+                f"{alive.status} over days this range includes; wait for it to finish, then start this one.")
+        same = next((job for job in busy if (job.first_day, job.last_day) == (first_day, last_day)), None)
+        for job in busy:
+            # Only as it was read: a worker that committed a chunk since (a later heartbeat) keeps its job.
+            as_read = RepricingJob.objects.filter(pk=job.pk, status=job.status, attempt=job.attempt,
+                                                  heartbeat_at=job.heartbeat_at)
+            if job is same:
+                # Queued again: the next claim raises the attempt, so a worker of the old attempt commits nothing more.
+                taken = as_read.update(status="queued", heartbeat_at=now)
+            else:
+                taken = as_read.update(
+                    status="failed", finished_at=now, error=f"Abandoned: its worker stopped at {job.done} of "
+                    f"{job.total} calls (no sign of life for {RepricingJob.LEASE.total_seconds() / 60:g} minutes); "
+                    f"what it repriced stands.")
+            if not taken:
+                raise RepricingRefused(f"Repricing job #{job.pk} just showed progress again; wait for it to finish.")
+        if same is not None:
+            audit_record(tenant=tenant, actor=actor, verb="costs.repricing_resumed", target=f"repricing {same.pk}",
+                         data={"done": same.done, "total": same.total})
+            transaction.on_commit(lambda: reprice.delay(same.pk))
+            same.refresh_from_db()
+            return same
         job = RepricingJob.objects.create(tenant=tenant, first_day=first_day, last_day=last_day, created_by=actor)
         audit_record(tenant=tenant, actor=actor, verb="costs.repricing_started", target=f"repricing {job.pk}",
                      data={"first_day": first_day.isoformat(), "last_day": last_day.isoformat()})

@@ -58,3 +58,26 @@ def test_outsiders_get_404_and_non_admins_403(cast, client_for):
     assert sam.post(reverse("approval_policy", args=["globex", policy.pk]), {"delete": "1"}).status_code == 404
     assert ApprovalPolicy.objects.filter(pk=policy.pk).exists()
     assert client_for(cast.admin).get(reverse("approval_policy", args=["acme", 99999])).status_code == 404
+
+
+def test_an_admin_sets_who_decides_budget_extensions_from_the_form(cast, client_for):
+    from approvals.models import ApprovalKind
+    from approvals.services import human_step_requirement
+    from tests.factories import make_looper
+
+    client = client_for(cast.admin)
+    form = client.get(reverse("approval_policies", args=["acme"])).content.decode()
+    assert 'value="budget.extend"' in form
+    response = client.post(reverse("approval_policies", args=["acme"]), {
+        **VALID, "name": "Budget extensions by admins", "tool": "budget.extend", "sla_minutes": 15,
+        "expire_minutes": 45, "escalate_to_role": "admin", "condition_op": "", "required_approvals": 1})
+    assert response.status_code == 302
+    policy = ApprovalPolicy.objects.get(tenant=cast.acme)
+    assert policy.tool == "budget.extend"
+    page = client.get(reverse("approval_policies", args=["acme"])).content.decode()
+    assert "budget extensions: approved by one reviewer, not by the run&#x27;s requester, due within 15 min" in page
+    from agents.services import run_start
+
+    run = run_start(tenant=cast.acme, agent=make_looper(cast.acme), goal="Call noop 1 times", requested_by=cast.member)
+    need = human_step_requirement(run=run, kind=ApprovalKind.BUDGET)  # what a budget's ask uses
+    assert need.rule.name == "Budget extensions by admins" and need.rule.sla_minutes == 15

@@ -72,6 +72,11 @@ def test_roles_and_tenants(cast, api):
     assert api("get", f"/costs/budgets/{budget.pk}", as_user=cast.both).status_code == 404  # a Globex token
     assert api("delete", f"/costs/budgets/{budget.pk}", as_user=cast.both).status_code == 404
     assert api("get", "/costs/budgets", as_user=cast.both).json() == []
+    for method, path in (("post", "/costs/budgets"), ("put", f"/costs/budgets/{budget.pk}"),
+                         ("delete", f"/costs/budgets/{budget.pk}")):
+        refused = api(method, path, as_user=cast.member, data={"name": "X", "limit_usd": "1"})
+        assert refused.status_code == 403, (method, path)
+    assert Budget.objects.get().name == "Acme"
     assert api("get", "/costs/summary", as_user=cast.admin).status_code == 200
 
 
@@ -94,5 +99,9 @@ def test_price_rules_are_read_by_finance_and_changed_by_admins(cast, api):
     changed = api("put", f"/costs/price-rules/{rule_id}", as_user=cast.admin,
                   data={**rule, "kind": "discount", "discount_percent": "10"})
     assert changed.json()["kind"] == "discount"
+    for method in ("put", "delete"):  # finance and members: their role does not open admin
+        for who in (cast.finance, cast.member):
+            refused = api(method, f"/costs/price-rules/{rule_id}", as_user=who, data=rule)
+            assert refused.status_code == 403 and refused.json()["code"] in ("forbidden", "missing_scope"), (method, who)
     assert api("delete", f"/costs/price-rules/{rule_id}", as_user=cast.both).status_code == 404
     assert api("delete", f"/costs/price-rules/{rule_id}", as_user=cast.admin).status_code == 204

@@ -141,3 +141,78 @@ def test_a_second_repricing_over_overlapping_days_is_refused_while_the_first_run
     again = admin.post(url, {"form": "reprice", "first_day": (today - timedelta(days=1)).isoformat(),
                              "last_day": today.isoformat()})
     assert again.status_code == 302  # once the first finished
+
+
+def _crashed_after_one_chunk(cast, monkeypatch, first_day, last_day):
+    """A job whose worker committed one chunk (of two calls) and died: still "running", and its lease expired."""
+    from costs import repricing
+
+    monkeypatch.setattr(repricing, "CHUNK", 2)
+    job = RepricingJob.objects.create(tenant=cast.acme, first_day=first_day, last_day=last_day)
+    held = repricing.repricing_claim(job.pk)
+    repricing._repricing_continue(held, max_chunks=1)
+    RepricingJob.objects.filter(pk=job.pk).update(heartbeat_at=timezone.now() - RepricingJob.LEASE - timedelta(seconds=1))
+    return held
+
+
+def test_a_job_whose_worker_died_is_continued_from_its_last_chunk_by_starting_the_same_days(cast, client_for, spent,
+                                                                                           monkeypatch):
+    from costs.repricing import LeaseLost, _reprice_chunk
+
+    today = timezone.localdate()
+    originals = {row.source_key: row.amount_usd for row in LedgerEntry.objects.all()}
+    assert len(originals) > 4  # more than two chunks
+    PriceRule.objects.create(tenant=cast.acme, provider="demo", model="demo-noop", input_mtok=1, output_mtok=2,
+                             effective_from=today - timedelta(days=1))
+    admin, url = client_for(cast.admin), reverse("costs_pricing", args=["acme"])
+    RepricingJob.objects.create(tenant=cast.acme, first_day=today, last_day=today, status="running",
+                                heartbeat_at=timezone.now())  # alive: still refuses
+    assert admin.post(url, {"form": "reprice", "first_day": today.isoformat(),
+                            "last_day": today.isoformat()}).status_code == 400
+    RepricingJob.objects.all().delete()
+
+    dead = _crashed_after_one_chunk(cast, monkeypatch, today, today)
+    crashed = RepricingJob.objects.get(pk=dead.pk)
+    assert (crashed.status, crashed.done, crashed.changed, crashed.attempt) == ("running", 2, 2, 1)
+    assert crashed.total == len(originals)
+    assert_rollups_equal_ledger()  # each chunk is whole
+    page = admin.get(reverse("costs_repricing", args=["acme", dead.pk])).content.decode()
+    assert 'id="repricing-stalled"' in page
+
+    resumed = admin.post(url, {"form": "reprice", "first_day": today.isoformat(), "last_day": today.isoformat()})
+    assert resumed["Location"] == reverse("costs_repricing", args=["acme", dead.pk])  # the same job, continued
+    assert RepricingJob.objects.count() == 1 and RepricingJob.objects.get().status == "queued"
+    job = repricing_run(dead.pk)  # what the queued task does on a worker
+
+    assert (job.status, job.attempt, job.total, job.done, job.changed) == ("done", 2, len(originals),
+                                                                           len(originals), len(originals))
+    versions = LedgerEntry.objects.order_by("source_key", "price_version")
+    assert sorted((row.source_key, row.price_version, row.current) for row in versions) == sorted(
+        [(key, 1, False) for key in originals] + [(key, 2, True) for key in originals])  # none priced twice
+    assert_rollups_equal_ledger()
+    (line,) = job.diff
+    new = LedgerEntry.objects.filter(current=True).aggregate(usd=Sum("amount_usd"))["usd"]
+    assert Decimal(line["old_usd"]) == sum(originals.values()) and Decimal(line["new_usd"]) == new
+    assert Decimal(line["difference_usd"]) == new - sum(originals.values())
+
+    # The dead attempt, come back to life, commits nothing: its claim was taken over.
+    row = LedgerEntry.objects.filter(current=True).first()
+    with pytest.raises(LeaseLost):
+        _reprice_chunk(dead, [row], [], timezone.get_current_timezone(), {})
+    assert LedgerEntry.objects.count() == 2 * len(originals) and RepricingJob.objects.get().done == len(originals)
+
+
+def test_a_dead_job_over_other_days_is_marked_abandoned_and_blocks_nothing(cast, client_for, spent, monkeypatch):
+    today = timezone.localdate()
+    PriceRule.objects.create(tenant=cast.acme, provider="demo", model="demo-noop", input_mtok=1, output_mtok=2,
+                             effective_from=today - timedelta(days=1))
+    dead = _crashed_after_one_chunk(cast, monkeypatch, today - timedelta(days=1), today)
+    response = client_for(cast.admin).post(reverse("costs_pricing", args=["acme"]), {
+        "form": "reprice", "first_day": today.isoformat(), "last_day": (today + timedelta(days=1)).isoformat()})
+    assert response.status_code == 302
+    abandoned = RepricingJob.objects.get(pk=dead.pk)
+    assert abandoned.status == "failed" and abandoned.error.startswith("Abandoned: its worker stopped at 2 of ")
+    job = repricing_run(RepricingJob.objects.exclude(pk=dead.pk).get().pk)
+    assert job.status == "done" and job.changed == LedgerEntry.objects.filter(current=True).count() - 2
+    assert not LedgerEntry.objects.filter(price_version__gt=2).exists()
+    assert_rollups_equal_ledger()
