@@ -16,6 +16,7 @@ from channels.layers import get_channel_layer
 from django.template.loader import render_to_string
 
 from agents.models import Run, RunEvent
+from agents.run_store import events_json
 from agents.selectors import EVENTS_PAGE, run_events_after, run_events_between, run_plan
 from console import aio
 
@@ -54,18 +55,21 @@ _sending: set[int] = set()
 
 
 def publish_run(run_id: int, *, seq: int, tenant_id: int, first: int = 0, columns: frozenset[str] = frozenset({"?"}),
-                event_types: frozenset[str] = frozenset({"?"}), rows: str = "") -> None:
+                event_types: frozenset[str] = frozenset({"?"}), events: list[RunEvent] = ()) -> None:
     """After commit, without waiting: the step goes on while the background loop sends "run changed
     up to ``seq``, from ``first`` (the transaction's first event), whether the card changed" and, when
-    only the timeline did and its events are small (``rows``: ``run_store.events_json``), the events
-    themselves, so the sockets render their rows without reading them. Commits that come while a run's
+    only the timeline did and its ``events`` (the transaction's, written) are small, the events
+    themselves (``run_store.events_json``), so the sockets render their rows without reading them. Commits that come while a run's
     message is being sent coalesce into one message (the latest seq, the earliest first, the card changed
     if any changed, the events if every part carried them in order). Channels delivery is at-most-once;
     a lost message is caught up on the next one (whose ``first`` is then past the socket's seq) or on
     reconnect."""
     loop = aio.background_loop()
     card = page_changed(columns=columns, event_types=event_types)
-    parts = [rows] if rows and not card and len(rows) <= ROWS_MAX else []
+    parts = []
+    if not card and events and events[0].seq == first and events[-1].seq == seq:  # a step's commits are not encoded
+        rows = events_json(events)
+        parts = [rows] if len(rows) <= ROWS_MAX else []
 
     def queue():
         waiting = _latest_unsent.get(run_id)
@@ -214,18 +218,14 @@ async def timeline_update(run_id: int, after: int, message: dict) -> dict | None
     seq = message["seq"]
     if message.get("first") != after + 1 or message.get("card") is not False or seq - after > EVENTS_PAGE:
         return None
-    events = events_from_json(run_id, message["rows"]) if message.get("rows") else None
-    if events is not None and [e.seq for e in events] != list(range(after + 1, seq + 1)):
-        events = None
-    render = partial(render_run_events, run_id=run_id, after_seq=after, upto=seq, events=events)
-    if events is None:
-        update = await shared_frames.frame((run_id, after, "events", seq), heard=seq, render=aio.socket_render(render))
-    else:  # nothing to read: rendered here, without the hop to the thread pool
 
-        async def rendered() -> dict:
-            return render()
+    async def render() -> dict:  # once per process: every socket in step awaits this one
+        events = events_from_json(run_id, message["rows"]) if message.get("rows") else None
+        if events is not None and [e.seq for e in events] == list(range(after + 1, seq + 1)):
+            return render_run_events(run_id=run_id, after_seq=after, upto=seq, events=events)  # no read: right here
+        return await aio.socket_render(partial(render_run_events, run_id=run_id, after_seq=after, upto=seq))()
 
-        update = await shared_frames.frame((run_id, after, "events", seq), heard=seq, render=rendered)
+    update = await shared_frames.frame((run_id, after, "events", seq), heard=seq, render=render)
     return update if update["seq"] == seq else None
 
 

@@ -216,10 +216,9 @@ class RunWrites:
         from agents.live import publish_run
 
         self._changed_names.update(field.attname for field in self.changed_columns())  # a change not written yet
-        written = self._written_events
-        rows = events_json(written) if written and written[0].seq == self._first_seq and written[-1].seq == self.run.event_seq else ""
         publish_run(self.run.pk, seq=self.run.event_seq, tenant_id=self.run.tenant_id, first=self._first_seq,
-                    columns=frozenset(self._changed_names), event_types=frozenset(self._event_types), rows=rows)
+                    columns=frozenset(self._changed_names), event_types=frozenset(self._event_types),
+                    events=self._written_events)
 
     def message(self, message: ConversationMessage) -> None:
         self.messages.append(message)
