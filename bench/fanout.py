@@ -47,6 +47,8 @@ LEVELS = (1, 10, 100)
 SAMPLES = 100  # commits per N (the p99 of the per-commit times wants at least 100)
 WARMUP = 10
 AFTER_RECONNECT = 5  # commits made while half the sockets are away
+GC_NOTE = (" The web process freezes what its startup loaded out of the garbage collector (console/asgi.py): "
+           "before, full collections paused every socket of the process for 120-200 ms at N=100, the p99 there.")
 
 
 # --- the client: every socket on one loop of its own ---------------------------------------------
@@ -423,6 +425,7 @@ def _report(ctx: Context, levels, ours: dict[int, Level], b3: dict[int, Level], 
         f"What is left after the commit: the channel layer's group send (four round trips to Redis in channels_redis), "
         f"the layer's delivery to the web process, the row's render, the socket's send. The commit alone is "
         f"{floors['commit'].p50 / one.p50:.1f}× B3 (N={levels[0]}) at p50: over the 3× target by itself at N=1."
+        f"{GC_NOTE}"
     )
     return (table(rows) + "\n\nSequence check after the timed part (half the sockets away for "
             f"{AFTER_RECONNECT} commits, back with ?after=<their last seq>, one more commit):\n\n"
