@@ -59,11 +59,11 @@ def publish_run(run_id: int, *, seq: int, tenant_id: int, first: int = 0, column
     """After commit, without waiting: the step goes on while the background loop sends "run changed
     up to ``seq``, from ``first`` (the transaction's first event), whether the card changed" and, when
     only the timeline did and its ``events`` (the transaction's, written) are small, the events
-    themselves (``run_store.events_json``), so the sockets render their rows without reading them. Commits that come while a run's
-    message is being sent coalesce into one message (the latest seq, the earliest first, the card changed
-    if any changed, the events if every part carried them in order). Channels delivery is at-most-once;
-    a lost message is caught up on the next one (whose ``first`` is then past the socket's seq) or on
-    reconnect."""
+    themselves (``run_store.events_json``), so the sockets render their rows without reading them.
+    Commits that come while a run's message is being sent coalesce into one message (the latest seq,
+    the earliest first, the card changed if any changed, the events if every part carried them in
+    order). Channels delivery is at-most-once; a lost message is caught up on the next one (whose
+    ``first`` is then past the socket's seq) or on reconnect."""
     loop = aio.background_loop()
     card = page_changed(columns=columns, event_types=event_types)
     parts = []
@@ -152,8 +152,8 @@ def render_run_update(run: Run, after_seq: int, *, can_decide: bool) -> dict:
 
 def events_from_json(run_id: int, parts: list[str]) -> list[RunEvent]:
     """The events a message carried (``run_store.events_json``), as the rows a read would give."""
-    return [RunEvent(run_id=run_id, seq=e["seq"], type=e["type"], payload=e["payload"], at=datetime.fromisoformat(e["at"]))
-            for part in parts for e in json.loads(part)]
+    return [RunEvent(run_id=run_id, seq=e["seq"], type=e["type"], payload=e["payload"],
+                     at=datetime.fromisoformat(e["at"])) for part in parts for e in json.loads(part)]
 
 
 def render_run_events(*, run_id: int, after_seq: int, upto: int, events: list[RunEvent] | None = None) -> dict:
@@ -165,7 +165,8 @@ def render_run_events(*, run_id: int, after_seq: int, upto: int, events: list[Ru
     return {
         "seq": events[-1].seq if events else after_seq,
         "replace": {},
-        "append": {"run-timeline": "".join(render_to_string("agents/partials/event_row.html", {"event": e}) for e in events)},
+        "append": {"run-timeline": "".join(render_to_string("agents/partials/event_row.html", {"event": e})
+                                           for e in events)},
         "events": [{"seq": e.seq, "type": e.type} for e in events],
     }
 

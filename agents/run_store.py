@@ -215,7 +215,6 @@ class RunWrites:
     def _publish(self) -> None:
         from agents.live import publish_run
 
-        self._changed_names.update(field.attname for field in self.changed_columns())  # a change not written yet
         publish_run(self.run.pk, seq=self.run.event_seq, tenant_id=self.run.tenant_id, first=self._first_seq,
                     columns=frozenset(self._changed_names), event_types=frozenset(self._event_types),
                     events=self._written_events)
@@ -243,8 +242,9 @@ class RunWrites:
             rows.append(self.checkpoint)
         return rows
 
-    def written(self) -> None:
-        self._changed_names.update(field.attname for field in self.changed_columns())
+    def written(self, changed: list) -> None:
+        """``changed``: the run columns the statement wrote (kept, with the events, for the publish)."""
+        self._changed_names.update(field.attname for field in changed)
         self._written_events.extend(self.events)
         self.events, self.messages, self.rows, self.checkpoint, self.hook_items = [], [], [], None, {}
         self._as_locked = self._columns_now()
@@ -330,4 +330,4 @@ def run_write(run: Run) -> None:
     sql = (f"WITH {', '.join(parts)} " if parts else "") + update
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-    writes.written()
+    writes.written(changed)

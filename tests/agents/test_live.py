@@ -230,8 +230,10 @@ async def test_a_commit_that_only_adds_to_the_timeline_sends_its_rows_alone_and_
 def test_what_a_commit_changed_decides_whether_the_card_is_rendered_again():
     from agents.live import page_changed
 
-    assert not page_changed(columns=frozenset({"inbox", "event_seq", "updated_at"}), event_types=frozenset({"instruction.added"}))
-    assert page_changed(columns=frozenset({"inbox", "pause_requested"}), event_types=frozenset({"control.pause_requested"}))
+    assert not page_changed(columns=frozenset({"inbox", "event_seq", "updated_at"}),
+                            event_types=frozenset({"instruction.added"}))
+    assert page_changed(columns=frozenset({"inbox", "pause_requested"}),
+                        event_types=frozenset({"control.pause_requested"}))
     assert page_changed(columns=frozenset({"step", "input_tokens"}), event_types=frozenset({"model.call"}))
     # An approval request or a plan step changes no run column but shows on the card and the plan.
     assert page_changed(columns=frozenset(), event_types=frozenset({"approval.decided"}))
