@@ -7,7 +7,8 @@ from urllib.parse import parse_qs
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
-from agents.live import render_run_row, render_run_rows, render_run_update, run_group, shared_frames, tenant_group
+from agents.live import (render_run_row, render_run_rows, render_run_update, run_group, shared_frames, tenant_group,
+                         timeline_update)
 from agents.selectors import EVENTS_PAGE, run_event_seq, run_filters, run_get, run_page, run_row
 from console.access import CLOSE_NOT_FOUND, socket_access
 from console.aio import socket_render
@@ -51,8 +52,15 @@ class RunConsumer(AsyncJsonWebsocketConsumer):
             await self.channel_layer.group_discard(run_group(self.run_id), self.channel_name)
 
     async def run_changed(self, message):
-        if message["seq"] > self.last_seq:
-            await self._catch_up(heard=message["seq"])
+        seq = message["seq"]
+        if seq <= self.last_seq:
+            return
+        update = await timeline_update(self.run_id, self.last_seq, message)  # the commit changed only the timeline
+        if update is not None:
+            self.last_seq = seq
+            await self.send_json(update)
+            return
+        await self._catch_up(heard=seq)
 
     async def _catch_up(self, heard: int = 0):
         while True:  # one frame per change; more only while a full page of events came back

@@ -5,15 +5,19 @@ with the same partials the page uses. Replay on reconnect is the same code path.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
+from datetime import datetime
+from functools import partial
 
 from channels.layers import get_channel_layer
 from django.template.loader import render_to_string
 
-from agents.models import Run
-from agents.selectors import run_events_after, run_plan
+from agents.models import Run, RunEvent
+from agents.run_store import events_json
+from agents.selectors import EVENTS_PAGE, run_events_after, run_events_between, run_plan
 from console import aio
 
 logger = logging.getLogger(__name__)
@@ -27,21 +31,54 @@ def tenant_group(tenant_id: int) -> str:
     return f"tenant-{tenant_id}"
 
 
-# Touched on the background loop only: run id → (seq, tenant id) not sent yet; runs with a sender running.
-_latest_unsent: dict[int, tuple[int, int]] = {}
+# Run columns no partial of the run page shows (run card, plan, controls): a transaction that changes only
+# these, with only EVENTS_ONLY events, leaves those partials as they were and its frame is its event rows.
+# A column added to Run counts as shown until it is listed here.
+NOT_SHOWN = frozenset({"event_seq", "inbox", "lease_owner", "lease_expires_at", "fence", "trace_id", "idempotency_key",
+                       "idempotency_fingerprint", "updated_at"})
+# Events whose transaction writes no approval request or plan step (which the card and plan show too).
+EVENTS_ONLY = frozenset({"instruction.added", "instruction.applied", "context.used", "memory.proposal"})
+
+
+def page_changed(*, columns: frozenset[str], event_types: frozenset[str]) -> bool:
+    """Whether a transaction that changed these run columns and wrote these events changed what the run
+    card, plan or controls show (when in doubt: yes)."""
+    return bool(columns - NOT_SHOWN) or bool(event_types - EVENTS_ONLY)
+
+
+ROWS_MAX = 4096  # characters: a timeline-only commit's events travel in its message up to this size, else are read
+
+# Touched on the background loop only: run id → (seq, tenant id, first seq, page changed, events as JSON) not
+# sent yet; runs with a sender running.
+_latest_unsent: dict[int, tuple[int, int, int, bool, list[str]]] = {}
 _sending: set[int] = set()
 
 
-def publish_run(run_id: int, *, seq: int, tenant_id: int) -> None:
-    """After commit, without waiting: the step goes on while the background loop sends. Commits that
-    come while a run's message is being sent coalesce into one message with the latest seq (the
-    sockets read the events from the database anyway). Channels delivery is at-most-once; a lost
-    message is caught up on the next one or on reconnect."""
+def publish_run(run_id: int, *, seq: int, tenant_id: int, first: int = 0, columns: frozenset[str] = frozenset({"?"}),
+                event_types: frozenset[str] = frozenset({"?"}), events: list[RunEvent] = ()) -> None:
+    """After commit, without waiting: the step goes on while the background loop sends "run changed
+    up to ``seq``, from ``first`` (the transaction's first event), whether the card changed" and, when
+    only the timeline did and its ``events`` (the transaction's, written) are small, the events
+    themselves (``run_store.events_json``), so the sockets render their rows without reading them.
+    Commits that come while a run's message is being sent coalesce into one message (the latest seq,
+    the earliest first, the card changed if any changed, the events if every part carried them in
+    order). Channels delivery is at-most-once; a lost message is caught up on the next one (whose
+    ``first`` is then past the socket's seq) or on reconnect."""
     loop = aio.background_loop()
+    card = page_changed(columns=columns, event_types=event_types)
+    parts = []
+    if not card and events and events[0].seq == first and events[-1].seq == seq:  # a step's commits are not encoded
+        rows = events_json(events)
+        parts = [rows] if len(rows) <= ROWS_MAX else []
 
     def queue():
-        if seq >= _latest_unsent.get(run_id, (0, 0))[0]:  # never announce less than a message already waiting
-            _latest_unsent[run_id] = (seq, tenant_id)
+        waiting = _latest_unsent.get(run_id)
+        if waiting is None:
+            _latest_unsent[run_id] = (seq, tenant_id, first, card, parts)
+        else:  # never announce less than a message already waiting
+            in_order = waiting[4] and parts and first == waiting[0] + 1
+            _latest_unsent[run_id] = (max(seq, waiting[0]), tenant_id, min(first, waiting[2]), card or waiting[3],
+                                      waiting[4] + parts if in_order else [])
         if run_id not in _sending:
             _sending.add(run_id)
             loop.create_task(send())
@@ -50,8 +87,11 @@ def publish_run(run_id: int, *, seq: int, tenant_id: int) -> None:
         layer = get_channel_layer()
         try:
             while run_id in _latest_unsent:
-                latest_seq, latest_tenant = _latest_unsent.pop(run_id)
-                await layer.group_send(run_group(run_id), {"type": "run.changed", "seq": latest_seq})
+                latest_seq, latest_tenant, first_seq, card_changed, events = _latest_unsent.pop(run_id)
+                message = {"type": "run.changed", "seq": latest_seq, "first": first_seq, "card": card_changed}
+                if events:
+                    message["rows"] = events
+                await layer.group_send(run_group(run_id), message)
                 _announce_row(loop, run_id, latest_tenant)
         except Exception:  # Redis down: the events are committed; browsers catch up when they reconnect
             logger.warning("could not publish run %s", run_id, exc_info=True)
@@ -110,6 +150,27 @@ def render_run_update(run: Run, after_seq: int, *, can_decide: bool) -> dict:
     }
 
 
+def events_from_json(run_id: int, parts: list[str]) -> list[RunEvent]:
+    """The events a message carried (``run_store.events_json``), as the rows a read would give."""
+    return [RunEvent(run_id=run_id, seq=e["seq"], type=e["type"], payload=e["payload"],
+                     at=datetime.fromisoformat(e["at"])) for part in parts for e in json.loads(part)]
+
+
+def render_run_events(*, run_id: int, after_seq: int, upto: int, events: list[RunEvent] | None = None) -> dict:
+    """The frame of a commit that changed only the timeline (``publish_run``'s card flag off): the event
+    rows after ``after_seq`` up to ``upto`` and nothing else, the same for every role; no read of the run,
+    and none of the events when the message carried them."""
+    if events is None:
+        events = run_events_between(run_id=run_id, after=after_seq, upto=upto)
+    return {
+        "seq": events[-1].seq if events else after_seq,
+        "replace": {},
+        "append": {"run-timeline": "".join(render_to_string("agents/partials/event_row.html", {"event": e})
+                                           for e in events)},
+        "events": [{"seq": e.seq, "type": e.type} for e in events],
+    }
+
+
 class SharedFrames:
     """A run page's update rendered once per (run, seq it starts after, what the role may see) and
     sent to every socket of this process that needs that very frame: sockets watching live are in
@@ -149,6 +210,24 @@ class SharedFrames:
 
 
 shared_frames = SharedFrames()
+
+
+async def timeline_update(run_id: int, after: int, message: dict) -> dict | None:
+    """For a run socket at seq ``after``: the frame of the commit ``message`` announces when that commit
+    comes right after it and changed only the timeline (its rows, shared by every role and socket of the
+    process; from the events the message carried, else read), or None: then the whole frame is needed."""
+    seq = message["seq"]
+    if message.get("first") != after + 1 or message.get("card") is not False or seq - after > EVENTS_PAGE:
+        return None
+
+    async def render() -> dict:  # once per process: every socket in step awaits this one
+        events = events_from_json(run_id, message["rows"]) if message.get("rows") else None
+        if events is not None and [e.seq for e in events] == list(range(after + 1, seq + 1)):
+            return render_run_events(run_id=run_id, after_seq=after, upto=seq, events=events)  # no read: right here
+        return await aio.socket_render(partial(render_run_events, run_id=run_id, after_seq=after, upto=seq))()
+
+    update = await shared_frames.frame((run_id, after, "events", seq), heard=seq, render=render)
+    return update if update["seq"] == seq else None
 
 
 def render_run_rows(runs: list[Run]) -> dict:

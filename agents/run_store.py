@@ -189,6 +189,11 @@ class RunWrites:
         self.hook_items: dict[str, tuple[Callable[[list], tuple[list[str], list]], list]] = {}
         self._publish_registered = False
         self._as_locked = self._columns_now()
+        # For the publish after commit: the transaction's first event and what it changed (live.publish_run).
+        self._first_seq = 0
+        self._changed_names: set[str] = set()
+        self._event_types: set[str] = set()
+        self._written_events: list[RunEvent] = []
 
     def _columns_now(self) -> dict:
         values = {field.attname: getattr(self.run, field.attname) for field in RUN_FIELDS}
@@ -200,6 +205,8 @@ class RunWrites:
         self.run.event_seq += 1
         event = RunEvent(run=self.run, seq=self.run.event_seq, type=type, payload=payload)
         self.events.append(event)
+        self._first_seq = self._first_seq or event.seq
+        self._event_types.add(type)
         if not self._publish_registered:  # one publish per run and transaction, announcing its last seq
             self._publish_registered = True
             transaction.on_commit(self._publish)
@@ -208,7 +215,9 @@ class RunWrites:
     def _publish(self) -> None:
         from agents.live import publish_run
 
-        publish_run(self.run.pk, seq=self.run.event_seq, tenant_id=self.run.tenant_id)
+        publish_run(self.run.pk, seq=self.run.event_seq, tenant_id=self.run.tenant_id, first=self._first_seq,
+                    columns=frozenset(self._changed_names), event_types=frozenset(self._event_types),
+                    events=self._written_events)
 
     def message(self, message: ConversationMessage) -> None:
         self.messages.append(message)
@@ -233,7 +242,10 @@ class RunWrites:
             rows.append(self.checkpoint)
         return rows
 
-    def written(self) -> None:
+    def written(self, changed: list) -> None:
+        """``changed``: the run columns the statement wrote (kept, with the events, for the publish)."""
+        self._changed_names.update(field.attname for field in changed)
+        self._written_events.extend(self.events)
         self.events, self.messages, self.rows, self.checkpoint, self.hook_items = [], [], [], None, {}
         self._as_locked = self._columns_now()
 
@@ -269,6 +281,13 @@ def _insert_sql(model, suffix: str) -> str:
     columns = ", ".join(f'"{field.column}"' for field in _insertable(model))
     table = model._meta.db_table
     return f"INSERT INTO {table} ({columns}) SELECT {columns} FROM json_populate_recordset(NULL::{table}, %s){suffix}"
+
+
+def events_json(events: list[RunEvent]) -> str:
+    """Written events as the JSON a live socket renders them from (``agents.live.events_from_json``): what a
+    read of their rows would give, without the read."""
+    return json.dumps([{"seq": e.seq, "type": e.type, "payload": e.payload, "at": e.at} for e in events],
+                      default=_json_value, separators=(",", ":"))
 
 
 def _json_value(value):
@@ -311,4 +330,4 @@ def run_write(run: Run) -> None:
     sql = (f"WITH {', '.join(parts)} " if parts else "") + update
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-    writes.written()
+    writes.written(changed)

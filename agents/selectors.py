@@ -104,6 +104,11 @@ def run_events_after(*, run: Run, after: int, limit: int = EVENTS_PAGE) -> list[
     return list(RunEvent.objects.filter(run=run, seq__gt=after, seq__lte=run.event_seq).order_by("seq")[:limit])
 
 
+def run_events_between(*, run_id: int, after: int, upto: int) -> list[RunEvent]:
+    """Events ``after`` < seq ≤ ``upto`` of a run the caller may see (a live socket's, checked when it connected)."""
+    return list(RunEvent.objects.filter(run_id=run_id, seq__gt=after, seq__lte=upto).order_by("seq"))
+
+
 def run_plan(*, run: Run) -> list[PlanStep]:
     return list(PlanStep.objects.filter(run=run))
 

@@ -7,7 +7,8 @@ a reviewer's session and half a member's (they see different run cards, so a com
 once per role); each first receives its catch-up frame. Then, in this process, a commit on the run:
 ``agents.services.run_add_instruction`` (the run's row lock, the inbox, an ``instruction.added``
 event, one statement, commit; the publish goes out after commit) → the Channels layer (Redis) →
-each socket's consumer reads the new events and sends its frame. The clock starts just before the
+each socket's consumer sends its frame (here the one new timeline row, rendered once per web process
+from the event the message carries). The clock starts just before the
 call and stops, per socket, when a frame carrying that event's seq has been received and parsed.
 Between samples, untimed, the inbox is emptied again (a locked write with no event, so nothing
 is published), so the run row does not grow over the samples.
@@ -46,6 +47,8 @@ LEVELS = (1, 10, 100)
 SAMPLES = 100  # commits per N (the p99 of the per-commit times wants at least 100)
 WARMUP = 10
 AFTER_RECONNECT = 5  # commits made while half the sockets are away
+GC_NOTE = (" The web process freezes what its startup loaded out of the garbage collector (console/asgi.py): "
+           "before, full collections paused every socket of the process for 120-200 ms at N=100, the p99 there.")
 
 
 # --- the client: every socket on one loop of its own ---------------------------------------------
@@ -261,12 +264,14 @@ def _floors(tenant, agent, reviewer, samples: int = 200) -> dict[str, list[float
     """Parts of our path alone, in this process, no sockets: the commit (run_add_instruction) and the
     run socket's frame render for one role (what each role's first socket waits for), and of that render
     the run's read (``run_get``: the run with its agent, people and approvals)."""
-    from agents.live import render_run_update
+    from agents.live import events_from_json, render_run_events, render_run_update
+    from agents.models import RunEvent
+    from agents.run_store import events_json
     from agents.selectors import run_get
     from agents.services import run_add_instruction, run_start
 
     run = run_start(tenant=tenant, agent=agent, goal="Call noop 3 times", requested_by=reviewer)
-    commits, renders, reads = [], [], []
+    commits, renders, reads, rows = [], [], [], []
     clock = time.perf_counter
     for i in range(samples + 20):
         started = clock()
@@ -276,14 +281,20 @@ def _floors(tenant, agent, reviewer, samples: int = 200) -> dict[str, list[float
         got = clock()
         frame = render_run_update(read, locked.event_seq - 1, can_decide=i % 2 == 0)
         rendered = clock()
-        if not frame["events"]:
+        carried = [events_json([RunEvent.objects.get(run=run, seq=locked.event_seq)])]  # what the message carries
+        row_started = clock()
+        timeline = render_run_events(run_id=run.pk, after_seq=locked.event_seq - 1, upto=locked.event_seq,
+                                     events=events_from_json(run.pk, carried))
+        row_rendered = clock()
+        if not frame["events"] or not timeline["events"]:
             raise RuntimeError("P4 floor: the frame has no event")
         _clear_inbox(run)
         if i >= 20:
             commits.append(committed - started)
             renders.append(rendered - committed)
             reads.append(got - committed)
-    return {"commit": commits, "render": renders, "run_get": reads}
+            rows.append(row_rendered - row_started)
+    return {"commit": commits, "render": renders, "run_get": reads, "rows": rows}
 
 
 # --- B3 ------------------------------------------------------------------------------------------
@@ -382,6 +393,8 @@ def _report(ctx: Context, levels, ours: dict[int, Level], b3: dict[int, Level], 
                  note="run_get + events + plan + 3 partials"),
              Row("of which run_get (the run, its agent, people, approvals)", floors["run_get"], f"B3 N={levels[0]}", one,
                  note="run_shown (SQL) + approvals (ORM)"),
+             Row("floor: a timeline-only frame from the carried events", floors["rows"], f"B3 N={levels[0]}", one,
+                 note="what these commits render: no read"),
              Row("B2 Redis publish → subscriber (same run)", b2, f"B3 N={levels[0]}", one),
              Row("B1 (same run)", b1, f"B3 N={levels[0]}", one)]
     sizes = {n: round(sum(ours[n].frame_bytes) / len(ours[n].frame_bytes)) for n in levels}
@@ -398,19 +411,21 @@ def _report(ctx: Context, levels, ours: dict[int, Level], b3: dict[int, Level], 
         f"publishes after commit from its background loop. One sample per socket = the call's start → that socket has "
         f"received and parsed a frame with the event's seq; per commit = the same to the last socket. {SAMPLES} commits "
         f"per N after {WARMUP} warm-up commits (so {', '.join(f'{SAMPLES * n:,}' for n in levels)} per-socket samples). "
-        f"Mean frame: {', '.join(f'{sizes[n]:,} B at N={n}' for n in levels)} (run card, plan, one timeline row). "
+        f"Mean frame: {', '.join(f'{sizes[n]:,} B at N={n}' for n in levels)} (the new timeline row). "
         f"B3: bench/b3_app.py, a raw ASGI app under uvicorn (one process), no Django and no Channels layer: "
         f"`POST /broadcast` sends one frame of the same size to every open socket in turn; sample = the POST's start → "
         f"the frame at a socket. The client (both): one asyncio loop on its own thread in the bench process, the "
         f"websockets library with permessage-deflate as negotiated by default. Floors, in process with no socket: the "
-        f"commit alone and the frame render for one role (run_get + the run card, plan and event row partials); a "
-        f"commit renders once per role present (SharedFrames), on the web process's thread pool. The render alone is "
-        f"{floors['render'].p50 / one.p50:.1f}× B3 (N={levels[0]}) at p50, over the 3× target by itself, and "
-        f"{floors['run_get'].p50 / floors['render'].p50:.0%} of it is `run_get`, the run's read (the run, its agent, tenant and "
-        f"people in one hand-written statement, agents.run_store.run_shown; its approvals through the ORM, whose "
-        f"query building costs more than running the query). Under it: a frame that needs no read per commit (the committing "
-        f"transaction knows the events it wrote and the run row it locked; the event rows do not depend on the role), "
-        f"or the run card re-rendered only when a field it shows changed."
+        f"commit alone; the whole frame for one role (run_get + the run card, plan and event row partials), which a "
+        f"commit that changes the card costs once per role present (SharedFrames), on the web process's thread pool: "
+        f"{floors['render'].p50 / one.p50:.1f}× B3 (N={levels[0]}) at p50, {floors['run_get'].p50 / floors['render'].p50:.0%} "
+        f"of it `run_get`; and the timeline-only frame. The commit measured here (an instruction) changes nothing the "
+        f"run card, plan or controls show, so its message carries its event and each web process renders the one row "
+        f"for every role and socket, without a read or the hop to the thread pool (agents.live.timeline_update). "
+        f"What is left after the commit: the channel layer's group send (four round trips to Redis in channels_redis), "
+        f"the layer's delivery to the web process, the row's render, the socket's send. The commit alone is "
+        f"{floors['commit'].p50 / one.p50:.1f}× B3 (N={levels[0]}) at p50: over the 3× target by itself at N=1."
+        f"{GC_NOTE}"
     )
     return (table(rows) + "\n\nSequence check after the timed part (half the sockets away for "
             f"{AFTER_RECONNECT} commits, back with ?after=<their last seq>, one more commit):\n\n"

@@ -1,5 +1,6 @@
 """ASGI entry point: HTTP through Django (static files by WhiteNoise), websockets through Channels."""
 
+import gc
 import os
 
 from django.core.asgi import get_asgi_application
@@ -23,3 +24,8 @@ application = ProtocolTypeRouter(
         "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }
 )
+
+# What is loaded by now (Django, the apps, their modules, URLs and settings) lives as long as the process:
+# out of the collector's sight, a full collection no longer walks it. Full collections paused every open
+# socket of the process for 120-200 ms under bench p4 (100 sockets); frozen, about a third of that.
+gc.freeze()

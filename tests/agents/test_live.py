@@ -5,7 +5,7 @@ from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 
 from agents.models import Agent
-from agents.services import run_add_instruction, run_start
+from agents.services import run_add_instruction, run_pause, run_start
 from console.asgi import application
 from demo.seed import seed_demo_systems
 
@@ -141,11 +141,12 @@ async def test_every_viewer_of_a_run_gets_the_frame_rendered_once_for_their_role
         sockets.append((socket, can_decide))
     renders.clear()
 
-    await database_sync_to_async(run_add_instruction)(run=run, actor=cast.member, text="Mention the SSO discount")
+    await database_sync_to_async(run_pause)(run=run, actor=cast.member)  # the card shows it: rendered per role
     for socket, can_decide in sockets:
         update = await socket.receive_json_from(timeout=5)
         assert [e["seq"] for e in update["events"]] == [3]
         assert (">Approve<" in update["replace"]["run-card"]) is can_decide
+        assert "status-paused" in update["replace"]["run-card"]
     assert sorted(renders) == [(2, False), (2, True)], renders
 
     client = await database_sync_to_async(login)(client_for, cast.member)
@@ -188,3 +189,71 @@ async def test_sockets_idle_for_30_seconds_still_receive_the_next_update(cast, r
     assert await badge.receive_json_from(timeout=5) == {"count": 1}
     for socket in (page, runs, badge):
         await socket.disconnect()
+
+
+async def test_a_commit_that_only_adds_to_the_timeline_sends_its_rows_alone_and_the_card_follows_the_next_change(
+        cast, run, client_for):
+    """An instruction changes nothing the card, plan or controls show: every viewer, whatever their role,
+    gets the same new timeline row and the rest of the page stays as it is; the next change the card
+    shows (a pause: the run is queued, so it pauses at once) brings the card and controls again, with
+    each role's view."""
+    from approvals.models import ApprovalRequest
+
+    await database_sync_to_async(ApprovalRequest.objects.create)(
+        tenant=cast.acme, run=run, step=1, call_id="c", tool="email.send", arguments={}, risk=3, policy="test")
+    sockets = []
+    for user, can_decide in [(cast.member, False), (cast.reviewer, True)] * 2:
+        client = await database_sync_to_async(login)(client_for, user)
+        socket = communicator(client, f"/ws/t/acme/runs/{run.number}/?after=0")
+        assert (await socket.connect())[0]
+        assert [e["seq"] for e in (await socket.receive_json_from(timeout=5))["events"]] == [1, 2]
+        sockets.append((socket, can_decide))
+
+    await database_sync_to_async(run_add_instruction)(run=run, actor=cast.member, text="Mention the SSO discount")
+    frames = [await socket.receive_json_from(timeout=5) for socket, _ in sockets]
+    for frame in frames:
+        assert [e["seq"] for e in frame["events"]] == [3] and frame["replace"] == {}
+        assert "Mention the SSO discount" in frame["append"]["run-timeline"]
+    assert len({frame["append"]["run-timeline"] for frame in frames}) == 1
+
+    await database_sync_to_async(run_pause)(run=run, actor=cast.reviewer)
+    for socket, can_decide in sockets:
+        frame = await socket.receive_json_from(timeout=5)
+        assert [e["seq"] for e in frame["events"]] == [4]
+        assert "status-paused" in frame["replace"]["run-card"]
+        assert (">Approve<" in frame["replace"]["run-card"]) is can_decide
+        assert ">Resume<" in frame["replace"]["run-controls"]
+        assert await socket.receive_nothing(timeout=0.2)
+        await socket.disconnect()
+
+
+def test_what_a_commit_changed_decides_whether_the_card_is_rendered_again():
+    from agents.live import page_changed
+
+    assert not page_changed(columns=frozenset({"inbox", "event_seq", "updated_at"}),
+                            event_types=frozenset({"instruction.added"}))
+    assert page_changed(columns=frozenset({"inbox", "pause_requested"}),
+                        event_types=frozenset({"control.pause_requested"}))
+    assert page_changed(columns=frozenset({"step", "input_tokens"}), event_types=frozenset({"model.call"}))
+    # An approval request or a plan step changes no run column but shows on the card and the plan.
+    assert page_changed(columns=frozenset(), event_types=frozenset({"approval.decided"}))
+    assert page_changed(columns=frozenset(), event_types=frozenset({"instruction.added", "plan.edited"}))
+    assert page_changed(columns=frozenset({"a_column_added_later"}), event_types=frozenset({"instruction.added"}))
+
+
+def test_timeline_rows_from_the_events_a_message_carried_are_the_rows_a_read_gives(cast):
+    """A commit's events travel in its message (no read per commit); the rows rendered from them are
+    the very rows rendered from the database."""
+    from agents.live import events_from_json, render_run_events
+    from agents.models import RunEvent
+    from agents.run_store import events_json
+
+    seed_demo_systems(cast.acme)
+    run = run_start(tenant=cast.acme, agent=Agent.objects.get(tenant=cast.acme, slug="renewals"), goal="Renew ACME-042",
+                    requested_by=cast.member)
+    run_add_instruction(run=run, actor=cast.member, text="Mention the <SSO> discount & the 10 % rebate")
+    read = render_run_events(run_id=run.pk, after_seq=0, upto=3)
+    carried = render_run_events(run_id=run.pk, after_seq=0, upto=3, events=events_from_json(
+        run.pk, [events_json(list(RunEvent.objects.filter(run=run, seq__lte=3).order_by("seq")))]))
+    assert [e["seq"] for e in read["events"]] == [1, 2, 3] and read["replace"] == {}
+    assert carried == read
