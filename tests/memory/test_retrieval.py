@@ -200,3 +200,35 @@ def test_every_connection_has_the_hnsw_settings_retrieval_needs(db):
     with connection.cursor() as cursor:
         cursor.execute("SELECT current_setting('hnsw.iterative_scan'), current_setting('hnsw.ef_search')")
         assert cursor.fetchone() == ("relaxed_order", "200")
+
+
+def test_a_tenant_without_memories_still_runs_and_its_steps_place_no_memory_block(cast, renewals):
+    run = run_start(tenant=cast.acme, agent=renewals, goal="Prepare the renewal plan for ACME-042 and email it",
+                    requested_by=cast.member)
+    run = advance(run, until=("completed", "failed", "waiting_for_human"))
+    assert run.status == "waiting_for_human", run.terminal_reason
+    assert not MemoryUse.objects.filter(run=run).exists()
+    blocks = [b for e in RunEvent.objects.filter(run=run, type="context.used") for b in e.payload.get("blocks", ())]
+    assert not [b for b in blocks if b.get("source") == "memory"]
+
+
+def test_a_memory_saved_mid_run_is_used_by_the_runs_next_step(cast, renewals):
+    from agents.services.control import run_add_instruction
+    from approvals.services import approval_decide
+
+    run = run_start(tenant=cast.acme, agent=renewals, goal="Prepare the renewal plan for ACME-042 and email it",
+                    requested_by=cast.member)
+    run = advance(run, until=("completed", "failed", "waiting_for_human"))
+    assert run.status == "waiting_for_human", run.terminal_reason
+    assert not MemoryUse.objects.filter(run=run).exists()
+    before = set(RunEvent.objects.filter(run=run, type="context.used").values_list("seq", flat=True))
+    saved = _make(cast.acme, "Rocket Supply ACME-042 renewal plan: the champion is Dana; email her the plan.",
+                  subject="ACME-042 renewal")
+    run_add_instruction(run=run, actor=cast.member, text="Send the ACME-042 plan to the champion instead.")
+    approval_decide(approval=run.approval_requests.get(), approve=False, actor=cast.reviewer,
+                    note="Not this address: see the instruction.")
+    run = advance(run, until=("completed", "failed", "waiting_for_human"))
+    later = [e.payload for e in RunEvent.objects.filter(run=run, type="context.used").exclude(seq__in=before)]
+    assert later, "the run took no further model step"
+    assert later[0]["blocks"][0]["references"][0]["id"] == saved.pk
+    assert MemoryUse.objects.filter(run=run, record=saved, step=later[0]["step"]).exists()
