@@ -187,9 +187,13 @@ class SharedFrames:
         shared = self._frames.get(key)
         if shared is not None:
             self._frames.move_to_end(key)
-            if not shared.done() or shared.result()["seq"] >= heard:
+            if not shared.done() or shared.cancelled() or shared.exception() or shared.result()["seq"] >= heard:
                 try:
                     update = await asyncio.shield(shared)
+                except asyncio.CancelledError:
+                    if not shared.done():
+                        raise  # this socket itself went away
+                    update = None  # the socket rendering it went away mid-render: render here instead
                 except Exception:
                     update = None
                 if update is not None and update["seq"] >= heard:
@@ -201,9 +205,13 @@ class SharedFrames:
         try:
             update = await render()
         except BaseException as error:
-            self._frames.pop(key, None)
-            future.set_exception(error)
-            future.exception()  # retrieved: sockets that shared it re-render on their own
+            if self._frames.get(key) is future:
+                del self._frames[key]
+            if isinstance(error, asyncio.CancelledError):
+                future.cancel()  # its socket went away: the sockets sharing it render on their own
+            else:
+                future.set_exception(error)
+                future.exception()  # retrieved: sockets that shared it re-render on their own
             raise
         future.set_result(update)
         return update

@@ -257,3 +257,33 @@ def test_timeline_rows_from_the_events_a_message_carried_are_the_rows_a_read_giv
         run.pk, [events_json(list(RunEvent.objects.filter(run=run, seq__lte=3).order_by("seq")))]))
     assert [e["seq"] for e in read["events"]] == [1, 2, 3] and read["replace"] == {}
     assert carried == read
+
+
+def test_a_socket_that_goes_away_mid_render_leaves_the_sockets_sharing_its_frame_a_frame():
+    """The first socket to need a frame renders it for all; when it disconnects mid-render (its task cancelled),
+    the sockets that were waiting for that frame render it themselves instead of losing the update."""
+    import asyncio
+
+    from agents.live import SharedFrames
+
+    async def scenario():
+        frames, started = SharedFrames(), asyncio.Event()
+
+        async def slow_render():
+            started.set()
+            await asyncio.sleep(10)
+            return {"seq": 5, "html": "first"}
+
+        async def quick_render():
+            return {"seq": 5, "html": "second"}
+
+        first = asyncio.create_task(frames.frame(("run", 4, "member"), heard=5, render=slow_render))
+        await started.wait()
+        second = asyncio.create_task(frames.frame(("run", 4, "member"), heard=5, render=quick_render))
+        await asyncio.sleep(0)
+        first.cancel()  # the first socket disconnected
+        with pytest.raises(asyncio.CancelledError):
+            await first
+        return await asyncio.wait_for(second, 2)
+
+    assert asyncio.run(scenario()) == {"seq": 5, "html": "second"}
