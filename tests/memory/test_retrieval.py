@@ -145,30 +145,41 @@ def test_a_step_gets_its_memories_in_a_block_and_records_their_use(cast, renewal
     assert "In short:\n- ARR" in EmailMessage.objects.get(tenant=cast.acme).body
 
 
-def test_a_step_that_turns_to_another_account_gets_that_accounts_memories(cast, renewals, settings):
-    """The demo renewals agent works on ACME-042; the person then tells it to switch to ACME-017: the next step
-    asks memory with the goal and that instruction, so it is given ACME-017's memory, not ACME-042's again."""
+def _renewal_run_waiting_for_its_email(cast, renewals):
+    """The demo renewals agent on ACME-042, stopped at its risky email for a reviewer."""
+    run = run_start(tenant=cast.acme, agent=renewals, goal="Prepare the renewal plan for ACME-042 and email it",
+                    requested_by=cast.member)
+    run = advance(run, until=("completed", "failed", "waiting_for_human"))
+    assert run.status == "waiting_for_human", run.terminal_reason
+    return run
+
+
+def _redirected(cast, run, instruction: str, note: str) -> list[dict]:
+    """The person instructs the run and the reviewer rejects its email; the context the steps after that used."""
     from agents.services.control import run_add_instruction
     from approvals.services import approval_decide
 
+    before = set(RunEvent.objects.filter(run=run, type="context.used").values_list("seq", flat=True))
+    run_add_instruction(run=run, actor=cast.member, text=instruction)
+    approval_decide(approval=run.approval_requests.get(), approve=False, actor=cast.reviewer, note=note)
+    run = advance(run, until=("completed", "failed", "waiting_for_human"))
+    later = [e.payload for e in RunEvent.objects.filter(run=run, type="context.used").exclude(seq__in=before)]
+    assert later, "the run took no further model step"
+    return later
+
+
+def test_a_step_that_turns_to_another_account_gets_that_accounts_memories(cast, renewals, settings):
+    """The demo renewals agent works on ACME-042; the person then tells it to switch to ACME-017: the next step
+    asks memory with the goal and that instruction, so it is given ACME-017's memory, not ACME-042's again."""
     settings.MEMORY_CONTEXT_K = 1
     rocket = _make(cast.acme, "Rocket Supply ACME-042 renewal plan: the champion is Dana; email her the plan.",
                    subject="ACME-042 renewal")
     anvil = _make(cast.acme, "Anvil Works ACME-017: usage is down 30%, offer a training session.",
                   subject="ACME-017 renewal")
-    run = run_start(tenant=cast.acme, agent=renewals, goal="Prepare the renewal plan for ACME-042 and email it",
-                    requested_by=cast.member)
-    run = advance(run, until=("completed", "failed", "waiting_for_human"))
-    assert run.status == "waiting_for_human", run.terminal_reason
-    before = set(RunEvent.objects.filter(run=run, type="context.used").values_list("seq", flat=True))
+    run = _renewal_run_waiting_for_its_email(cast, renewals)
     assert {u.record_id for u in MemoryUse.objects.filter(run=run)} == {rocket.pk}
-    run_add_instruction(run=run, actor=cast.member,
-                        text="Switch to Anvil Works ACME-017 instead: usage is down, offer them a training session.")
-    approval_decide(approval=run.approval_requests.get(), approve=False, actor=cast.reviewer,
-                    note="Not this account: see the instruction.")
-    run = advance(run, until=("completed", "failed", "waiting_for_human"))
-    later = [e.payload for e in RunEvent.objects.filter(run=run, type="context.used").exclude(seq__in=before)]
-    assert later, "the run took no further model step"
+    later = _redirected(cast, run, "Switch to Anvil Works ACME-017 instead: usage is down, offer them a training "
+                                   "session.", "Not this account: see the instruction.")
     assert later[0]["blocks"][0]["references"][0]["id"] == anvil.pk
     assert MemoryUse.objects.filter(run=run, record=anvil, step=later[0]["step"]).exists()
 
@@ -203,32 +214,18 @@ def test_every_connection_has_the_hnsw_settings_retrieval_needs(db):
 
 
 def test_a_tenant_without_memories_still_runs_and_its_steps_place_no_memory_block(cast, renewals):
-    run = run_start(tenant=cast.acme, agent=renewals, goal="Prepare the renewal plan for ACME-042 and email it",
-                    requested_by=cast.member)
-    run = advance(run, until=("completed", "failed", "waiting_for_human"))
-    assert run.status == "waiting_for_human", run.terminal_reason
+    run = _renewal_run_waiting_for_its_email(cast, renewals)
     assert not MemoryUse.objects.filter(run=run).exists()
     blocks = [b for e in RunEvent.objects.filter(run=run, type="context.used") for b in e.payload.get("blocks", ())]
     assert not [b for b in blocks if b.get("source") == "memory"]
 
 
 def test_a_memory_saved_mid_run_is_used_by_the_runs_next_step(cast, renewals):
-    from agents.services.control import run_add_instruction
-    from approvals.services import approval_decide
-
-    run = run_start(tenant=cast.acme, agent=renewals, goal="Prepare the renewal plan for ACME-042 and email it",
-                    requested_by=cast.member)
-    run = advance(run, until=("completed", "failed", "waiting_for_human"))
-    assert run.status == "waiting_for_human", run.terminal_reason
+    run = _renewal_run_waiting_for_its_email(cast, renewals)
     assert not MemoryUse.objects.filter(run=run).exists()
-    before = set(RunEvent.objects.filter(run=run, type="context.used").values_list("seq", flat=True))
     saved = _make(cast.acme, "Rocket Supply ACME-042 renewal plan: the champion is Dana; email her the plan.",
                   subject="ACME-042 renewal")
-    run_add_instruction(run=run, actor=cast.member, text="Send the ACME-042 plan to the champion instead.")
-    approval_decide(approval=run.approval_requests.get(), approve=False, actor=cast.reviewer,
-                    note="Not this address: see the instruction.")
-    run = advance(run, until=("completed", "failed", "waiting_for_human"))
-    later = [e.payload for e in RunEvent.objects.filter(run=run, type="context.used").exclude(seq__in=before)]
-    assert later, "the run took no further model step"
+    later = _redirected(cast, run, "Send the ACME-042 plan to the champion instead.",
+                        "Not this address: see the instruction.")
     assert later[0]["blocks"][0]["references"][0]["id"] == saved.pk
     assert MemoryUse.objects.filter(run=run, record=saved, step=later[0]["step"]).exists()
