@@ -69,16 +69,19 @@ def repricing_claim(job_id: int) -> RepricingJob | None:
     """Take the job to run: a queued one, or a running one whose lease expired (its worker died). None when
     another attempt holds it or it is finished. The claim raises ``attempt``, which fences the older one out."""
     now = timezone.now()
-    claimed = RepricingJob.objects.filter(pk=job_id).filter(
-        Q(status="queued") | Q(status="running", heartbeat_at__lt=now - RepricingJob.LEASE)
-        | Q(status="running", heartbeat_at=None, created_at__lt=now - RepricingJob.LEASE),
-    ).update(status="running", attempt=F("attempt") + 1, heartbeat_at=now)
-    return RepricingJob.objects.select_related("tenant").get(pk=job_id) if claimed else None
+    # One transaction: the row stays locked by the claim until the attempt it set is read back, so no later
+    # claim can slip between the two and leave two workers holding the same attempt.
+    with transaction.atomic():
+        claimed = RepricingJob.objects.filter(pk=job_id).filter(
+            Q(status="queued") | Q(status="running", heartbeat_at__lt=now - RepricingJob.LEASE)
+            | Q(status="running", heartbeat_at=None, created_at__lt=now - RepricingJob.LEASE),
+        ).update(status="running", attempt=F("attempt") + 1, heartbeat_at=now)
+        return RepricingJob.objects.select_related("tenant").get(pk=job_id) if claimed else None
 
 
 def _held(job: RepricingJob):
     """The job's row while this attempt still holds it."""
-    return RepricingJob.objects.filter(pk=job.pk, status="running", attempt=job.attempt)
+    return RepricingJob.objects.for_tenant(job.tenant_id).filter(pk=job.pk, status="running", attempt=job.attempt)
 
 
 def repricing_run(job_id: int) -> RepricingJob:

@@ -120,8 +120,8 @@ def repricing_start(*, tenant, actor, first_day, last_day) -> RepricingJob:
         same = next((job for job in busy if (job.first_day, job.last_day) == (first_day, last_day)), None)
         for job in busy:
             # Only as it was read: a worker that committed a chunk since (a later heartbeat) keeps its job.
-            as_read = RepricingJob.objects.filter(pk=job.pk, status=job.status, attempt=job.attempt,
-                                                  heartbeat_at=job.heartbeat_at)
+            as_read = RepricingJob.objects.for_tenant(tenant).filter(pk=job.pk, status=job.status, attempt=job.attempt,
+                                                                     heartbeat_at=job.heartbeat_at)
             if job is same:
                 # Queued again: the next claim raises the attempt, so a worker of the old attempt commits nothing more.
                 taken = as_read.update(status="queued", heartbeat_at=now)

@@ -216,3 +216,31 @@ def test_a_dead_job_over_other_days_is_marked_abandoned_and_blocks_nothing(cast,
     assert job.status == "done" and job.changed == LedgerEntry.objects.filter(current=True).count() - 2
     assert not LedgerEntry.objects.filter(price_version__gt=2).exists()
     assert_rollups_equal_ledger()
+
+
+def test_two_takers_of_one_job_one_holds_it_until_its_lease_expires_then_only_the_other_commits(cast, spent,
+                                                                                               monkeypatch):
+    """Two workers given the same job (a task delivered twice): the second gets nothing while the first shows
+    life; once the first has been silent for the lease, the second takes over (a higher attempt) and goes on
+    from the last committed chunk, and the first, waking up, commits nothing more."""
+    from costs import repricing
+
+    today = timezone.localdate()
+    PriceRule.objects.create(tenant=cast.acme, provider="demo", model="demo-noop", input_mtok=1, output_mtok=2,
+                             effective_from=today - timedelta(days=1))
+    monkeypatch.setattr(repricing, "CHUNK", 2)
+    job = RepricingJob.objects.create(tenant=cast.acme, first_day=today, last_day=today)
+    first = repricing.repricing_claim(job.pk)
+    repricing._repricing_continue(first, max_chunks=1)
+    assert repricing.repricing_claim(job.pk) is None  # alive: its chunk was its heartbeat
+    RepricingJob.objects.filter(pk=job.pk).update(heartbeat_at=timezone.now() - RepricingJob.LEASE - timedelta(seconds=1))
+
+    second = repricing.repricing_claim(job.pk)
+    assert (second.attempt, second.done, second.after_id) == (first.attempt + 1, 2, RepricingJob.objects.get().after_id)
+    assert repricing.repricing_claim(job.pk) is None  # a third taker: the second holds it now
+    with pytest.raises(repricing.LeaseLost):
+        repricing._repricing_continue(first)  # the first wakes up and tries its next chunk
+    done = repricing._repricing_continue(second)
+    assert (done.status, done.done, done.changed) == ("done", done.total, done.total)
+    assert not LedgerEntry.objects.filter(price_version__gt=2).exists()
+    assert_rollups_equal_ledger()
