@@ -133,3 +133,56 @@ def test_the_run_page_says_when_calls_were_unpriced(cast, client_for, mystery_pr
     run = loop(cast, make_looper(cast.acme, model="mystery:house-model-7"), 1)
     page = client_for(cast.member).get(reverse("run_detail", args=["acme", run.number])).content.decode()
     assert "+ 1 unpriced call" in page
+
+
+def test_a_steps_single_row_reaches_its_rollup_exactly_as_the_grouped_write_would(cast):
+    """The step's fast path (one entry: its rollup row added without GROUP BY) and the grouped path give the same
+    rollups, every column: a zero cost, an unpriced call (NULL amount), a retry, cache tokens, several rows on one
+    rollup key, rows in other hours and on other local days (an hour that is another day in UTC and in Tokyo);
+    an entry written again adds nothing."""
+    from datetime import datetime, timedelta, timezone as dt_timezone
+    from zoneinfo import ZoneInfo
+
+    from django.db import connection
+
+    from costs.ledger import LEDGER_CTES, Entry, _ledger_ctes
+
+    tokyo = ZoneInfo("Asia/Tokyo")
+    base = dict(tenant_id=cast.acme.pk, kind="model", status="ok", user_id=cast.member.pk, run_id=None, step=1,
+                attempt=1, agent_id=None, agent_version=1, provider="openai", model="gpt-4o-mini", tool="",
+                input_tokens=1000, cache_read_tokens=200, cache_write_tokens=50, output_tokens=300,
+                reasoning_tokens=40, amount_usd=Decimal("0.0001234567"), priced=True, simulated=False,
+                cache_savings_usd=Decimal("0.00001"), price_source="genai-prices", price_source_version="1",
+                rates={}, tier="", price={})
+    hour = datetime(2026, 3, 1, 14, 0, tzinfo=dt_timezone.utc)  # 23:00 in Tokyo; 15:00 is the next day there
+    entries = [Entry(**{**base, **change}, at=at, source_key=f"k{n}") for n, (at, change) in enumerate([
+        (hour + timedelta(minutes=1), {}),
+        (hour + timedelta(minutes=2), {"attempt": 2}),  # the same rollup key: a retry
+        (hour + timedelta(minutes=3), {"amount_usd": Decimal("0"), "cache_savings_usd": Decimal("0")}),
+        (hour + timedelta(minutes=4), {"amount_usd": None, "priced": False, "cache_savings_usd": Decimal("0")}),
+        (datetime(2026, 3, 2, 0, 30, tzinfo=tokyo), {"input_tokens": 7, "output_tokens": 0}),  # 15:30 UTC
+        (hour + timedelta(days=1, minutes=59), {"simulated": True, "kind": "tool", "tool": "noop", "provider": "",
+                                                "model": "", "input_tokens": 0, "output_tokens": 0}),
+    ])]
+
+    def write(ctes, batch):
+        with connection.cursor() as cursor:
+            cursor.execute(f"WITH {', '.join(ctes)} SELECT 1", [_ledger_ctes(batch)[1][0]])
+
+    def rollups():
+        rows = HourlyCost.objects.values().order_by("hour", "kind", "simulated")
+        return [{k: v for k, v in row.items() if k != "id"} for row in rows]
+
+    for entry in entries:  # step by step, each its own statement, as steps write them
+        assert _ledger_ctes([entry])[0] is LEDGER_CTES[True]
+        write(LEDGER_CTES[True], [entry])
+    write(LEDGER_CTES[True], [entries[0]])  # the same entry again: already in the ledger, nothing added
+    one_by_one = rollups()
+    HourlyCost.objects.all().delete()
+    LedgerEntry.objects.all().delete()
+    assert _ledger_ctes(entries)[0] is LEDGER_CTES[False]
+    write(LEDGER_CTES[False], entries)
+    assert one_by_one == rollups()
+    assert len(one_by_one) == 3 and one_by_one[0]["calls"] == 4 and one_by_one[0]["unpriced_calls"] == 1
+    assert one_by_one[0]["retry_calls"] == 1 and one_by_one[0]["amount_usd"] == Decimal("0.0002469134")
+    assert_rollups_equal_ledger()
