@@ -71,6 +71,8 @@ def test_roles_and_tenants(cast, api):
         assert response.status_code == 403 and response.json()["code"] == "forbidden", path
     assert api("get", f"/costs/budgets/{budget.pk}", as_user=cast.both).status_code == 404  # a Globex token
     assert api("delete", f"/costs/budgets/{budget.pk}", as_user=cast.both).status_code == 404
+    changed = api("put", f"/costs/budgets/{budget.pk}", as_user=cast.both, data={"name": "Globex's", "limit_usd": "1"})
+    assert changed.status_code == 404 and changed.json()["code"] == "not_found"
     assert api("get", "/costs/budgets", as_user=cast.both).json() == []
     for method, path in (("post", "/costs/budgets"), ("put", f"/costs/budgets/{budget.pk}"),
                          ("delete", f"/costs/budgets/{budget.pk}")):
@@ -103,5 +105,9 @@ def test_price_rules_are_read_by_finance_and_changed_by_admins(cast, api):
         for who in (cast.finance, cast.member):
             refused = api(method, f"/costs/price-rules/{rule_id}", as_user=who, data=rule)
             assert refused.status_code == 403 and refused.json()["code"] in ("forbidden", "missing_scope"), (method, who)
+    assert api("get", "/costs/price-rules", as_user=cast.member).status_code == 403  # members read no prices
+    assert api("get", "/costs/price-rules", as_user=cast.both).json() == []  # a Globex token: Globex's rules
+    assert api("put", f"/costs/price-rules/{rule_id}", as_user=cast.both, data=rule).status_code == 404
     assert api("delete", f"/costs/price-rules/{rule_id}", as_user=cast.both).status_code == 404
+    assert api("get", "/costs/price-rules").json()[0]["kind"] == "discount"  # neither changed it
     assert api("delete", f"/costs/price-rules/{rule_id}", as_user=cast.admin).status_code == 204
