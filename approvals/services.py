@@ -51,10 +51,14 @@ class DecisionRefused(Exception):
 REFUSAL_STATUS = {"conflict": 409, "forbidden": 403, "invalid": 422, "needs_more_approvals": 202}
 
 
+# The pseudo-tool a policy names for each kind of request a person answers that is not a tool call.
+HUMAN_STEP_TOOLS = {ApprovalKind.PLAN: PLAN_TOOL, ApprovalKind.QUESTION: ASK_TOOL, ApprovalKind.BUDGET: BUDGET_TOOL}
+
+
 def human_step_requirement(*, run, kind: str) -> Requirement:
     """What a plan approval (at least one approval), a question (one answer) or a budget extension (one
     approval) needs, by policy (a rule scoped to the pseudo-tool plan.propose, human.ask or budget.extend)."""
-    tool = {ApprovalKind.PLAN: PLAN_TOOL, ApprovalKind.BUDGET: BUDGET_TOOL}.get(kind, ASK_TOOL)
+    tool = HUMAN_STEP_TOOLS.get(kind, ASK_TOOL)
     rule = human_step_rule(policy_rules(tenant=run.tenant), agent_id=run.agent_id, tool=tool)
     return Requirement(max(1, rule.required_approvals) if kind == ApprovalKind.PLAN else 1, rule)
 
@@ -117,7 +121,8 @@ def approval_request_create(*, run, step: int, call, risk: int, rule: Rule, kind
                             arguments: dict | None = None) -> ApprovalRequest:
     """``rule``: the policy rule that asks for approval (agents evaluated it for this very call).
     ``arguments``: what is decided on, when not the call's own (a plan's steps, a question)."""
-    now, policy = timezone.now(), rule.describe(call.tool)
+    # Described as what it is (a budget ask's call is named after its budget, not budget.extend).
+    now, policy = timezone.now(), rule.describe(HUMAN_STEP_TOOLS.get(kind, call.tool))
     required = 1 if kind in (ApprovalKind.QUESTION, ApprovalKind.BUDGET) else max(1, rule.required_approvals)
     approval, _ = ApprovalRequest.objects.for_tenant(run.tenant).get_or_create(
         run=run, step=step, call_id=call.call_id,

@@ -181,3 +181,26 @@ def test_reviewers_are_emailed_what_the_budget_request_asks(cast, mailoutbox):
     [mail] = mailoutbox
     assert mail.subject.startswith("Approval needed: more of the budget Acme asks in run #")
     assert "The budget Acme asks is used up" in mail.body
+
+
+def test_a_budget_extend_policy_sets_who_decides_the_extension_and_by_when(cast):
+    """A rule scoped to the pseudo-tool budget.extend shapes the request the budget's ask makes: its due and expiry
+    times, escalation and self-approval; its approvals needed do not apply (one approval grants an extension)."""
+    from datetime import timedelta
+
+    from approvals.models import ApprovalPolicy
+
+    ApprovalPolicy.objects.create(tenant=cast.acme, name="Extensions by admins", tool="budget.extend",
+                                  required_approvals=3, allow_self_approval=False, sla_minutes=15, expire_minutes=45,
+                                  escalate_to_role="admin", min_risk=4)
+    ask_budget(cast, extension_tokens=5000)
+    run = loop(cast, 12)
+    request = ApprovalRequest.objects.get(run=run, kind="budget")
+    assert (request.required_approvals, request.allow_self_approval, request.escalate_to_role) == (1, False, "admin")
+    # What the queue's pane and the run card say: the rule as it applies to an extension, not as a tool rule.
+    assert request.policy == ("budget extensions: approved by one reviewer, not by the run's requester, due within "
+                              "15 min (Extensions by admins)")
+    assert request.due_at - request.created_at == pytest.approx(timedelta(minutes=15), abs=timedelta(seconds=5))
+    assert request.expires_at - request.created_at == pytest.approx(timedelta(minutes=45), abs=timedelta(seconds=5))
+    approval_decide(approval=request, approve=True, actor=cast.reviewer)
+    assert advance(run).status == "completed"
