@@ -107,3 +107,21 @@ def test_a_full_outbox_keeps_the_newest_batches_and_counts_the_dropped(settings)
     assert kept == [2, 3, 4]
     status = otlp.outbox_status()
     assert status["dropped_batches"] == 2 and status["status"] == "down"
+
+
+def test_healthz_has_an_otlp_check_only_when_otlp_export_is_on():
+    import subprocess
+    import sys
+
+    from console.devstack import ROOT
+    from tests.conftest import subprocess_env
+
+    probe = ("import django, os; os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'console.settings'); django.setup(); "
+             "from console.health import health_report; print(sorted(health_report()['checks']))")
+
+    def checks(**env) -> str:
+        return subprocess.run([sys.executable, "-c", probe], cwd=ROOT, env={**subprocess_env(), **env},
+                              capture_output=True, text=True, check=True).stdout.strip()
+
+    assert "otlp" not in checks(OTEL_EXPORTER_OTLP_ENDPOINT="")
+    assert "'otlp'" in checks(OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:4318")
