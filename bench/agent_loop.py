@@ -147,6 +147,15 @@ def _wait_terminal(run_ids: list[int], timeout: float) -> None:
         raise RuntimeError(f"runs did not complete: {failed}")
 
 
+def _terminate(process: subprocess.Popen) -> None:
+    process.terminate()
+    try:
+        process.wait(30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 class Worker:
     """A `celery worker` subprocess on the bench stack; its RSS (with children) sampled while it runs."""
 
@@ -206,15 +215,38 @@ class Worker:
 
     def stop(self) -> None:
         self._sampling.set()
-        self.process.terminate()
-        try:
-            self.process.wait(30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        _terminate(self.process)
 
 
 # --- P1 -------------------------------------------------------------------------------------------
+
+
+class Relay:
+    """The span relay (`manage.py relay_spans`) on the bench stack, as production runs it next to the workers
+    when OTLP export is on: the workers put spans on the outbox, the relay encodes and sends them."""
+
+    def __init__(self, ctx: Context, *, endpoint: str, log: Path):
+        env = {**os.environ, "DATABASE_URL": ctx.database_url, "REDIS_URL": ctx.redis_url,
+               "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint}
+        self.log = log
+        self.process = subprocess.Popen([sys.executable, "manage.py", "relay_spans"], cwd=ROOT, env=env,
+                                        stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + 60
+        while "started" not in log.read_text(errors="replace"):
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the span relay did not start; see {log}")
+            time.sleep(0.1)
+
+    def cpu_seconds(self) -> float:
+        import psutil
+
+        try:
+            return sum(psutil.Process(self.process.pid).cpu_times()[:2])
+        except psutil.Error:
+            return 0.0
+
+    def stop(self) -> None:
+        _terminate(self.process)
 
 
 def p1_gaps(ctx: Context, worker: Worker, *, runs: int,
@@ -437,7 +469,7 @@ def p1_ablation(ctx: Context, *, rounds: int = 3, runs: int = 6, variants=ABLATI
     pooled step intervals, and per round its p50, p99 and CPU per step (ratios are taken within a round)."""
     _django(ctx)
     _purge_queue()
-    results = {name: {"gaps": [], "p50": [], "p99": [], "cpu": []} for name, _, _ in variants}
+    results = {name: {"gaps": [], "p50": [], "p99": [], "cpu": [], "relay_cpu": []} for name, _, _ in variants}
     with otlp_receiver() as (endpoint, received):
         for round_ in range(rounds):
             # Each round starts at the next variant, so no variant always runs first (fresh database caches,
@@ -446,22 +478,29 @@ def p1_ablation(ctx: Context, *, rounds: int = 3, runs: int = 6, variants=ABLATI
             for number, (name, off, otlp) in [*enumerate(variants)][start:] + [*enumerate(variants)][:start]:
                 print(f"  P1 ablation, round {round_ + 1}/{rounds}: {name} ...", flush=True)
                 env = {"BENCH_PLUGINS_OFF": ",".join(off)}
+                relay = None
                 if otlp:
                     env["OTEL_EXPORTER_OTLP_ENDPOINT"] = endpoint
+                    relay = Relay(ctx, endpoint=endpoint, log=log_path("bench-relay-p1-ablation.log"))
                 worker = Worker(ctx, pool="prefork", concurrency=1, log=log_path("bench-worker-p1-ablation.log"),
                                 include="bench.ablation", name=f"ablation-{round_}-{number}", env=env)
                 try:
+                    relay_cpu = relay.cpu_seconds() if relay else 0.0
                     gaps, _, cpu = p1_gaps(ctx, worker, runs=runs)
+                    if relay:  # its CPU over the measured runs and the warm-up run, per step
+                        results[name]["relay_cpu"].append((relay.cpu_seconds() - relay_cpu) / ((runs + 1) * (P1_STEPS + 1)))
                 finally:
                     worker.stop()
+                    if relay:
+                        relay.stop()
                 results[name]["gaps"].extend(gaps)
                 results[name]["p50"].append(summary(gaps).p50)
                 results[name]["p99"].append(summary(gaps).p99)
                 results[name]["cpu"].append(cpu)
         if any(otlp for _, _, otlp in variants) and not received["requests"]:
             raise RuntimeError("the OTLP variant exported nothing to the bench's receiver")
-    return {name: {"steps": summary(r["gaps"]), "p50": r["p50"], "p99": r["p99"], "cpu": r["cpu"]}
-            for name, r in results.items()}
+    return {name: {"steps": summary(r["gaps"]), "p50": r["p50"], "p99": r["p99"], "cpu": r["cpu"],
+                   "relay_cpu": r["relay_cpu"]} for name, r in results.items()}
 
 
 def p1_paired_in_process(ctx: Context, key: str, *, pairs: int, warmup_pairs: int = 2) -> tuple[list[float], list[float]]:
@@ -524,13 +563,15 @@ def _spread(with_it: list[float], without_it: list[float]) -> str:
 
 
 def ablation_variants(only: str) -> tuple:
-    """ABLATION, or with ``only`` (comma-separated plug-in keys of bench/ablation.py, P1_ABLATION_ONLY) just
-    "all plug-ins" and the variants taking out one of those: fewer variants, so more rounds in the same time."""
+    """ABLATION, or with ``only`` (comma-separated plug-in keys of bench/ablation.py, or ``otlp``;
+    P1_ABLATION_ONLY) just "all plug-ins" and the variants taking out one of those or adding span export over
+    OTLP: fewer variants, so more rounds in the same time."""
     if not only:
         return ABLATION
     keys = {key.strip() for key in only.split(",") if key.strip()}
-    chosen = tuple(v for v in ABLATION if v[0] == "all plug-ins" or (len(v[1]) == 1 and v[1][0] in keys))
-    missing = keys - {v[1][0] for v in chosen if v[1]}
+    chosen = tuple(v for v in ABLATION if v[0] == "all plug-ins" or (len(v[1]) == 1 and v[1][0] in keys)
+                   or (v[2] and "otlp" in keys))
+    missing = keys - {v[1][0] for v in chosen if v[1]} - ({"otlp"} if any(v[2] for v in chosen) else set())
     if missing:
         raise SystemExit(f"P1_ABLATION_ONLY: no variant takes out {', '.join(sorted(missing))}")
     return chosen
@@ -573,6 +614,10 @@ def run_p1_ablation(ctx: Context) -> str:
     if paired:
         lines += ["", f"In process, paired ({pairs} pairs of runs, with and without taking turns run by run, the "
                   "median of the per-pair ratios; no worker, the same step code): " + "; ".join(paired) + "."]
+    relayed = [m["relay_cpu"] for m in measured.values() if m["relay_cpu"]]
+    if relayed:
+        lines += ["", f"With span export over OTLP, the span relay (its own process) used "
+                  f"{statistics.median(relayed[0]) * 1000:.2f} ms CPU per step (median of the rounds), off the worker."]
     bare = measured.get("the runtime alone (no plug-in)")
     overall = (f"All plug-ins vs the runtime alone: {_added(full['p50'], bare['p50']):.3f}× at p50, "
                f"{_added(full['cpu'], bare['cpu']):.3f}× CPU per step. " if bare else
@@ -583,8 +628,9 @@ def run_p1_ablation(ctx: Context) -> str:
         "the variants take turns in interleaved rounds, a fresh worker each, so the machine's drift falls on all "
         "alike. A plug-in is switched off only in the bench's worker (`--include bench.ablation`, "
         "`BENCH_PLUGINS_OFF`: its registration removed from agents.hooks at worker start; production code has no "
-        "switch for it); span export over OTLP is switched on as in production, by `OTEL_EXPORTER_OTLP_ENDPOINT`, "
-        "here a loopback receiver in the bench that reads and discards each export. The traces app's database span "
+        "switch for it); span export over OTLP is switched on as in production, by `OTEL_EXPORTER_OTLP_ENDPOINT` "
+        "and a span relay process (`manage.py relay_spans`) beside the worker, sending to a loopback receiver in "
+        "the bench that reads and discards each export. The traces app's database span "
         "sink stays on in every variant: the step spans it stores are the measurement. \"Adds\" = P1 with the "
         "plug-in / P1 without it, taken within each round and the median over the "
         f"{rounds} rounds (issues 12, 13, 14: each ≤ +5% at p50); in brackets the spread of the per-round ratios "

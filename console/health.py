@@ -1,8 +1,10 @@
-"""What /healthz reports: the database, Redis, live workers, and the scheduler canary."""
+"""What /healthz reports: the database, Redis, live workers, the scheduler canary, and the checks
+apps register (``register_check``: the traces app's OTLP relay, when OTLP export is on)."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from functools import cache
 
 import redis
@@ -23,6 +25,14 @@ def redis_client(timeout: float = 1.0, *, url: str = "") -> redis.Redis:
 @cache
 def _client(url: str, timeout: float) -> redis.Redis:
     return redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
+
+
+_checks: dict[str, Callable[[], dict]] = {}
+
+
+def register_check(name: str, check: Callable[[], dict]) -> None:
+    """An app's own check: returns a dict with "status" ("ok" or "down") and what else it reports."""
+    _checks[name] = check
 
 
 def worker_heartbeat(hostname: str) -> None:
@@ -76,5 +86,10 @@ def _check_redis_and_workers() -> tuple[dict, dict, dict]:
 def health_report() -> dict:
     redis_status, workers, scheduler = _check_redis_and_workers()
     checks = {"database": _check_database(), "redis": redis_status, "workers": workers, "scheduler": scheduler}
+    for name, check in _checks.items():
+        try:
+            checks[name] = check()
+        except Exception as error:  # any failure is a finding, not a crash
+            checks[name] = {"status": "down", "error": str(error)[:200]}
     healthy = all(check["status"] == "ok" for check in checks.values())
     return {"status": "ok" if healthy else "degraded", "checks": checks}

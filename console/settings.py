@@ -299,9 +299,12 @@ MCP_CALL_TIMEOUT_SECONDS = float(env_str("MCP_CALL_TIMEOUT_SECONDS", "20"))
 # --- Observability -------------------------------------------------------------------------
 
 OTEL_SERVICE_NAME = env_str("OTEL_SERVICE_NAME", "proctor")
+# Set: spans also go to this OTLP/HTTP backend, sent by the span relay (python manage.py relay_spans).
 OTEL_EXPORTER_OTLP_ENDPOINT = env_str("OTEL_EXPORTER_OTLP_ENDPOINT")
-# How long finished spans may wait before a batch goes to the Span table (and OTLP).
+# How long finished spans may wait before a batch goes to the Span table (and the OTLP outbox).
 SPAN_EXPORT_DELAY_MS = env_int("SPAN_EXPORT_DELAY_MS", 1000)
+# Batches the OTLP outbox keeps while no relay drains it (the oldest are dropped, and counted, beyond).
+OTLP_OUTBOX_MAX_BATCHES = env_int("OTLP_OUTBOX_MAX_BATCHES", 10_000)
 
 LOGGING = {
     "version": 1,

@@ -1,8 +1,8 @@
 """Runs the console's processes for `make run` and the test suite for `make test`.
 
 `make run`: start the embedded stack, migrate, seed the demo data, then start web,
-worker and beat as children with prefixed logs; print the URL, logins and the time
-to ready; on Ctrl-C (or SIGTERM) stop the children, then Redis and Postgres, and
+worker and beat (and the span relay, when OTLP export is on) as children with prefixed
+logs; print the URL, logins and the time to ready; on Ctrl-C (or SIGTERM) stop the children, then Redis and Postgres, and
 leave no process behind.
 """
 
@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 from console.devstack import ROOT, VAR, DevStack
 
-COLOURS = {"web": "36", "worker": "35", "beat": "33", "setup": "32", "stack": "34"}
+COLOURS = {"web": "36", "worker": "35", "beat": "33", "relay": "37", "setup": "32", "stack": "34"}
 
 
 def say(name: str, line: str) -> None:
@@ -170,6 +170,8 @@ def run_console(stack: DevStack) -> int:
         Child("beat", [python, "-m", "celery", "-A", "console", "beat", "--loglevel", "INFO",
                        "--schedule", str(VAR / "celerybeat-schedule")]),
     ]
+    if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):  # spans go to an OTLP backend: its relay, off the workers
+        children.append(Child("relay", [python, "manage.py", "relay_spans"]))
     stopping = False
 
     def on_term(signum, frame):  # SIGTERM, and SIGHUP (the terminal closed), behave like Ctrl-C

@@ -1,7 +1,8 @@
 """OpenTelemetry: one TracerProvider per process (web or worker), with a service name.
 
-Spans go to OTLP over HTTP when OTEL_EXPORTER_OTLP_ENDPOINT is set. The worker adds the
-agents app's exporter that stores spans in Postgres for the console's timeline.
+Each process hands its finished spans, in batches, to the span sinks apps registered (the traces
+app's: stored in Postgres for the timeline and, when OTEL_EXPORTER_OTLP_ENDPOINT is set, put on the
+outbox its span relay sends to the OTLP backend from a process of its own: traces.otlp).
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ def forced_ids(trace_id: int, span_id: int) -> Iterator[None]:
 
 def configure_tracing(role: str, *, exporters: dict[str, SpanExporter] | None = None) -> TracerProvider:
     """Idempotent: the first call in a process wins, later calls return the same provider.
-    ``exporters`` (name → exporter) are added next to OTLP, each behind its own batching processor."""
+    ``exporters`` (name → exporter) each get their own batching processor."""
     global _provider
     with _lock:
         if _provider is not None:
@@ -56,11 +57,6 @@ def configure_tracing(role: str, *, exporters: dict[str, SpanExporter] | None = 
 
         resource = Resource.create({"service.name": f"{settings.OTEL_SERVICE_NAME}-{role}", "proctor.role": role})
         provider = TracerProvider(resource=resource, id_generator=_Ids())
-        if settings.OTEL_EXPORTER_OTLP_ENDPOINT:
-            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-
-            provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
-            _exporters.append("otlp")
         for name, exporter in (exporters or {}).items():
             provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=settings.SPAN_EXPORT_DELAY_MS))
             _exporters.append(name)

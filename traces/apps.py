@@ -10,10 +10,14 @@ class TracesConfig(AppConfig):
 
     def ready(self) -> None:
         from agents.hooks import register_decision, register_run_overrides, register_span_sink
+        from console.health import register_check
         from traces.exporter import DatabaseSpanExporter
+        from traces.otlp import outbox_status, relaying
         from traces.replay import replay_overrides
         from traces.services import decision_recorded
 
         register_span_sink("database", DatabaseSpanExporter)
+        if relaying():
+            register_check("otlp", outbox_status)  # the outbox's backlog and the relay's last delivery
         register_decision(decision_recorded)
         register_run_overrides(replay_overrides)  # a replay's run: its model, instructions, recorded tools

@@ -1,6 +1,8 @@
 """The database span sink: finished spans of runs into the Span table, in batches. Registered into
 the runtime's span sinks (agents.hooks) by traces.apps; every process's TracerProvider exports to it.
-After a batch is stored, each run it touched is announced to its timeline's sockets (traces.live)."""
+After a batch is stored, each run it touched is announced to its timeline's sockets (traces.live).
+When an OTLP backend is configured, the same serialized batch (every span, of a run or not) goes
+onto the relay's outbox first (traces.otlp): the span relay process encodes and sends it."""
 
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from agents.models import Run
 from traces.live import publish_spans_stored, spans_stored_add
 from traces.models import KINDS, Span
+from traces.otlp import outbox_push, relay_fields, relaying
 
 logger = logging.getLogger(__name__)
 
@@ -81,14 +84,26 @@ def _materialize_soon(run_id: int) -> None:
 
 class DatabaseSpanExporter(SpanExporter):
     """Writes a batch of finished spans to the Span table in one INSERT. Spans of traces that
-    belong to no run are not stored here (OTLP, when configured, still gets them). Across tenants by
-    design (one exporter per process): each span gets its run's tenant."""
+    belong to no run are not stored here (the OTLP relay, when configured, still gets them). Across
+    tenants by design (one exporter per process): each span gets its run's tenant."""
+
+    def __init__(self) -> None:
+        self.relaying = relaying()
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        rows = [span_row(s) for s in spans]
+        if self.relaying:  # the rows carry what OTLP needs too; json_to_recordset ignores those keys
+            rows = [span_row(s) | relay_fields(s) for s in spans]
+        else:
+            rows = [span_row(s) for s in spans]
+        rows_json = json.dumps(rows, default=list, separators=(",", ":"))
+        if self.relaying and spans:
+            try:
+                outbox_push(spans[0].resource, rows_json)  # one process, one resource
+            except Exception:  # Redis down: these spans do not reach the backend; the timeline still gets them
+                logger.warning("could not put %d spans on the OTLP outbox", len(spans), exc_info=True)
         try:
             with connection.cursor() as cursor:
-                cursor.execute(INSERT, [json.dumps(rows, default=list, separators=(",", ":"))])
+                cursor.execute(INSERT, [rows_json])
                 stored = cursor.fetchall()
         except DatabaseError:
             logger.warning("could not store %d spans", len(spans), exc_info=True)

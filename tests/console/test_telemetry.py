@@ -1,4 +1,4 @@
-"""One TracerProvider per process, named for its role; OTLP export only when configured."""
+"""One TracerProvider per process, named for its role; it never encodes OTLP itself (the span relay does)."""
 
 import subprocess
 import sys
@@ -28,5 +28,6 @@ def test_the_provider_is_set_once_with_the_service_name():
     assert run_probe(OTEL_EXPORTER_OTLP_ENDPOINT="") == "proctor-worker []"
 
 
-def test_spans_are_exported_over_otlp_when_an_endpoint_is_set():
-    assert run_probe(OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:4318") == "proctor-worker ['otlp']"
+def test_with_an_otlp_endpoint_the_process_still_exports_to_its_sinks_only():
+    """OTLP goes through the traces app's outbox and relay (tests/traces/test_otlp_export.py), not from here."""
+    assert run_probe(OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:4318") == "proctor-worker []"
