@@ -192,6 +192,8 @@ CELERY_BEAT_SCHEDULE = {
     "sweep-runs": {"task": "agents.sweep_runs", "schedule": float(env_int("RUN_SWEEP_SECONDS", 5))},
     # Approval SLAs: escalate overdue requests, apply the policy's outcome to expired ones.
     "sweep-approvals": {"task": "approvals.sweep", "schedule": float(env_int("APPROVAL_SWEEP_SECONDS", 30))},
+    # Repricing jobs whose worker stopped: queued again, continued from their last committed chunk.
+    "sweep-repricing": {"task": "costs.repricing_sweep", "schedule": 60.0},
     # Memories past their retention: status expired (retrieval skips them by time already).
     "expire-memories": {"task": "memory.expire", "schedule": 300.0},
 }

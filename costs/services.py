@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.db import connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from console.models import tenant_config_changed
@@ -96,6 +97,42 @@ class RepricingRefused(Exception):
 REPRICING_LOCK = 0x434F5354  # the advisory lock's first key ("COST"); the tenant id is the second
 
 
+def _as_read(job: RepricingJob):
+    """The job's row only as it was read: a worker that committed a chunk since (a later heartbeat) keeps it."""
+    return RepricingJob.objects.for_tenant(job.tenant_id).filter(pk=job.pk, status=job.status, attempt=job.attempt,
+                                                                 heartbeat_at=job.heartbeat_at)
+
+
+def _queue_again(job: RepricingJob, *, actor, now) -> bool:
+    """A job whose lease expired, queued again and sent to a worker after commit: its next claim raises the
+    attempt, so a worker of the old attempt commits nothing more, and it goes on from its last committed
+    chunk. False when the job showed life since it was read."""
+    from costs.tasks import reprice
+
+    if not _as_read(job).update(status="queued", heartbeat_at=now):
+        return False
+    audit_record(tenant=job.tenant_id, actor=actor, verb="costs.repricing_resumed", target=f"repricing {job.pk}",
+                 data={"done": job.done, "total": job.total})
+    transaction.on_commit(lambda: reprice.delay(job.pk))
+    return True
+
+
+def repricing_resume_stalled() -> int:
+    """Beat's sweep: every job whose worker stopped (lease expired; or queued so long its task was lost) is
+    queued again and continued from its last committed chunk, as starting the same days again would. The
+    heartbeat it sets keeps a job waiting in a busy queue from being sent again until another lease passes.
+    Across tenants by design: a system task that only re-sends job ids; each job's own row is updated
+    through its tenant's scope. Returns how many it sent."""
+    now = timezone.now()
+    stale = RepricingJob.objects.filter(status__in=("queued", "running")).filter(
+        Q(heartbeat_at__lt=now - RepricingJob.LEASE) | Q(heartbeat_at=None, created_at__lt=now - RepricingJob.LEASE))
+    sent = 0
+    for job in stale.order_by("pk")[:100]:
+        with transaction.atomic():
+            sent += _queue_again(job, actor=None, now=now)
+    return sent
+
+
 def repricing_start(*, tenant, actor, first_day, last_day) -> RepricingJob:
     """A repricing job over the days (both included, in the tenant's zone), run by a worker after commit.
     Refused (RepricingRefused) while a job over overlapping days is queued or running and alive (its lease
@@ -119,23 +156,16 @@ def repricing_start(*, tenant, actor, first_day, last_day) -> RepricingJob:
                 f"{alive.status} over days this range includes; wait for it to finish, then start this one.")
         same = next((job for job in busy if (job.first_day, job.last_day) == (first_day, last_day)), None)
         for job in busy:
-            # Only as it was read: a worker that committed a chunk since (a later heartbeat) keeps its job.
-            as_read = RepricingJob.objects.for_tenant(tenant).filter(pk=job.pk, status=job.status, attempt=job.attempt,
-                                                                     heartbeat_at=job.heartbeat_at)
             if job is same:
-                # Queued again: the next claim raises the attempt, so a worker of the old attempt commits nothing more.
-                taken = as_read.update(status="queued", heartbeat_at=now)
+                taken = _queue_again(job, actor=actor, now=now)
             else:
-                taken = as_read.update(
+                taken = _as_read(job).update(
                     status="failed", finished_at=now, error=f"Abandoned: its worker stopped at {job.done} of "
                     f"{job.total} calls (no sign of life for {RepricingJob.LEASE.total_seconds() / 60:g} minutes); "
                     f"what it repriced stands.")
             if not taken:
                 raise RepricingRefused(f"Repricing job #{job.pk} just showed progress again; wait for it to finish.")
         if same is not None:
-            audit_record(tenant=tenant, actor=actor, verb="costs.repricing_resumed", target=f"repricing {same.pk}",
-                         data={"done": same.done, "total": same.total})
-            transaction.on_commit(lambda: reprice.delay(same.pk))
             same.refresh_from_db()
             return same
         job = RepricingJob.objects.create(tenant=tenant, first_day=first_day, last_day=last_day, created_by=actor)

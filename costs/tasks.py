@@ -10,6 +10,13 @@ def reprice(job_id: int) -> None:
     repricing_run(job_id)
 
 
+@shared_task(name="costs.repricing_sweep", ignore_result=True)
+def repricing_sweep() -> int:
+    from costs.services import repricing_resume_stalled
+
+    return repricing_resume_stalled()
+
+
 @shared_task(name="costs.budget_alert_email", ignore_result=True)
 def budget_alert_email(alert_id: int) -> None:
     from costs.notifications import budget_alert_email_send

@@ -244,3 +244,30 @@ def test_two_takers_of_one_job_one_holds_it_until_its_lease_expires_then_only_th
     assert (done.status, done.done, done.changed) == ("done", done.total, done.total)
     assert not LedgerEntry.objects.filter(price_version__gt=2).exists()
     assert_rollups_equal_ledger()
+
+
+def test_the_sweep_continues_a_job_whose_worker_died_on_a_real_worker_without_anyone_starting_it(
+        cast, client_for, spent, monkeypatch, start_worker):
+    """Nobody comes back to the job page: beat's sweep queues the dead job again, a worker continues it from
+    its last committed chunk, and it ends as if it had never stopped (nothing priced twice, rollups exact)."""
+    from costs.services import repricing_resume_stalled
+    from tests.conftest import wait_for
+
+    today = timezone.localdate()
+    originals = {row.source_key for row in LedgerEntry.objects.all()}
+    PriceRule.objects.create(tenant=cast.acme, provider="demo", model="demo-noop", input_mtok=1, output_mtok=2,
+                             effective_from=today)
+    dead = _crashed_after_one_chunk(cast, monkeypatch, today, today)
+    page = client_for(cast.admin).get(reverse("costs_repricing", args=["acme", dead.pk])).content.decode()
+    assert "queued again within a minute" in page
+    start_worker("reprice")
+
+    assert repricing_resume_stalled() == 1
+    assert repricing_resume_stalled() == 0  # queued again: not sent twice while it waits for a worker
+    wait_for(lambda: RepricingJob.objects.get().status == "done", 30, message="the continued repricing job")
+    job = RepricingJob.objects.get()
+    assert (job.attempt, job.done, job.changed) == (2, len(originals), len(originals))
+    assert sorted((row.source_key, row.price_version, row.current) for row in LedgerEntry.objects.all()) == sorted(
+        [(key, 1, False) for key in originals] + [(key, 2, True) for key in originals])
+    assert_rollups_equal_ledger()
+    assert cast.acme.audit_events.filter(verb="costs.repricing_resumed", actor=None).count() == 1
