@@ -5,9 +5,10 @@ the same as, or a contradiction of, a record already there.
   or the same words once case, punctuation and stop words are set aside; never when the numbers, dates
   or keys in them differ.
 - **Supersede**: the same topic (scope, owner, type and subject), not the same meaning, and a sign that
-  the fact changed: its numbers, dates or keys differ; it says so ("now", "no longer", "left", "moved",
-  "instead", ...); or it gives the same head another value ("The champion at ACME-042 is Lee" after
-  "... is Dana"). The new content replaces the old record, which stays, marked superseded and linked.
+  the fact changed: its numbers, dates or keys differ (not merely written another way: 9:00 and 9); it
+  says so ("now", "no longer", "left", "moved", "instead", ...); or it gives the same head another value
+  ("The champion at ACME-042 is Lee" after "... is Dana"). The new content replaces the old record,
+  which stays, marked superseded and linked.
 - **Ask**: the same topic, not the same words, and none of those signs: a paraphrase and a changed fact
   look alike to word embeddings ("Sam writes in French" after "... in German"; "Rita would rather meet
   before noon" after "Rita prefers mornings"). The rules do not guess: the new record waits for a person,
@@ -142,10 +143,25 @@ def head_and_value(text: str) -> tuple[frozenset[str], frozenset[str]]:
     return words(match.group(1)), words(text.strip()[match.end():])
 
 
+# The same figure written another way is not a change: 100,000 and 100000; 9:00 and 9 (and $40.00 and $40);
+# 9 am and 9am; v2.3 and version 2.3. Only for telling a change: a merge still needs the figures as written.
+_SAME_FIGURE = ((re.compile(r"(?<=\d),(?=\d{3}\b)"), ""), (re.compile(r"(?<=\d)[:.]00\b"), ""),
+                (re.compile(r"(?<=\d)\s+(am|pm)\b", re.IGNORECASE), r"\1"),
+                (re.compile(r"\bv(?=\d)", re.IGNORECASE), ""))
+
+
+def figures_as_meant(text: str) -> frozenset[str]:
+    """The content's figures, each written one way."""
+    for pattern, replacement in _SAME_FIGURE:
+        text = pattern.sub(replacement, text)
+    return figures(text)
+
+
 def fact_changed(old: str, new: str) -> bool:
-    """Whether a content on the same topic visibly says something else: other numbers, dates or keys; words
-    of change the old one did not have; or the same head with a value sharing no word with the old value."""
-    if figures(old) != figures(new):
+    """Whether a content on the same topic visibly says something else: other numbers, dates or keys (not the
+    same ones written another way); words of change the old one did not have; or the same head with a value
+    sharing no word with the old value."""
+    if figures_as_meant(old) != figures_as_meant(new):
         return True
     if (CHANGE_WORDS & words(new)) - words(old):
         return True

@@ -27,6 +27,14 @@ PAIRS = [
     ("", "Support tickets are triaged every morning at 9.", "", "Support tickets are triaged every morning at 9",
      "merge"),
     ("time zone", "Max works in Berlin time (CET).", "time zone", "Max works in Berlin time (CET)", "merge"),
+    # --- merge: the same memory, its figures written another way (the rules may ask; they must not supersede) ---
+    ("", "Support tickets are triaged every morning at 9.", "", "Support tickets are triaged each morning at 9:00.",
+     "merge"),
+    ("", "Support tickets are triaged every morning at 9 am.", "", "Support tickets are triaged every morning at 9am.",
+     "merge"),
+    ("renewal process", "Renewals above $100,000 need a VP signature before the quote is sent.",
+     "renewal process", "Renewals above $100000 need a VP's signature before the quote goes out.", "merge"),
+    ("", "The CRM is Salesforce, version 2.3.", "", "The CRM is Salesforce v2.3.", "merge"),
     # --- supersede: the same topic, now saying something else ---
     ("champion of ACME-042", "The champion at ACME-042 is Dana (VP Ops).",
      "champion of ACME-042", "The champion at ACME-042 is Lee (CFO).", "supersede"),
