@@ -45,8 +45,12 @@ STOP_WORDS = frozenset("a an the of to for in on at by with and or is are was we
                        "our my your as from into about".split())
 _WORD = re.compile(r"[a-z0-9]+(?:[-'][a-z0-9]+)*")
 _HEAD = re.compile(r"^(.{2,120}?)(?::|\s+(?:is|are|was|were)\s+)", re.IGNORECASE)
-CHANGE_WORDS = frozenset("now no not longer anymore instead new left moved changed switched replaced stopped only "
-                         "until".split())
+# Words that say a fact changed. Not "no", "not", "only", "until" or "longer" alone: a rewording says them as
+# often ("no more than a page", "German only", "not in the afternoon"); "no longer" but not "no longer than";
+# "new" but not as a name's first word ("New Zealand").
+CHANGE_WORDS = frozenset("now anymore instead new left moved changed switched replaced stopped".split())
+_NEW = re.compile(r"\b(?i:new)\b(?!\s+[A-Z])")
+_NO_LONGER = re.compile(r"\bno longer\b(?!\s+than\b)", re.IGNORECASE)
 
 
 class Refused(Exception):
@@ -157,13 +161,21 @@ def figures_as_meant(text: str) -> frozenset[str]:
     return figures(text)
 
 
+def change_words(text: str) -> frozenset[str]:
+    """The words of change a content says."""
+    said = CHANGE_WORDS & words(text)
+    if "new" in said and not _NEW.search(text):
+        said -= {"new"}
+    return said | {"no longer"} if _NO_LONGER.search(text) else said
+
+
 def fact_changed(old: str, new: str) -> bool:
     """Whether a content on the same topic visibly says something else: other numbers, dates or keys (not the
     same ones written another way); words of change the old one did not have; or the same head with a value
     sharing no word with the old value."""
     if figures_as_meant(old) != figures_as_meant(new):
         return True
-    if (CHANGE_WORDS & words(new)) - words(old):
+    if change_words(new) - change_words(old):
         return True
     old_head, old_value = head_and_value(old)
     new_head, new_value = head_and_value(new)
