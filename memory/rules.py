@@ -6,8 +6,8 @@ the same as, or a contradiction of, a record already there.
   or keys in them differ.
 - **Supersede**: the same topic (scope, owner, type and subject), not the same meaning, and a sign that
   the fact changed: its numbers, dates or keys differ (not merely written another way: 9:00 and 9); it
-  says so ("now", "no longer", "left", "moved", "instead", ...); or it gives the same head another value
-  ("The champion at ACME-042 is Lee" after "... is Dana"). The new content replaces the old record,
+  says so ("now", "no longer", "left", "moved", "instead", ...); or it gives the same head, the topic,
+  another value ("The champion at ACME-042 is Lee" after "... is Dana"). The new content replaces the old record,
   which stays, marked superseded and linked.
 - **Ask**: the same topic, not the same words, and none of those signs: a paraphrase and a changed fact
   look alike to word embeddings ("Sam writes in French" after "... in German"; "Rita would rather meet
@@ -134,7 +134,7 @@ def classify(*, subject: str, content: str, embedding: list[float], candidates: 
             return Verdict("merge", candidate.id, similarity)
     for similarity, candidate in scored:
         if new_topic and topic(candidate.subject, candidate.content) == new_topic:
-            changed = fact_changed(candidate.content, content)
+            changed = fact_changed(candidate.content, content, about=new_topic)
             return Verdict("supersede" if changed else "ask", candidate.id, similarity)
     return Verdict("add")
 
@@ -169,15 +169,17 @@ def change_words(text: str) -> frozenset[str]:
     return said | {"no longer"} if _NO_LONGER.search(text) else said
 
 
-def fact_changed(old: str, new: str) -> bool:
-    """Whether a content on the same topic visibly says something else: other numbers, dates or keys (not the
-    same ones written another way); words of change the old one did not have; or the same head with a value
-    sharing no word with the old value."""
+def fact_changed(old: str, new: str, *, about: str) -> bool:
+    """Whether a content on the topic ``about`` visibly says something else: other numbers, dates or keys (not
+    the same ones written another way); words of change the old one did not have; or the same head, naming the
+    topic, with a value sharing no word with the old value. A head that is not the topic ("Max is ..." on the
+    subject "time zone") says what it is about, not which value the topic has: "Max is based in Berlin" after
+    "Max is on Central European Time" is no sign of change."""
     if figures_as_meant(old) != figures_as_meant(new):
         return True
     if change_words(new) - change_words(old):
         return True
     old_head, old_value = head_and_value(old)
     new_head, new_value = head_and_value(new)
-    return bool(old_head) and old_head == new_head and bool(old_value) and bool(new_value) \
-        and not (old_value & new_value)
+    return bool(old_head) and old_head == new_head and " ".join(sorted(new_head)) == about \
+        and bool(old_value) and bool(new_value) and not (old_value & new_value)

@@ -44,6 +44,9 @@ PAIRS = [
     ("meeting times", "Rita prefers meetings in the morning.", "meeting times",
      "Rita prefers not to meet in the afternoon.", "merge"),
     ("time zone", "Max works on Auckland time.", "time zone", "Max works on New Zealand time, in Auckland.", "merge"),
+    # --- merge: the same memory in other words, its head a person, not the subject ---
+    ("time zone", "Max is on Central European Time.", "time zone", "Max is based in Berlin.", "merge"),
+    ("holidays", "Max is on holiday through August.", "holidays", "Max is away until September.", "merge"),
     # --- supersede: the same topic, now saying something else ---
     ("champion of ACME-042", "The champion at ACME-042 is Dana (VP Ops).",
      "champion of ACME-042", "The champion at ACME-042 is Lee (CFO).", "supersede"),
