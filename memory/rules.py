@@ -98,6 +98,7 @@ class Candidate:
     subject: str
     content: str
     embedding: list[float] | None
+    waiting: bool = False  # proposed, waiting for a person: the same again merges into it, nothing replaces it
 
 
 @dataclass(frozen=True)
@@ -133,7 +134,7 @@ def classify(*, subject: str, content: str, embedding: list[float], candidates: 
                                                                      or not topic(candidate.subject, candidate.content)):
             return Verdict("merge", candidate.id, similarity)
     for similarity, candidate in scored:
-        if new_topic and topic(candidate.subject, candidate.content) == new_topic:
+        if new_topic and not candidate.waiting and topic(candidate.subject, candidate.content) == new_topic:
             changed = fact_changed(candidate.content, content, about=new_topic)
             return Verdict("supersede" if changed else "ask", candidate.id, similarity)
     return Verdict("add")
