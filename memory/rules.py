@@ -5,9 +5,10 @@ the same as, or a contradiction of, a record already there.
   or the same words once case, punctuation and stop words are set aside; never when the numbers, dates
   or keys in them differ.
 - **Supersede**: the same topic (scope, owner, type and subject), not the same meaning, and a sign that
-  the fact changed: its numbers, dates or keys differ; it says so ("now", "no longer", "left", "moved",
-  "instead", ...); or it gives the same head another value ("The champion at ACME-042 is Lee" after
-  "... is Dana"). The new content replaces the old record, which stays, marked superseded and linked.
+  the fact changed: its numbers, dates or keys differ (not merely written another way: 9:00 and 9); it
+  says so ("now", "no longer", "left", "moved", "instead", ...); or it gives the same head, the topic,
+  another value ("The champion at ACME-042 is Lee" after "... is Dana"). The new content replaces the old record,
+  which stays, marked superseded and linked.
 - **Ask**: the same topic, not the same words, and none of those signs: a paraphrase and a changed fact
   look alike to word embeddings ("Sam writes in French" after "... in German"; "Rita would rather meet
   before noon" after "Rita prefers mornings"). The rules do not guess: the new record waits for a person,
@@ -44,8 +45,12 @@ STOP_WORDS = frozenset("a an the of to for in on at by with and or is are was we
                        "our my your as from into about".split())
 _WORD = re.compile(r"[a-z0-9]+(?:[-'][a-z0-9]+)*")
 _HEAD = re.compile(r"^(.{2,120}?)(?::|\s+(?:is|are|was|were)\s+)", re.IGNORECASE)
-CHANGE_WORDS = frozenset("now no not longer anymore instead new left moved changed switched replaced stopped only "
-                         "until".split())
+# Words that say a fact changed. Not "no", "not", "only", "until" or "longer" alone: a rewording says them as
+# often ("no more than a page", "German only", "not in the afternoon"); "no longer" but not "no longer than";
+# "new" but not as a name's first word ("New Zealand").
+CHANGE_WORDS = frozenset("now anymore instead new left moved changed switched replaced stopped".split())
+_NEW = re.compile(r"\b(?i:new)\b(?!\s+[A-Z])")
+_NO_LONGER = re.compile(r"\bno longer\b(?!\s+than\b)", re.IGNORECASE)
 
 
 class Refused(Exception):
@@ -93,6 +98,7 @@ class Candidate:
     subject: str
     content: str
     embedding: list[float] | None
+    waiting: bool = False  # proposed, waiting for a person: the same again merges into it, nothing replaces it
 
 
 @dataclass(frozen=True)
@@ -128,8 +134,8 @@ def classify(*, subject: str, content: str, embedding: list[float], candidates: 
                                                                      or not topic(candidate.subject, candidate.content)):
             return Verdict("merge", candidate.id, similarity)
     for similarity, candidate in scored:
-        if new_topic and topic(candidate.subject, candidate.content) == new_topic:
-            changed = fact_changed(candidate.content, content)
+        if new_topic and not candidate.waiting and topic(candidate.subject, candidate.content) == new_topic:
+            changed = fact_changed(candidate.content, content, about=new_topic)
             return Verdict("supersede" if changed else "ask", candidate.id, similarity)
     return Verdict("add")
 
@@ -142,14 +148,39 @@ def head_and_value(text: str) -> tuple[frozenset[str], frozenset[str]]:
     return words(match.group(1)), words(text.strip()[match.end():])
 
 
-def fact_changed(old: str, new: str) -> bool:
-    """Whether a content on the same topic visibly says something else: other numbers, dates or keys; words
-    of change the old one did not have; or the same head with a value sharing no word with the old value."""
-    if figures(old) != figures(new):
+# The same figure written another way is not a change: 100,000 and 100000; 9:00 and 9 (and $40.00 and $40);
+# 9 am and 9am; v2.3 and version 2.3. Only for telling a change: a merge still needs the figures as written.
+_SAME_FIGURE = ((re.compile(r"(?<=\d),(?=\d{3}\b)"), ""), (re.compile(r"(?<=\d)[:.]00\b"), ""),
+                (re.compile(r"(?<=\d)\s+(am|pm)\b", re.IGNORECASE), r"\1"),
+                (re.compile(r"\bv(?=\d)", re.IGNORECASE), ""))
+
+
+def figures_as_meant(text: str) -> frozenset[str]:
+    """The content's figures, each written one way."""
+    for pattern, replacement in _SAME_FIGURE:
+        text = pattern.sub(replacement, text)
+    return figures(text)
+
+
+def change_words(text: str) -> frozenset[str]:
+    """The words of change a content says."""
+    said = CHANGE_WORDS & words(text)
+    if "new" in said and not _NEW.search(text):
+        said -= {"new"}
+    return said | {"no longer"} if _NO_LONGER.search(text) else said
+
+
+def fact_changed(old: str, new: str, *, about: str) -> bool:
+    """Whether a content on the topic ``about`` visibly says something else: other numbers, dates or keys (not
+    the same ones written another way); words of change the old one did not have; or the same head, naming the
+    topic, with a value sharing no word with the old value. A head that is not the topic ("Max is ..." on the
+    subject "time zone") says what it is about, not which value the topic has: "Max is based in Berlin" after
+    "Max is on Central European Time" is no sign of change."""
+    if figures_as_meant(old) != figures_as_meant(new):
         return True
-    if (CHANGE_WORDS & words(new)) - words(old):
+    if change_words(new) - change_words(old):
         return True
     old_head, old_value = head_and_value(old)
     new_head, new_value = head_and_value(new)
-    return bool(old_head) and old_head == new_head and bool(old_value) and bool(new_value) \
-        and not (old_value & new_value)
+    return bool(old_head) and old_head == new_head and " ".join(sorted(new_head)) == about \
+        and bool(old_value) and bool(new_value) and not (old_value & new_value)

@@ -315,8 +315,8 @@ def _candidates(tenant, *, scope: str, owner: dict, type_: str, lock: bool = Tru
 
 
 def _as_candidates(records: list[MemoryRecord]) -> list[rules.Candidate]:
-    return [rules.Candidate(c.pk, c.subject, c.content, list(c.embedding) if c.embedding is not None else None)
-            for c in records]
+    return [rules.Candidate(c.pk, c.subject, c.content, list(c.embedding) if c.embedding is not None else None,
+                            waiting=c.status == Status.PROPOSED) for c in records]
 
 
 @dataclass(frozen=True)
@@ -390,9 +390,11 @@ def _proposal_decide(proposal_id: int, advice: ModelAdvice | None) -> MemoryProp
     vector = advice.vector if advice else embed_one(content)[0]
     candidates = _candidates(tenant, scope=proposal.scope, owner=owner, type_=proposal.type)
     by_id = {c.pk: c for c in candidates}
-    if advice and (advice.verdict.record_id is None or advice.verdict.record_id in by_id):
+    chosen = by_id.get(advice.verdict.record_id) if advice else None
+    if advice and (advice.verdict.record_id is None
+                   or (chosen is not None and (advice.verdict.action == "merge" or chosen.status == Status.ACTIVE))):
         verdict, said = advice.verdict, f"; the classifier model: {advice.why}" if advice.why else ""
-    else:  # no model, no usable answer, or its record changed meanwhile: the offline rules
+    else:  # no model, no usable answer, its record changed meanwhile, or it would replace one waiting: the rules
         verdict, said = rules.classify(subject=proposal.subject, content=content, embedding=vector,
                                        candidates=_as_candidates(candidates)), ""
     if verdict.action == "ignore":

@@ -27,6 +27,26 @@ PAIRS = [
     ("", "Support tickets are triaged every morning at 9.", "", "Support tickets are triaged every morning at 9",
      "merge"),
     ("time zone", "Max works in Berlin time (CET).", "time zone", "Max works in Berlin time (CET)", "merge"),
+    # --- merge: the same memory, its figures written another way (the rules may ask; they must not supersede) ---
+    ("", "Support tickets are triaged every morning at 9.", "", "Support tickets are triaged each morning at 9:00.",
+     "merge"),
+    ("", "Support tickets are triaged every morning at 9 am.", "", "Support tickets are triaged every morning at 9am.",
+     "merge"),
+    ("renewal process", "Renewals above $100,000 need a VP signature before the quote is sent.",
+     "renewal process", "Renewals above $100000 need a VP's signature before the quote goes out.", "merge"),
+    ("", "The CRM is Salesforce, version 2.3.", "", "The CRM is Salesforce v2.3.", "merge"),
+    # --- merge: the same memory reworded with "no", "not", "only", "longer" or a name starting "New" ---
+    ("language", "Sam writes to customers in German.", "language", "Sam only uses German with customers.", "merge"),
+    ("report length", "Finn wants reports under one page.", "report length",
+     "Finn likes short reports, no longer than a page.", "merge"),
+    ("report length", "Finn wants reports under one page.", "report length",
+     "Finn wants short reports, no more than a page.", "merge"),
+    ("meeting times", "Rita prefers meetings in the morning.", "meeting times",
+     "Rita prefers not to meet in the afternoon.", "merge"),
+    ("time zone", "Max works on Auckland time.", "time zone", "Max works on New Zealand time, in Auckland.", "merge"),
+    # --- merge: the same memory in other words, its head a person, not the subject ---
+    ("time zone", "Max is on Central European Time.", "time zone", "Max is based in Berlin.", "merge"),
+    ("holidays", "Max is on holiday through August.", "holidays", "Max is away until September.", "merge"),
     # --- supersede: the same topic, now saying something else ---
     ("champion of ACME-042", "The champion at ACME-042 is Dana (VP Ops).",
      "champion of ACME-042", "The champion at ACME-042 is Lee (CFO).", "supersede"),
@@ -51,6 +71,8 @@ PAIRS = [
     ("", "Preferred meeting tool: Zoom.", "", "Preferred meeting tool: Google Meet.", "supersede"),
     ("discount ceiling", "Discounts above 15% need finance approval.", "discount ceiling",
      "Discounts above 20% need finance approval.", "supersede"),
+    ("payment method", "Globex pays by credit card.", "payment method",
+     "Globex no longer pays by credit card; it pays by bank transfer.", "supersede"),
     # --- add: another memory (a different topic, or no topic in common) ---
     ("email format", "Max prefers a short bullet summary at the top of emails.",
      "meeting times", "Max prefers meetings in the afternoon.", "add"),

@@ -48,6 +48,16 @@ def test_a_changed_fact_the_model_calls_a_supersede_replaces_the_old_record(cast
     assert kept.status == "superseded" and kept.superseded_by_id == processed.record_id
 
 
+def test_a_supersede_of_a_record_waiting_for_a_person_leaves_it_to_the_rules(cast, max_run, propose, classifier):
+    waiting = services.memory_create(tenant=cast.acme, actor=None, scope="tenant", type="fact", content=KEPT,
+                                     subject="Globex invoicing", status="proposed")
+    _answer(classifier, action="supersede", record=waiting.pk, why="The day changed.")
+    processed = propose(max_run, "Invoices for Globex now go out on the 15th.", subject="Globex invoicing")
+    assert processed.outcome == ProposalOutcome.STORED and "classifier model" not in processed.reason
+    waiting.refresh_from_db()
+    assert waiting.status == "proposed"
+
+
 def test_what_the_model_calls_not_worth_keeping_is_refused_with_its_reason(cast, max_run, propose, classifier):
     _answer(classifier, action="ignore", record=None, why="Small talk, not a fact about the customer.")
     processed = propose(max_run, "The user said hello.")

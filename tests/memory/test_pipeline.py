@@ -76,6 +76,33 @@ def test_a_rewording_the_rules_cannot_tell_from_a_change_waits_for_a_person(cast
     assert old.status == Status.SUPERSEDED and old.superseded_by_id == changed.record_id
 
 
+def test_a_waiting_record_whose_memory_was_deleted_meanwhile_replaces_nothing(cast, client_for, max_run, propose):
+    old = propose(max_run, "Sam writes to customers in German.", subject="language").record
+    maybe = propose(max_run, "Sam's customer emails are in German.", subject="language", step=2)
+    services.memory_delete(old, actor=cast.admin)
+    page = client_for(cast.admin).get(reverse("memory_detail", args=["acme", maybe.record_id]),
+                                      HTTP_HX_REQUEST="true").content.decode()
+    assert "Confirming this replaces" not in page and 'id="memory-replaces"' not in page
+    services.memory_confirm(maybe.record, actor=cast.admin)
+    old.refresh_from_db()
+    assert old.status == Status.DELETED and old.superseded_by_id is None and old.content == ""
+
+
+def test_a_record_waiting_for_a_person_is_never_replaced_without_one(cast, max_run, propose):
+    """A later proposal closer to the waiting rewording than to the memory in use is weighed against the memory
+    in use: the waiting one stays for the person, and confirming the change replaces the memory in use."""
+    old = propose(max_run, "Sam writes to customers in German.", subject="language").record
+    waiting = propose(max_run, "Sam's customer emails are in German.", subject="language", step=2)
+    changed = propose(max_run, "Sam's customer emails are in French.", subject="language", step=3)
+    waiting.record.refresh_from_db()
+    assert waiting.record.status == Status.PROPOSED
+    assert changed.outcome == ProposalOutcome.TO_CONFIRM and changed.other_id == old.pk
+    services.memory_confirm(changed.record, actor=cast.admin)
+    old.refresh_from_db()
+    assert old.status == Status.SUPERSEDED and old.superseded_by_id == changed.record_id
+    assert MemoryRecord.objects.filter(tenant=cast.acme, status=Status.ACTIVE).get().pk == changed.record_id
+
+
 def test_a_preference_waits_for_the_persons_confirmation_then_supersedes(cast, max_run, propose):
     stored = services.memory_create(tenant=cast.acme, actor=cast.member, scope="user", user=cast.member,
                                     type="preference", subject="email format",
