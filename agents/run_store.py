@@ -7,7 +7,8 @@ take twenty of them. Here a step takes:
   tenant and latest checkpoint state;
 - ``run_lock``: at the start of each of the step's transactions, the run row *with our fence*,
   ``FOR NO KEY UPDATE``, so a worker whose lease was taken over cannot commit (``run_lock_in_tenant``
-  for changes made by people: cancel, pause, instructions, decisions);
+  for changes made by people: cancel, pause, instructions, decisions); sent with the transaction's
+  BEGIN in one round trip;
 - ``run_write``: at its end, one statement that writes the run row's changed columns together with
   everything the transaction added on it: its ``RunWrites`` (events, conversation messages, the
   checkpoint, model-call, tool-invocation and any hook's rows).
@@ -25,12 +26,14 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
+from contextlib import contextmanager
 import json
 from datetime import date, datetime
 from decimal import Decimal
 from functools import cache
 
 from django.db import connection, transaction
+from psycopg import Pipeline
 
 from agents.models import RUNNABLE, Agent, Checkpoint, ConversationMessage, Run, RunEvent
 from console.models import Tenant
@@ -94,11 +97,26 @@ LOCK_IN_TENANT = (f'SELECT {_select_list("r", Run)} FROM agents_run r WHERE r.id
 
 def run_lock(*, run_id: int, fence: int) -> tuple[Run, int] | None:
     """In the caller's transaction: the run row if we still hold the lease (its fence), locked, with its
-    tenant's configuration version (``Tenant.config_version``, read in the same statement); else None."""
+    tenant's configuration version (``Tenant.config_version``, read in the same statement); else None.
+    As the transaction's first statement it goes with its BEGIN in one round trip (see _with_begin)."""
     with connection.cursor() as cursor:
-        cursor.execute(LOCK, [run_id, fence])
+        with _with_begin():
+            cursor.execute(LOCK, [run_id, fence])
         row = cursor.fetchone()
     return (_locked(row[:-1]), row[-1]) if row else None
+
+
+@contextmanager
+def _with_begin():
+    """A statement that opens the caller's transaction sent with its BEGIN in one round trip, not two: psycopg
+    sends BEGIN on its own and waits for it, but in pipeline mode it queues it, and the block's end sends both
+    with one Sync (the statement's rows are read after it). Outside a transaction, or where libpq has no
+    pipeline mode, the statement goes as usual."""
+    if not connection.in_atomic_block or not Pipeline.is_supported():
+        yield
+        return
+    with connection.wrap_database_errors, connection.connection.pipeline():
+        yield
 
 
 def run_lock_in_tenant(*, run_id: int, tenant_id: int) -> Run | None:

@@ -13,8 +13,9 @@ from django.conf import settings
 
 from agents.hooks import ContextBlock, Decision, StepInfo
 from agents.models import Agent, AgentVersion, ConversationMessage
+from console.models import TenantConfigCache
 from memory.embedders import current_embedder
-from memory.models import MemoryRecord, MemoryUse
+from memory.models import MemoryRecord, MemoryUse, Status
 from memory.selectors import retrieve
 
 SOURCE = "memory"
@@ -74,9 +75,18 @@ def step_question(goal: str, latest: dict[str, dict]) -> str:
     return "\n".join(parts)
 
 
+# Whether the tenant has an active memory at all, until its configuration version rises: every record that
+# becomes active raises it in its own transaction (memory.services.memory_activated), so a step of a tenant
+# without memories asks nothing, and the first step whose transaction began after a record's commit sees it.
+_any_active = TenantConfigCache(
+    lambda tenant_id: MemoryRecord.objects.filter(tenant_id=tenant_id, status=Status.ACTIVE).exists())
+
+
 def memory_context(info: StepInfo) -> list[ContextBlock]:
     if not agent_memory_settings(info.agent_id, info.agent_version).get("recall", True):
         return []  # the agent's admin switched recall off
+    if not _any_active.get(info.tenant_id, info.config_version):
+        return []  # nothing to retrieve: no retrieval statement
     latest = info.latest_messages if info.latest_messages is not None else latest_messages_stored(info.run_id)
     question = step_question(info.goal, latest)
     vector = list(_query_vector(current_embedder().name, question))

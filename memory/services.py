@@ -15,7 +15,7 @@ from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from console.models import Role
+from console.models import Role, tenant_config_changed
 from console.services import audit_record
 from memory import rules
 from memory.context import agent_memory_settings
@@ -116,7 +116,16 @@ def memory_create(*, tenant, actor, scope: str, type: str, content: str, subject
     _audit(record, actor, "memory.created", status=status, run=getattr(run, "number", None))
     if status == Status.PROPOSED:
         publish_memory_changed_on_commit(tenant.pk)
+    if status == Status.ACTIVE:
+        memory_activated(record.tenant_id)
     return record
+
+
+def memory_activated(tenant_id: int) -> None:
+    """In the transaction of a record that becomes active (created so, or confirmed): steps that kept "this
+    tenant has no active memory" (memory.context) read it afresh. At the end of the change, since it locks the
+    tenant's row until the commit."""
+    tenant_config_changed(tenant_id)
 
 
 def _locked(record: MemoryRecord) -> MemoryRecord:
@@ -186,6 +195,7 @@ def memory_confirm(record: MemoryRecord, *, actor, content: str | None = None) -
     for proposal in MemoryProposal.objects.for_tenant(record.tenant_id).filter(record=record, other__isnull=False):
         _supersede(proposal.other, record, actor=actor)
     publish_memory_changed_on_commit(record.tenant_id)
+    memory_activated(record.tenant_id)
     return record
 
 

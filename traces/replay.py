@@ -16,6 +16,7 @@ from agents.hooks import RunOverrides
 from agents.engine import ASK_TOOL
 from agents.models import Agent, AgentVersion, Run, RunEvent, ToolInvocation
 from agents.services import RunError, run_start
+from console.models import TenantConfigCache, tenant_config_changed
 from traces.models import ReadOnlyTools, Replay, ReplayBatch
 
 MAX_MODEL_CHARS = 100
@@ -65,9 +66,18 @@ def recorded_result(replay: Replay, run, spec, arguments: dict) -> dict | None:
     return no_recorded_result(spec.name)
 
 
+# Whether the tenant has a replay at all, until its configuration version rises: replay_start raises it in the
+# transaction that makes the replay's run, so that run's claim (which reads the version) reads it afresh.
+_any_replay = TenantConfigCache(lambda tenant_id: Replay.objects.filter(tenant_id=tenant_id).exists())
+
+
 def replay_overrides(run) -> RunOverrides | None:
-    """The run-overrides hook: for a replay's run, what it changes (one indexed read per turn)."""
-    replay = Replay.objects.filter(run_id=run.pk).first()
+    """The run-overrides hook: for a replay's run, what it changes (one indexed read per turn; none in a tenant
+    that never replayed a run)."""
+    version = run.tenant.config_version if Run.tenant.is_cached(run) else None
+    if not _any_replay.get(run.tenant_id, version):
+        return None
+    replay = Replay.objects.filter(tenant_id=run.tenant_id, run_id=run.pk).first()
     if replay is None:
         return None
     # The agent version asked for is the run's own (run_start pinned it, tools and settings included); a
@@ -110,6 +120,7 @@ def replay_start(*, original: Run, actor, model: str = "", agent_version: int | 
         Replay.objects.create(tenant=original.tenant, original=original, run=run, model=model,
                               agent_version=agent_version, instructions=instructions, read_only=read_only, batch=batch,
                               created_by=actor)
+        tenant_config_changed(original.tenant_id)  # its claims read whether the tenant replays afresh
     return run
 
 

@@ -3,7 +3,7 @@
 from datetime import timedelta
 
 import pytest
-from django.db import connection
+from django.db import connection, models
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
@@ -40,6 +40,24 @@ def test_an_instruction_is_not_lost_when_the_step_dies_during_the_model_call(cas
     run_advance(run_id=run.pk, worker="w2")
     texts = [m.get("text") for m in conversation(run) if m["role"] == "user"]
     assert "Instruction from operator: Mention the SSO discount" in texts
+
+
+def test_a_step_whose_lease_was_taken_over_during_the_model_call_writes_nothing(cast, run, monkeypatch):
+    """The fenced lock (sent with its transaction's BEGIN in one round trip) finds the run under another fence:
+    the step ends lease_lost, none of its rows commit, and the connection goes on working."""
+    from agents.models import ModelCall
+    from agents.services import step
+
+    called = step.complete
+
+    def taken_over(**kwargs):
+        Run.objects.filter(pk=run.pk).update(fence=models.F("fence") + 1)  # another worker claimed it meanwhile
+        return called(**kwargs)
+
+    monkeypatch.setattr("agents.services.step.complete", taken_over)
+    assert run_advance(run_id=run.pk, worker="w1") == "lease_lost"
+    assert not ModelCall.objects.filter(run=run).exists()
+    assert Run.objects.get(pk=run.pk).step == 0
 
 
 def test_cancelling_a_run_whose_worker_died_takes_effect_at_once(cast, run):

@@ -229,3 +229,17 @@ def test_a_memory_saved_mid_run_is_used_by_the_runs_next_step(cast, renewals):
                         "Not this address: see the instruction.")
     assert later[0]["blocks"][0]["references"][0]["id"] == saved.pk
     assert MemoryUse.objects.filter(run=run, record=saved, step=later[0]["step"]).exists()
+
+
+def test_a_tenant_without_active_memories_asks_no_retrieval_and_a_memory_confirmed_mid_run_is_used(cast, renewals):
+    from django.test.utils import CaptureQueriesContext
+
+    proposed = _make(cast.acme, "Rocket Supply ACME-042 renewal plan: the champion is Dana; email her the plan.",
+                     subject="ACME-042 renewal", status="proposed")
+    with CaptureQueriesContext(connection) as queries:
+        run = _renewal_run_waiting_for_its_email(cast, renewals)
+    assert not [q for q in queries.captured_queries if "chosen.id" in q["sql"]]  # retrieve's statement
+    services.memory_confirm(proposed, actor=cast.member)
+    later = _redirected(cast, run, "Send the ACME-042 plan to the champion instead.",
+                        "Not this address: see the instruction.")
+    assert later[0]["blocks"][0]["references"][0]["id"] == proposed.pk

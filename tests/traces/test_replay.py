@@ -6,7 +6,7 @@ job with progress. Real worker processes take every step."""
 from django.forms.models import model_to_dict
 from django.urls import reverse
 
-from agents.models import RunStatus, ToolInvocation
+from agents.models import ModelCall, RunStatus, ToolInvocation
 from agents.services import run_start
 from approvals.models import ApprovalRequest
 from approvals.services import approval_decide
@@ -218,3 +218,22 @@ def test_a_replay_against_an_earlier_version_runs_that_version_whole(cast, renew
     replay = advance(replay_start(original=original, actor=cast.member, agent_version=1))
     assert replay.agent_version == 1 and replay.status == RunStatus.COMPLETED
     assert ToolInvocation.objects.filter(run=replay, tool="noop").count() == 1  # version 1's tool, from the recording
+
+
+def test_the_turns_of_a_tenant_that_never_replayed_read_no_replay_row_and_a_replay_started_since_is_one(
+        cast, settings):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from tests.factories import advance
+
+    settings.RUN_TURN_SECONDS = 0  # a turn per step: each asks the run-overrides hook
+    looper = make_looper(cast.acme)
+    with CaptureQueriesContext(connection) as queries:
+        original = advance(run_start(tenant=cast.acme, agent=looper, goal="Call noop 2 times", requested_by=cast.member))
+    assert original.status == RunStatus.COMPLETED
+    read = [q["sql"] for q in queries.captured_queries if "traces_replay" in q["sql"]]
+    assert len(read) == 1 and "run_id" not in read[0]  # whether the tenant replays, once for its three turns
+    replay = advance(replay_start(original=original, actor=cast.member, model="demo:noop-200ms"))
+    assert replay.status == RunStatus.COMPLETED
+    assert set(ModelCall.objects.filter(run=replay).values_list("model", flat=True)) == {"demo-noop-200ms"}  # overridden
