@@ -2,10 +2,12 @@
 
     OTEL_EXPORTER_OTLP_ENDPOINT=http://collector:4318 python manage.py relay_spans
 
-Runs until SIGTERM or Ctrl-C. Start one next to the workers whenever OTLP export is on (`make run`
-and docker-compose.yml do); a second one waits and takes over when the first stops."""
+Runs until SIGTERM or Ctrl-C, at a lower CPU priority (nice 10) than the workers: on a shared host the
+steps and Postgres get the cores first. Start one next to the workers whenever OTLP export is on
+(`make run` and docker-compose.yml do); a second one waits and takes over when the first stops."""
 
 import logging
+import os
 import signal
 import threading
 
@@ -28,6 +30,7 @@ class Command(BaseCommand):
             self.stdout.flush()
             stop.wait()
             return
+        os.nice(10)
         relay = SpanRelay(stop=stop)
         self.stdout.write(f"span relay {relay.name} started, sending to {settings.OTEL_EXPORTER_OTLP_ENDPOINT}")
         self.stdout.flush()
