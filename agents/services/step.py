@@ -28,7 +28,6 @@ from agents.hooks import (
     Need,
     RunOverrides,
     StepInfo,
-    Usage,
     context_blocks,
     decision_made,
     gate_stops,
@@ -52,6 +51,7 @@ from agents.services.transitions import (
     step_info,
     who,
 )
+from agents.services.usage import attempt_usage
 from agents.tool_settings import tool_risk
 from agents.tools import tool_for
 from agents.tracing import child_span, step_span
@@ -343,13 +343,7 @@ def _record_attempts(run: Run, info: StepInfo, attempts) -> None:
                                  "status": attempt.status, "error": attempt.error, "latency_ms": attempt.latency_ms,
                                  "input_tokens": attempt.input_tokens, "output_tokens": attempt.output_tokens,
                                  "cost_usd": str(attempt.cost_usd)})
-        usage_recorded(info, Usage(kind="model", name=attempt.model, status=attempt.status, provider=attempt.provider,
-                                   attempt=number, input_tokens=attempt.input_tokens,
-                                   output_tokens=attempt.output_tokens, cached_tokens=attempt.cached_tokens,
-                                   cost_usd=attempt.cost_usd, price=attempt.price, latency_ms=attempt.latency_ms,
-                                   cache_write_tokens=attempt.cache_write_tokens,
-                                   reasoning_tokens=attempt.reasoning_tokens),
-                       run.writes)
+        usage_recorded(info, attempt_usage(attempt, number), run.writes)
 
 
 def _verdicts(run: Run, reply: engine.ModelReply, *, skip_review: bool = False):
