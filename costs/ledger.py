@@ -78,8 +78,8 @@ def priced_columns(price: dict, amount: Decimal, tokens_read: int) -> dict:
 
 
 def entry_for(info: StepInfo, usage: Usage, at: datetime | None = None) -> Entry | None:
-    """The ledger row for what a step reported, or None when nothing was priced: a failed model attempt
-    that used no tokens, or a tool without a declared cost."""
+    """The ledger row for what a step reported (or a classifier call made for the run outside its steps), or
+    None when nothing was priced: a failed model attempt that used no tokens, or a tool without a declared cost."""
     at = at or timezone.now()
     common = {"tenant_id": info.tenant_id, "at": at, "status": usage.status, "user_id": info.requested_by_id,
               "run_id": info.run_id, "step": info.step, "attempt": usage.attempt, "agent_id": info.agent_id,
@@ -94,8 +94,10 @@ def entry_for(info: StepInfo, usage: Usage, at: datetime | None = None) -> Entry
                                        "declared_usd": str(usage.cost_usd)}, Decimal(usage.cost_usd), 0))
     if not (usage.input_tokens or usage.output_tokens):
         return None
-    kind = "embedding" if usage.kind == "embedding" else "model"
-    return Entry(**common, source_key=f"{kind}:{info.run_id}:{info.step}:{usage.attempt}", kind=kind,
+    kind = usage.kind if usage.kind in ("embedding", "classifier") else "model"
+    # A classifier call is made for a memory proposal (its call_id), outside the run's steps.
+    made_for = usage.call_id if kind == "classifier" else info.step
+    return Entry(**common, source_key=f"{kind}:{info.run_id}:{made_for}:{usage.attempt}", kind=kind,
                  provider=usage.provider, model=usage.name, tool="", input_tokens=usage.input_tokens,
                  cache_read_tokens=usage.cached_tokens, cache_write_tokens=usage.cache_write_tokens,
                  output_tokens=usage.output_tokens, reasoning_tokens=usage.reasoning_tokens,

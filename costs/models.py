@@ -19,13 +19,19 @@ class CostKind(models.TextChoices):
     MODEL = "model", "Model call"
     EMBEDDING = "embedding", "Embedding call"
     TOOL = "tool", "Tool call"
+    CLASSIFIER = "classifier", "Memory classifier call"  # memory's write pipeline asking its model about a proposal
+
+
+# The kinds priced by tokens at a model's rates (repricing applies to them; a tool's cost is declared)
+TOKEN_KINDS = (CostKind.MODEL, CostKind.EMBEDDING, CostKind.CLASSIFIER)
 
 
 class LedgerEntry(models.Model):
     """One priced thing. Attribution is copied onto the row (ids, names), so the ledger reads without
     joins and outlives renames. ``source_key`` names the call ("model:<run>:<step>:<attempt>",
-    "tool:<run>:<call id>"); with ``price_version`` it is unique, so a step taken again after a crash
-    cannot write a call twice. Repricing writes version n+1 and marks the older one not current."""
+    "tool:<run>:<call id>", "classifier:<run>:<proposal>:<attempt>"); with ``price_version`` it is unique,
+    so a step (or a proposal's processing) taken again after a crash cannot write a call twice. Repricing
+    writes version n+1 and marks the older one not current."""
 
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, db_index=False)
     at = models.DateTimeField()

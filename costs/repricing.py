@@ -17,7 +17,7 @@ from agents.gateway import Tokens, price
 from costs.budgets import tenant_zone
 from costs.ledger import MILLION, Entry, ledger_write, priced_columns, rollup_upsert
 from costs.live import spend_changed_on_commit
-from costs.models import LedgerEntry, PriceRule, PriceRuleKind, RepricingJob
+from costs.models import TOKEN_KINDS, LedgerEntry, PriceRule, PriceRuleKind, RepricingJob
 
 CHUNK = 500
 SUPERSEDE = ("WITH old AS (UPDATE costs_ledger SET current = false WHERE id = ANY(%s) AND current RETURNING *) "
@@ -109,7 +109,7 @@ def _rows(job: RepricingJob, rules: list[PriceRule], start, end):
     for rule in rules:
         models |= Q(provider=rule.provider, model=rule.model)
     rows = LedgerEntry.objects.for_tenant(job.tenant).filter(current=True, at__gte=start, at__lt=end,
-                                                             kind__in=("model", "embedding"))
+                                                             kind__in=TOKEN_KINDS)
     return rows.filter(models) if rules else rows.none()
 
 

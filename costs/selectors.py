@@ -13,7 +13,7 @@ from django.db.models import Q, Sum
 from django.db.models.functions import TruncDay, TruncHour
 
 from agents.models import Agent, Run
-from costs.models import HourlyCost, LedgerEntry
+from costs.models import CostKind, HourlyCost, LedgerEntry
 
 CENTS = Decimal("0.0001")  # amounts are shown and exported at four decimals (present.money)
 GROUPINGS = {
@@ -62,7 +62,8 @@ def rollup_totals(tenant, window: Window | None = None) -> dict:
 
 
 def _labels(tenant, grouping: str, keys) -> dict:
-    """Words for the keys of a grouping: agents and people by name, versions as "agent vN"."""
+    """Words for the keys of a grouping: agents and people by name, versions as "agent vN", kinds by their
+    label ("Memory classifier call")."""
     keys = set(keys)
     if grouping == "agent":
         names = dict(Agent.objects.for_tenant(tenant).filter(pk__in=keys).values_list("pk", "name"))
@@ -72,6 +73,9 @@ def _labels(tenant, grouping: str, keys) -> dict:
         return {key: names.get(key, "(no one)" if not key else f"user {key}") for key in keys}
     if grouping == "agent_version":
         return {key: f"version {key[1]} of {key[0]}" for key in keys}
+    if grouping == "kind":
+        kinds = dict(CostKind.choices)
+        return {key: kinds.get(key, key or "(none)") for key in keys}
     return {key: key or "(none)" for key in keys}
 
 

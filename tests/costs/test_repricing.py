@@ -53,6 +53,26 @@ def test_a_rate_card_reprices_a_range_keeping_the_originals_with_an_exact_diff(c
     assert again.changed == 0  # already at the rule's price
 
 
+
+def test_memory_classifier_calls_are_repriced_like_model_calls(cast):
+    from agents.hooks import StepInfo, Usage
+    from costs.ledger import entry_for, ledger_write
+
+    info = StepInfo(tenant_id=cast.acme.pk, run_id=1, agent_id=None, agent_version=1, requested_by_id=None, step=2,
+                    goal="", trace_id="")
+    listed = {"source": "genai-prices", "rates_per_mtok": {"input_mtok": "0.15", "output_mtok": "0.6"}}
+    ledger_write([entry_for(info, Usage(kind="classifier", name="gpt-4o-mini", status="ok", provider="openai",
+                                        input_tokens=1000, output_tokens=100, cost_usd=Decimal("0.00021"),
+                                        price=listed, call_id="7"))])
+    today = timezone.localdate()
+    PriceRule.objects.create(tenant=cast.acme, provider="openai", model="gpt-4o-mini", kind="discount",
+                             discount_percent=Decimal("50"), effective_from=today - timedelta(days=1))
+    assert repricing_run(RepricingJob.objects.create(tenant=cast.acme, first_day=today, last_day=today).pk).changed == 1
+    row = LedgerEntry.objects.get(current=True)
+    assert (row.kind, row.source_key, row.price_version) == ("classifier", "classifier:1:7:1", 2)
+    assert row.amount_usd == Decimal("0.000105")
+    assert_rollups_equal_ledger()
+
 def test_a_discount_and_the_admin_only_rules(cast, client_for, spent):
     today = timezone.localdate()
     finance = client_for(cast.finance)
