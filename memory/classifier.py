@@ -1,7 +1,8 @@
 """The write pipeline's model-based classifier, used when ``MEMORY_CLASSIFIER_MODEL`` names a real model: the
 gateway is asked whether a proposal adds a memory, merges into one already there, supersedes one, or is not
 worth keeping. Anything but a clear, valid answer (no reply, not JSON, a record it was not shown) gives None,
-and the offline rules decide as they do without a model. The call is made before the pipeline locks anything."""
+and the offline rules decide as they do without a model. The call is made before the pipeline locks anything.
+Every attempt the gateway made is handed back, answer or not: the pipeline has it priced into the ledger."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import re
 
 from django.conf import settings
 
-from agents.gateway import GatewayPolicy, complete
+from agents.gateway import Attempt, GatewayPolicy, complete
 from memory.rules import Candidate, Verdict
 
 ACTIONS = ("add", "merge", "supersede", "ignore")
@@ -27,8 +28,9 @@ _JSON = re.compile(r"\{.*\}", re.DOTALL)
 
 
 def model_verdict(*, model: str, subject: str, content: str, type_: str, nearest: list[tuple[float, Candidate]]
-                  ) -> tuple[Verdict, str] | None:
-    """(verdict, the model's reason), or None when the model gave no usable answer."""
+                  ) -> tuple[tuple[Verdict, str] | None, list[Attempt]]:
+    """(verdict, the model's reason), or None when the model gave no usable answer; with the gateway's
+    attempts (their tokens and price snapshots)."""
     shown = nearest[:SHOWN]
     records = "\n".join(f"- record {c.id}{f' (about {c.subject})' if c.subject else ''}: {c.content}" for _, c in shown)
     prompt = (f"Proposed {type_}{f' about {subject}' if subject else ''}: {content}\n\n"
@@ -36,7 +38,11 @@ def model_verdict(*, model: str, subject: str, content: str, type_: str, nearest
     result = complete(models=[model], tools=[], plan_mode=False, instructions=INSTRUCTIONS,
                       conversation=[{"role": "user", "text": prompt}],
                       policy=GatewayPolicy(timeout_seconds=settings.MODEL_TIMEOUT_SECONDS, max_attempts_per_model=2))
-    if result.reply is None or not (found := _JSON.search(result.reply.text or "")):
+    return (_verdict(result.reply.text or "", shown) if result.reply else None), result.attempts
+
+
+def _verdict(reply: str, shown: list[tuple[float, Candidate]]) -> tuple[Verdict, str] | None:
+    if not (found := _JSON.search(reply)):
         return None
     try:
         answer = json.loads(found.group(0))

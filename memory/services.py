@@ -348,11 +348,12 @@ def proposal_process(proposal_id: int) -> MemoryProposal:
 
 
 def _model_advice(proposal_id: int) -> ModelAdvice | None:
+    from agents.services import run_usage_record
     from memory.classifier import model_verdict
     from memory.embedders import cosine
 
     proposal = (MemoryProposal.objects.filter(pk=proposal_id, outcome=ProposalOutcome.PENDING)
-                .select_related("run", "run__agent", "run__requested_by", "tenant").first())
+                .select_related("run", "run__agent", "run__requested_by", "run__tenant", "tenant").first())
     if proposal is None:
         return None
     run = proposal.run
@@ -367,8 +368,13 @@ def _model_advice(proposal_id: int) -> ModelAdvice | None:
                                          lock=False))
     nearest = sorted(((cosine(vector, c.embedding) if c.embedding is not None else 0.0, c) for c in records),
                      key=lambda pair: -pair[0])
-    answer = model_verdict(model=settings.MEMORY_CLASSIFIER_MODEL, subject=proposal.subject, content=content,
-                           type_=proposal.type, nearest=nearest)
+    answer, attempts = model_verdict(model=settings.MEMORY_CLASSIFIER_MODEL, subject=proposal.subject,
+                                     content=content, type_=proposal.type, nearest=nearest)
+    if run is not None:
+        # What the call cost, on the run's account (the ledger, through the runtime's usage hooks), whatever it
+        # answered; keyed by the proposal, so the task taken again after a crash writes each attempt once.
+        run_usage_record(run=run, step=proposal.step or 0, attempts=attempts, kind="classifier",
+                         call_id=str(proposal.pk))
     return ModelAdvice(answer[0], answer[1], content, vector) if answer else None
 
 

@@ -1,13 +1,24 @@
 """The write pipeline with a classifier model configured: the model (faked at its HTTP boundary, speaking the
 OpenAI chat-completions API) decides add / merge / supersede / ignore; an answer that is not usable, or no model
-configured, leaves the decision to the offline rules."""
+configured, leaves the decision to the offline rules. Each call the model is asked is a ledger row of kind
+"classifier" on the run's account, priced as a step's call is."""
 
+import csv
+import io
 import json
+from decimal import Decimal
 
 import pytest
+from django.urls import reverse
 
+from agents.gateway import Tokens, price
+from costs.models import Budget, BudgetAlert, LedgerEntry
+from costs.selectors import rollup_totals
+from costs.services import budget_save
 from memory import services
 from memory.models import MemoryRecord, ProposalOutcome
+from memory.tasks import process_proposal
+from tests.costs.test_ledger import assert_rollups_equal_ledger
 from tests.agents.test_gateway_http import Canned, completion, provider  # noqa: F401  (the fake provider fixture)
 
 KEPT = "Invoices for Globex go out on the first business day of the month."
@@ -83,3 +94,112 @@ def test_a_provider_that_fails_leaves_it_to_the_rules(cast, max_run, propose, ke
 def test_offline_no_model_is_asked(cast, max_run, propose, kept, provider):  # noqa: F811
     processed = propose(max_run, KEPT, subject="Globex invoicing")
     assert processed.outcome == ProposalOutcome.MERGED and provider.requests == []
+
+
+# --- What the classifier's calls cost: a ledger row of their own, on the run's account -------------------------
+
+@pytest.fixture
+def priced_classifier(settings, provider):  # noqa: F811
+    """A classifier at a real model's list price (the fake provider answers as gpt-4o-mini)."""
+    settings.MEMORY_CLASSIFIER_MODEL = "openai:gpt-4o-mini"
+    return provider
+
+
+def _priced_answer(fake, *, prompt_tokens=1200, completion_tokens=40, **answer):
+    body = completion(text=json.dumps(answer), prompt_tokens=prompt_tokens, completion_tokens=completion_tokens)
+    fake.queue(Canned(body={**body, "model": "gpt-4o-mini"}))
+
+
+def _classifier_rows():
+    return list(LedgerEntry.objects.filter(kind="classifier").order_by("id"))
+
+
+def test_each_classifier_call_is_a_ledger_row_attributed_to_the_run_and_priced_at_list(cast, max_run, propose, kept,
+                                                                                      priced_classifier):
+    _priced_answer(priced_classifier, action="merge", record=kept.pk, why="Same invoicing day, other words.")
+    processed = propose(max_run, PARAPHRASE, subject="Globex invoicing", step=3)
+    assert processed.outcome == ProposalOutcome.MERGED
+    [row] = _classifier_rows()
+    assert (row.tenant_id, row.user_id, row.run_id, row.agent_id, row.agent_version, row.step, row.attempt) == (
+        cast.acme.pk, cast.member.pk, max_run.pk, max_run.agent_id, max_run.agent_version, 3, 1)
+    assert (row.provider, row.model, row.status, row.source_key) == (
+        "openai", "gpt-4o-mini", "ok", f"classifier:{max_run.pk}:{processed.pk}:1")
+    assert (row.input_tokens, row.output_tokens) == (1200, 40)
+    amount, snapshot = price("openai", "gpt-4o-mini", Tokens(input=1200, output=40))
+    assert row.priced and not row.simulated and row.amount_usd == amount == (
+        Decimal(1200) * Decimal("0.15") + Decimal(40) * Decimal("0.6")) / 1_000_000
+    assert row.price_source == "genai-prices" and row.rates == snapshot["rates_per_mtok"]
+    assert_rollups_equal_ledger()
+    assert rollup_totals(cast.acme)["amount_usd"] == amount
+
+
+def test_an_unpriced_classifier_model_is_flagged_never_a_silent_zero(cast, max_run, propose, kept, classifier):
+    _answer(classifier, action="merge", record=kept.pk, why="Same.")
+    propose(max_run, PARAPHRASE, subject="Globex invoicing")
+    [row] = _classifier_rows()
+    assert not row.priced and row.amount_usd is None and row.price["unpriced"] and row.input_tokens == 11
+    assert rollup_totals(cast.acme)["unpriced_calls"] == 1
+    assert_rollups_equal_ledger()
+
+
+def test_a_call_whose_answer_is_not_usable_still_costs_and_a_failed_one_does_not(cast, max_run, propose, kept,
+                                                                                 classifier):
+    classifier.queue(Canned(body=completion(text="I would merge these two.")))
+    propose(max_run, KEPT, subject="Globex invoicing")
+    assert len(_classifier_rows()) == 1
+    classifier.otherwise = Canned(400, {"error": {"message": "bad request", "type": "invalid_request_error"}})
+    propose(max_run, "Invoices for Globex go out on the 15th.", subject="Globex invoicing")
+    assert len(_classifier_rows()) == 1  # a refused request used no tokens: nothing priced, as for a step
+
+
+def test_the_proposal_task_run_twice_writes_one_row(cast, max_run, kept, priced_classifier, monkeypatch,
+                                                    django_capture_on_commit_callbacks):
+    proposal = services.proposal_create(tenant=cast.acme, run=max_run, step=1, call_id="call_1", scope="tenant",
+                                        type="fact", content=PARAPHRASE, subject="Globex invoicing", confidence=0.7)
+    for _ in range(2):
+        _priced_answer(priced_classifier, action="merge", record=kept.pk, why="Same.")
+    decide = services._proposal_decide
+
+    def crash(*args, **kwargs):
+        raise RuntimeError("worker lost")
+
+    monkeypatch.setattr(services, "_proposal_decide", crash)
+    with pytest.raises(RuntimeError):  # the model answered and was paid for; the worker died before deciding
+        process_proposal(proposal.pk)
+    monkeypatch.setattr(services, "_proposal_decide", decide)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert process_proposal(proposal.pk) == ProposalOutcome.MERGED  # the redelivery asks again
+        assert process_proposal(proposal.pk) == ProposalOutcome.MERGED  # and once more: processed, nothing asked
+    assert len(priced_classifier.requests) == 2
+    assert [row.source_key for row in _classifier_rows()] == [f"classifier:{max_run.pk}:{proposal.pk}:1"]
+    assert_rollups_equal_ledger()
+
+
+def test_classifier_spend_counts_toward_budgets(cast, max_run, propose, kept, priced_classifier):
+    watched = budget_save(tenant=cast.acme, actor=cast.finance, budget=Budget(
+        name="Acme memory", limit_tokens=1000, action="alert", thresholds=[50, 100]))
+    _priced_answer(priced_classifier, action="merge", record=kept.pk, why="Same.")
+    propose(max_run, PARAPHRASE, subject="Globex invoicing")
+    assert sorted(BudgetAlert.objects.filter(budget=watched).values_list("threshold", flat=True)) == [50, 100]
+
+
+def test_finance_sees_classifier_spend_as_its_own_kind(cast, max_run, propose, kept, priced_classifier, client_for):
+    _priced_answer(priced_classifier, action="merge", record=kept.pk, why="Same.")
+    propose(max_run, PARAPHRASE, subject="Globex invoicing")
+    client = client_for(cast.finance)
+    board = client.get(reverse("costs", args=["acme"]), {"range": "today", "group_by": "kind"}).content.decode()
+    assert "Memory classifier call" in board
+    groups = _csv(client.get(reverse("costs", args=["acme"]), {"range": "today", "group_by": "kind",
+                                                               "export": "groups"}))
+    assert groups[1][:2] == ["Memory classifier call", "0.0002"] and groups[-1][:2] == ["Total", "0.0002"]
+    ledger = _csv(client.get(reverse("costs_ledger_csv", args=["acme"]), {"range": "today"}))
+    assert [row[ledger[0].index("kind")] for row in ledger[1:]] == ["classifier"]
+    runs = client.get(reverse("costs_runs", args=["acme"]),
+                      {"range": "today", "group_by": "kind", "value": "classifier"}).content.decode()
+    assert f"#{max_run.number}<" in runs
+    calls = client.get(reverse("costs_run", args=["acme", max_run.number])).content.decode()
+    assert "memory classifier · openai:gpt-4o-mini" in calls
+
+
+def _csv(response) -> list[list[str]]:
+    return list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
