@@ -184,20 +184,22 @@ class SharedFrames:
 
     async def frame(self, key: tuple, *, heard: int, render: Callable[[], Awaitable[dict]]) -> dict:
         """``heard``: the highest seq the socket was told of; a frame that stops short of it is made again."""
-        shared = self._frames.get(key)
-        if shared is not None:
+        # A frame whose render failed or was cancelled leaves the map before it is settled: one found done has a result.
+        while (shared := self._frames.get(key)) is not None:
             self._frames.move_to_end(key)
-            if not shared.done() or shared.cancelled() or shared.exception() or shared.result()["seq"] >= heard:
-                try:
-                    update = await asyncio.shield(shared)
-                except asyncio.CancelledError:
-                    if not shared.done():
-                        raise  # this socket itself went away
-                    update = None  # the socket rendering it went away mid-render: render here instead
-                except Exception:
-                    update = None
-                if update is not None and update["seq"] >= heard:
-                    return update
+            if shared.done() and shared.result()["seq"] < heard:
+                break  # it stops short: made again
+            try:
+                update = await asyncio.shield(shared)
+            except asyncio.CancelledError:
+                if asyncio.current_task().cancelling():
+                    raise  # this socket itself went away (even if the frame was finished meanwhile)
+                continue  # the socket rendering it went away mid-render: the first one waiting renders it for all
+            except Exception:
+                continue  # its render failed: made again, once for the sockets that waited for it
+            if update["seq"] >= heard:
+                return update
+            break
         future = asyncio.get_running_loop().create_future()
         self._frames[key] = future
         while len(self._frames) > self.keep:

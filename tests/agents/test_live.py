@@ -287,3 +287,61 @@ def test_a_socket_that_goes_away_mid_render_leaves_the_sockets_sharing_its_frame
         return await asyncio.wait_for(second, 2)
 
     assert asyncio.run(scenario()) == {"seq": 5, "html": "second"}
+
+
+def test_the_sockets_waiting_for_a_frame_whose_renderer_went_away_share_one_render_of_it():
+    """When the socket rendering a frame disconnects, the sockets that were waiting for it get it from one
+    render again, not one render each."""
+    import asyncio
+
+    from agents.live import SharedFrames
+
+    async def scenario():
+        frames, started, renders = SharedFrames(), asyncio.Event(), []
+
+        async def render():
+            renders.append(len(renders))
+            started.set()
+            await asyncio.sleep(10 if len(renders) == 1 else 0)  # only the first render is cut short
+            return {"seq": 5}
+
+        first = asyncio.create_task(frames.frame(("run", 4, "member"), heard=5, render=render))
+        await started.wait()
+        waiting = [asyncio.create_task(frames.frame(("run", 4, "member"), heard=5, render=render)) for _ in range(3)]
+        await asyncio.sleep(0)
+        first.cancel()  # the first socket disconnected
+        with pytest.raises(asyncio.CancelledError):
+            await first
+        return await asyncio.wait_for(asyncio.gather(*waiting), 2), renders
+
+    frames, renders = asyncio.run(scenario())
+    assert frames == [{"seq": 5}] * 3 and len(renders) == 2
+
+
+def test_a_socket_that_goes_away_while_its_shared_frame_is_finished_stops_there():
+    """A waiting socket disconnected in the very moment the frame it waits for is done is not taken for one
+    left without its frame: it renders nothing and its cancellation goes on."""
+    import asyncio
+
+    from agents.live import SharedFrames
+
+    async def scenario():
+        frames, done, renders = SharedFrames(), asyncio.Event(), []
+
+        async def render():
+            renders.append(len(renders))
+            await done.wait()
+            return {"seq": 5}
+
+        first = asyncio.create_task(frames.frame(("run", 4, "member"), heard=5, render=render))
+        await asyncio.sleep(0)
+        second = asyncio.create_task(frames.frame(("run", 4, "member"), heard=5, render=render))
+        await asyncio.sleep(0)
+        done.set()  # the frame is finished on the loop's next turn...
+        second.cancel()  # ...the very turn the second socket's disconnection reaches it
+        assert await first == {"seq": 5}
+        with pytest.raises(asyncio.CancelledError):
+            await second
+        return renders
+
+    assert asyncio.run(scenario()) == [0]
