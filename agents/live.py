@@ -46,7 +46,7 @@ def page_changed(*, columns: frozenset[str], event_types: frozenset[str]) -> boo
     return bool(columns - NOT_SHOWN) or bool(event_types - EVENTS_ONLY)
 
 
-ROWS_MAX = 4096  # characters: a timeline-only commit's events travel in its message up to this size, else are read
+ROWS_MAX = 4096  # characters: a message's events (one commit's or coalesced ones') travel up to this, else are read
 
 # Touched on the background loop only: run id → (seq, tenant id, first seq, page changed, events as JSON) not
 # sent yet; runs with a sender running.
@@ -77,8 +77,11 @@ def publish_run(run_id: int, *, seq: int, tenant_id: int, first: int = 0, column
             _latest_unsent[run_id] = (seq, tenant_id, first, card, parts)
         else:  # never announce less than a message already waiting
             in_order = waiting[4] and parts and first == waiting[0] + 1
+            carried = waiting[4] + parts if in_order else []
+            if sum(map(len, carried)) > ROWS_MAX:  # grown while Redis was slow: the sockets read them instead
+                carried = []
             _latest_unsent[run_id] = (max(seq, waiting[0]), tenant_id, min(first, waiting[2]), card or waiting[3],
-                                      waiting[4] + parts if in_order else [])
+                                      carried)
         if run_id not in _sending:
             _sending.add(run_id)
             loop.create_task(send())

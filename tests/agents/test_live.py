@@ -4,7 +4,7 @@ import pytest
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 
-from agents.models import Agent
+from agents.models import Agent, RunEvent
 from agents.services import run_add_instruction, run_pause, run_start
 from console.asgi import application
 from demo.seed import seed_demo_systems
@@ -245,7 +245,6 @@ def test_timeline_rows_from_the_events_a_message_carried_are_the_rows_a_read_giv
     """A commit's events travel in its message (no read per commit); the rows rendered from them are
     the very rows rendered from the database."""
     from agents.live import events_from_json, render_run_events
-    from agents.models import RunEvent
     from agents.run_store import events_json
 
     seed_demo_systems(cast.acme)
@@ -345,3 +344,73 @@ def test_a_socket_that_goes_away_while_its_shared_frame_is_finished_stops_there(
         return renders
 
     assert asyncio.run(scenario()) == [0]
+
+
+
+def test_commits_heard_while_a_run_s_message_is_sent_go_out_as_one_that_keeps_the_card_and_the_rows_in_order(
+        monkeypatch):
+    """Commits that come while the run's message is on its way coalesce: a card change among them is never
+    lost (the sockets render the card), timeline-only ones carry their rows in order, and rows that have
+    grown past ROWS_MAX together are left to the sockets to read instead of travelling."""
+    import asyncio
+    import json
+    import time
+
+    from django.utils import timezone
+
+    from agents import live
+    from console import aio
+
+    sent, tokens, run_id = [], [], 10**9
+
+    class Layer:
+        async def group_send(self, group, message):
+            if group == live.run_group(run_id):
+                sent.append(message)
+                while not tokens:  # each message waits to be let through: the commits meanwhile coalesce
+                    await asyncio.sleep(0.001)
+                tokens.pop()
+
+    monkeypatch.setattr(live, "get_channel_layer", Layer)
+
+    def commit(seq, *, card=False, text="Mention the SSO discount"):
+        columns, types = (({"pause_requested"}, {"control.pause_requested"}) if card else
+                          ({"inbox", "event_seq"}, {"instruction.added"}))
+        events = [RunEvent(run_id=run_id, seq=seq, type=next(iter(types)), payload={"text": text}, at=timezone.now())]
+        live.publish_run(run_id, seq=seq, tenant_id=1, first=seq, columns=frozenset(columns),
+                         event_types=frozenset(types), events=events)
+
+    def until(done):
+        deadline = time.monotonic() + 5
+        while not done() and time.monotonic() < deadline:
+            time.sleep(0.002)
+        assert done()
+
+    def let_through(count):  # after the commits queued before it (the loop runs its callbacks in order)
+        aio.background_loop().call_soon_threadsafe(tokens.append, 1)
+        until(lambda: len(sent) == count)
+
+    commit(1, card=True)
+    until(lambda: len(sent) == 1)
+    commit(2), commit(3, card=True), commit(4)
+    let_through(2)
+    commit(5), commit(6)
+    let_through(3)
+    for seq in range(7, 10):
+        commit(seq, text="x" * 2000)
+    let_through(4)
+    aio.background_loop().call_soon_threadsafe(tokens.append, 1)
+    until(lambda: run_id not in live._sending)
+    commit(10)  # nothing waiting: sent as it is
+    let_through(5)
+    aio.background_loop().call_soon_threadsafe(tokens.append, 1)
+
+    summary = [{"seq": m["seq"], "first": m["first"], "card": m["card"],
+                "rows": [e["seq"] for part in m.get("rows", []) for e in json.loads(part)]} for m in sent]
+    assert summary == [
+        {"seq": 1, "first": 1, "card": True, "rows": []},
+        {"seq": 4, "first": 2, "card": True, "rows": []},
+        {"seq": 6, "first": 5, "card": False, "rows": [5, 6]},
+        {"seq": 9, "first": 7, "card": False, "rows": []},  # about 6,000 characters of rows: read, not carried
+        {"seq": 10, "first": 10, "card": False, "rows": [10]},
+    ], summary
