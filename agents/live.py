@@ -54,8 +54,8 @@ _latest_unsent: dict[int, tuple[int, int, int, bool, list[str]]] = {}
 _sending: set[int] = set()
 
 
-def publish_run(run_id: int, *, seq: int, tenant_id: int, first: int = 0, columns: frozenset[str] = frozenset({"?"}),
-                event_types: frozenset[str] = frozenset({"?"}), events: list[RunEvent] = ()) -> None:
+def publish_run(run_id: int, *, seq: int, tenant_id: int, first: int, columns: frozenset[str],
+                event_types: frozenset[str], events: list[RunEvent]) -> None:
     """After commit, without waiting: the step goes on while the background loop sends "run changed
     up to ``seq``, from ``first`` (the transaction's first event), whether the card changed" and, when
     only the timeline did and its ``events`` (the transaction's, written) are small, the events
