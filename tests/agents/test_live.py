@@ -414,3 +414,29 @@ def test_commits_heard_while_a_run_s_message_is_sent_go_out_as_one_that_keeps_th
         {"seq": 9, "first": 7, "card": False, "rows": []},  # about 6,000 characters of rows: read, not carried
         {"seq": 10, "first": 10, "card": False, "rows": [10]},
     ], summary
+
+
+async def test_a_timeline_only_commit_after_a_lost_message_brings_the_whole_page(cast, run, client_for, monkeypatch):
+    """The message of a change the card shows is lost (channels delivers at most once); the next commit only adds
+    to the timeline, but the socket has not seen what came before it: it gets the card and every row it missed."""
+    from agents import live
+
+    publish_run = live.publish_run
+
+    def losing_the_pause(run_id, **commit):
+        if "control.pause_requested" not in commit["event_types"] and "status" not in commit["event_types"]:
+            publish_run(run_id, **commit)
+
+    client = await database_sync_to_async(login)(client_for, cast.member)
+    socket = communicator(client, f"/ws/t/acme/runs/{run.number}/?after=0")
+    assert (await socket.connect())[0]
+    assert [e["seq"] for e in (await socket.receive_json_from(timeout=5))["events"]] == [1, 2]
+    monkeypatch.setattr(live, "publish_run", losing_the_pause)
+    await database_sync_to_async(run_pause)(run=run, actor=cast.member)
+    await database_sync_to_async(run_add_instruction)(run=run, actor=cast.member, text="Mention the SSO discount")
+
+    frame = await socket.receive_json_from(timeout=5)
+    assert [e["seq"] for e in frame["events"]] == [3, 4]
+    assert "status-paused" in frame["replace"]["run-card"] and ">Resume<" in frame["replace"]["run-controls"]
+    assert await socket.receive_nothing(timeout=0.2)
+    await socket.disconnect()
