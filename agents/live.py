@@ -46,7 +46,7 @@ def page_changed(*, columns: frozenset[str], event_types: frozenset[str]) -> boo
     return bool(columns - NOT_SHOWN) or bool(event_types - EVENTS_ONLY)
 
 
-ROWS_MAX = 4096  # characters: a timeline-only commit's events travel in its message up to this size, else are read
+ROWS_MAX = 4096  # characters: a message's events (one commit's or coalesced ones') travel up to this, else are read
 
 # Touched on the background loop only: run id → (seq, tenant id, first seq, page changed, events as JSON) not
 # sent yet; runs with a sender running.
@@ -54,8 +54,8 @@ _latest_unsent: dict[int, tuple[int, int, int, bool, list[str]]] = {}
 _sending: set[int] = set()
 
 
-def publish_run(run_id: int, *, seq: int, tenant_id: int, first: int = 0, columns: frozenset[str] = frozenset({"?"}),
-                event_types: frozenset[str] = frozenset({"?"}), events: list[RunEvent] = ()) -> None:
+def publish_run(run_id: int, *, seq: int, tenant_id: int, first: int, columns: frozenset[str],
+                event_types: frozenset[str], events: list[RunEvent]) -> None:
     """After commit, without waiting: the step goes on while the background loop sends "run changed
     up to ``seq``, from ``first`` (the transaction's first event), whether the card changed" and, when
     only the timeline did and its ``events`` (the transaction's, written) are small, the events
@@ -77,8 +77,11 @@ def publish_run(run_id: int, *, seq: int, tenant_id: int, first: int = 0, column
             _latest_unsent[run_id] = (seq, tenant_id, first, card, parts)
         else:  # never announce less than a message already waiting
             in_order = waiting[4] and parts and first == waiting[0] + 1
+            carried = waiting[4] + parts if in_order else []
+            if sum(map(len, carried)) > ROWS_MAX:  # grown while Redis was slow: the sockets read them instead
+                carried = []
             _latest_unsent[run_id] = (max(seq, waiting[0]), tenant_id, min(first, waiting[2]), card or waiting[3],
-                                      waiting[4] + parts if in_order else [])
+                                      carried)
         if run_id not in _sending:
             _sending.add(run_id)
             loop.create_task(send())
@@ -184,20 +187,22 @@ class SharedFrames:
 
     async def frame(self, key: tuple, *, heard: int, render: Callable[[], Awaitable[dict]]) -> dict:
         """``heard``: the highest seq the socket was told of; a frame that stops short of it is made again."""
-        shared = self._frames.get(key)
-        if shared is not None:
+        # A frame whose render failed or was cancelled leaves the map before it is settled: one found done has a result.
+        while (shared := self._frames.get(key)) is not None:
             self._frames.move_to_end(key)
-            if not shared.done() or shared.cancelled() or shared.exception() or shared.result()["seq"] >= heard:
-                try:
-                    update = await asyncio.shield(shared)
-                except asyncio.CancelledError:
-                    if not shared.done():
-                        raise  # this socket itself went away
-                    update = None  # the socket rendering it went away mid-render: render here instead
-                except Exception:
-                    update = None
-                if update is not None and update["seq"] >= heard:
-                    return update
+            if shared.done() and shared.result()["seq"] < heard:
+                break  # it stops short: made again
+            try:
+                update = await asyncio.shield(shared)
+            except asyncio.CancelledError:
+                if asyncio.current_task().cancelling():
+                    raise  # this socket itself went away (even if the frame was finished meanwhile)
+                continue  # the socket rendering it went away mid-render: the first one waiting renders it for all
+            except Exception:
+                continue  # its render failed: made again, once for the sockets that waited for it
+            if update["seq"] >= heard:
+                return update
+            break
         future = asyncio.get_running_loop().create_future()
         self._frames[key] = future
         while len(self._frames) > self.keep:

@@ -4,7 +4,7 @@ import pytest
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 
-from agents.models import Agent
+from agents.models import Agent, RunEvent
 from agents.services import run_add_instruction, run_pause, run_start
 from console.asgi import application
 from demo.seed import seed_demo_systems
@@ -245,7 +245,6 @@ def test_timeline_rows_from_the_events_a_message_carried_are_the_rows_a_read_giv
     """A commit's events travel in its message (no read per commit); the rows rendered from them are
     the very rows rendered from the database."""
     from agents.live import events_from_json, render_run_events
-    from agents.models import RunEvent
     from agents.run_store import events_json
 
     seed_demo_systems(cast.acme)
@@ -287,3 +286,157 @@ def test_a_socket_that_goes_away_mid_render_leaves_the_sockets_sharing_its_frame
         return await asyncio.wait_for(second, 2)
 
     assert asyncio.run(scenario()) == {"seq": 5, "html": "second"}
+
+
+def test_the_sockets_waiting_for_a_frame_whose_renderer_went_away_share_one_render_of_it():
+    """When the socket rendering a frame disconnects, the sockets that were waiting for it get it from one
+    render again, not one render each."""
+    import asyncio
+
+    from agents.live import SharedFrames
+
+    async def scenario():
+        frames, started, renders = SharedFrames(), asyncio.Event(), []
+
+        async def render():
+            renders.append(len(renders))
+            started.set()
+            await asyncio.sleep(10 if len(renders) == 1 else 0)  # only the first render is cut short
+            return {"seq": 5}
+
+        first = asyncio.create_task(frames.frame(("run", 4, "member"), heard=5, render=render))
+        await started.wait()
+        waiting = [asyncio.create_task(frames.frame(("run", 4, "member"), heard=5, render=render)) for _ in range(3)]
+        await asyncio.sleep(0)
+        first.cancel()  # the first socket disconnected
+        with pytest.raises(asyncio.CancelledError):
+            await first
+        return await asyncio.wait_for(asyncio.gather(*waiting), 2), renders
+
+    frames, renders = asyncio.run(scenario())
+    assert frames == [{"seq": 5}] * 3 and len(renders) == 2
+
+
+def test_a_socket_that_goes_away_while_its_shared_frame_is_finished_stops_there():
+    """A waiting socket disconnected in the very moment the frame it waits for is done is not taken for one
+    left without its frame: it renders nothing and its cancellation goes on."""
+    import asyncio
+
+    from agents.live import SharedFrames
+
+    async def scenario():
+        frames, done, renders = SharedFrames(), asyncio.Event(), []
+
+        async def render():
+            renders.append(len(renders))
+            await done.wait()
+            return {"seq": 5}
+
+        first = asyncio.create_task(frames.frame(("run", 4, "member"), heard=5, render=render))
+        await asyncio.sleep(0)
+        second = asyncio.create_task(frames.frame(("run", 4, "member"), heard=5, render=render))
+        await asyncio.sleep(0)
+        done.set()  # the frame is finished on the loop's next turn...
+        second.cancel()  # ...the very turn the second socket's disconnection reaches it
+        assert await first == {"seq": 5}
+        with pytest.raises(asyncio.CancelledError):
+            await second
+        return renders
+
+    assert asyncio.run(scenario()) == [0]
+
+
+
+def test_commits_heard_while_a_run_s_message_is_sent_go_out_as_one_that_keeps_the_card_and_the_rows_in_order(
+        monkeypatch):
+    """Commits that come while the run's message is on its way coalesce: a card change among them is never
+    lost (the sockets render the card), timeline-only ones carry their rows in order, and rows that have
+    grown past ROWS_MAX together are left to the sockets to read instead of travelling."""
+    import asyncio
+    import json
+    import time
+
+    from django.utils import timezone
+
+    from agents import live
+    from console import aio
+
+    sent, tokens, run_id = [], [], 10**9
+
+    class Layer:
+        async def group_send(self, group, message):
+            if group == live.run_group(run_id):
+                sent.append(message)
+                while not tokens:  # each message waits to be let through: the commits meanwhile coalesce
+                    await asyncio.sleep(0.001)
+                tokens.pop()
+
+    monkeypatch.setattr(live, "get_channel_layer", Layer)
+
+    def commit(seq, *, card=False, text="Mention the SSO discount"):
+        columns, types = (({"pause_requested"}, {"control.pause_requested"}) if card else
+                          ({"inbox", "event_seq"}, {"instruction.added"}))
+        events = [RunEvent(run_id=run_id, seq=seq, type=next(iter(types)), payload={"text": text}, at=timezone.now())]
+        live.publish_run(run_id, seq=seq, tenant_id=1, first=seq, columns=frozenset(columns),
+                         event_types=frozenset(types), events=events)
+
+    def until(done):
+        deadline = time.monotonic() + 5
+        while not done() and time.monotonic() < deadline:
+            time.sleep(0.002)
+        assert done()
+
+    def let_through(count):  # after the commits queued before it (the loop runs its callbacks in order)
+        aio.background_loop().call_soon_threadsafe(tokens.append, 1)
+        until(lambda: len(sent) == count)
+
+    commit(1, card=True)
+    until(lambda: len(sent) == 1)
+    commit(2), commit(3, card=True), commit(4)
+    let_through(2)
+    commit(5), commit(6)
+    let_through(3)
+    for seq in range(7, 10):
+        commit(seq, text="x" * 2000)
+    let_through(4)
+    aio.background_loop().call_soon_threadsafe(tokens.append, 1)
+    until(lambda: run_id not in live._sending)
+    commit(10)  # nothing waiting: sent as it is
+    let_through(5)
+    aio.background_loop().call_soon_threadsafe(tokens.append, 1)
+
+    summary = [{"seq": m["seq"], "first": m["first"], "card": m["card"],
+                "rows": [e["seq"] for part in m.get("rows", []) for e in json.loads(part)]} for m in sent]
+    assert summary == [
+        {"seq": 1, "first": 1, "card": True, "rows": []},
+        {"seq": 4, "first": 2, "card": True, "rows": []},
+        {"seq": 6, "first": 5, "card": False, "rows": [5, 6]},
+        {"seq": 9, "first": 7, "card": False, "rows": []},  # about 6,000 characters of rows: read, not carried
+        {"seq": 10, "first": 10, "card": False, "rows": [10]},
+    ], summary
+
+
+async def test_a_timeline_only_commit_after_a_lost_message_brings_the_whole_page(cast, run, client_for, monkeypatch):
+    """The message of a change the card shows is lost (channels delivers at most once); the next commit only adds
+    to the timeline, but the socket has not seen what came before it: it gets the card and every row it missed."""
+    from agents import live
+
+    publish_run = live.publish_run
+
+    def losing_the_pause(run_id, **commit):
+        if "control.pause_requested" not in commit["event_types"] and "status" not in commit["event_types"]:
+            publish_run(run_id, **commit)
+
+    client = await database_sync_to_async(login)(client_for, cast.member)
+    socket = communicator(client, f"/ws/t/acme/runs/{run.number}/?after=0")
+    assert (await socket.connect())[0]
+    assert [e["seq"] for e in (await socket.receive_json_from(timeout=5))["events"]] == [1, 2]
+    monkeypatch.setattr(live, "publish_run", losing_the_pause)
+    await database_sync_to_async(run_pause)(run=run, actor=cast.member)
+    await database_sync_to_async(run_add_instruction)(run=run, actor=cast.member, text="Mention the SSO discount")
+
+    frame = await socket.receive_json_from(timeout=5)
+    assert [e["seq"] for e in frame["events"]] == [3, 4]
+    assert "status-paused" in frame["replace"]["run-card"] and ">Resume<" in frame["replace"]["run-controls"]
+    assert await socket.receive_nothing(timeout=0.2)
+    await socket.disconnect()
