@@ -29,7 +29,7 @@ TOKEN_KINDS = (CostKind.MODEL, CostKind.EMBEDDING, CostKind.CLASSIFIER)
 class LedgerEntry(models.Model):
     """One priced thing. Attribution is copied onto the row (ids, names), so the ledger reads without
     joins and outlives renames. ``source_key`` names the call ("model:<run>:<step>:<attempt>",
-    "tool:<run>:<call id>", "classifier:<run>:<proposal>:<attempt>"); with ``price_version`` it is unique,
+    "tool:<run>:<call id>", "classifier:<run>:<proposal>:<asking>:<attempt>"); with ``price_version`` it is unique,
     so a step (or a proposal's processing) taken again after a crash cannot write a call twice. Repricing
     writes version n+1 and marks the older one not current."""
 

@@ -7,6 +7,7 @@ outcome is also an event on its run.
 from __future__ import annotations
 
 import json
+import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -372,9 +373,10 @@ def _model_advice(proposal_id: int) -> ModelAdvice | None:
                                      content=content, type_=proposal.type, nearest=nearest)
     if run is not None:
         # What the call cost, on the run's account (the ledger, through the runtime's usage hooks), whatever it
-        # answered; keyed by the proposal, so the task taken again after a crash writes each attempt once.
+        # answered. Keyed by the proposal and this asking: a task taken again after a crash asks (and pays) again,
+        # and that call is a row of its own; each asking's attempts are written once.
         run_usage_record(run=run, step=proposal.step or 0, attempts=attempts, kind="classifier",
-                         call_id=str(proposal.pk))
+                         call_id=f"{proposal.pk}:{uuid.uuid4().hex[:12]}")
     return ModelAdvice(answer[0], answer[1], content, vector) if answer else None
 
 
