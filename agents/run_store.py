@@ -25,9 +25,9 @@ Rows are built as model instances, so defaults, ``auto_now`` and JSON adaptation
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Callable
 from contextlib import contextmanager
-import json
 from datetime import date, datetime
 from decimal import Decimal
 from functools import cache

@@ -159,9 +159,9 @@ class SpanRelay:
         if (client.get(LEASE) or b"").decode() == self.name:
             client.delete(LEASE)
 
-    def relay_once(self) -> int:
-        """Send the oldest waiting batches; returns how many batches left the outbox (0: none waiting, or
-        the backend refused them and they wait for the next try)."""
+    def relay_once(self) -> int | None:
+        """Send the oldest waiting batches; returns how many batches left the outbox (0: none waiting), or
+        None when the backend refused them and they wait for the next try."""
         client = redis_client()
         raw = client.lrange(OUTBOX, 0, self.batches_per_export - 1)
         if not raw:
@@ -173,7 +173,7 @@ class SpanRelay:
             except (ValueError, KeyError, TypeError):  # not a batch this code wrote: drop it, keep the rest
                 logger.warning("span relay: dropped a malformed batch from the outbox", exc_info=True)
         if spans and not self._export(spans):
-            return 0
+            return None
         pipe = client.pipeline(transaction=False)
         pipe.ltrim(OUTBOX, len(raw), -1)  # only this relay takes from the head (the lease); producers append
         pipe.hset(SENT, "at", f"{time.time():.3f}")
@@ -200,10 +200,9 @@ class SpanRelay:
                 if not self.hold_lease():
                     self.stop.wait(LEASE_SECONDS / 3)  # another relay works; take over when its lease lapses
                     continue
-                waiting = redis_client().llen(OUTBOX)
                 sent = self.relay_once()
-                if not sent:
-                    self.stop.wait(self.retry_wait if waiting else self.idle_wait)
+                if not sent:  # refused: try again after a while; nothing waiting: look again soon
+                    self.stop.wait(self.retry_wait if sent is None else self.idle_wait)
             except Exception:  # Redis away: try again shortly, never die of it
                 logger.warning("span relay: Redis is unreachable", exc_info=True)
                 self.stop.wait(self.retry_wait)

@@ -19,3 +19,15 @@ def traced_run(cast, looper):
     run.save(update_fields=["status", "finished_at"])
     make_trace(run, 50, error_every=3)
     return run
+
+
+@pytest.fixture
+def empty_outbox():
+    """The OTLP outbox, its counters and the relay's lease cleared before and after the test."""
+    from console.health import redis_client
+    from traces import otlp
+
+    keys = (otlp.OUTBOX, otlp.DROPPED, otlp.LEASE, otlp.SENT)
+    redis_client().delete(*keys)
+    yield
+    redis_client().delete(*keys)

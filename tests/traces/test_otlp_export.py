@@ -59,16 +59,6 @@ def receiver():
 
 
 @pytest.fixture
-def empty_outbox():
-    from console.health import redis_client
-
-    keys = (otlp.OUTBOX, otlp.DROPPED, otlp.LEASE, otlp.SENT)
-    redis_client().delete(*keys)
-    yield
-    redis_client().delete(*keys)
-
-
-@pytest.fixture
 def start_relay(transactional_db, tmp_path, empty_outbox):
     """Start `python manage.py relay_spans` for an endpoint; stopped (SIGTERM) after the test."""
     started = []
