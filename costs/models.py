@@ -245,6 +245,7 @@ class RepricingJob(models.Model):
     claim continues it from its last committed chunk, and the dead worker's attempt can commit nothing more."""
 
     LEASE = timedelta(minutes=5)
+    WAIT_WORTH_SAYING = timedelta(seconds=10)
 
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE)
     first_day = models.DateField()
@@ -277,6 +278,18 @@ class RepricingJob(models.Model):
         """Queued or running, with no sign of life (claim, chunk, or its creation) within the lease."""
         return (self.status in ("queued", "running")
                 and (self.heartbeat_at or self.created_at) < (now or timezone.now()) - self.LEASE)
+
+    def worker_stopped(self, now: datetime | None = None) -> bool:
+        """Running, and its worker showed no sign of life within the lease: it died mid-job."""
+        return self.status == "running" and self.lease_expired(now)
+
+    def waiting_since(self, now: datetime | None = None) -> datetime | None:
+        """When a queued job began waiting for a worker, once it has waited long enough to say so (the
+        workers are busy, or its task was lost and the sweep sends it again); else None."""
+        since = self.heartbeat_at or self.created_at
+        if self.status != "queued" or since > (now or timezone.now()) - self.WAIT_WORTH_SAYING:
+            return None
+        return since
 
 
 class Reconciliation(models.Model):

@@ -291,3 +291,22 @@ def test_the_sweep_continues_a_job_whose_worker_died_on_a_real_worker_without_an
         [(key, 1, False) for key in originals] + [(key, 2, True) for key in originals])
     assert_rollups_equal_ledger()
     assert cast.acme.audit_events.filter(verb="costs.repricing_resumed", actor=None).count() == 1
+
+
+def test_a_job_waiting_behind_busy_workers_says_it_is_waiting_not_that_its_worker_stopped(cast, client_for):
+    today = timezone.localdate()
+    admin = client_for(cast.admin)
+    long_ago = timezone.now() - RepricingJob.LEASE - timedelta(minutes=1)
+    waiting = RepricingJob.objects.create(tenant=cast.acme, first_day=today, last_day=today, done=40, total=100)
+    RepricingJob.objects.filter(pk=waiting.pk).update(created_at=long_ago)  # queued, never taken
+    page = admin.get(reverse("costs_repricing", args=["acme", waiting.pk])).content.decode()
+    assert 'id="repricing-waiting"' in page and "to continue after call 40" in page
+    assert 'id="repricing-stalled"' not in page
+
+    just_queued = RepricingJob.objects.create(tenant=cast.acme, first_day=today, last_day=today)
+    page = admin.get(reverse("costs_repricing", args=["acme", just_queued.pk])).content.decode()
+    assert 'id="repricing-waiting"' not in page and 'id="repricing-stalled"' not in page
+
+    RepricingJob.objects.filter(pk=waiting.pk).update(status="running", heartbeat_at=long_ago)  # taken, then died
+    page = admin.get(reverse("costs_repricing", args=["acme", waiting.pk])).content.decode()
+    assert 'id="repricing-stalled"' in page and 'id="repricing-waiting"' not in page
