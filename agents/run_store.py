@@ -20,6 +20,8 @@ which writes the columns that changed since the lock was taken. A column changed
 with a stale value.
 
 Rows are built as model instances, so defaults, ``auto_now`` and JSON adaptation are Django's own.
+Every statement here goes through ``console.db.prepared_cursor``: prepared once per connection, so
+Postgres does not parse and plan it again on every step.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from django.db import connection, transaction
 from psycopg import Pipeline
 
 from agents.models import RUNNABLE, Agent, Checkpoint, ConversationMessage, Run, RunEvent
+from console.db import prepared_cursor
 from console.models import Tenant
 
 
@@ -79,7 +82,7 @@ def run_claim(*, run_id: int, worker: str, lease_seconds: float) -> tuple[Run, d
     """Claim a runnable run if nobody holds a live lease: the run (its agent and tenant attached) and
     its latest state, or None. By id alone: the step task carries only the run id; the tenant comes
     with the row. Only the lease holder writes checkpoints, so the state stays ours to use."""
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute(CLAIM, [worker, lease_seconds, run_id, list(RUNNABLE)])
         row = cursor.fetchone()
     if row is None:
@@ -99,7 +102,7 @@ def run_lock(*, run_id: int, fence: int) -> tuple[Run, int] | None:
     """In the caller's transaction: the run row if we still hold the lease (its fence), locked, with its
     tenant's configuration version (``Tenant.config_version``, read in the same statement); else None.
     As the transaction's first statement it goes with its BEGIN in one round trip (see _with_begin)."""
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         with _with_begin():
             cursor.execute(LOCK, [run_id, fence])
         row = cursor.fetchone()
@@ -121,7 +124,7 @@ def _with_begin():
 
 def run_lock_in_tenant(*, run_id: int, tenant_id: int) -> Run | None:
     """In the caller's transaction: the tenant's run, locked (for changes made by people), or None."""
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute(LOCK_IN_TENANT, [run_id, tenant_id])
         row = cursor.fetchone()
     return _locked(row)
@@ -156,7 +159,7 @@ def run_shown(*, tenant_id: int, run_id: int | None = None, number: int | None =
     """The tenant's run as pages and sockets show it (its agent, tenant, requester and who last controlled
     it attached), by id or number, in one statement the ORM need not build: a run socket reads it for every
     frame it renders. None outside the tenant."""
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute(SHOWN_BY_ID if run_id is not None else SHOWN_BY_NUMBER,
                        [tenant_id, run_id if run_id is not None else number])
         row = cursor.fetchone()
@@ -178,7 +181,7 @@ MESSAGES = "SELECT message FROM agents_conversationmessage WHERE run_id = %s ORD
 def conversation_load(*, run_id: int) -> list[dict]:
     """The run's conversation: once per turn, not per step. Every message was written in the transaction
     of the step that said it, under the run's lock, so what is committed is what the run has said."""
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute(MESSAGES, [run_id])
         rows = cursor.fetchall()
     field = ConversationMessage._meta.get_field("message")
@@ -346,6 +349,6 @@ def run_write(run: Run) -> None:
     params.append(run.pk)
     update = ("UPDATE agents_run SET " + ", ".join(f'"{field.column}" = %s' for field in columns) + " WHERE id = %s")
     sql = (f"WITH {', '.join(parts)} " if parts else "") + update
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute(sql, params)
     writes.written(changed)

@@ -3,6 +3,8 @@
 p1ablation reads P1_ABLATION_ROUNDS (3), P1_ABLATION_RUNS (6), P1_ABLATION_ONLY (plug-in keys of
 bench/ablation.py: only those variants and "all plug-ins", in a section of their own) and P1_ABLATION_PAIRS
 (0; N: each single plug-in variant also measured in process, N pairs of runs with and without it).
+p1ledger (the ledger's share of P1's step, its parts measured alone) reads P1_LEDGER_SAMPLES (3000) and
+P1_LEDGER_PAIRS (20).
 
 One embedded stack (Postgres 17 + pgvector + Redis, throwaway) is started for the whole invocation
 and stopped at exit. Each benchmark prints its table and replaces its section of
@@ -26,6 +28,7 @@ from bench import (
     cost_dashboard,
     fanout,
     langgraph_peer,
+    ledger_share,
     long_runs,
     memory_retrieval,
     trace_timeline,
@@ -36,6 +39,7 @@ REGISTRY = {
     "baselines": baselines.run,
     "p1": agent_loop.run_p1,
     "p1ablation": agent_loop.run_p1_ablation,
+    "p1ledger": ledger_share.run,
     "p2": agent_loop.run_p2,
     "queue": approval_queue.run,
     "p6costs": cost_dashboard.run,

@@ -140,6 +140,11 @@ if env_bool("DB_POOL", True):
     DATABASES["default"]["OPTIONS"]["pool"] = {"min_size": 1, "timeout": 10,
                                              "max_size": env_int("DB_POOL_MAX_SIZE", env_int("WORKER_CONCURRENCY", 16) + 4)}
 DATABASES["default"]["OPTIONS"].setdefault("connect_timeout", 5)
+# The step's hot statements are prepared once per connection (console/db.py). Set 0 behind a pooler that
+# cannot keep prepared statements (PgBouncer in transaction mode before 1.21).
+DATABASE_PREPARED_STATEMENTS = env_bool("DATABASE_PREPARED_STATEMENTS", True)
+if DATABASE_PREPARED_STATEMENTS:  # Django's default (None) forbids preparing at all; the ORM's cursors never prepare
+    DATABASES["default"]["OPTIONS"].setdefault("prepare_threshold", 5)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")

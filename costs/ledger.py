@@ -10,10 +10,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from django.db import connection
 from django.utils import timezone
 
 from agents.hooks import StepInfo, Usage
+from console.db import prepared_cursor
 from costs.models import ROLLUP_DIMENSIONS
 
 MILLION = Decimal(1_000_000)
@@ -156,7 +156,7 @@ def ledger_write(entries: list[Entry]) -> None:
     """The entries and their rollups, in one statement (within the caller's transaction)."""
     if not entries:
         return
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute(LEDGER_WRITE, [_entries_json(entries)])
 
 

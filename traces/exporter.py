@@ -12,11 +12,12 @@ from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from django.db import DatabaseError, close_old_connections, connection
+from django.db import DatabaseError, close_old_connections
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from agents.models import Run
+from console.db import prepared_cursor
 from traces.live import publish_spans_stored, spans_stored_add
 from traces.models import KINDS, Span
 from traces.otlp import outbox_push, relay_fields, relaying
@@ -102,7 +103,7 @@ class DatabaseSpanExporter(SpanExporter):
             except Exception:  # Redis down: these spans do not reach the backend; the timeline still gets them
                 logger.warning("could not put %d spans on the OTLP outbox", len(spans), exc_info=True)
         try:
-            with connection.cursor() as cursor:
+            with prepared_cursor() as cursor:
                 cursor.execute(INSERT, [rows_json])
                 stored = cursor.fetchall()
         except DatabaseError:

@@ -1,0 +1,35 @@
+"""Statements the step sends on every turn, prepared once per connection.
+
+Django binds parameters on the client and never prepares (so that transaction-mode connection poolers
+work), and Postgres plans such a statement afresh each time: for the run's claim, its lock and its
+end-of-transaction write, with their CTEs, planning takes as long as running them. ``prepared_cursor``
+is a Django cursor (errors wrapped, queries logged when Django logs them) that binds on the server and
+prepares each statement the first time this connection sends it; later executions skip parsing and,
+once Postgres judges its generic plan good, planning.
+
+While Django logs queries (DEBUG, or a test capturing them) the statements go unprepared, so that the log
+shows their text (psycopg keeps no text for an execution of a prepared statement).
+
+``DATABASE_PREPARED_STATEMENTS=0`` turns it off (a plain cursor instead), for a pooler that cannot keep
+prepared statements (PgBouncer in transaction mode before 1.21, or without ``max_prepared_statements``).
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import connection
+from django.db.backends.postgresql.base import ServerBindingCursor
+
+
+class _PreparingCursor(ServerBindingCursor):
+    def execute(self, query, params=None, *, prepare=None, binary=None):
+        return super().execute(query, params, prepare=True if prepare is None else prepare, binary=binary)
+
+
+def prepared_cursor():
+    """A cursor on the default connection whose statements are prepared (see the module's docstring)."""
+    if not settings.DATABASE_PREPARED_STATEMENTS or connection.queries_logged:
+        return connection.cursor()
+    connection.ensure_connection()
+    with connection.wrap_database_errors:
+        return connection._prepare_cursor(_PreparingCursor(connection.connection))
