@@ -11,7 +11,8 @@ take twenty of them. Here a step takes:
   BEGIN in one round trip;
 - ``run_write``: at its end, one statement that writes the run row's changed columns together with
   everything the transaction added on it: its ``RunWrites`` (events, conversation messages, the
-  checkpoint, model-call, tool-invocation and any hook's rows).
+  checkpoint, model-call, tool-invocation and any hook's rows); a step's transaction sends it with
+  its COMMIT in one round trip (``run_write_and_commit``).
 
 Who may write a run row: only a transaction that holds its row lock (``run_lock`` by fence for the
 lease holder, ``run_lock_in_tenant`` for people and approvals), and only through ``run_write``,
@@ -321,6 +322,22 @@ def _json_value(value):
 
 CHECKPOINT_UPSERT = " ON CONFLICT (run_id, step) DO UPDATE SET state = EXCLUDED.state, at = EXCLUDED.at"
 UPDATED_AT = Run._meta.get_field("updated_at")
+
+
+def run_write_and_commit(run: Run) -> None:
+    """The last statement of the caller's atomic block: ``run_write``, with the transaction's COMMIT sent
+    in the same round trip (queued in pipeline mode, one Sync for both), when that block is a whole
+    transaction. The block's own commit then finds nothing left to do and runs the on-commit hooks as
+    usual; a failed COMMIT raises here, inside the block, which rolls back as for any error. Inside an
+    outer transaction (the block is a savepoint), one marked for rollback, or where libpq has no pipeline
+    mode, it is just ``run_write`` and the block commits as usual."""
+    if connection.savepoint_ids or connection.needs_rollback or not connection.in_atomic_block \
+            or not Pipeline.is_supported():
+        run_write(run)
+        return
+    with connection.wrap_database_errors, connection.connection.pipeline():
+        run_write(run)
+        connection.connection.commit()
 
 
 def run_write(run: Run) -> None:

@@ -37,7 +37,7 @@ from agents.hooks import (
     usage_recorded,
 )
 from agents.models import ModelCall, PlanStep, Run, RunStatus
-from agents.run_store import conversation_load, row_add, run_claim, run_lock, run_write
+from agents.run_store import conversation_load, row_add, run_claim, run_lock, run_write_and_commit
 from agents.selectors import pin_agent_version
 from agents.services import actions, tool_calls
 from agents.services.transitions import (
@@ -117,7 +117,7 @@ def fenced(turn: Turn):
         run, turn.run.tenant.config_version = locked  # hooks may keep the tenant's configuration until it rises
         run.agent, run.tenant = turn.run.agent, turn.run.tenant
         yield run
-        run_write(run)
+        run_write_and_commit(run)
     turn.run = run
     if turn.saving is not None:
         turn.committed, turn.saving = turn.saving, None

@@ -48,3 +48,32 @@ def test_with_prepared_statements_off_the_same_run_completes_unprepared(cast, lo
     assert executions() == before
     run.refresh_from_db()
     assert run.status == "completed" and run.step == 4
+
+
+def test_a_step_commits_with_its_last_write_and_a_failed_commit_keeps_nothing(transactional_db, cast, looper):
+    """A step's transaction sends its last statement and COMMIT in one round trip. A COMMIT that fails (here a
+    deferred foreign key: a row for a run that does not exist) raises inside the block: nothing of the
+    transaction stays, its on-commit hooks never run, and the connection serves the next transaction."""
+    from django.db import IntegrityError, transaction
+
+    from agents.models import RunEvent
+    from agents.run_store import row_add, run_lock_in_tenant, run_write_and_commit
+
+    run = run_start(tenant=cast.acme, agent=looper, goal="Call noop once", requested_by=cast.member)
+    events, told = RunEvent.objects.filter(run=run).count(), []
+    with pytest.raises(IntegrityError), transaction.atomic():
+        locked = run_lock_in_tenant(run_id=run.pk, tenant_id=cast.acme.pk)
+        locked.writes.event("note", {"text": "never kept"})
+        row_add(locked, RunEvent(run_id=10**12, seq=1, type="note", payload={}))
+        transaction.on_commit(lambda: told.append("failed one"))
+        run_write_and_commit(locked)
+    assert RunEvent.objects.filter(run=run).count() == events and told == []
+
+    with transaction.atomic():
+        locked = run_lock_in_tenant(run_id=run.pk, tenant_id=cast.acme.pk)
+        locked.writes.event("note", {"text": "kept"})
+        transaction.on_commit(lambda: told.append("kept one"))
+        run_write_and_commit(locked)
+    assert RunEvent.objects.filter(run=run, type="note").get().payload == {"text": "kept"}
+    assert told == ["kept one"]
+    assert run_advance(run_id=run.pk, worker="w1") in {"completed", "tool_done", "model_next"}
