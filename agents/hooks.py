@@ -4,7 +4,8 @@ the runtime imports none of those apps (tests/test_import_direction.py checks it
 - **context** (before the model call, outside any transaction): ``fn(StepInfo) -> list[ContextBlock]``.
   Each block is placed in the prompt, clearly delimited, for this step only; its references are
   recorded on the run (event ``context.used``) and passed to the decision hooks.
-- **usage** (after each model attempt and each tool call, in the step's transaction):
+- **usage** (after each model attempt and each tool call, in the step's transaction; for a model call made
+  for a run outside its steps, in ``run_usage_record``'s transaction, the run locked as in a step):
   ``fn(StepInfo, Usage, RunWrites)``. Rows added to the write set commit with the step, exactly once.
 - **decision** (after the engine decided, in the step's transaction): ``fn(StepInfo, Decision, RunWrites)``.
 - **status** (a run's status changed, in the transaction of the change, with the run locked):
@@ -15,6 +16,9 @@ the runtime imports none of those apps (tests/test_import_direction.py checks it
   run (failed, with that reason) before the model is called; ``None`` lets it go on (costs' budgets). A
   ``GateAsk`` makes the run wait for a person (a request through the human review, like a question);
   once they decided, the gates are asked again and the ask's ``decided`` acts on the decision.
+  A model call made for a run outside its steps (memory's classifier) asks the same gates
+  (``agents.services.usage.run_call_stopped``), with no lock held; there an ask stops the call (its
+  ``stop_reason``) and opens no request.
 - **span sinks**: ``factory() -> SpanExporter``; every process's TracerProvider exports to them.
 - **run overrides** (once per turn, at the claim): ``fn(run) -> RunOverrides | None``. What an app changes
   for one run for its whole life (a replay: another model or instructions, tools answered from a
@@ -151,6 +155,9 @@ class GateAsk:
     reason: str  # why the run waits, in words
     arguments: dict
     decided: Callable[[Review], str | None]
+    # why a call that asks nobody stops instead (a call made for a run outside its steps, such as memory's
+    # classifier: it never opens a request); empty: ``reason``
+    stop_reason: str = ""
 
 
 class HumanReview(Protocol):

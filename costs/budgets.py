@@ -184,7 +184,7 @@ def _ask_to_continue(budget: Budget, info: StepInfo, so_far: Spent, granted: Spe
     request_key = f"budget:{budget.pk}:{period_key}:{grants + 1}"
     return GateAsk(key=request_key, kind="budget", title=f"budget {budget.name}"[:100],
                    reason=f"the budget {budget.name} is used up; a person decides whether the run goes on",
-                   arguments=arguments,
+                   arguments=arguments, stop_reason=f"budget_exhausted: {budget.name}",
                    decided=partial(extension_decided, budget, info.run_id, period_key, request_key))
 
 

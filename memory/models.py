@@ -202,6 +202,8 @@ class MemoryProposal(models.Model):
     confidence = models.FloatField(default=0.5)
     outcome = models.CharField(max_length=12, choices=ProposalOutcome.choices, default=ProposalOutcome.PENDING)
     reason = models.CharField(max_length=300, blank=True)
+    # with a classifier model configured, why it was not asked about this proposal (the budget that stopped it)
+    classifier_not_asked = models.CharField(max_length=300, blank=True)
     record = models.ForeignKey(MemoryRecord, null=True, blank=True, on_delete=models.SET_NULL, related_name="proposals")
     other = models.ForeignKey(MemoryRecord, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)

@@ -298,7 +298,8 @@ def _tell_run(proposal: MemoryProposal) -> None:
     with run_locked(tenant=proposal.tenant_id, run_id=proposal.run_id) as run:
         emit(run, "memory.proposal", {"proposal": proposal.pk, "step": proposal.step, "outcome": proposal.outcome,
                                       "record": proposal.record_id, "other": proposal.other_id,
-                                      "type": proposal.type, "scope": proposal.scope, "reason": proposal.reason})
+                                      "type": proposal.type, "scope": proposal.scope, "reason": proposal.reason,
+                                      "classifier_not_asked": proposal.classifier_not_asked})
 
 
 def _finish(proposal: MemoryProposal, outcome: str, *, reason: str = "", record=None, other=None) -> MemoryProposal:
@@ -312,7 +313,9 @@ def _finish(proposal: MemoryProposal, outcome: str, *, reason: str = "", record=
     audit_record(tenant=proposal.tenant_id, actor=None, verb=f"memory.proposal_{outcome}",
                  target=f"memory #{record.pk}" if record else f"proposal {proposal.pk}",
                  data={"proposal": proposal.pk, "run": getattr(proposal.run, "number", None), "reason": reason[:300],
-                       "other": getattr(other, "pk", None)})
+                       "other": getattr(other, "pk", None),
+                       **({"classifier_not_asked": proposal.classifier_not_asked} if proposal.classifier_not_asked
+                          else {})})
     # Told after commit, in a transaction of its own: the run's row lock is never waited for while this one
     # holds memory rows a step may be referencing (a MemoryUse's foreign key).
     transaction.on_commit(lambda: _tell_run(proposal))
@@ -332,12 +335,18 @@ def _as_candidates(records: list[MemoryRecord]) -> list[rules.Candidate]:
 
 @dataclass(frozen=True)
 class ModelAdvice:
-    """What the configured classifier model said about a proposal, asked before anything is locked."""
+    """What the configured classifier model said about a proposal, asked before anything is locked; or, with
+    ``not_asked``, why it was not asked (a stopping budget is used up): the rules decide, and say so."""
 
-    verdict: rules.Verdict
+    verdict: rules.Verdict | None
     why: str
     content: str
     vector: list[float]
+    not_asked: str = ""
+
+    def said(self) -> str:
+        """What the outcome's reason adds about the classifier when the rules decided without it."""
+        return f"the classifier model was not asked ({self.not_asked}); the rules decided" if self.not_asked else ""
 
 
 def proposal_process(proposal_id: int) -> MemoryProposal:
@@ -349,8 +358,8 @@ def proposal_process(proposal_id: int) -> MemoryProposal:
 
 
 def _model_advice(proposal_id: int) -> ModelAdvice | None:
-    from agents.services import run_usage_record
-    from memory.classifier import model_verdict
+    from agents.services import run_call_stopped, run_usage_record
+    from memory.classifier import model_verdict, prompt_characters, question
     from memory.embedders import cosine
 
     proposal = (MemoryProposal.objects.filter(pk=proposal_id, outcome=ProposalOutcome.PENDING)
@@ -369,14 +378,20 @@ def _model_advice(proposal_id: int) -> ModelAdvice | None:
                                          lock=False))
     nearest = sorted(((cosine(vector, c.embedding) if c.embedding is not None else 0.0, c) for c in records),
                      key=lambda pair: -pair[0])
-    answer, attempts = model_verdict(model=settings.MEMORY_CLASSIFIER_MODEL, subject=proposal.subject,
-                                     content=content, type_=proposal.type, nearest=nearest)
+    model, prompt = settings.MEMORY_CLASSIFIER_MODEL, question(subject=proposal.subject, content=content,
+                                                                type_=proposal.type, nearest=nearest)
+    if run is not None and (stopped := run_call_stopped(run=run, step=proposal.step or 0, models=(model,),
+                                                        prompt_characters=prompt_characters(prompt))):
+        # A budget the run's steps obey (asked as before a step's call) stops the classifier too; one that would
+        # ask a person to continue stops it as well (the run's next step asks): the rules decide without it.
+        return ModelAdvice(None, "", content, vector, not_asked=stopped)
+    answer, attempts = model_verdict(model=model, prompt=prompt, nearest=nearest)
     if run is not None:
-        # What the call cost, on the run's account (the ledger, through the runtime's usage hooks), whatever it
-        # answered. Keyed by the proposal and this asking: a task taken again after a crash asks (and pays) again,
-        # and that call is a row of its own; each asking's attempts are written once.
+        # What the call cost, on the run's account (its cost, and the ledger through the runtime's usage hooks),
+        # whatever it answered. Keyed by the proposal and this asking: a task taken again after a crash asks (and
+        # pays) again, and that call is a row of its own; each asking's attempts are written once.
         run_usage_record(run=run, step=proposal.step or 0, attempts=attempts, kind="classifier",
-                         call_id=f"{proposal.pk}:{uuid.uuid4().hex[:12]}")
+                         call_id=f"{proposal.pk}:{uuid.uuid4().hex[:12]}", label="memory classifier")
     return ModelAdvice(answer[0], answer[1], content, vector) if answer else None
 
 
@@ -408,13 +423,19 @@ def _proposal_decide(proposal_id: int, advice: ModelAdvice | None) -> MemoryProp
     vector = advice.vector if advice else embed_one(content)[0]
     candidates = _candidates(tenant, scope=proposal.scope, owner=owner, type_=proposal.type)
     by_id = {c.pk: c for c in candidates}
-    chosen = by_id.get(advice.verdict.record_id) if advice else None
-    if advice and (advice.verdict.record_id is None
-                   or (chosen is not None and (advice.verdict.action == "merge" or chosen.status == Status.ACTIVE))):
+    chosen = by_id.get(advice.verdict.record_id) if advice and advice.verdict else None
+    if advice and advice.verdict and (
+            advice.verdict.record_id is None
+            or (chosen is not None and (advice.verdict.action == "merge" or chosen.status == Status.ACTIVE))):
         verdict, said = advice.verdict, f"; the classifier model: {advice.why}" if advice.why else ""
-    else:  # no model, no usable answer, its record changed meanwhile, or it would replace one waiting: the rules
-        verdict, said = rules.classify(subject=proposal.subject, content=content, embedding=vector,
-                                       candidates=_as_candidates(candidates)), ""
+    else:  # no model, not asked, no usable answer, its record changed meanwhile, or it would replace one waiting
+        verdict = rules.classify(subject=proposal.subject, content=content, embedding=vector,
+                                 candidates=_as_candidates(candidates))
+        if advice and advice.not_asked:
+            proposal.classifier_not_asked = advice.not_asked[:300]
+            said = f"; {advice.said()}"
+        else:
+            said = ""
     if verdict.action == "ignore":
         return _finish(proposal, ProposalOutcome.REFUSED, reason=f"not worth remembering{said}"[:300])
     if verdict.action == "merge":
@@ -436,7 +457,7 @@ def _proposal_decide(proposal_id: int, advice: ModelAdvice | None) -> MemoryProp
     if uncertain:
         return _finish(proposal, ProposalOutcome.TO_CONFIRM, record=record, other=other,
                        reason=f"waits for confirmation: it may replace memory #{other.pk} or say the same in other "
-                              f"words; confirm to replace it, refuse to keep #{other.pk}"[:300])
+                              f"words; confirm to replace it, refuse to keep #{other.pk}{said}"[:300])
     if needs_confirmation:
         return _finish(proposal, ProposalOutcome.TO_CONFIRM, record=record, other=other,
                        reason=("waits for confirmation" + (f"; would supersede memory #{other.pk}" if other else "")
@@ -445,7 +466,7 @@ def _proposal_decide(proposal_id: int, advice: ModelAdvice | None) -> MemoryProp
         _supersede(other, record, actor=None)
         return _finish(proposal, ProposalOutcome.SUPERSEDED, record=record, other=other,
                        reason=f"replaces memory #{other.pk}, which said something else on the same topic{said}"[:300])
-    return _finish(proposal, ProposalOutcome.STORED, record=record)
+    return _finish(proposal, ProposalOutcome.STORED, record=record, reason=said[2:])
 
 
 def _owner_kwargs(owner: dict) -> dict:

@@ -9,8 +9,9 @@
 - ``control``: run_locked and people's changes (cancel, pause, resume, instructions, a decision's outcome)
 - ``plans``: run_plan_edit
 - ``sweeps``: runs_sweep
-- ``usage``: what a model call cost, told to the usage hooks (a step's attempts; run_usage_record: a call
-  made for a run outside its steps, memory's classifier)
+- ``usage``: what a model call cost, told to the usage hooks and added to the run's totals (a step's attempts;
+  run_call_stopped and run_usage_record: the gates before, and the charge after, a call made for a run outside
+  its steps, memory's classifier)
 - ``transitions``: what they share (status changes and the lease, the checkpoint, refusals)
 
 Callers import from here.
@@ -40,4 +41,4 @@ from agents.services.runs import IdempotencyMismatch  # noqa: F401
 from agents.services.step import Turn, run_advance  # noqa: F401
 from agents.services.sweeps import runs_sweep  # noqa: F401
 from agents.services.transitions import LeaseLost, RunError  # noqa: F401
-from agents.services.usage import run_usage_record  # noqa: F401
+from agents.services.usage import run_call_stopped, run_usage_record  # noqa: F401

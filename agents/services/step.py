@@ -51,7 +51,7 @@ from agents.services.transitions import (
     step_info,
     who,
 )
-from agents.services.usage import attempt_usage
+from agents.services.usage import attempt_usage, call_estimate, run_charge
 from agents.tool_settings import tool_risk
 from agents.tools import tool_for
 from agents.tracing import child_span, step_span
@@ -273,11 +273,9 @@ def _gated(run: Run, turn: Turn) -> str | None:
 
 
 def _estimate(run: Run, turn: Turn) -> ModelCallEstimate:
-    """The next model call as the gates see it: the prompt's tokens estimated from its text (about four
-    characters a token), and the agent's most output per call."""
-    return ModelCallEstimate(models=(run.agent.model, *run.agent.fallback_models),
-                             input_tokens=turn.conversation.characters // 4 + 1,
-                             max_output_tokens=settings.MODEL_MAX_OUTPUT_TOKENS)
+    """The next model call as the gates see it (the agent's models, the conversation's text)."""
+    return call_estimate(models=(run.agent.model, *run.agent.fallback_models),
+                         prompt_characters=turn.conversation.characters)
 
 
 def _context_text(blocks: list[ContextBlock]) -> str:
@@ -335,10 +333,7 @@ def _record_attempts(run: Run, info: StepInfo, attempts) -> None:
                                output_tokens=attempt.output_tokens, cached_tokens=attempt.cached_tokens,
                                latency_ms=attempt.latency_ms, cost_usd=attempt.cost_usd, price=attempt.price,
                                status=attempt.status, error=attempt.error))
-        run.input_tokens += attempt.input_tokens
-        run.output_tokens += attempt.output_tokens
-        run.cost_usd += attempt.cost_usd
-        run.unpriced_calls += bool(attempt.price.get("unpriced"))
+        run_charge(run, attempt)
         emit(run, "model.call", {"step": info.step, "provider": attempt.provider, "model": attempt.model,
                                  "status": attempt.status, "error": attempt.error, "latency_ms": attempt.latency_ms,
                                  "input_tokens": attempt.input_tokens, "output_tokens": attempt.output_tokens,

@@ -122,6 +122,8 @@ def execute_pending(run: Run, turn, pending: engine.PendingCall, decided: Review
     else:
         invocation.save()  # the request links to it
         review().invocation_ran(run=run, review_id=decided.id, invocation=invocation)
+    if spec and spec.cost_usd:  # a declared cost is the run's too, as the ledger's row for it is
+        run.cost_usd += spec.cost_usd
     usage_recorded(step_info(run, pending.step), Usage(kind="tool", name=pending.tool, status=result["status"],
                                                    cost_usd=spec.cost_usd if spec else 0,
                                                    latency_ms=invocation.duration_ms, call_id=pending.id), run.writes)

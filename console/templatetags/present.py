@@ -33,8 +33,8 @@ def status_label(value) -> str:
     return str(value or "").replace("_", " ")
 
 
-EVENT_KINDS = {"status": "status", "model": "model", "tool": "tool", "plan": "plan", "approval": "person",
-               "question": "person", "instruction": "person", "control": "person", "run": "status"}
+EVENT_KINDS = {"status": "status", "model": "model", "usage": "model", "tool": "tool", "plan": "plan",
+               "approval": "person", "question": "person", "instruction": "person", "control": "person", "run": "status"}
 
 
 @register.filter

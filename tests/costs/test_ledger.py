@@ -125,6 +125,11 @@ def test_a_tool_with_a_declared_cost_is_a_ledger_row_of_its_own(cast, monkeypatc
     by_tool = {row["tool"]: row["usd"] for row in HourlyCost.objects.values("tool").annotate(usd=Sum("amount_usd"))}
     assert by_tool["noop"] == Decimal("0.006")
     assert_rollups_equal_ledger()
+    calls = LedgerEntry.objects.filter(run_id=run.pk, kind="model")
+    models = sum(row.amount_usd for row in calls)  # exact; the run's total is kept at six decimals
+    # the run's own cost counts what its tools declared
+    assert abs(run.cost_usd - (models + Decimal("0.006"))) <= Decimal("0.0000005") * calls.count()
+    assert run.cost_usd > models + Decimal("0.0059")
 
 
 def test_the_run_page_says_when_calls_were_unpriced(cast, client_for, mystery_provider):

@@ -12,6 +12,8 @@ import pytest
 from django.urls import reverse
 
 from agents.gateway import Tokens, price
+from approvals.models import ApprovalRequest
+from console.models import AuditEvent
 from costs.models import Budget, BudgetAlert, LedgerEntry
 from costs.selectors import rollup_totals
 from costs.services import budget_save
@@ -205,3 +207,79 @@ def test_finance_sees_classifier_spend_as_its_own_kind(cast, max_run, propose, k
 
 def _csv(response) -> list[list[str]]:
     return list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
+
+
+# --- Budgets are asked before the classifier's call, as before a step's --------------------------------------
+
+@pytest.fixture
+def small_calls(settings):
+    """Calls asking for at most 20 output tokens: the budgets' estimate of the next call is small and known."""
+    settings.MODEL_MAX_OUTPUT_TOKENS = 20
+
+
+def _budget(cast, **fields):
+    return budget_save(tenant=cast.acme, actor=cast.finance, budget=Budget(**fields))
+
+
+def test_a_used_up_stop_budget_keeps_the_model_unasked_and_the_rules_decide(cast, max_run, propose, kept, small_calls,
+                                                                            priced_classifier, client_for):
+    _budget(cast, name="Per run cap", scope="run", limit_tokens=1000, action="stop")
+    _priced_answer(priced_classifier, action="merge", record=kept.pk, why="Same invoicing day, other words.")
+    first = propose(max_run, PARAPHRASE, subject="Globex invoicing")  # within the budget: the model is asked
+    assert first.outcome == ProposalOutcome.MERGED and first.classifier_not_asked == ""
+    assert len(priced_classifier.requests) == 1  # and paid 1240 tokens of the run's 1000
+
+    second = propose(max_run, KEPT, subject="Globex invoicing", step=2)
+    assert len(priced_classifier.requests) == 1  # no request reached the model
+    assert second.outcome == ProposalOutcome.MERGED and second.record_id == kept.pk  # the rules: the same words
+    assert second.classifier_not_asked == "budget_exhausted: Per run cap"
+    assert second.reason.endswith(
+        "the classifier model was not asked (budget_exhausted: Per run cap); the rules decided")
+    audit = AuditEvent.objects.filter(tenant=cast.acme, verb="memory.proposal_merged").order_by("id").last()
+    assert audit.data["classifier_not_asked"] == "budget_exhausted: Per run cap"
+    assert len(_classifier_rows()) == 1  # nothing was spent on the unasked call
+
+    page = client_for(cast.member).get(reverse("run_detail", args=["acme", max_run.number])).content.decode()
+    assert "the classifier model was not asked: budget_exhausted: Per run cap" in page
+
+
+def test_a_proposal_the_rules_store_says_the_classifier_was_not_asked(cast, max_run, propose, small_calls,
+                                                                      priced_classifier, client_for):
+    _budget(cast, name="Acme monthly", limit_usd=Decimal("0.000001"), action="stop")
+    stored = propose(max_run, "Globex's fiscal year starts in April.", subject="Globex fiscal year")
+    assert priced_classifier.requests == []
+    assert stored.outcome == ProposalOutcome.STORED
+    assert stored.reason == "the classifier model was not asked (budget_exhausted: Acme monthly); the rules decided"
+    panel = client_for(cast.member).get(reverse("run_memories", args=["acme", max_run.number])).content.decode()
+    assert "the classifier model was not asked (budget_exhausted: Acme monthly); the rules decided" in panel
+
+
+def test_an_ask_to_continue_budget_stops_the_classifier_and_asks_nobody(cast, max_run, propose, kept, small_calls,
+                                                                        priced_classifier):
+    _budget(cast, name="Ask finance", limit_usd=Decimal("0.000001"), action="ask")
+    processed = propose(max_run, KEPT, subject="Globex invoicing")
+    assert priced_classifier.requests == []
+    assert processed.outcome == ProposalOutcome.MERGED
+    assert processed.classifier_not_asked == "budget_exhausted: Ask finance"
+    assert not ApprovalRequest.objects.filter(tenant=cast.acme).exists()  # no budget request was opened
+    max_run.refresh_from_db()
+    assert max_run.status == "queued"  # the run is as it was: its own next step asks the budget
+
+
+def test_an_alert_only_budget_does_not_stop_the_classifier(cast, max_run, propose, kept, small_calls,
+                                                           priced_classifier):
+    _budget(cast, name="Watch only", limit_usd=Decimal("0.000001"), action="alert")
+    _priced_answer(priced_classifier, action="merge", record=kept.pk, why="Same.")
+    processed = propose(max_run, PARAPHRASE, subject="Globex invoicing")
+    assert len(priced_classifier.requests) == 1 and processed.classifier_not_asked == ""
+    assert "the classifier model: Same." in processed.reason
+
+
+def test_with_budget_left_the_classifier_is_asked_as_before(cast, max_run, propose, kept, small_calls,
+                                                            priced_classifier):
+    _budget(cast, name="Acme monthly", limit_usd=Decimal("100"), action="stop")
+    _budget(cast, name="Per agent", scope="agent", agent=max_run.agent, limit_tokens=100_000, action="ask")
+    _priced_answer(priced_classifier, action="merge", record=kept.pk, why="Same.")
+    processed = propose(max_run, PARAPHRASE, subject="Globex invoicing")
+    assert len(priced_classifier.requests) == 1 and processed.classifier_not_asked == ""
+    assert processed.outcome == ProposalOutcome.MERGED and "the classifier model: Same." in processed.reason
