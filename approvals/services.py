@@ -185,8 +185,10 @@ def approval_decide(*, approval: ApprovalRequest, approve: bool, actor, note: st
     note = (note or "").strip()[:2000]
     client_key = (client_key or "").strip()[:100]
     with transaction.atomic():
-        # No join: the row is read again after any decision we waited for, and so is its decider.
-        locked = ApprovalRequest.objects.for_tenant(approval.tenant_id).select_for_update().get(pk=approval.pk)
+        # Its run joined (for its number; only the request's row is locked), not its decider: the row is
+        # read again after any decision we waited for, and so is its decider.
+        locked = ApprovalRequest.objects.for_tenant(approval.tenant_id).select_related("run").select_for_update(
+            of=("self",)).get(pk=approval.pk)
         if client_key and locked.decisions.filter(client_key=client_key).exists():
             return locked  # the same submit again: already taken
         if locked.is_open and locked.expires_at and locked.expires_at <= timezone.now():
@@ -325,10 +327,7 @@ def _requirement_raise(approval, arguments: dict) -> str:
     cannot make a call need less than it did). Returns what to tell the reviewer, or ""."""
     if approval.kind != ApprovalKind.TOOL_CALL:
         return ""  # a plan's and a question's rule does not depend on what they say
-    from agents.models import Run
-
-    run = Run.objects.for_tenant(approval.tenant_id).only("tenant_id", "agent_id").get(pk=approval.run_id)
-    needs = requirement(policy_rules(tenant=approval.tenant_id), agent_id=run.agent_id, tool=approval.tool,
+    needs = requirement(policy_rules(tenant=approval.tenant_id), agent_id=approval.run.agent_id, tool=approval.tool,
                         risk=approval.risk, arguments=arguments)
     if not needs.needs_approval:
         return ""
@@ -350,14 +349,15 @@ def _people(count: int, *, more: bool = False) -> str:
     return f"one{more} reviewer" if count == 1 else f"{count}{more} different reviewers"
 
 
-def _tell_run(approval, event: str, payload: dict, *, decided: bool | None = None) -> None:
+def _tell_run(approval, event: str, payload: dict, *, decided: bool | None = None) -> Run:
     """The event on the request's run, under its row lock; with ``decided``, a run that waited for
-    this request goes on (approved or not)."""
+    this request goes on (approved or not). Returns the run as locked."""
     with run_locked(tenant=approval.tenant_id, run_id=approval.run_id, savepoint=False) as run:  # all or nothing
         emit(run, event, {"approval_id": approval.id, **payload})
         if decided is not None:
             run_continue_after_decision(run=run, tool=approval.tool, approved=decided, actor=approval.decided_by,
                                         kind=approval.kind)
+    return run
 
 
 def _close(approval, status: str, *, actor, note: str) -> None:
@@ -373,12 +373,12 @@ def _close(approval, status: str, *, actor, note: str) -> None:
     if approval.kind == ApprovalKind.PLAN and approval.approved_arguments is not None:
         before, after = approval.arguments["steps"], approval.approved_arguments["steps"]
         payload["plan_diff"] = plan_diff(before, after)
-    _tell_run(approval, "approval.decided", payload, decided=status == ApprovalStatus.APPROVED)
-    _wait_span_on_commit(approval, payload)
+    run = _tell_run(approval, "approval.decided", payload, decided=status == ApprovalStatus.APPROVED)
+    _wait_span_on_commit(approval, payload, trace_id=run.trace_id)
     notify_on_commit(approval, "decided")  # after the run's step is enqueued: the run goes first
 
 
-def _wait_span_on_commit(approval, payload: dict) -> None:
+def _wait_span_on_commit(approval, payload: dict, *, trace_id: str) -> None:
     """The run waited for a person: a span of kind "approval" in the run's trace, from the request to
     the decision, saying who decided, how long it waited and what they changed (docs/ARCHITECTURE.md,
     Traces). Recorded through the runtime's tracing like any span, after commit."""
@@ -397,9 +397,7 @@ def _wait_span_on_commit(approval, payload: dict) -> None:
         attributes["proctor.approval.changes"] = json.dumps(changed, sort_keys=True, default=str)[:4000]
     if "answer" in payload:
         attributes["proctor.approval.answer"] = payload["answer"][:500]
-    trace_id = Run.objects.for_tenant(approval.tenant_id).filter(pk=approval.run_id).values_list(
-        "trace_id", flat=True).first() or ""
-    span = {"trace_id": trace_id, "kind": "approval", "name": f"approval wait {approval.tool or approval.kind}",
+    span = {"trace_id": trace_id or "", "kind": "approval", "name": f"approval wait {approval.tool or approval.kind}",
             "started": approval.created_at, "ended": approval.decided_at, "attributes": attributes,
             "error": "expired without a decision" if payload["decision"] == ApprovalStatus.EXPIRED else ""}
     transaction.on_commit(lambda: record_span(**span))
