@@ -99,11 +99,11 @@ def queue_ids_around(*, viewer, decided, sort: str = "risk", tool: str = "", age
     was_open = decided.status in OPEN
     was_mine = not mine or decided.assignee_id == viewer.user_id or (
         decided.status == ApprovalStatus.ESCALATED and decided.escalate_to_role == viewer.role)
-    approvals = ApprovalRequest.objects.for_tenant(viewer.tenant_id)
-    in_queue = _filtered(approvals.filter(status__in=OPEN), tool=tool, agent=agent, min_risk=min_risk, mine=mine,
-                         viewer=viewer)
-    if was_open and was_mine:  # the same filters, less "mine" (which reads the status the decision changed)
-        in_queue = in_queue | _filtered(approvals.filter(pk=decided.pk), tool=tool, agent=agent, min_risk=min_risk)
+    in_queue = Q(status__in=OPEN) & assigned_to(viewer) if mine else Q(status__in=OPEN)
+    if was_open and was_mine:  # "mine" reads the status the decision changed: asked of the request before it
+        in_queue |= Q(pk=decided.pk)
+    in_queue = _filtered(ApprovalRequest.objects.for_tenant(viewer.tenant_id).filter(in_queue), tool=tool, agent=agent,
+                         min_risk=min_risk)
     return list(in_queue.order_by(*SORTS.get(sort, SORTS["newest"])).values_list("pk", flat=True)[:QUEUE_PAGE])
 
 
