@@ -62,6 +62,19 @@ def assigned_to(membership) -> Q:
     return Q(assignee_id=membership.user_id) | Q(status=ApprovalStatus.ESCALATED, escalate_to_role=membership.role)
 
 
+def _filtered(approvals, *, tool: str = "", agent: str = "", min_risk: int = 0, mine: bool = False, viewer=None):
+    """The queue's filters (not its status) on a queryset of requests."""
+    if tool:
+        approvals = approvals.filter(tool=tool)
+    if agent:
+        approvals = approvals.filter(run__agent__slug=agent)
+    if min_risk:
+        approvals = approvals.filter(risk__gte=min_risk)
+    if mine and viewer is not None:
+        approvals = approvals.filter(assigned_to(viewer))
+    return approvals
+
+
 def approval_list(*, tenant, status: str = "open", tool: str = "", agent: str = "", min_risk: int = 0,
                   sort: str = "newest", limit: int = 50, with_decisions: bool = False, mine: bool = False,
                   viewer=None):
@@ -73,15 +86,25 @@ def approval_list(*, tenant, status: str = "open", tool: str = "", agent: str = 
         approvals = approvals.filter(status__in=OPEN)
     elif status:
         approvals = approvals.filter(status=status)
-    if tool:
-        approvals = approvals.filter(tool=tool)
-    if agent:
-        approvals = approvals.filter(run__agent__slug=agent)
-    if min_risk:
-        approvals = approvals.filter(risk__gte=min_risk)
-    if mine and viewer is not None:
-        approvals = approvals.filter(assigned_to(viewer))
+    approvals = _filtered(approvals, tool=tool, agent=agent, min_risk=min_risk, mine=mine, viewer=viewer)
     return list(approvals.order_by(*SORTS.get(sort, SORTS["newest"]))[:limit])
+
+
+def queue_ids_around(*, viewer, decided, sort: str = "risk", tool: str = "", agent: str = "", min_risk: int = 0,
+                     mine: bool = False) -> list[int]:
+    """The viewer's queue (its first QUEUE_PAGE, ids in its order) as it was just before ``decided``
+    left it: the open requests, and ``decided`` in its place if it was in the queue then. One query,
+    ids only: a decision moves the pane to the request after the decided one (``decided`` is the
+    request as read before the decision: what it was then says whether it was in the queue)."""
+    was_open = decided.status in OPEN
+    was_mine = not mine or decided.assignee_id == viewer.user_id or (
+        decided.status == ApprovalStatus.ESCALATED and decided.escalate_to_role == viewer.role)
+    in_queue = Q(status__in=OPEN) & assigned_to(viewer) if mine else Q(status__in=OPEN)
+    if was_open and was_mine:  # "mine" reads the status the decision changed: asked of the request before it
+        in_queue |= Q(pk=decided.pk)
+    in_queue = _filtered(ApprovalRequest.objects.for_tenant(viewer.tenant_id).filter(in_queue), tool=tool, agent=agent,
+                         min_risk=min_risk)
+    return list(in_queue.order_by(*SORTS.get(sort, SORTS["newest"])).values_list("pk", flat=True)[:QUEUE_PAGE])
 
 
 def open_count(*, tenant) -> int:

@@ -14,6 +14,7 @@ from django.utils import timezone
 from agents.engine import ASK_TOOL, PLAN_TOOL, plan_diff, plan_problem, plan_steps_cleaned
 from agents.events import emit
 from agents.models import Run
+from agents.run_store import row_add
 from agents.services import run_cancel, run_continue_after_decision, run_locked
 from agents.tools import tool_for
 from agents.tools.registry import parse_arguments
@@ -33,7 +34,7 @@ from approvals.policy import BUDGET_TOOL, Requirement, Rule, human_step_rule, re
 from approvals.selectors import policy_rule, policy_rules
 from console.models import Membership, tenant_config_changed
 from console.roles import can_open
-from console.services import audit_record
+from console.services import audit_event, audit_record
 
 
 class DecisionRefused(Exception):
@@ -185,8 +186,10 @@ def approval_decide(*, approval: ApprovalRequest, approve: bool, actor, note: st
     note = (note or "").strip()[:2000]
     client_key = (client_key or "").strip()[:100]
     with transaction.atomic():
-        # No join: the row is read again after any decision we waited for, and so is its decider.
-        locked = ApprovalRequest.objects.for_tenant(approval.tenant_id).select_for_update().get(pk=approval.pk)
+        # Its run joined (for its number; only the request's row is locked), not its decider: the row is
+        # read again after any decision we waited for, and so is its decider.
+        locked = ApprovalRequest.objects.for_tenant(approval.tenant_id).select_related("run").select_for_update(
+            of=("self",)).get(pk=approval.pk)
         if client_key and locked.decisions.filter(client_key=client_key).exists():
             return locked  # the same submit again: already taken
         if locked.is_open and locked.expires_at and locked.expires_at <= timezone.now():
@@ -206,22 +209,24 @@ def approval_decide(*, approval: ApprovalRequest, approve: bool, actor, note: st
     raise DecisionRefused(raised, "needs_more_approvals") if locked.is_open else DecisionRefused(_refusal(locked))
 
 
-def _record(approval, actor, verdict: str, arguments: dict, note: str, client_key: str) -> None:
+def _record(approval, actor, verdict: str, arguments: dict, note: str, client_key: str) -> list:
+    """The decision's row and its audit row, not yet written: ``_tell_run`` writes them in the run's own
+    statement, with the event that tells the run (every decision tells its run)."""
     # A repeated client key never gets here: approval_decide checks it under the request's row lock
     # (the unique constraint is the backstop).
-    ApprovalDecision.objects.create(tenant_id=approval.tenant_id, approval=approval, actor=actor, verdict=verdict,
-                                    arguments=arguments, note=note, client_key=client_key)
+    decision = ApprovalDecision(tenant_id=approval.tenant_id, approval=approval, actor=actor, verdict=verdict,
+                                arguments=arguments, note=note, client_key=client_key)
     # An answer is what the person wrote, not an edit of the question.
     what = ({"answer": arguments.get("answer", "")} if verdict == "answer"
             else {"edited": verdict != "reject" and arguments != approval.arguments})
-    audit_record(tenant=approval.tenant_id, actor=actor, verb=f"approval.{verdict}",
-                 target=f"run #{approval.run.number}: {approval.tool}",
-                 data={"approval_id": approval.id, "note": note, **what})
+    return [decision, audit_event(tenant=approval.tenant_id, actor=actor, verb=f"approval.{verdict}",
+                                  target=f"run #{approval.run.number}: {approval.tool}",
+                                  data={"approval_id": approval.id, "note": note, **what})]
 
 
 def _reject(approval, actor, note: str, client_key: str) -> ApprovalRequest:
-    _record(approval, actor, "reject", approval.arguments_to_run, note, client_key)
-    _close(approval, ApprovalStatus.REJECTED, actor=actor, note=note)
+    recorded = _record(approval, actor, "reject", approval.arguments_to_run, note, client_key)
+    _close(approval, ApprovalStatus.REJECTED, actor=actor, note=note, rows=recorded)
     return approval
 
 
@@ -279,8 +284,8 @@ def _answer(approval, actor, answer: str | None, note: str, client_key: str) -> 
         raise DecisionRefused("Write the answer to the agent's question (or decline it with a reason).", "invalid")
     approval.answer = answer
     approval.save(update_fields=["answer"])
-    _record(approval, actor, "answer", {"answer": answer}, note, client_key)
-    _close(approval, ApprovalStatus.APPROVED, actor=actor, note=note)
+    recorded = _record(approval, actor, "answer", {"answer": answer}, note, client_key)
+    _close(approval, ApprovalStatus.APPROVED, actor=actor, note=note, rows=recorded)
     return approval
 
 
@@ -298,24 +303,25 @@ def _approve(approval, actor, note: str, arguments: dict | None, client_key: str
                                      "escalate_to_role"])
     current = approval.arguments_to_run
     if raised and not approval.allow_self_approval and approval.requested_by_id == actor.pk:
-        _record(approval, actor, "edit", current, note, client_key)  # an edit the requester may not approve
+        recorded = _record(approval, actor, "edit", current, note, client_key)  # an edit the requester may not approve
         _tell_run(approval, "approval.partial", {"by": actor.username, "note": note, "approvals": 0,
-                                                 "required": approval.required_approvals, "policy": approval.policy})
+                                                 "required": approval.required_approvals, "policy": approval.policy},
+                  rows=recorded)
         return f"{raised} You started this run, so your approval does not count: the edit is recorded and waits for them."
     # One approval needed: it closes the request, so an open one has none yet to count.
     approvers = set(approval.decisions.filter(verdict="approve", arguments=current).values_list(
         "actor_id", flat=True)) if approval.required_approvals > 1 else set()
     if actor.pk in approvers:
         raise DecisionRefused(f"You already approved this; it needs {approval.required_approvals} different people.")
-    _record(approval, actor, "approve", current, note, client_key)
+    recorded = _record(approval, actor, "approve", current, note, client_key)
     if len(approvers) + 1 < approval.required_approvals:
         _tell_run(approval, "approval.partial", {"by": actor.username, "note": note, "approvals": len(approvers) + 1,
                                                  "required": approval.required_approvals,
-                                                 **({"policy": approval.policy} if raised else {})})
+                                                 **({"policy": approval.policy} if raised else {})}, rows=recorded)
         missing = approval.required_approvals - len(approvers) - 1
         return raised and (f"{raised} Your approval is 1 of {approval.required_approvals}: the edited call waits for "
                            f"{_people(missing, more=True)}.")
-    _close(approval, ApprovalStatus.APPROVED, actor=actor, note=note)
+    _close(approval, ApprovalStatus.APPROVED, actor=actor, note=note, rows=recorded)
     return ""
 
 
@@ -325,10 +331,7 @@ def _requirement_raise(approval, arguments: dict) -> str:
     cannot make a call need less than it did). Returns what to tell the reviewer, or ""."""
     if approval.kind != ApprovalKind.TOOL_CALL:
         return ""  # a plan's and a question's rule does not depend on what they say
-    from agents.models import Run
-
-    run = Run.objects.for_tenant(approval.tenant_id).only("tenant_id", "agent_id").get(pk=approval.run_id)
-    needs = requirement(policy_rules(tenant=approval.tenant_id), agent_id=run.agent_id, tool=approval.tool,
+    needs = requirement(policy_rules(tenant=approval.tenant_id), agent_id=approval.run.agent_id, tool=approval.tool,
                         risk=approval.risk, arguments=arguments)
     if not needs.needs_approval:
         return ""
@@ -350,17 +353,21 @@ def _people(count: int, *, more: bool = False) -> str:
     return f"one{more} reviewer" if count == 1 else f"{count}{more} different reviewers"
 
 
-def _tell_run(approval, event: str, payload: dict, *, decided: bool | None = None) -> None:
+def _tell_run(approval, event: str, payload: dict, *, decided: bool | None = None, rows: list = ()) -> Run:
     """The event on the request's run, under its row lock; with ``decided``, a run that waited for
-    this request goes on (approved or not)."""
+    this request goes on (approved or not). ``rows`` (a decision's, from _record) are written in the
+    run's statement with the event. Returns the run as locked."""
     with run_locked(tenant=approval.tenant_id, run_id=approval.run_id, savepoint=False) as run:  # all or nothing
+        for row in rows:
+            row_add(run, row)
         emit(run, event, {"approval_id": approval.id, **payload})
         if decided is not None:
             run_continue_after_decision(run=run, tool=approval.tool, approved=decided, actor=approval.decided_by,
                                         kind=approval.kind)
+    return run
 
 
-def _close(approval, status: str, *, actor, note: str) -> None:
+def _close(approval, status: str, *, actor, note: str, rows: list = ()) -> None:
     """Final: record it, tell the run, and let a run that waited for it go on."""
     approval.status, approval.decided_by, approval.decided_at, approval.decision_note = status, actor, timezone.now(), note
     approval.save(update_fields=["status", "decided_by", "decided_at", "decision_note"])
@@ -373,12 +380,12 @@ def _close(approval, status: str, *, actor, note: str) -> None:
     if approval.kind == ApprovalKind.PLAN and approval.approved_arguments is not None:
         before, after = approval.arguments["steps"], approval.approved_arguments["steps"]
         payload["plan_diff"] = plan_diff(before, after)
-    _tell_run(approval, "approval.decided", payload, decided=status == ApprovalStatus.APPROVED)
-    _wait_span_on_commit(approval, payload)
+    run = _tell_run(approval, "approval.decided", payload, decided=status == ApprovalStatus.APPROVED, rows=rows)
+    _wait_span_on_commit(approval, payload, trace_id=run.trace_id)
     notify_on_commit(approval, "decided")  # after the run's step is enqueued: the run goes first
 
 
-def _wait_span_on_commit(approval, payload: dict) -> None:
+def _wait_span_on_commit(approval, payload: dict, *, trace_id: str) -> None:
     """The run waited for a person: a span of kind "approval" in the run's trace, from the request to
     the decision, saying who decided, how long it waited and what they changed (docs/ARCHITECTURE.md,
     Traces). Recorded through the runtime's tracing like any span, after commit."""
@@ -397,9 +404,7 @@ def _wait_span_on_commit(approval, payload: dict) -> None:
         attributes["proctor.approval.changes"] = json.dumps(changed, sort_keys=True, default=str)[:4000]
     if "answer" in payload:
         attributes["proctor.approval.answer"] = payload["answer"][:500]
-    trace_id = Run.objects.for_tenant(approval.tenant_id).filter(pk=approval.run_id).values_list(
-        "trace_id", flat=True).first() or ""
-    span = {"trace_id": trace_id, "kind": "approval", "name": f"approval wait {approval.tool or approval.kind}",
+    span = {"trace_id": trace_id or "", "kind": "approval", "name": f"approval wait {approval.tool or approval.kind}",
             "started": approval.created_at, "ended": approval.decided_at, "attributes": attributes,
             "error": "expired without a decision" if payload["decision"] == ApprovalStatus.EXPIRED else ""}
     transaction.on_commit(lambda: record_span(**span))

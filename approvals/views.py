@@ -28,6 +28,7 @@ from approvals.selectors import (
     assignable_people,
     policy_list,
     queue_filters,
+    queue_ids_around,
     queue_query,
 )
 from approvals.services import (
@@ -85,11 +86,6 @@ def _approval(membership, approval_id: int, *, detail: bool = True) -> ApprovalR
     return approval
 
 
-def _open_ids(membership, filters: dict) -> list[int]:
-    return [a.pk for a in approval_list(tenant=membership.tenant, status="open", limit=QUEUE_PAGE, viewer=membership,
-                                        **filters)]
-
-
 @login_required
 def queue(request: HttpRequest, tenant_slug: str) -> HttpResponse:
     membership = tenant_access(request, tenant_slug, section="approvals")
@@ -142,12 +138,12 @@ def decide(request: HttpRequest, tenant_slug: str, approval_id: int) -> HttpResp
             and not request.POST.get("without_reason"):
         error, extra = WITHOUT_REASON, {"reason_error": WITHOUT_REASON}
     filters = queue_filters(_current_query(request))
-    before = _open_ids(membership, filters) if request.POST.get("from") != "run" else []
+    decided = approval
     if error:
         status = 422
     else:
         try:
-            approval_decision_take(approval=approval, decision=decision, actor=request.user,
+            decided = approval_decision_take(approval=approval, decision=decision, actor=request.user,
                                    note=request.POST.get("note", ""), arguments=arguments,
                                    answer=request.POST.get("answer", ""), client_key=request.POST.get("client_key", ""))
         except DecisionRefused as refused:
@@ -166,7 +162,7 @@ def decide(request: HttpRequest, tenant_slug: str, approval_id: int) -> HttpResp
         edited = arguments if isinstance(arguments, dict) else None  # keep what they typed
         return _pane_after_change(request, membership, approval.pk, error, status, edited=edited,
                                   field_errors=field_errors, edit_open=decision == "edit", **extra)
-    return _next_pane(request, membership, approval.pk, before, filters)
+    return _next_pane(request, membership, approval, decided, filters)
 
 
 def _current_query(request: HttpRequest) -> QueryDict:
@@ -175,18 +171,20 @@ def _current_query(request: HttpRequest) -> QueryDict:
     return QueryDict(urlsplit(current).query if current else "")
 
 
-def _next_pane(request: HttpRequest, membership, decided_id: int, before: list[int], filters: dict) -> HttpResponse:
+def _next_pane(request: HttpRequest, membership, before: ApprovalRequest, decided: ApprovalRequest,
+               filters: dict) -> HttpResponse:
     """After a decision: the next request of the viewer's queue, in its order (the one after the
-    decided one, else the first left), said with what was decided; with nothing left, the decided one."""
-    decided = _approval(membership, decided_id)
+    decided one, else the first left), said with what was decided; with nothing left, the decided one.
+    ``before``: the request as it was read before the decision; ``decided``: as the decision left it."""
     if not request.htmx:
         messages.success(request, _decided_note(decided))
         return redirect(reverse("approvals", args=[membership.tenant.slug]) + (
             "?" + queue_query(filters) if queue_query(filters) else ""))
-    left = _open_ids(membership, filters)
-    after = before[before.index(decided_id) + 1:] if decided_id in before else []
+    queue = queue_ids_around(viewer=membership, decided=before, **filters)
+    left = [pk for pk in queue if pk != decided.pk or decided.is_open]
+    after = queue[queue.index(decided.pk) + 1:] if decided.pk in queue else []
     next_id = next((pk for pk in after if pk in left), left[0] if left else None)
-    shown = _approval(membership, next_id) if next_id else decided
+    shown = _approval(membership, next_id or decided.pk)
     response = render(request, "approvals/partials/detail.html", {
         **_detail_context(shown), "decided_note": _decided_note(decided), "decided_id": decided.pk,
         "nothing_left": next_id is None})

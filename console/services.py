@@ -21,7 +21,15 @@ TOKEN_PREFIX = "prt_"
 
 def audit_record(*, tenant: Tenant | int, actor, verb: str, target: str = "", data: dict | None = None) -> AuditEvent:
     """``tenant``: the tenant or its id (a caller holding only the id need not load the row)."""
-    return AuditEvent.objects.create(
+    event = audit_event(tenant=tenant, actor=actor, verb=verb, target=target, data=data)
+    event.save(force_insert=True)
+    return event
+
+
+def audit_event(*, tenant: Tenant | int, actor, verb: str, target: str = "", data: dict | None = None) -> AuditEvent:
+    """The audit row, not saved: for a caller that writes it in its own statement with other rows (a
+    decision writes it with its run's event). Otherwise use audit_record."""
+    return AuditEvent(
         tenant_id=getattr(tenant, "pk", tenant),
         actor=actor if getattr(actor, "pk", None) else None,
         actor_label=getattr(actor, "username", "") or str(actor or "system"),

@@ -51,6 +51,37 @@ def test_after_a_decision_the_pane_shows_the_next_request_and_the_url_follows(ca
     assert f'data-approval-id="{first.pk}"' in page and "Approved by rita" in page
 
 
+def test_a_decision_in_the_middle_of_the_queue_moves_to_the_one_after_it_then_back_to_the_first(
+        cast, client_for, approval, renewals):
+    first, middle, last = sorted([approval, second_request(cast, renewals), second_request(cast, renewals)],
+                                 key=lambda a: a.pk)
+    client = client_for(cast.reviewer)
+    response = decide(client, middle, current=f"/t/acme/approvals/?sort=oldest&id={middle.pk}", decision="approve")
+    assert f'data-approval-id="{last.pk}"' in response.text and "approved. Next request:" in response.text
+    assert response["HX-Replace-Url"] == f"/t/acme/approvals/?sort=oldest&id={last.pk}"
+    # Nothing after the last one: the first still open, whatever the order.
+    response = decide(client, last, current=f"/t/acme/approvals/?sort=oldest&id={last.pk}", decision="reject",
+                      note="Not now")
+    assert f'data-approval-id="{first.pk}"' in response.text and "rejected. Next request:" in response.text
+    # Filtered to a tool no request calls: the decided one was not in that queue, so nothing is left in it.
+    response = decide(client, first, current=f"/t/acme/approvals/?tool=calendar.book&id={first.pk}",
+                      decision="approve")
+    assert "approved. Nothing else waits for you." in response.text and f'data-approval-id="{first.pk}"' in response.text
+
+
+def test_assigned_to_me_moves_to_my_next_request_not_to_someone_elses(cast, client_for, approval, renewals):
+    from approvals.services import approval_assign
+
+    first, other, mine_too = sorted([approval, second_request(cast, renewals), second_request(cast, renewals)],
+                                    key=lambda a: a.pk)
+    for request in (first, mine_too):
+        approval_assign(approval=request, assignee="rita", actor=cast.admin)
+    response = decide(client_for(cast.reviewer), first, current=f"/t/acme/approvals/?sort=oldest&mine=1&id={first.pk}",
+                      decision="approve")
+    assert f'data-approval-id="{mine_too.pk}"' in response.text and "approved. Next request:" in response.text
+    assert response["HX-Replace-Url"] == f"/t/acme/approvals/?sort=oldest&mine=1&id={mine_too.pk}"
+
+
 def test_queue_links_keep_the_filters_and_push_the_selection_into_the_url(cast, client_for, approval):
     page = client_for(cast.reviewer).get("/t/acme/approvals/?sort=oldest&tool=email.send").text
     assert f'hx-push-url="/t/acme/approvals/?sort=oldest&amp;tool=email.send&amp;id={approval.pk}"' in page
