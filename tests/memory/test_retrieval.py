@@ -10,10 +10,9 @@ from django.utils import timezone
 
 from agents.models import Agent, RunEvent
 from agents.services import run_start
-from memory import services
+from memory import selectors, services
 from memory.embedders import embed_one
 from memory.models import MemoryRecord, MemoryUse, Team, TeamMember
-from memory import selectors
 from memory.selectors import retrieve
 from tests.factories import advance
 
