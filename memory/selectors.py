@@ -398,10 +398,12 @@ def retrieve(*, tenant_id: int, user_id: int | None, agent_id: int | None, text:
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()
-    if not params["words"]:  # candidates by distance, each with its extra: fused here
-        rows = sorted(((row[0], row[1], 1.0 / (RRF_K + position) + row[2], *row[3:])
-                       for position, row in enumerate(rows, start=1)), key=lambda row: (-row[2], row[0]))[:k]
-    return [Retrieved(row[0], row[1], round(float(row[2]), 6), n, *row[3:]) for n, row in enumerate(rows, start=1)]
+    if params["words"]:  # the k chosen, (id, version, score[, type, subject, content])
+        return [Retrieved(row[0], row[1], round(float(row[2]), 6), n, *row[3:]) for n, row in enumerate(rows, start=1)]
+    # The candidates by distance, each with its extra: fused here, by score (descending), then id.
+    chosen = sorted([(-(1.0 / (RRF_K + position) + row[2]), row[0], row) for position, row in enumerate(rows, start=1)])
+    return [Retrieved(row[0], row[1], round(-negative, 6), n, *row[3:])
+            for n, (negative, _, row) in enumerate(chosen[:k], start=1)]
 
 
 def search(tenant, user, role: str, text: str, *, base=None, limit: int = 50) -> list[MemoryRecord]:
