@@ -4,16 +4,27 @@ real context hook, and the uses written in the step's transaction."""
 
 from datetime import timedelta
 
+import pytest
 from django.db import connection
 from django.utils import timezone
 
 from agents.models import Agent, RunEvent
 from agents.services import run_start
-from memory import services
+from memory import selectors, services
 from memory.embedders import embed_one
 from memory.models import MemoryRecord, MemoryUse, Team, TeamMember
 from memory.selectors import retrieve
 from tests.factories import advance
+
+
+@pytest.fixture(params=["exact", "branches"])
+def shape(request, monkeypatch):
+    """Both statement shapes: one exact sort of every eligible row (a requester who may see few records, as in
+    every test here) and the two ACL branches that may walk HNSW (taken when EXACT_UP_TO is below the count)."""
+    monkeypatch.setattr(selectors, "_eligible_small", {})
+    if request.param == "branches":
+        monkeypatch.setattr(selectors, "EXACT_UP_TO", 0)
+    return request.param
 
 
 def _make(tenant, content, **kw):
@@ -31,7 +42,7 @@ def _retrieve(user, agent, text, k=20):
                     vector=embed_one(text)[0], k=k)
 
 
-def test_only_the_requesters_own_their_teams_the_tenants_and_the_runs_agents(cast, renewals):
+def test_only_the_requesters_own_their_teams_the_tenants_and_the_runs_agents(cast, renewals, shape):
     other_agent = Agent.objects.create(tenant=cast.acme, name="Other", slug="other", model="demo:noop")
     team = Team.objects.create(tenant=cast.acme, name="Renewals")
     TeamMember.objects.create(tenant=cast.acme, team=team, user=cast.member)
@@ -63,7 +74,7 @@ def test_only_the_requesters_own_their_teams_the_tenants_and_the_runs_agents(cas
     assert _ids(_retrieve(cast.outsider, globex_agent, text)) <= hidden - {ritas}
 
 
-def test_never_superseded_deleted_expired_proposed_or_refused(cast, renewals):
+def test_never_superseded_deleted_expired_proposed_or_refused(cast, renewals, shape):
     text = "The champion at ACME-042"
     live = _make(cast.acme, f"{text} is Lee.")
     gone = [_make(cast.acme, f"{text} is Dana."), _make(cast.acme, f"{text} is Kim."),
@@ -76,7 +87,7 @@ def test_never_superseded_deleted_expired_proposed_or_refused(cast, renewals):
     assert _ids(_retrieve(cast.member, renewals, text)) == {live.pk}
 
 
-def test_words_find_keys_that_meaning_alone_would_miss(cast, renewals):
+def test_words_find_keys_that_meaning_alone_would_miss(cast, renewals, shape):
     for n in range(30):
         _make(cast.acme, f"Renewal note number {n} about an account and its champion.")
     key = _make(cast.acme, "Security review requested for ACME-042.")
@@ -97,14 +108,14 @@ def test_the_step_gets_the_chosen_records_words_in_the_same_statement(cast, rene
     assert (worded[0].id, worded[0].content, worded[0].type) == (key.pk, "Security review requested for ACME-042.", "fact")
 
 
-def test_pins_and_confidence_break_ties(cast, renewals):
+def test_pins_and_confidence_break_ties(cast, renewals, shape):
     a = _make(cast.acme, "Quotes go out two weeks before renewal.", confidence=0.5)
     b = _make(cast.acme, "Quotes go out two weeks before renewal!", confidence=0.5)
     services.memory_pin(b, actor=cast.admin, pinned=True)
     assert [f.id for f in _retrieve(cast.member, renewals, "Quotes go out two weeks before renewal", k=2)] == [b.pk, a.pk]
 
 
-def test_a_selective_filter_still_returns_k_rows(cast, renewals, django_assert_max_num_queries):
+def test_a_selective_filter_still_returns_k_rows(cast, renewals, shape):
     """5,000 records of other people in the tenant, 5 of Max's (0.1%): the top 5 are all 5 of Max's."""
     others = [cast.reviewer.pk, cast.finance.pk, cast.admin.pk]
     with connection.cursor() as cursor:
@@ -122,6 +133,44 @@ def test_a_selective_filter_still_returns_k_rows(cast, renewals, django_assert_m
     assert len(mine) == 5
     found = _retrieve(cast.member, renewals, "anything at all", k=5)
     assert len(found) == 5 and _ids(found) <= mine
+
+
+def test_a_requester_in_no_team_still_gets_their_own_the_tenants_and_the_agents(cast, renewals, shape):
+    """Rita is in no team; a team's record (Max's) stays out, everything else she may see comes, k of them."""
+    team = Team.objects.create(tenant=cast.acme, name="Renewals")
+    TeamMember.objects.create(tenant=cast.acme, team=team, user=cast.member)
+    text = "renewal plan for ACME-042"
+    hers = {_make(cast.acme, f"Tenant {text}").pk, _make(cast.acme, f"Agent {text}", scope="agent", agent=renewals).pk,
+            _make(cast.acme, f"Rita's {text}", scope="user", user=cast.reviewer).pk}
+    _make(cast.acme, f"Team {text}", scope="team", team=team)
+    assert not TeamMember.objects.filter(user=cast.reviewer).exists()
+    assert _ids(_retrieve(cast.reviewer, renewals, text, k=3)) == hers
+    assert _ids(_retrieve(cast.reviewer, renewals, text, k=10)) == hers
+
+
+def test_the_shape_follows_how_many_records_the_requester_may_see(cast, renewals, django_assert_num_queries):
+    """Few eligible records: the exact statement; more than EXACT_UP_TO: the two branches. The count is asked once
+    and kept (one statement a retrieval after that), and either way the answer is the same k records."""
+    selectors._eligible_small.clear()
+    text = "renewal plan for ACME-042"
+    for n in range(4):
+        _make(cast.acme, f"Tenant note {n}: {text}")
+    _make(cast.acme, f"Max's {text}", scope="user", user=cast.member)
+    with django_assert_num_queries(2):  # the count, then the retrieval
+        exact = _retrieve(cast.member, renewals, text, k=3)
+    with django_assert_num_queries(1):
+        assert _retrieve(cast.member, renewals, text, k=3) == exact
+    key = (cast.acme.pk, cast.member.pk, renewals.pk)
+    assert selectors._eligible_small[key][1] is True
+    selectors._eligible_small.clear()
+    try:
+        selectors.EXACT_UP_TO, before = 4, selectors.EXACT_UP_TO
+        branches = _retrieve(cast.member, renewals, text, k=3)
+        assert selectors._eligible_small[key][1] is False  # 5 eligible, more than 4
+    finally:
+        selectors.EXACT_UP_TO = before
+        selectors._eligible_small.clear()
+    assert [(f.id, f.score) for f in branches] == [(f.id, f.score) for f in exact]
 
 
 def test_a_step_gets_its_memories_in_a_block_and_records_their_use(cast, renewals):
