@@ -310,6 +310,9 @@ OTEL_SERVICE_NAME = env_str("OTEL_SERVICE_NAME", "proctor")
 OTEL_EXPORTER_OTLP_ENDPOINT = env_str("OTEL_EXPORTER_OTLP_ENDPOINT")
 # How long finished spans may wait before a batch goes to the Span table (and the OTLP outbox).
 SPAN_EXPORT_DELAY_MS = env_int("SPAN_EXPORT_DELAY_MS", 1000)
+# At most this many spans a batch. The SDK's default, 512, made a 40-50 ms burst on a worker's exporter thread
+# every ~130 steps, and the steps it overlapped were a third of P1's slowest (bench notes, issue 10).
+SPAN_EXPORT_BATCH_SIZE = env_int("SPAN_EXPORT_BATCH_SIZE", 128)
 # Batches the OTLP outbox keeps while no relay drains it (the oldest are dropped, and counted, beyond).
 OTLP_OUTBOX_MAX_BATCHES = env_int("OTLP_OUTBOX_MAX_BATCHES", 10_000)
 

@@ -58,7 +58,8 @@ def configure_tracing(role: str, *, exporters: dict[str, SpanExporter] | None = 
         resource = Resource.create({"service.name": f"{settings.OTEL_SERVICE_NAME}-{role}", "proctor.role": role})
         provider = TracerProvider(resource=resource, id_generator=_Ids())
         for name, exporter in (exporters or {}).items():
-            provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=settings.SPAN_EXPORT_DELAY_MS))
+            provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=settings.SPAN_EXPORT_DELAY_MS,
+                                                               max_export_batch_size=settings.SPAN_EXPORT_BATCH_SIZE))
             _exporters.append(name)
         trace.set_tracer_provider(provider)
         _provider = provider
