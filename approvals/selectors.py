@@ -62,6 +62,12 @@ def assigned_to(membership) -> Q:
     return Q(assignee_id=membership.user_id) | Q(status=ApprovalStatus.ESCALATED, escalate_to_role=membership.role)
 
 
+def is_assigned_to(approval, membership) -> bool:
+    """``assigned_to``'s rule on a request in hand (as it was read), without a query."""
+    return approval.assignee_id == membership.user_id or (
+        approval.status == ApprovalStatus.ESCALATED and approval.escalate_to_role == membership.role)
+
+
 def _filtered(approvals, *, tool: str = "", agent: str = "", min_risk: int = 0, mine: bool = False, viewer=None):
     """The queue's filters (not its status) on a queryset of requests."""
     if tool:
@@ -97,8 +103,7 @@ def queue_ids_around(*, viewer, decided, sort: str = "risk", tool: str = "", age
     ids only: a decision moves the pane to the request after the decided one (``decided`` is the
     request as read before the decision: what it was then says whether it was in the queue)."""
     was_open = decided.status in OPEN
-    was_mine = not mine or decided.assignee_id == viewer.user_id or (
-        decided.status == ApprovalStatus.ESCALATED and decided.escalate_to_role == viewer.role)
+    was_mine = not mine or is_assigned_to(decided, viewer)
     in_queue = Q(status__in=OPEN) & assigned_to(viewer) if mine else Q(status__in=OPEN)
     if was_open and was_mine:  # "mine" reads the status the decision changed: asked of the request before it
         in_queue |= Q(pk=decided.pk)
