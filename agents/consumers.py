@@ -62,6 +62,10 @@ class RunConsumer(AsyncJsonWebsocketConsumer):
             return
         await self._catch_up(heard=seq)
 
+    async def layer_gap(self, message):
+        """Announcements may have been lost (console/channel_layer.py): what the database has past this socket's seq."""
+        await self._catch_up(heard=await database_sync_to_async(run_event_seq)(tenant=self.tenant, run_id=self.run_id))
+
     async def _catch_up(self, heard: int = 0):
         while True:  # one frame per change; more only while a full page of events came back
             update = await shared_frames.frame((self.run_id, self.last_seq, self.can_decide), heard=heard,
@@ -101,6 +105,10 @@ class RunListConsumer(AsyncJsonWebsocketConsumer):
         row = await socket_render(self._render)(message["run_id"])
         if row:
             await self.send_json(row)
+
+    async def layer_gap(self, message):
+        """Changes may have gone unannounced (a reconnect, or console/channel_layer.py): the whole list again."""
+        await self.send_json(await socket_render(self._render_rows)())
 
     def _render(self, run_id):
         """The changed run's row, if it belongs in this list (its filters)."""

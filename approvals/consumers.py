@@ -48,6 +48,8 @@ class ApprovalQueueConsumer(AsyncJsonWebsocketConsumer):
         if self.refresh is None or self.refresh.done():
             self.refresh = asyncio.ensure_future(self._refresh())
 
+    layer_gap = queue_changed  # announcements may have been lost (console/channel_layer.py): rendered again
+
     async def _refresh(self):
         while self.stale:
             self.stale = False

@@ -159,14 +159,12 @@ CACHES = {
 }
 SESSION_ENGINE = "django.contrib.sessions.backends.db"
 
-# A socket waits for its next message with a blocking BZPOPMIN that Redis answers after up to 5 s
-# (channels_redis's brpop_timeout). redis-py 8 reads with a 5 s timeout by default, shorter than that
-# wait plus the round trip, so every quiet socket was closed after about 5 s (channels_redis#422). The
-# read timeout stays well above the wait and still ends a read from a Redis that went away; a connection
-# idle longer than the health check interval is pinged before it is used again.
+# Pub/sub: a group send is one PUBLISH, and each web process hands it to its own sockets (console/channel_layer.py,
+# which also tells the sockets when a lost connection may have dropped messages). The read timeout ends a read
+# from a Redis that went away; a connection idle longer than the health check interval is pinged before use.
 CHANNEL_LAYERS = {
     "default": {
-        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "BACKEND": "console.channel_layer.PubSubChannelLayer",
         "CONFIG": {
             "hosts": [{"address": REDIS_URL, "socket_timeout": 15, "socket_connect_timeout": 5,
                        "socket_keepalive": True, "health_check_interval": 30}],

@@ -27,3 +27,5 @@ class SpendConsumer(AsyncJsonWebsocketConsumer):
 
     async def spend_changed(self, message):
         await self.send_json({"type": "spend.changed"})
+
+    layer_gap = spend_changed  # announcements may have been lost (console/channel_layer.py): the page reads again

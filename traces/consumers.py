@@ -26,3 +26,5 @@ class TraceConsumer(AsyncJsonWebsocketConsumer):
 
     async def spans_stored(self, message):
         await self.send_json({"stored": True})
+
+    layer_gap = spans_stored  # announcements may have been lost (console/channel_layer.py): the page reads again

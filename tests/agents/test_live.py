@@ -1,5 +1,8 @@
 """Websockets: outsiders are refused; a reconnecting socket gets exactly what it missed."""
 
+import asyncio
+import logging
+
 import pytest
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
@@ -7,6 +10,7 @@ from channels.testing import WebsocketCommunicator
 from agents.models import Agent, RunEvent
 from agents.services import run_add_instruction, run_pause, run_start
 from console.asgi import application
+from console.devstack import EmbeddedRedis
 from demo.seed import seed_demo_systems
 
 pytestmark = [pytest.mark.anyio, pytest.mark.django_db(transaction=True)]
@@ -440,3 +444,47 @@ async def test_a_timeline_only_commit_after_a_lost_message_brings_the_whole_page
     assert "status-paused" in frame["replace"]["run-card"] and ">Resume<" in frame["replace"]["run-controls"]
     assert await socket.receive_nothing(timeout=0.2)
     await socket.disconnect()
+
+
+@pytest.fixture
+def layer_redis(tmp_path, settings):
+    """A Redis of the test's own as the Channels layer, to take away and bring back."""
+    redis = EmbeddedRedis(tmp_path / "redis", persist=False)
+    redis.start()
+    layer = settings.CHANNEL_LAYERS["default"]
+    settings.CHANNEL_LAYERS = {"default": {**layer, "CONFIG": {
+        **layer["CONFIG"], "hosts": [{**layer["CONFIG"]["hosts"][0], "address": redis.url()}]}}}
+    yield redis
+    redis.stop()
+
+
+async def test_pages_open_while_redis_restarted_show_what_happened_meanwhile(cast, run, client_for, layer_redis, caplog):
+    """Pub/sub keeps nothing for a subscriber that was away: the layer tells the sockets, and they read again."""
+    client = await database_sync_to_async(login)(client_for, cast.member)
+    page = communicator(client, f"/ws/t/acme/runs/{run.number}/?after=0")
+    assert (await page.connect())[0]
+    assert [e["seq"] for e in (await page.receive_json_from(timeout=5))["events"]] == [1, 2]
+    runs_list = communicator(client, "/ws/t/acme/runs/")
+    assert (await runs_list.connect())[0]
+
+    layer_redis.stop()
+    with caplog.at_level(logging.WARNING, logger="agents.live"):
+        await database_sync_to_async(run_add_instruction)(run=run, actor=cast.member, text="said while Redis was away")
+        for _ in range(100):  # its announcement is lost
+            if any("could not publish run" in r.getMessage() for r in caplog.records):
+                break
+            await asyncio.sleep(0.05)
+        else:
+            pytest.fail("the commit's announcement was not attempted while Redis was away")
+    layer_redis.start()
+
+    caught_up = await page.receive_json_from(timeout=10)
+    assert [e["seq"] for e in caught_up["events"]] == [3]
+    assert "said while Redis was away" in caught_up["append"]["run-timeline"]
+    listed = await runs_list.receive_json_from(timeout=10)
+    assert f'id="run-row-{run.number}"' in listed["replace"]["run-rows"]
+    # And the page streams live again.
+    await database_sync_to_async(run_add_instruction)(run=run, actor=cast.member, text="and after")
+    assert [e["seq"] for e in (await page.receive_json_from(timeout=5))["events"]] == [4]
+    await page.disconnect()
+    await runs_list.disconnect()
