@@ -5,7 +5,6 @@ from __future__ import annotations
 from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
-from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from agents.live import (render_run_row, render_run_rows, render_run_update, run_group, shared_frames, tenant_group,
                          timeline_update)
@@ -14,6 +13,7 @@ from console.access import CLOSE_NOT_FOUND, socket_access
 from console.aio import socket_render
 from console.input import strict_int
 from console.roles import can_open
+from console.sockets import LiveConsumer
 
 
 async def socket_run(consumer, *, section: str):
@@ -30,7 +30,7 @@ async def socket_run(consumer, *, section: str):
     return membership, run
 
 
-class RunConsumer(AsyncJsonWebsocketConsumer):
+class RunConsumer(LiveConsumer):
     """/ws/t/<tenant>/runs/<number>/?after=<seq>: replays what the client missed, then streams."""
 
     async def connect(self):
@@ -81,7 +81,7 @@ class RunConsumer(AsyncJsonWebsocketConsumer):
         return render_run_update(run_get(tenant=self.tenant, run_id=self.run_id), self.last_seq, can_decide=self.can_decide)
 
 
-class RunListConsumer(AsyncJsonWebsocketConsumer):
+class RunListConsumer(LiveConsumer):
     """/ws/t/<tenant>/runs/?q=&status=&agent=&requester=: one row re-rendered whenever a run of the tenant changes; with
     catch_up=1 (a reconnect: changes may have been missed) the whole list first."""
 

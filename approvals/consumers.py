@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import asyncio
 
-from channels.generic.websocket import AsyncJsonWebsocketConsumer
-
 from approvals.live import queue_group, render_queue_update
 from approvals.selectors import queue_filters
 from console.access import socket_access
 from console.aio import socket_render
 from console.input import CLOSE_BAD_REQUEST, InputRefused, query_values
+from console.sockets import LiveConsumer
 
 
-class ApprovalQueueConsumer(AsyncJsonWebsocketConsumer):
+class ApprovalQueueConsumer(LiveConsumer):
     """/ws/t/<tenant>/approvals/?badge=1 (count only) or ?sort=&tool=&agent=&min_risk=&mine= (the list too);
     with catch_up=1 (a reconnect) it sends what the viewer sees at once, then on every change.
     Changes that come while the socket renders collapse into one more render (a sweep that escalates

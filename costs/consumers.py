@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from channels.generic.websocket import AsyncJsonWebsocketConsumer
-
 from console.access import socket_access
+from console.sockets import LiveConsumer
 from costs.live import costs_group
 
 
-class SpendConsumer(AsyncJsonWebsocketConsumer):
+class SpendConsumer(LiveConsumer):
     """/ws/t/<tenant>/costs/: a message each time the tenant's spend changed (at most about one a second);
     the page then re-fetches its panels. Outsiders are refused with 4404, other roles with 4403."""
 

@@ -3,14 +3,13 @@ every change in the tenant's memories that could change it."""
 
 from __future__ import annotations
 
-from channels.generic.websocket import AsyncJsonWebsocketConsumer
-
 from console.access import socket_access
 from console.aio import socket_render
+from console.sockets import LiveConsumer
 from memory.live import memory_group, render_badge
 
 
-class MemoryBadgeConsumer(AsyncJsonWebsocketConsumer):
+class MemoryBadgeConsumer(LiveConsumer):
     async def connect(self):
         self.membership = await socket_access(self, section="memory")
         if self.membership is None:

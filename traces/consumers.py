@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from channels.generic.websocket import AsyncJsonWebsocketConsumer
-
 from agents.consumers import socket_run
+from console.sockets import LiveConsumer
 from traces.live import trace_group
 
 
-class TraceConsumer(AsyncJsonWebsocketConsumer):
+class TraceConsumer(LiveConsumer):
     """/ws/t/<tenant>/traces/<number>/: says when the exporter stored new spans of the run; the page asks
     for the skeleton again (the database is the truth, rollups included)."""
 

@@ -2,8 +2,10 @@
 
 import asyncio
 import logging
+import threading
 
 import pytest
+from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 
@@ -488,3 +490,33 @@ async def test_pages_open_while_redis_restarted_show_what_happened_meanwhile(cas
     assert [e["seq"] for e in (await page.receive_json_from(timeout=5))["events"]] == [4]
     await page.disconnect()
     await runs_list.disconnect()
+
+
+async def test_a_run_page_streams_while_a_slow_request_holds_the_web_process_s_view_thread(cast, run, client_for):
+    """A reviewer's approve POST renders the next request's pane on the one thread synchronous views share;
+    the requester's run page shows the commit meanwhile, not after it."""
+    client = await database_sync_to_async(login)(client_for, cast.member)
+    page = communicator(client, f"/ws/t/acme/runs/{run.number}/?after=0")
+    assert (await page.connect())[0]
+    assert [e["seq"] for e in (await page.receive_json_from(timeout=5))["events"]] == [1, 2]
+
+    view_done = threading.Event()
+    slow_view = asyncio.ensure_future(sync_to_async(view_done.wait)(30))  # the views' thread, busy
+    try:
+        await database_sync_to_async(run_add_instruction, thread_sensitive=False)(run=run, actor=cast.member,
+                                                                                   text="while a view runs")
+        shown = await page.receive_json_from(timeout=10)
+        assert not slow_view.done()
+        assert [e["seq"] for e in shown["events"]] == [3]
+    finally:
+        view_done.set()
+        await slow_view
+    await page.disconnect()
+
+
+def test_every_websocket_consumer_handles_its_messages_on_the_event_loop():
+    from console.routing import websocket_urlpatterns
+    from console.sockets import LiveConsumer
+
+    consumers = {pattern.callback.consumer_class for pattern in websocket_urlpatterns}
+    assert consumers and all(issubclass(consumer, LiveConsumer) for consumer in consumers)
