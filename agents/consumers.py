@@ -58,7 +58,7 @@ class RunConsumer(LiveConsumer):
         update = await timeline_update(self.run_id, self.last_seq, message)  # the commit changed only the timeline
         if update is not None:
             self.last_seq = seq
-            await self.send_json(update)
+            await self.send(text_data=update.text)
             return
         await self._catch_up(heard=seq)
 
@@ -72,7 +72,7 @@ class RunConsumer(LiveConsumer):
                                                render=socket_render(self._render))
             if update["events"]:
                 self.last_seq = update["seq"]
-                await self.send_json(update)
+                await self.send(text_data=update.text)
             if len(update["events"]) < EVENTS_PAGE:
                 return
 

@@ -10,7 +10,7 @@ import logging
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from functools import partial
+from functools import cached_property, partial
 
 from channels.layers import get_channel_layer
 from django.template.loader import render_to_string
@@ -133,13 +133,22 @@ def _announce_row(loop: asyncio.AbstractEventLoop, run_id: int, tenant_id: int) 
         loop.call_later(wait, announce)
 
 
-def render_run_update(run: Run, after_seq: int, *, can_decide: bool) -> dict:
+class Frame(dict):
+    """What a run socket sends (seq, replace, append, events). One frame goes to every socket entitled to it
+    (SharedFrames): its JSON text is made once, not once per socket."""
+
+    @cached_property
+    def text(self) -> str:
+        return json.dumps(self)
+
+
+def render_run_update(run: Run, after_seq: int, *, can_decide: bool) -> Frame:
     """What a run page's socket needs to catch up from `after_seq` (the viewer's role decides the card's buttons).
     Nothing is rendered when nothing is new (a page connects with the seq it was rendered at)."""
     if run.event_seq <= after_seq:
-        return {"seq": after_seq, "replace": {}, "append": {}, "events": []}
+        return Frame(seq=after_seq, replace={}, append={}, events=[])
     events = run_events_after(run=run, after=after_seq)
-    return {
+    return Frame({
         "seq": events[-1].seq if events else after_seq,
         "replace": {
             "run-card": render_to_string("agents/partials/run_card.html", {"run": run, "can_decide": can_decide}),
@@ -150,7 +159,7 @@ def render_run_update(run: Run, after_seq: int, *, can_decide: bool) -> dict:
         },
         "append": {"run-timeline": "".join(render_to_string("agents/partials/event_row.html", {"event": e}) for e in events)},
         "events": [{"seq": e.seq, "type": e.type} for e in events],
-    }
+    })
 
 
 def events_from_json(run_id: int, parts: list[str]) -> list[RunEvent]:
@@ -159,19 +168,19 @@ def events_from_json(run_id: int, parts: list[str]) -> list[RunEvent]:
                      at=datetime.fromisoformat(e["at"])) for part in parts for e in json.loads(part)]
 
 
-def render_run_events(*, run_id: int, after_seq: int, upto: int, events: list[RunEvent] | None = None) -> dict:
+def render_run_events(*, run_id: int, after_seq: int, upto: int, events: list[RunEvent] | None = None) -> Frame:
     """The frame of a commit that changed only the timeline (``publish_run``'s card flag off): the event
     rows after ``after_seq`` up to ``upto`` and nothing else, the same for every role; no read of the run,
     and none of the events when the message carried them."""
     if events is None:
         events = run_events_between(run_id=run_id, after=after_seq, upto=upto)
-    return {
+    return Frame({
         "seq": events[-1].seq if events else after_seq,
         "replace": {},
         "append": {"run-timeline": "".join(render_to_string("agents/partials/event_row.html", {"event": e})
                                            for e in events)},
         "events": [{"seq": e.seq, "type": e.type} for e in events],
-    }
+    })
 
 
 class SharedFrames:
@@ -185,7 +194,7 @@ class SharedFrames:
         self.keep = keep
         self._frames: OrderedDict[tuple, asyncio.Future] = OrderedDict()
 
-    async def frame(self, key: tuple, *, heard: int, render: Callable[[], Awaitable[dict]]) -> dict:
+    async def frame(self, key: tuple, *, heard: int, render: Callable[[], Awaitable[Frame]]) -> Frame:
         """``heard``: the highest seq the socket was told of; a frame that stops short of it is made again."""
         # A frame whose render failed or was cancelled leaves the map before it is settled: one found done has a result.
         while (shared := self._frames.get(key)) is not None:
@@ -225,7 +234,7 @@ class SharedFrames:
 shared_frames = SharedFrames()
 
 
-async def timeline_update(run_id: int, after: int, message: dict) -> dict | None:
+async def timeline_update(run_id: int, after: int, message: dict) -> Frame | None:
     """For a run socket at seq ``after``: the frame of the commit ``message`` announces when that commit
     comes right after it and changed only the timeline (its rows, shared by every role and socket of the
     process; from the events the message carried, else read), or None: then the whole frame is needed."""
@@ -233,7 +242,7 @@ async def timeline_update(run_id: int, after: int, message: dict) -> dict | None
     if message.get("first") != after + 1 or message.get("card") is not False or seq - after > EVENTS_PAGE:
         return None
 
-    async def render() -> dict:  # once per process: every socket in step awaits this one
+    async def render() -> Frame:  # once per process: every socket in step awaits this one
         events = events_from_json(run_id, message["rows"]) if message.get("rows") else None
         if events is not None and [e.seq for e in events] == list(range(after + 1, seq + 1)):
             return render_run_events(run_id=run_id, after_seq=after, upto=seq, events=events)  # no read: right here
