@@ -62,6 +62,14 @@
   let kept = null;  // {id, html, fetchedAt}
   let asking = null;  // the id being fetched
 
+  // The pane says which request's pane the page holds (data-prefetched), for whoever looks (tests too).
+  function keep(pane) {
+    kept = pane;
+    const detail = document.getElementById("approval-detail");
+    if (pane) detail.dataset.prefetched = pane.id;
+    else delete detail.dataset.prefetched;
+  }
+
   function shownId() {
     const article = document.querySelector("#approval-detail article[data-approval-id]");
     return article && article.hasAttribute("data-open") ? article.dataset.approvalId : null;
@@ -79,7 +87,7 @@
 
   function prefetchNext() {
     const link = nextLink();
-    if (!link) { kept = null; return; }
+    if (!link) { keep(null); return; }
     const id = link.dataset.approval;
     if (asking === id || (kept && kept.id === id && Date.now() - kept.fetchedAt < FRESH_MS / 2)) return;
     asking = id;
@@ -88,7 +96,7 @@
       .then(function (html) {
         // Kept if it is still the one to keep (the pane may have moved on while this one was on its way).
         const next = nextLink();
-        if (html !== null && next && next.dataset.approval === id) kept = {id: id, html: html, fetchedAt: Date.now()};
+        if (html !== null && next && next.dataset.approval === id) keep({id: id, html: html, fetchedAt: Date.now()});
       })
       .catch(function () {})  // no prefetch: the decision brings the whole pane, as without one
       .finally(function () { if (asking === id) asking = null; });
@@ -115,11 +123,25 @@
     const offered = event.detail.requestConfig.elt.offeredPane;
     if (offered && offered.id === String(chosen.id)) {
       event.detail.serverResponse += offered.html;  // the note, then the pane: as the whole answer would be
-      if (kept === offered) kept = null;
+      if (kept === offered) keep(null);
     } else {  // not the copy offered (cannot happen with one decision at a time): ask for the pane
       const link = document.querySelector('#queue-list a[data-approval="' + chosen.id + '"]');
       if (link) window.htmx.ajax("GET", link.getAttribute("hx-get"), {target: "#approval-detail", swap: "beforeend"});
+      else location.assign(event.detail.xhr.getResponseHeader("HX-Replace-Url"));  // the queue, that request shown
     }
+  });
+
+  // Moving to the request whose pane is kept (j/k or a click): show the copy, no request made.
+  document.body.addEventListener("htmx:beforeRequest", function (event) {
+    const link = event.detail.elt;
+    if (!kept || !link.matches("#queue-list a[data-approval]") || link.dataset.approval !== kept.id
+        || Date.now() - kept.fetchedAt >= FRESH_MS) return;
+    event.preventDefault();
+    const pane = document.getElementById("approval-detail");
+    const html = kept.html;
+    keep(null);
+    history.pushState({htmx: true}, "", link.getAttribute("hx-push-url"));  // as hx-push-url does
+    window.htmx.swap(pane, html, {swapStyle: "innerHTML"}, {eventInfo: {target: pane, elt: link}});
   });
 
   // The list changed live: if a decision would now move elsewhere, fetch that pane instead.

@@ -126,33 +126,6 @@ def test_a_refused_edit_is_shown_with_what_was_typed(cast, console_server, page)
     expect(page.locator("#edit-arguments input[name='arg:to']")).to_be_focused()  # the edit stays open, on the field
 
 
-def test_the_selected_request_stays_selected_when_the_list_changes_live(cast, console_server, page):
-    from agents.services import run_start
-    from tests.factories import advance
-
-    seed_demo_systems(cast.acme)
-    agent = cast.acme.agents.get(slug="renewals")
-
-    def request():
-        run = advance(run_start(tenant=cast.acme, agent=agent, goal=RENEWAL_GOAL, requested_by=cast.member))
-        return run.approval_requests.get()
-
-    request()  # the oldest, first in the list
-    second = request()
-    page.goto(console_server + "/")  # log in first, then open the queue sorted oldest first
-    log_in(page, console_server, "rita")
-    page.goto(console_server + "/t/acme/approvals/?sort=oldest")
-    page.wait_for_load_state("load")
-    page.keyboard.press("j")
-    selected = page.locator("#queue-list .queue-item.selected")
-    expect(selected).to_have_attribute("id", f"queue-item-{second.pk}")
-    expect(page.locator("#approval-detail article")).to_have_attribute("data-approval-id", str(second.pk))
-    third = request()
-    expect(page.locator(f"#queue-item-{third.pk}")).to_be_visible()  # arrived live
-    expect(selected).to_have_count(1)
-    expect(selected).to_have_attribute("id", f"queue-item-{second.pk}")
-
-
 def waiting_requests(cast, count):
     from agents.services import run_start
     from tests.factories import advance
@@ -176,8 +149,38 @@ def watch_the_pane_traffic(page):
 
 def open_queue_at(page, console_server, approval, prefetched):
     """The queue sorted oldest first, ``approval`` in the pane, once the page holds the pane of ``prefetched``."""
-    with page.expect_response(lambda r: r.url.endswith(f"/t/acme/approvals/{prefetched.pk}/")):
-        page.goto(console_server + f"/t/acme/approvals/?sort=oldest&id={approval.pk}")
+    page.goto(console_server + f"/t/acme/approvals/?sort=oldest&id={approval.pk}")
+    expect(page.locator("#approval-detail")).to_have_attribute("data-prefetched", str(prefetched.pk))
+
+
+def test_the_selected_request_stays_selected_when_the_list_changes_live(cast, console_server, page):
+    from agents.services import run_start
+    from tests.factories import advance
+
+    seed_demo_systems(cast.acme)
+    agent = cast.acme.agents.get(slug="renewals")
+
+    def request():
+        run = advance(run_start(tenant=cast.acme, agent=agent, goal=RENEWAL_GOAL, requested_by=cast.member))
+        return run.approval_requests.get()
+
+    first = request()  # the oldest, first in the list
+    second = request()
+    page.goto(console_server + "/")  # log in first, then open the queue sorted oldest first
+    log_in(page, console_server, "rita")
+    traffic = watch_the_pane_traffic(page)
+    open_queue_at(page, console_server, first, prefetched=second)
+    page.keyboard.press("j")  # to the request whose pane the page fetched ahead: shown without asking again
+    selected = page.locator("#queue-list .queue-item.selected")
+    expect(selected).to_have_attribute("id", f"queue-item-{second.pk}")
+    expect(page.locator("#approval-detail article")).to_have_attribute("data-approval-id", str(second.pk))
+    expect(page.locator("#approval-detail")).to_contain_text("Why the agent asks")
+    expect(page).to_have_url(re.compile(rf"\?sort=oldest&id={second.pk}$"))
+    assert traffic["panes"].count(f"/t/acme/approvals/{second.pk}/") == 1  # the prefetch, not the key
+    third = request()
+    expect(page.locator(f"#queue-item-{third.pk}")).to_be_visible()  # arrived live
+    expect(selected).to_have_count(1)
+    expect(selected).to_have_attribute("id", f"queue-item-{second.pk}")
 
 
 def test_after_a_decision_the_queue_moves_on_and_a_pane_decided_elsewhere_updates(cast, console_server, browser):
