@@ -117,6 +117,9 @@ def detail(request: HttpRequest, tenant_slug: str, approval_id: int) -> HttpResp
                    and not approval.is_open and approval.decided_by_id != request.user.pk})
 
 
+# The event (HX-Trigger) of a decision answered with its note only: the page shows the pane it prefetched.
+PREFETCHED_PANE_EVENT = "approvals:prefetched-pane"
+
 WITHOUT_REASON = "Say why you reject it (the agent is told and can act on it), or tick “Reject without a reason”."
 
 
@@ -175,6 +178,8 @@ def _next_pane(request: HttpRequest, membership, before: ApprovalRequest, decide
                filters: dict) -> HttpResponse:
     """After a decision: the next request of the viewer's queue, in its order (the one after the
     decided one, else the first left), said with what was decided; with nothing left, the decided one.
+    When the page says it has prefetched that next pane (``prefetched=<its id>``), only the decided note
+    comes back, with the event naming the id: the page shows its own copy of the pane below the note.
     ``before``: the request as it was read before the decision; ``decided``: as the decision left it."""
     if not request.htmx:
         messages.success(request, _decided_note(decided))
@@ -184,11 +189,16 @@ def _next_pane(request: HttpRequest, membership, before: ApprovalRequest, decide
     left = [pk for pk in queue if pk != decided.pk or decided.is_open]
     after = queue[queue.index(decided.pk) + 1:] if decided.pk in queue else []
     next_id = next((pk for pk in after if pk in left), left[0] if left else None)
-    shown = _approval(membership, next_id or decided.pk)
-    response = render(request, "approvals/partials/detail.html", {
-        **_detail_context(shown), "decided_note": _decided_note(decided), "decided_id": decided.pk,
-        "nothing_left": next_id is None})
-    response["HX-Replace-Url"] = _queue_url(membership.tenant.slug, shown.pk, queue_query(filters))
+    note = {"decided_note": _decided_note(decided), "decided_id": decided.pk, "nothing_left": next_id is None}
+    if next_id is not None and next_id == strict_int(request.POST.get("prefetched", ""), 0):
+        # The page already holds that pane (fetched by the detail view a moment ago): say only what was
+        # decided and which pane to show, so no pane is read or rendered on the click's path.
+        response = render(request, "approvals/partials/decided_note.html", note)
+        response["HX-Trigger"] = json.dumps({PREFETCHED_PANE_EVENT: {"id": next_id}})
+    else:
+        shown = _approval(membership, next_id or decided.pk)
+        response = render(request, "approvals/partials/detail.html", {**_detail_context(shown), **note})
+    response["HX-Replace-Url"] = _queue_url(membership.tenant.slug, next_id or decided.pk, queue_query(filters))
     return response
 
 

@@ -95,6 +95,7 @@
         const wasListed = shown && document.getElementById("queue-item-" + shown.dataset.approvalId);
         replace(queue.id, data.list);
         markSelected();
+        document.dispatchEvent(new CustomEvent("queue:changed"));  // approvals.js: the pane to fetch ahead
         // The open request left the queue while shown: someone else decided it. Show it as it now is.
         if (wasListed && !deciding && !document.getElementById("queue-item-" + shown.dataset.approvalId) && window.htmx) {
           window.htmx.ajax("GET", shown.dataset.detailUrl + "?changed=1", {target: "#approval-detail", swap: "innerHTML"});

@@ -135,3 +135,57 @@ def test_the_run_card_asks_for_a_reason_to_reject_too(cast, client_for, approval
     client_for(cast.reviewer).post(url, {"decision": "reject", "from": "run", "without_reason": "1"}, **HTMX)
     approval.refresh_from_db()
     assert approval.status == "rejected"
+
+
+def test_a_decision_whose_next_pane_the_page_prefetched_answers_with_the_note_alone(cast, client_for, approval,
+                                                                                   renewals):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    first, middle, last = sorted([approval, second_request(cast, renewals), second_request(cast, renewals)],
+                                 key=lambda a: a.pk)
+    client = client_for(cast.reviewer)
+    with CaptureQueriesContext(connection) as whole:  # no prefetch: the next pane is read and rendered
+        full = decide(client, first, current=f"/t/acme/approvals/?sort=oldest&id={first.pk}", decision="approve")
+    assert f'data-approval-id="{middle.pk}"' in full.text and "HX-Trigger" not in full
+    with CaptureQueriesContext(connection) as small:
+        response = decide(client, middle, current=f"/t/acme/approvals/?sort=oldest&id={middle.pk}",
+                          decision="approve", prefetched=str(last.pk))
+    assert response.status_code == 200
+    assert response.text.strip() == (f'<p class="notice decided-note" role="status" data-decided="{middle.pk}">'
+                                     f"email.send on run #{middle.run.number} approved. Next request:</p>")
+    assert json.loads(response["HX-Trigger"]) == {"approvals:prefetched-pane": {"id": last.pk}}
+    assert response["HX-Replace-Url"] == f"/t/acme/approvals/?sort=oldest&id={last.pk}"
+    assert len(small) < len(whole), (len(small), len(whole))
+    middle.refresh_from_db()
+    assert middle.status == "approved"
+
+
+def test_a_prefetched_pane_that_is_not_next_or_garbage_gets_the_whole_pane_as_before(cast, client_for, approval,
+                                                                                      renewals):
+    requests = sorted([approval] + [second_request(cast, renewals) for _ in range(5)], key=lambda a: a.pk)
+    client = client_for(cast.reviewer)
+    # Stale (the page kept the pane of one no longer next), not an id, not a positive ASCII integer.
+    for decided, prefetched in zip(requests, [str(requests[2].pk), "abc", "-3", "１２", "9" * 40]):
+        response = decide(client, decided, current=f"/t/acme/approvals/?sort=oldest&id={decided.pk}",
+                          decision="approve", prefetched=prefetched)
+        after = requests[requests.index(decided) + 1]
+        assert response.status_code == 200, prefetched
+        assert f'data-approval-id="{after.pk}"' in response.text and "approved. Next request:" in response.text
+        assert "HX-Trigger" not in response, prefetched
+    # Nothing left: the decided request is shown, whatever the page says it holds.
+    last = decide(client, requests[-1], decision="approve", prefetched=str(requests[0].pk))
+    assert "approved. Nothing else waits for you." in last.text and f'data-approval-id="{requests[-1].pk}"' in last.text
+
+
+def test_a_refused_decision_shows_its_pane_with_the_refusal_even_with_a_prefetched_pane(cast, client_for, approval,
+                                                                                      renewals):
+    other = second_request(cast, renewals)
+    client = client_for(cast.reviewer)
+    refused = decide(client, approval, decision="reject", note=" ", prefetched=str(other.pk))
+    assert refused.status_code == 422 and "Say why you reject it" in refused.text
+    assert f'data-approval-id="{approval.pk}"' in refused.text and "HX-Trigger" not in refused
+    decide(client_for(cast.admin), approval, decision="approve")
+    again = decide(client, approval, decision="approve", prefetched=str(other.pk))
+    assert again.status_code == 409 and "Already approved by ada" in again.text
+    assert f'data-approval-id="{approval.pk}"' in again.text and "HX-Trigger" not in again

@@ -126,6 +126,33 @@ def test_a_refused_edit_is_shown_with_what_was_typed(cast, console_server, page)
     expect(page.locator("#edit-arguments input[name='arg:to']")).to_be_focused()  # the edit stays open, on the field
 
 
+def waiting_requests(cast, count):
+    from agents.services import run_start
+    from tests.factories import advance
+
+    seed_demo_systems(cast.acme)
+    renewals = cast.acme.agents.get(slug="renewals")
+    return [advance(run_start(tenant=cast.acme, agent=renewals, goal=RENEWAL_GOAL, requested_by=cast.member))
+            .approval_requests.get() for _ in range(count)]
+
+
+def watch_the_pane_traffic(page):
+    """What the page asks of the server: the detail panes it GETs (paths), and of each decision POST
+    whether it was answered with the note alone (the page shows a pane it fetched ahead)."""
+    traffic = {"panes": [], "decisions": []}
+    page.on("request", lambda r: r.method == "GET" and re.search(r"/approvals/\d+/$", r.url)
+            and traffic["panes"].append(re.sub(r"^https?://[^/]+", "", r.url)))
+    page.on("response", lambda r: r.request.method == "POST" and r.url.endswith("/decision/")
+            and traffic["decisions"].append("note alone" if "hx-trigger" in r.headers else "whole pane"))
+    return traffic
+
+
+def open_queue_at(page, console_server, approval, prefetched):
+    """The queue sorted oldest first, ``approval`` in the pane, once the page holds the pane of ``prefetched``."""
+    page.goto(console_server + f"/t/acme/approvals/?sort=oldest&id={approval.pk}")
+    expect(page.locator("#approval-detail")).to_have_attribute("data-prefetched", str(prefetched.pk))
+
+
 def test_the_selected_request_stays_selected_when_the_list_changes_live(cast, console_server, page):
     from agents.services import run_start
     from tests.factories import advance
@@ -137,16 +164,19 @@ def test_the_selected_request_stays_selected_when_the_list_changes_live(cast, co
         run = advance(run_start(tenant=cast.acme, agent=agent, goal=RENEWAL_GOAL, requested_by=cast.member))
         return run.approval_requests.get()
 
-    request()  # the oldest, first in the list
+    first = request()  # the oldest, first in the list
     second = request()
     page.goto(console_server + "/")  # log in first, then open the queue sorted oldest first
     log_in(page, console_server, "rita")
-    page.goto(console_server + "/t/acme/approvals/?sort=oldest")
-    page.wait_for_load_state("load")
-    page.keyboard.press("j")
+    traffic = watch_the_pane_traffic(page)
+    open_queue_at(page, console_server, first, prefetched=second)
+    page.keyboard.press("j")  # to the request whose pane the page fetched ahead: shown without asking again
     selected = page.locator("#queue-list .queue-item.selected")
     expect(selected).to_have_attribute("id", f"queue-item-{second.pk}")
     expect(page.locator("#approval-detail article")).to_have_attribute("data-approval-id", str(second.pk))
+    expect(page.locator("#approval-detail")).to_contain_text("Why the agent asks")
+    expect(page).to_have_url(re.compile(rf"\?sort=oldest&id={second.pk}$"))
+    assert traffic["panes"].count(f"/t/acme/approvals/{second.pk}/") == 1  # the prefetch, not the key
     third = request()
     expect(page.locator(f"#queue-item-{third.pk}")).to_be_visible()  # arrived live
     expect(selected).to_have_count(1)
@@ -154,27 +184,27 @@ def test_the_selected_request_stays_selected_when_the_list_changes_live(cast, co
 
 
 def test_after_a_decision_the_queue_moves_on_and_a_pane_decided_elsewhere_updates(cast, console_server, browser):
-    from agents.services import run_start
-    from tests.factories import advance
-
-    seed_demo_systems(cast.acme)
-    renewals = cast.acme.agents.get(slug="renewals")
-    first, second = (advance(run_start(tenant=cast.acme, agent=renewals, goal=RENEWAL_GOAL, requested_by=cast.member))
-                     .approval_requests.get() for _ in range(2))
+    first, second = waiting_requests(cast, 2)
     page = browser.new_context().new_page()
     open_queue(page, console_server, "rita")
-    page.goto(console_server + f"/t/acme/approvals/?sort=oldest&id={first.pk}")
-    page.wait_for_load_state("load")
+    traffic = watch_the_pane_traffic(page)
+    open_queue_at(page, console_server, first, prefetched=second)  # the page fetches the next pane ahead
     page.keyboard.press("r")  # reject: the reason is asked for
     page.get_by_role("button", name="Reject", exact=True).click()
     expect(page.locator("#reject-reason-error")).to_contain_text("Say why you reject it")
     expect(page.locator("#reject-reason")).to_be_focused()
     page.locator("#reject-reason").fill("Wrong recipient")
+    asked_before = len(traffic["panes"])
     page.get_by_role("button", name="Reject", exact=True).click()
     detail = page.locator("#approval-detail")
     expect(detail).to_contain_text(f"email.send on run #{first.run.number} rejected. Next request:")
     expect(detail.locator("article")).to_have_attribute("data-approval-id", str(second.pk))
+    expect(detail.locator("article")).to_contain_text("Why the agent asks")  # the whole pane, under the note
+    expect(page.locator("#queue-list .queue-item.selected")).to_have_attribute("id", f"queue-item-{second.pk}")
     expect(page).to_have_url(re.compile(rf"\?sort=oldest&id={second.pk}$"))
+    # The pane shown is the one fetched ahead: the decision came back as the note alone, no pane was asked after.
+    assert traffic["decisions"] == ["whole pane", "note alone"]  # the refusal, then the decision
+    assert f"/t/acme/approvals/{second.pk}/" not in traffic["panes"][asked_before:]
     page.reload()
     expect(page.locator("#approval-detail article")).to_have_attribute("data-approval-id", str(second.pk))
 
@@ -186,3 +216,23 @@ def test_after_a_decision_the_queue_moves_on_and_a_pane_decided_elsewhere_update
     expect(detail).to_contain_text("Approved by ada")
     page.go_back()
     expect(page.locator("#approval-detail article")).to_have_attribute("data-approval-id", str(first.pk))
+
+
+def test_when_the_next_request_was_decided_elsewhere_meanwhile_the_whole_pane_comes(cast, console_server, browser):
+    from approvals.models import ApprovalRequest
+
+    first, second, third = waiting_requests(cast, 3)
+    page = browser.new_context().new_page()
+    open_queue(page, console_server, "rita")
+    traffic = watch_the_pane_traffic(page)
+    open_queue_at(page, console_server, first, prefetched=second)
+    # ada decides the second one in the moment before the page hears of it: the page still holds its pane.
+    ApprovalRequest.objects.filter(pk=second.pk).update(status="approved", decided_by=cast.admin)
+    page.get_by_role("button", name="Approve").click()
+    detail = page.locator("#approval-detail")
+    expect(detail).to_contain_text(f"email.send on run #{first.run.number} approved. Next request:")
+    expect(detail.locator("article")).to_have_attribute("data-approval-id", str(third.pk))
+    expect(detail.locator("article")).to_contain_text("Why the agent asks")
+    expect(page.locator("#queue-list .queue-item.selected")).to_have_attribute("id", f"queue-item-{third.pk}")
+    expect(page).to_have_url(re.compile(rf"\?sort=oldest&id={third.pk}$"))
+    assert traffic["decisions"] == ["whole pane"]
