@@ -329,10 +329,10 @@ def run_write_and_commit(run: Run) -> None:
     in the same round trip (queued in pipeline mode, one Sync for both), when that block is a whole
     transaction. The block's own commit then finds nothing left to do and runs the on-commit hooks as
     usual; a failed COMMIT raises here, inside the block, which rolls back as for any error. Inside an
-    outer transaction (the block is a savepoint), one marked for rollback, or where libpq has no pipeline
-    mode, it is just ``run_write`` and the block commits as usual."""
+    outer transaction (the block is a savepoint, or an atomic block without one), one marked for rollback,
+    or where libpq has no pipeline mode, it is just ``run_write`` and the block commits as usual."""
     if connection.savepoint_ids or connection.needs_rollback or not connection.in_atomic_block \
-            or not Pipeline.is_supported():
+            or not Pipeline.is_supported():  # savepoint_ids: one entry (None without a savepoint) per inner block
         run_write(run)
         return
     with connection.wrap_database_errors, connection.connection.pipeline():

@@ -1,5 +1,5 @@
 """People's changes to a run (and a decision's outcome, for approvals): each under the run's row
-lock (``run_locked``), written with ``run_write`` like the step's own transactions."""
+lock (``run_locked``), written with ``run_write`` like the step's own transactions (with the COMMIT, when whole)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from django.utils import timezone
 from agents.events import emit
 from agents.hooks import review
 from agents.models import Run, RunStatus
-from agents.run_store import run_lock_in_tenant, run_write
+from agents.run_store import run_lock_in_tenant, run_write_and_commit
 from agents.services.runs import MAX_INSTRUCTION_CHARS
 from agents.services.transitions import RunError, cancel_now, enqueue_on_commit, set_status, who
 
@@ -31,7 +31,7 @@ def run_locked(*, tenant, run_id: int, savepoint: bool = True):
         if locked is None:
             raise Run.DoesNotExist(f"no run {run_id} in this tenant")
         yield locked
-        run_write(locked)
+        run_write_and_commit(locked)  # with the COMMIT in one round trip when this is the whole transaction
 
 
 NEXT_AFTER_DECISION = {  # kind → (approved, not approved)

@@ -77,3 +77,24 @@ def test_a_step_commits_with_its_last_write_and_a_failed_commit_keeps_nothing(tr
     assert RunEvent.objects.filter(run=run, type="note").get().payload == {"text": "kept"}
     assert told == ["kept one"]
     assert run_advance(run_id=run.pk, worker="w1") in {"completed", "tool_done", "model_next"}
+
+
+def test_a_person_s_change_commits_with_its_write_but_never_an_outer_transaction_early(transactional_db, cast, looper):
+    """run_locked (an instruction, a pause, a decision's outcome) sends its write with the COMMIT when it is the
+    whole transaction; inside a caller's transaction without a savepoint (a decision) it commits nothing itself:
+    the caller's failure afterwards keeps nothing."""
+    from django.db import transaction
+
+    from agents.models import RunEvent
+    from agents.services import run_add_instruction
+    from agents.services.control import run_locked
+
+    run = run_start(tenant=cast.acme, agent=looper, goal="Call noop once", requested_by=cast.member)
+    run_add_instruction(run=run, actor=cast.member, text="kept")
+    assert RunEvent.objects.filter(run=run, type="instruction.added").count() == 1
+
+    with pytest.raises(RuntimeError), transaction.atomic():
+        with run_locked(tenant=cast.acme, run_id=run.pk, savepoint=False) as locked:
+            locked.writes.event("note", {"text": "never kept"})
+        raise RuntimeError("the caller fails after the run's write")
+    assert not RunEvent.objects.filter(run=run, type="note").exists()
