@@ -45,7 +45,7 @@ class RunConsumer(LiveConsumer):
         await self.accept()
         # Read after joining the group: a commit from here on is announced to this socket, and the
         # catch-up reaches at least this far (a shared frame that stops short is not reused).
-        await self._catch_up(heard=await database_sync_to_async(run_event_seq)(tenant=self.tenant, run_id=self.run_id))
+        await self.layer_gap({})
 
     async def disconnect(self, code):
         if hasattr(self, "run_id"):
@@ -63,7 +63,8 @@ class RunConsumer(LiveConsumer):
         await self._catch_up(heard=seq)
 
     async def layer_gap(self, message):
-        """Announcements may have been lost (console/channel_layer.py): what the database has past this socket's seq."""
+        """What the database has past this socket's seq: on connecting, and when announcements may have been
+        lost (console/channel_layer.py)."""
         await self._catch_up(heard=await database_sync_to_async(run_event_seq)(tenant=self.tenant, run_id=self.run_id))
 
     async def _catch_up(self, heard: int = 0):
@@ -95,7 +96,7 @@ class RunListConsumer(LiveConsumer):
         await self.channel_layer.group_add(tenant_group(self.tenant.id), self.channel_name)
         await self.accept()
         if query.get("catch_up"):  # after joining the group: a change from now on is sent again, never lost
-            await self.send_json(await socket_render(self._render_rows)())
+            await self.layer_gap({})
 
     async def disconnect(self, code):
         if hasattr(self, "tenant"):
@@ -107,7 +108,7 @@ class RunListConsumer(LiveConsumer):
             await self.send_json(row)
 
     async def layer_gap(self, message):
-        """Changes may have gone unannounced (a reconnect, or console/channel_layer.py): the whole list again."""
+        """The whole list again: changes may have gone unannounced (a reconnect, or console/channel_layer.py)."""
         await self.send_json(await socket_render(self._render_rows)())
 
     def _render(self, run_id):

@@ -27,7 +27,7 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 from bench.agent_loop import ROOT, Worker, _django, log_path
-from bench.harness import Context, Row, Summary, summary, table
+from bench.harness import Context, Row, summary, summed, table
 
 SAMPLES = int(os.environ.get("P3_SAMPLES", "100"))  # the p99 of fewer is close to their maximum; fewer to try a change
 GOAL = "Prepare the renewal plan for account ACME-042 and email it to its success manager"
@@ -288,10 +288,8 @@ def run(ctx: Context) -> str:
     posts = post_alone(tenant, agent, requester, reviewer)
     app.control.purge()  # the steps the in-process runs enqueued
     bh, b2 = ctx.baseline("Bh"), ctx.baseline("B2")
-    reference = Summary(n=min(bh.n, b2.n), p50=bh.p50 + b2.p50, p99=bh.p99 + b2.p99, mean=bh.mean + b2.mean)
-    pieces = [bh, hop, parts["decision"], parts["tool step"], parts["frame render"]]
-    floor = Summary(n=min(piece.n for piece in pieces), p50=sum(piece.p50 for piece in pieces),
-                    p99=sum(piece.p99 for piece in pieces), mean=sum(piece.mean for piece in pieces))
+    reference = summed(bh, b2)
+    floor = summed(bh, hop, parts["decision"], parts["tool step"], parts["frame render"])
 
     def post_rows(name: str, measured: list[tuple[float, float]], alone: str, answer: str) -> list[Row]:
         times, cpu, statements, in_decision = posts[alone]

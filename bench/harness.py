@@ -134,6 +134,13 @@ def summary(samples: list[float]) -> Summary:
     )
 
 
+def summed(*parts: Summary) -> Summary:
+    """Parts of one path measured one at a time, added up: their p50s, p99s and means (a floor, or a
+    baseline made of two, such as Bh + B2)."""
+    return Summary(n=min(part.n for part in parts), p50=sum(part.p50 for part in parts),
+                   p99=sum(part.p99 for part in parts), mean=sum(part.mean for part in parts))
+
+
 # --------------------------------------------------------------------------- context
 
 

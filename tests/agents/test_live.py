@@ -520,3 +520,5 @@ def test_every_websocket_consumer_handles_its_messages_on_the_event_loop():
 
     consumers = {pattern.callback.consumer_class for pattern in websocket_urlpatterns}
     assert consumers and all(issubclass(consumer, LiveConsumer) for consumer in consumers)
+    # and each reads again when the layer says announcements were lost (console/channel_layer.py)
+    assert all(callable(getattr(consumer, "layer_gap", None)) for consumer in consumers)
