@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from django.db.models import Prefetch, QuerySet, prefetch_related_objects
+from django.db.models import QuerySet
 
 from agents.models import AgentVersion, PlanStep, Run, RunEvent
+from agents.run_store import events_between, plan_steps, run_requests_attach, run_shown
 
 EVENTS_PAGE = 500
 
@@ -74,16 +75,11 @@ def run_get(*, tenant, run_id: int | None = None, number: int | None = None) -> 
     """By id, or by the run's number in the tenant (what pages, sockets and the API name).
     Raises Run.DoesNotExist for a run of another tenant as for a missing one.
     Comes with its approvals, who decided them and the call that ran, as the run card shows."""
-    # The requests come through the reverse relation approvals adds to Run (the runtime imports no approvals code).
-    from agents.run_store import run_shown
-
+    # Prepared statements, not the ORM: a run socket reads this for every frame it renders (bench p3).
     run = run_shown(tenant_id=tenant.pk, run_id=run_id, number=number)
     if run is None:
         raise Run.DoesNotExist("no such run in this tenant")
-    requests = Run._meta.get_field("approval_requests").related_model
-    prefetch_related_objects([run], Prefetch("approval_requests", queryset=requests.objects.for_tenant(tenant)
-                                             .select_related("decided_by", "tool_invocation", "assignee").order_by("id")))
-    return pin_agent_version(run)
+    return pin_agent_version(run_requests_attach(run))
 
 
 def run_row(*, tenant, run_id: int | None = None, number: int | None = None, filters: dict | None = None) -> Run | None:
@@ -101,16 +97,16 @@ def run_event_seq(*, tenant, run_id: int) -> int:
 def run_events_after(*, run: Run, after: int, limit: int = EVENTS_PAGE) -> list[RunEvent]:
     """Events after ``after`` up to the run row's own ``event_seq``: rendered with that row, they
     agree with it (events committed since are the next update's, never skipped past)."""
-    return list(RunEvent.objects.filter(run=run, seq__gt=after, seq__lte=run.event_seq).order_by("seq")[:limit])
+    return events_between(run_id=run.pk, after=after, upto=run.event_seq, limit=limit)
 
 
 def run_events_between(*, run_id: int, after: int, upto: int) -> list[RunEvent]:
     """Events ``after`` < seq ≤ ``upto`` of a run the caller may see (a live socket's, checked when it connected)."""
-    return list(RunEvent.objects.filter(run_id=run_id, seq__gt=after, seq__lte=upto).order_by("seq"))
+    return events_between(run_id=run_id, after=after, upto=upto)
 
 
 def run_plan(*, run: Run) -> list[PlanStep]:
-    return list(PlanStep.objects.filter(run=run))
+    return plan_steps(run_id=run.pk)
 
 
 def agent_list(*, tenant) -> list:

@@ -125,3 +125,42 @@ def test_runs_are_numbered_per_tenant_in_urls_and_pages(cast, run, client_for, r
     assert "Globex&#x27;s first" in page and "#1 " in page and f"/runs/{first_of_globex.pk}/" not in page
     assert "Acme&#x27;s second" in client_for(cast.member).get("/t/acme/runs/2/").content.decode()
     assert client_for(cast.member).get(f"/t/acme/runs/{first_of_globex.pk}/").status_code == 404
+
+
+def test_the_run_socket_s_frame_shows_the_request_for_each_role_then_the_decision_and_the_call_that_ran(cast, renewals):
+    """The card a run socket pushes (run_get's prepared reads, not the ORM's prefetch): the pending request's tool,
+    risk and assignee for everyone, the buttons only for who may decide; then who decided and how the call ended."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from agents.live import render_run_update
+    from agents.selectors import run_get
+    from approvals.services import approval_assign, approval_decision_take
+    from tests.factories import RENEWAL_GOAL, advance
+
+    run = advance(run_start(tenant=cast.acme, agent=renewals, goal=RENEWAL_GOAL, requested_by=cast.member))
+    approval = run.approval_requests.get()
+    approval_assign(approval=approval, assignee="rita", actor=cast.admin)
+    for can_decide in (False, True):
+        with CaptureQueriesContext(connection) as reads:
+            shown = run_get(tenant=cast.acme, run_id=run.pk)
+        assert len(reads) == 2  # the run, and its requests with their people and calls
+        card = render_run_update(shown, 0, can_decide=can_decide)["replace"]["run-card"]
+        assert "<strong>email.send</strong> (risk 3)" in card and "(rita)" in card
+        assert (">Approve<" in card) == can_decide and ("A reviewer decides" in card) != can_decide
+
+    approval_decision_take(approval=approval, decision="approve", actor=cast.reviewer)
+    advance(run, until={"tool_done"})
+    card = render_run_update(run_get(tenant=cast.acme, run_id=run.pk), 0, can_decide=True)["replace"]["run-card"]
+    assert "email.send approved by rita" in card and "it ran: ok" in card and ">Approve<" not in card
+
+
+def test_the_run_card_shows_only_its_tenant_s_requests(cast, run):
+    """A request row naming the run but another tenant (it cannot happen through the services) is not shown."""
+    from agents.selectors import run_get
+
+    ApprovalRequest.objects.create(tenant=cast.globex, run=run, step=1, call_id="c", tool="crm.secret", risk=3,
+                                   policy="test")
+    assert list(run_get(tenant=cast.acme, run_id=run.pk).approval_requests.all()) == []
+    with pytest.raises(type(run).DoesNotExist):
+        run_get(tenant=cast.globex, run_id=run.pk)
