@@ -372,6 +372,13 @@ def _insert_sql(model, suffix: str) -> str:
     return f"INSERT INTO {table} ({columns}) SELECT {columns} FROM json_populate_recordset(NULL::{table}, %s){suffix}"
 
 
+def insert_cte(name: str, rows: list, returning: str = "") -> tuple[str, str]:
+    """For a hook's own statement in ``run_write`` (``RunWrites.hook_items_for``): ``name AS (INSERT ...)`` of
+    rows of one model, and its one parameter (the rows as JSON); ``returning``: what a later CTE reads of them."""
+    sql, values = _insert(rows, f" RETURNING {returning}" if returning else "")
+    return f"{name} AS ({sql})", values
+
+
 def events_json(events: list[RunEvent]) -> str:
     """Written events as the JSON a live socket renders them from (``agents.live.events_from_json``): what a
     read of their rows would give, without the read."""

@@ -6,8 +6,13 @@ from __future__ import annotations
 from agents.hooks import Need, Review
 from approvals.models import OPEN, ApprovalRequest
 from approvals.policy import Requirement, requirement
-from approvals.selectors import policy_rules
-from approvals.services import approval_request_create, approvals_cancel_for_run, human_step_requirement
+from approvals.selectors import call_review, policy_rules
+from approvals.services import (
+    approval_invocation_link,
+    approval_request_create,
+    approvals_cancel_for_run,
+    human_step_requirement,
+)
 from console.models import TenantConfigCache
 
 
@@ -34,17 +39,17 @@ class ApprovalsReview:
                                 arguments=arguments)
 
     def review_for_call(self, *, run, step: int, call_id: str) -> Review | None:
-        approval = ApprovalRequest.objects.for_tenant(run.tenant_id).filter(
-            run=run, step=step, call_id=call_id).select_related("decided_by").first()
-        if approval is None:
+        found = call_review(tenant_id=run.tenant_id, run_id=run.pk, step=step, call_id=call_id)
+        if found is None:
             return None
-        return Review(id=approval.id, kind=approval.kind, status=approval.status,
-                      decided_by=getattr(approval.decided_by, "username", ""), note=approval.decision_note,
-                      answer=approval.answer, arguments_to_run=approval.arguments_to_run,
-                      edited=approval.approved_arguments is not None)
+        approved = found["approved_arguments"]
+        return Review(id=found["id"], kind=found["kind"], status=found["status"], decided_by=found["decided_by"] or "",
+                      note=found["decision_note"], answer=found["answer"],
+                      arguments_to_run=approved if approved is not None else found["arguments"],
+                      edited=approved is not None)
 
     def invocation_ran(self, *, run, review_id: int, invocation) -> None:
-        ApprovalRequest.objects.for_tenant(run.tenant_id).filter(pk=review_id).update(tool_invocation=invocation)
+        approval_invocation_link(run=run, approval_id=review_id, invocation=invocation)
 
     def cancel_open(self, *, run) -> None:
         approvals_cancel_for_run(run=run)

@@ -8,6 +8,7 @@ from django.db.models import Prefetch, Q
 
 from approvals.models import OPEN, ApprovalDecision, ApprovalPolicy, ApprovalRequest, ApprovalStatus
 from approvals.policy import Rule
+from console.db import db_value, prepared_cursor
 from console.input import strict_int
 
 
@@ -20,6 +21,25 @@ def approval_get(*, tenant, approval_id: int, detail: bool = True) -> ApprovalRe
         approvals = approvals.select_related("run__agent", "decided_by", "tool_invocation", "assignee").prefetch_related(
             decisions)
     return approvals.first()
+
+
+_DECIDER = ApprovalRequest._meta.get_field("decided_by").related_model
+_REVIEWED = ["id", "kind", "status", "decision_note", "answer", "arguments", "approved_arguments"]
+CALL_REVIEW = (f'SELECT {", ".join(f"a.{name}" for name in _REVIEWED)}, u.username FROM {ApprovalRequest._meta.db_table} a '
+               f'LEFT JOIN {_DECIDER._meta.db_table} u ON u.id = a.decided_by_id '
+               'WHERE a.tenant_id = %s AND a.run_id = %s AND a.step = %s AND a.call_id = %s')
+
+
+def call_review(*, tenant_id: int, run_id: int, step: int, call_id: str) -> dict | None:
+    """What the run needs of the request for one of its calls (its fields in ``_REVIEWED``, and ``decided_by``: the
+    decider's username or None), or None. A prepared statement: the step that resumes after a decision reads it."""
+    with prepared_cursor() as cursor:
+        cursor.execute(CALL_REVIEW, [tenant_id, run_id, step, call_id])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    fields = [ApprovalRequest._meta.get_field(name) for name in _REVIEWED]
+    return {**{field.name: db_value(field, value) for field, value in zip(fields, row)}, "decided_by": row[-1]}
 
 
 def policy_rule(p: ApprovalPolicy) -> Rule:

@@ -14,7 +14,7 @@ from django.utils import timezone
 from agents.engine import ASK_TOOL, PLAN_TOOL, plan_diff, plan_problem, plan_steps_cleaned
 from agents.events import emit
 from agents.models import Run
-from agents.run_store import row_add
+from agents.run_store import insert_cte, row_add
 from agents.services import run_cancel, run_continue_after_decision, run_locked
 from agents.tools import tool_for
 from agents.tools.registry import parse_arguments
@@ -142,6 +142,25 @@ def approval_request_create(*, run, step: int, call, risk: int, rule: Rule, kind
                                      "required_approvals": approval.required_approvals,
                                      "due_at": approval.due_at.isoformat()})
     return approval
+
+
+def approval_invocation_link(*, run, approval_id: int, invocation) -> None:
+    """The call a request approved ran, in the step's transaction on the locked run: its invocation row (not yet
+    written) goes in with the run's statement (``run_write``), and the request links to it in that statement."""
+    run.writes.hook_items_for("approvals.invocation", _invocations_linked).append((approval_id, invocation))
+
+
+INVOCATIONS_LINKED = (f"approvals_linked AS (UPDATE {ApprovalRequest._meta.db_table} a SET tool_invocation_id = ran.id "
+                      "FROM approvals_ran ran, json_to_recordset(%s) AS l(approval_id bigint, key text) "
+                      "WHERE a.id = l.approval_id AND ran.idempotency_key = l.key AND a.tenant_id = %s)")
+
+
+def _invocations_linked(items: list) -> tuple[list[str], list]:
+    invocations = [invocation for _, invocation in items]
+    insert, rows = insert_cte("approvals_ran", invocations, returning="id, idempotency_key")
+    links = json.dumps([{"approval_id": approval_id, "key": invocation.idempotency_key}
+                        for approval_id, invocation in items])
+    return [insert, INVOCATIONS_LINKED], [rows, links, invocations[0].tenant_id]
 
 
 def approvals_cancel_for_run(*, run) -> int:

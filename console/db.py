@@ -33,3 +33,26 @@ def prepared_cursor():
     connection.ensure_connection()
     with connection.wrap_database_errors:
         return connection._prepare_cursor(_PreparingCursor(connection.connection))
+
+
+# --- Rows of hand-written statements as the ORM would give them ----------------------------------------------
+
+
+def select_list(alias: str, model, names: list[str] | None = None) -> str:
+    """The model's columns (or those of the fields ``names``) for a SELECT, qualified by ``alias``."""
+    fields = model._meta.concrete_fields if names is None else [model._meta.get_field(name) for name in names]
+    return ", ".join(f'{alias}."{field.column}"' for field in fields)
+
+
+def db_value(field, value):
+    """A column's value converted as the ORM converts it (JSON decoded, say)."""
+    for converter in field.get_db_converters(connection):
+        value = converter(value, field, connection)
+    return value
+
+
+def row_instance(model, values, names: list[str] | None = None):
+    """The model instance for a row of its columns (of the fields ``names``: the others deferred), as a query gives."""
+    fields = model._meta.concrete_fields if names is None else [model._meta.get_field(name) for name in names]
+    return model.from_db(connection.alias, [field.attname for field in fields],
+                         [db_value(field, value) for field, value in zip(fields, values)])

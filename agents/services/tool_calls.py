@@ -119,8 +119,7 @@ def execute_pending(run: Run, turn, pending: engine.PendingCall, decided: Review
     invocation.result = result
     if decided is None:
         row_add(run, invocation)  # written with the run
-    else:
-        invocation.save()  # the request links to it
+    else:  # written with the run too, by the review, which links its request to it in the same statement
         review().invocation_ran(run=run, review_id=decided.id, invocation=invocation)
     if spec and spec.cost_usd:  # a declared cost is the run's too, as the ledger's row for it is
         run.cost_usd += spec.cost_usd

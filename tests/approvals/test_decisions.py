@@ -3,6 +3,7 @@
 from datetime import timedelta
 
 import pytest
+from django.test import Client
 from django.utils import timezone
 
 from agents.models import Run, RunEvent, ToolInvocation
@@ -64,6 +65,29 @@ def test_edit_and_approve_runs_the_edited_call_and_tells_the_agent(cast, renewal
     decided = RunEvent.objects.get(run=run, type="approval.decided")
     assert decided.payload["edited_arguments"]["to"] == "dana@acme.example"
     assert invocation.result["reviewer_edited_arguments"]["to"] == "dana@acme.example"
+
+
+def test_the_approved_call_s_step_writes_its_invocation_and_the_request_s_link_with_the_run(cast, renewals):
+    """The step that runs an approved call reads the request once and writes the call's invocation and the request's
+    link to it in the run's own statement (no ORM insert or update of its own): what the run card shows as "it ran"."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from agents.services import run_advance
+
+    run, approval = waiting_send(cast, renewals)
+    approval_decide(approval=approval, approve=True, actor=cast.reviewer)
+    with CaptureQueriesContext(connection) as step:
+        assert run_advance(run_id=run.pk, worker="w1") == "tool_done"
+    approval.refresh_from_db()
+    assert approval.tool_invocation == ToolInvocation.objects.get(run=run, tool="email.send")
+    assert approval.tool_invocation.status == "ok" and EmailMessage.objects.filter(run=run, sent_at__isnull=False).count() == 1
+    touching = [query["sql"] for query in step.captured_queries if "approvals_approvalrequest" in query["sql"]]
+    assert len(touching) == 2 and touching[0].lstrip().startswith("SELECT")  # the read, then the run's write
+    assert "agents_run" in touching[1] and "agents_toolinvocation" in touching[1]
+    page = Client()
+    page.force_login(cast.member)
+    assert "it ran: ok" in page.get(f"/t/acme/runs/{run.number}/").content.decode()
 
 
 OUTSIDE_NEEDS_TWO = {"name": "Outside email needs two", "tool": "email.send", "min_risk": 0, "required_approvals": 2,
