@@ -4,6 +4,8 @@ viewer's own filters) from the database, with the page's own partials."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from channels.layers import get_channel_layer
 from django.db import transaction
 from django.template.loader import render_to_string
@@ -21,18 +23,34 @@ def queue_group(tenant_id: int) -> str:
 DECIDED_NOTICE_DELAY = 1.0  # seconds
 
 
-def notify_on_commit(approval, event: str) -> None:
+@dataclass(frozen=True)
+class Audience:
+    """Who a decision's notice would reach, read with the request's row lock: whether its tenant has an enabled
+    webhook, and whether the person who started the run has an email address."""
+
+    webhook: bool
+    requester_email: bool
+
+
+def notify_on_commit(approval, event: str, audience: Audience | None = None) -> None:
     """Emails and the webhook go out from a worker after commit, never inside the decision; the
-    webhook task only for a tenant that has a webhook for the event."""
+    webhook task only for a tenant that has a webhook for the event, and a decision's notice only if
+    somebody gets it (the requester's email, or the webhook). ``audience``: as read with the lock (else read here)."""
     from approvals.models import ApprovalWebhook
     from approvals.notifications import WEBHOOK_EVENTS
     from approvals.tasks import notify, webhook
 
-    hooked = event in WEBHOOK_EVENTS and ApprovalWebhook.objects.for_tenant(approval.tenant_id).filter(
-        enabled=True).exists()
+    if audience is not None:
+        hooked = event in WEBHOOK_EVENTS and audience.webhook
+    else:
+        hooked = event in WEBHOOK_EVENTS and ApprovalWebhook.objects.for_tenant(approval.tenant_id).filter(
+            enabled=True).exists()
+    emailed = not (event == "decided" and audience is not None and not audience.requester_email)
+    if not (emailed or hooked):
+        return
     countdown = DECIDED_NOTICE_DELAY if event == "decided" else None
     transaction.on_commit(lambda: (
-        notify.apply_async((approval.id, event), countdown=countdown),
+        emailed and notify.apply_async((approval.id, event), countdown=countdown),
         hooked and webhook.apply_async((approval.id, event), countdown=countdown)))
 
 

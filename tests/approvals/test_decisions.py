@@ -208,3 +208,70 @@ def test_overdue_requests_escalate_and_expired_ones_cancel_the_run_when_policy_s
     assert approvals_sweep() == {"escalated": 0, "expired": 1}
     run = Run.objects.get(pk=run.pk)
     assert run.status == "cancelled" and run.terminal_reason == "cancelled by policy (approval expired)"
+
+
+def test_a_decision_is_the_request_s_lock_the_run_s_lock_and_one_write(cast, renewals):
+    """Its transaction: the request's row lock (its run's number, the webhook and the client key read with it), the
+    run's lock, and one statement writing the request's decision, the decision and audit rows, the run's event and
+    status. Every record a reviewer and the run's page show is there after it."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from approvals.models import ApprovalDecision
+
+    run, approval = waiting_send(cast, renewals)
+    with CaptureQueriesContext(connection) as decision:
+        decided = approval_decide(approval=approval, approve=True, actor=cast.reviewer, note="fine",
+                                  client_key="k-1")
+    statements = [query["sql"] for query in decision.captured_queries if not query["sql"].startswith(
+        ("SAVEPOINT", "RELEASE SAVEPOINT", "BEGIN", "COMMIT"))]
+    assert len(statements) == 3, statements
+    lock, run_lock, write = statements
+    assert "FOR UPDATE OF a" in lock and "approvals_approvaldecision" in lock  # the client key, under the lock
+    assert "FOR NO KEY UPDATE" in run_lock
+    for table in ("approvals_approvalrequest", "approvals_approvaldecision", "console_auditevent", "agents_runevent"):
+        assert table in write, table
+
+    approval.refresh_from_db()
+    assert (decided.status, approval.status, approval.decided_by, approval.decision_note) == (
+        "approved", "approved", cast.reviewer, "fine")
+    assert approval.decided_at is not None and Run.objects.get(pk=run.pk).status == "queued"
+    assert ApprovalDecision.objects.get(approval=approval).verdict == "approve"
+    assert AuditEvent.objects.filter(verb="approval.approve", target=f"run #{run.number}: email.send").exists()
+    assert RunEvent.objects.get(run=run, type="approval.decided").payload["by"] == "rita"
+    again = approval_decide(approval=approval, approve=True, actor=cast.reviewer, client_key="k-1")
+    assert again.status == "approved" and ApprovalDecision.objects.filter(approval=approval).count() == 1
+
+
+def test_a_decision_on_another_tenant_s_request_is_404_and_changes_nothing(cast, renewals, client_for):
+    """sam reviews in Acme and administers Globex: through Globex's queue, Acme's request is not there."""
+    _, approval = waiting_send(cast, renewals)
+    response = client_for(cast.both).post(f"/t/globex/approvals/{approval.pk}/decision/", {"decision": "approve"})
+    assert response.status_code == 404
+    with pytest.raises(ApprovalRequest.DoesNotExist):
+        approval_decide(approval=ApprovalRequest(pk=approval.pk, tenant=cast.globex), approve=True, actor=cast.both)
+    approval.refresh_from_db()
+    assert approval.status == "pending" and not approval.decisions.exists()
+
+
+def test_a_decision_s_notice_is_enqueued_only_when_somebody_gets_it(cast, renewals, django_capture_on_commit_callbacks):
+    """The requester hears of the decision by email; with no address and no webhook there is nobody to tell, and
+    no task is sent (the worker resuming the run has it to itself)."""
+    import json
+
+    from django.conf import settings
+    from django.contrib.auth import get_user_model
+
+    from console.health import redis_client
+
+    def notices() -> int:
+        queued = redis_client(url=settings.CELERY_BROKER_URL).lrange("celery", 0, -1)
+        return sum(json.loads(raw)["headers"]["task"] == "approvals.notify" for raw in queued)
+
+    for email, told in (("", 0), ("max@mail.example", 1)):
+        get_user_model().objects.filter(pk=cast.member.pk).update(email=email)
+        _, approval = waiting_send(cast, renewals)
+        before = notices()
+        with django_capture_on_commit_callbacks(execute=True):
+            approval_decide(approval=approval, approve=True, actor=cast.reviewer)
+        assert notices() - before == told, email
