@@ -6,21 +6,40 @@ from collections.abc import Mapping
 
 from django.db.models import Prefetch, Q
 
+from agents.models import Run
 from approvals.models import OPEN, ApprovalDecision, ApprovalPolicy, ApprovalRequest, ApprovalStatus
 from approvals.policy import Rule
-from console.db import db_value, prepared_cursor
+from console.db import db_value, prepared_cursor, row_instance, select_list
 from console.input import strict_int
 
 
 def approval_get(*, tenant, approval_id: int, detail: bool = True) -> ApprovalRequest | None:
     """One request of the tenant, or None. With ``detail``, with what its pane and the API show (run
-    and agent, who decided, the call that ran, the assignee, the decisions and their people)."""
-    approvals = ApprovalRequest.objects.for_tenant(tenant).filter(pk=approval_id)
-    if detail:
-        decisions = Prefetch("decisions", queryset=ApprovalDecision.objects.select_related("actor"))
-        approvals = approvals.select_related("run__agent", "decided_by", "tool_invocation", "assignee").prefetch_related(
-            decisions)
-    return approvals.first()
+    and agent, who decided, the call that ran, the assignee, the decisions and their people); without,
+    with its run's number and agent only (what a decision's view reads before the decision), in one
+    prepared statement."""
+    if not detail:
+        with prepared_cursor() as cursor:
+            cursor.execute(REQUEST_BY_ID, [approval_id, getattr(tenant, "pk", tenant)])
+            row = cursor.fetchone()
+        return request_with_run(row) if row else None
+    decisions = Prefetch("decisions", queryset=ApprovalDecision.objects.select_related("actor"))
+    return ApprovalRequest.objects.for_tenant(tenant).filter(pk=approval_id).select_related(
+        "run__agent", "decided_by", "tool_invocation", "assignee").prefetch_related(decisions).first()
+
+
+_RUN_SHOWN = ["id", "tenant", "number", "agent"]  # what a decision reads of the request's run (the rest deferred)
+_REQUEST_COUNT = len(ApprovalRequest._meta.concrete_fields)
+REQUEST_WITH_RUN = f'SELECT {select_list("a", ApprovalRequest)}, {select_list("r", Run, _RUN_SHOWN)}'
+REQUEST_JOINED = f' FROM {ApprovalRequest._meta.db_table} a JOIN {Run._meta.db_table} r ON r.id = a.run_id'
+REQUEST_BY_ID = REQUEST_WITH_RUN + REQUEST_JOINED + " WHERE a.id = %s AND a.tenant_id = %s"
+
+
+def request_with_run(row) -> ApprovalRequest:
+    """A request from a row that starts with REQUEST_WITH_RUN's columns, its run attached (its other fields deferred)."""
+    request = row_instance(ApprovalRequest, row[:_REQUEST_COUNT])
+    request.run = row_instance(Run, row[_REQUEST_COUNT:_REQUEST_COUNT + len(_RUN_SHOWN)], _RUN_SHOWN)
+    return request
 
 
 _DECIDER = ApprovalRequest._meta.get_field("decided_by").related_model

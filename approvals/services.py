@@ -31,8 +31,8 @@ from approvals.models import (
     ApprovalWebhook,
 )
 from approvals.policy import BUDGET_TOOL, Requirement, Rule, human_step_rule, requirement
-from approvals.selectors import policy_rule, policy_rules
-from console.db import prepared_cursor, row_instance, select_list
+from approvals.selectors import REQUEST_JOINED, REQUEST_WITH_RUN, policy_rule, policy_rules, request_with_run
+from console.db import prepared_cursor
 from console.models import Membership, tenant_config_changed
 from console.roles import can_open
 from console.services import audit_event, audit_record
@@ -226,17 +226,13 @@ def approval_decide(*, approval: ApprovalRequest, approve: bool, actor, note: st
     raise DecisionRefused(raised, "needs_more_approvals") if locked.is_open else DecisionRefused(_refusal(locked))
 
 
-_RUN_SHOWN = ["id", "tenant", "number", "agent"]  # what a decision reads of the request's run (the rest deferred)
 _REQUESTER = ApprovalRequest._meta.get_field("requested_by").related_model
-_REQUEST_COUNT = len(ApprovalRequest._meta.concrete_fields)
 REQUEST_LOCK = (
-    f'SELECT {select_list("a", ApprovalRequest)}, {select_list("r", Run, _RUN_SHOWN)}, '
+    f'{REQUEST_WITH_RUN}, '
     f'EXISTS (SELECT 1 FROM {ApprovalWebhook._meta.db_table} w WHERE w.tenant_id = a.tenant_id AND w.enabled), '
     "COALESCE(u.email, '') <> '', "
     f"%s <> '' AND EXISTS (SELECT 1 FROM {ApprovalDecision._meta.db_table} d WHERE d.approval_id = a.id "
-    'AND d.client_key = %s) '
-    f'FROM {ApprovalRequest._meta.db_table} a JOIN {Run._meta.db_table} r ON r.id = a.run_id '
-    f'LEFT JOIN {_REQUESTER._meta.db_table} u ON u.id = a.requested_by_id '
+    f'AND d.client_key = %s){REQUEST_JOINED} LEFT JOIN {_REQUESTER._meta.db_table} u ON u.id = a.requested_by_id '
     'WHERE a.id = %s AND a.tenant_id = %s FOR UPDATE OF a')
 
 
@@ -251,8 +247,7 @@ def _request_locked(*, tenant_id: int, approval_id: int, client_key: str) -> tup
         row = cursor.fetchone()
     if row is None:
         raise ApprovalRequest.DoesNotExist("no such request in this tenant")
-    locked = row_instance(ApprovalRequest, row[:_REQUEST_COUNT])
-    locked.run = row_instance(Run, row[_REQUEST_COUNT:_REQUEST_COUNT + len(_RUN_SHOWN)], _RUN_SHOWN)
+    locked = request_with_run(row)
     webhook, requester_email, repeated = row[-3:]
     locked.notice_audience = Audience(webhook=webhook, requester_email=requester_email)
     return locked, repeated
