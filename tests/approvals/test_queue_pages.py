@@ -97,3 +97,39 @@ def test_the_run_page_says_what_waits_for_whom_and_then_what_ran(cast, client_fo
     advance(approval.run)
     page = client_for(cast.member).get(reverse("run_detail", args=["acme", approval.run.number])).content.decode()
     assert "edited before approval" in page and "dana@acme.example" in page and "it ran: ok" in page
+
+
+def test_the_next_pane_s_queue_is_the_queue_the_page_lists_for_every_sort_and_filter(cast, renewals):
+    """queue_ids_around (a prepared statement) against approval_list (the ORM's list the page shows): the same
+    requests in the same order, with the decided one kept in its place as it was before the decision."""
+    import itertools
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from agents.services import run_start
+    from approvals.models import ApprovalRequest
+    from approvals.selectors import QUEUE_PAGE, SORTS, approval_list, queue_ids_around
+    from console.models import Membership
+
+    run = run_start(tenant=cast.acme, agent=renewals, goal="queue", requested_by=cast.member)
+    now = timezone.now()
+    for n, (tool, risk, status, assignee, role) in enumerate([
+            ("email.send", 3, "pending", None, "admin"), ("crm.update", 4, "pending", cast.reviewer, "admin"),
+            ("email.send", 2, "escalated", None, "reviewer"), ("crm.update", 3, "approved", None, "admin"),
+            ("email.send", 4, "escalated", None, "admin"), ("billing.create_invoice", 3, "pending", cast.reviewer,
+                                                            "admin")]):
+        ApprovalRequest.objects.create(tenant=cast.acme, run=run, step=n, call_id=f"c{n}", tool=tool, risk=risk,
+                                       policy="test", status=status, assignee=assignee, escalate_to_role=role,
+                                       due_at=now + timedelta(minutes=10 - n))
+    viewer = Membership.objects.get(tenant=cast.acme, user=cast.reviewer)
+    decided = ApprovalRequest.objects.get(run=run, call_id="c5")  # open and mine, then decided
+    combos = itertools.product(SORTS, ("", "email.send"), ("", "renewals", "nobody"), (0, 3), (False, True))
+    listed = {combo: [a.pk for a in approval_list(tenant=cast.acme, status="open", sort=combo[0], tool=combo[1],
+                                                  agent=combo[2], min_risk=combo[3], mine=combo[4], viewer=viewer,
+                                                  limit=QUEUE_PAGE)] for combo in combos}
+    assert any(decided.pk in ids for ids in listed.values()) and any(len(ids) > 2 for ids in listed.values())
+    ApprovalRequest.objects.filter(pk=decided.pk).update(status="approved")
+    for (sort, tool, agent, min_risk, mine), ids in listed.items():
+        assert queue_ids_around(viewer=viewer, decided=decided, sort=sort, tool=tool, agent=agent, min_risk=min_risk,
+                                mine=mine) == ids, (sort, tool, agent, min_risk, mine)
