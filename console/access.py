@@ -8,20 +8,42 @@ person who made the token) and ``socket_access`` (consumers: close codes 4404 / 
 
 from __future__ import annotations
 
+from functools import cache
+
 from channels.db import database_sync_to_async
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
 
-from console.models import Membership
+from console.db import prepared_cursor, row_instance, select_list
+from console.models import Membership, Tenant
 from console.roles import can_open
 
 CLOSE_NOT_FOUND, CLOSE_FORBIDDEN = 4404, 4403
 
 
 def membership_for(user, tenant_slug: str) -> Membership | None:
+    """The user's membership of the tenant named ``tenant_slug``, its tenant and user attached, or None. One
+    prepared statement: every page, API call and socket asks it first (the ORM's joins took ~1.5 ms to build)."""
     if not getattr(user, "is_authenticated", False):
         return None
-    return Membership.objects.select_related("tenant", "user").filter(user=user, tenant__slug=tenant_slug).first()
+    with prepared_cursor() as cursor:
+        cursor.execute(_membership_sql(), [user.pk, tenant_slug])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    people = Membership._meta.get_field("user").related_model
+    ends = [len(Membership._meta.concrete_fields), len(Membership._meta.concrete_fields) + len(Tenant._meta.concrete_fields)]
+    membership = row_instance(Membership, row[:ends[0]])
+    membership.tenant, membership.user = row_instance(Tenant, row[ends[0]:ends[1]]), row_instance(people, row[ends[1]:])
+    return membership
+
+
+@cache
+def _membership_sql() -> str:
+    people = Membership._meta.get_field("user").related_model
+    return (f'SELECT {select_list("m", Membership)}, {select_list("t", Tenant)}, {select_list("u", people)} '
+            f'FROM {Membership._meta.db_table} m JOIN {Tenant._meta.db_table} t ON t.id = m.tenant_id '
+            f'JOIN {people._meta.db_table} u ON u.id = m.user_id WHERE m.user_id = %s AND t.slug = %s')
 
 
 def member_access(user, *, section: str, tenant_slug: str | None = None, tenant=None) -> Membership:

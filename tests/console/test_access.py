@@ -135,3 +135,21 @@ class TestTenantSwitcher:
 
     def test_it_needs_post(self, cast, client_for):
         assert client_for(cast.both).get(reverse("tenant_switch")).status_code == 405
+
+
+def test_the_access_helper_reads_a_membership_with_its_tenant_and_person_in_one_statement(cast):
+    """membership_for (every page, API call and socket) is one prepared read: the right tenant's membership, or
+    none for another tenant's slug, a missing one, or a person not signed in."""
+    from django.contrib.auth.models import AnonymousUser
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from console.access import membership_for
+
+    with CaptureQueriesContext(connection) as reads:
+        membership = membership_for(cast.both, "globex")
+        shown = (membership.role, membership.tenant.name, membership.user.username)
+    assert len(reads) == 1 and shown == ("admin", "Globex", "sam")
+    assert membership_for(cast.both, "acme").role == "reviewer"
+    assert membership_for(cast.outsider, "acme") is None and membership_for(cast.both, "initech") is None
+    assert membership_for(AnonymousUser(), "acme") is None
