@@ -16,6 +16,8 @@ prepared statements (PgBouncer in transaction mode before 1.21, or without ``max
 
 from __future__ import annotations
 
+from functools import cache
+
 from django.conf import settings
 from django.db import connection
 from django.db.backends.postgresql.base import ServerBindingCursor
@@ -53,6 +55,20 @@ def db_value(field, value):
 
 def row_instance(model, values, names: list[str] | None = None):
     """The model instance for a row of its columns (of the fields ``names``: the others deferred), as a query gives."""
+    attnames, conversions = _row_shape(model, None if names is None else tuple(names))
+    values = list(values)
+    for index, field, converters in conversions:
+        value = values[index]
+        for converter in converters:
+            value = converter(value, field, connection)
+        values[index] = value
+    return model.from_db(connection.alias, attnames, values)
+
+
+@cache
+def _row_shape(model, names: tuple[str, ...] | None) -> tuple[list[str], list[tuple]]:
+    """The fields' attribute names, and the converters of those that have any (asked once per model, not per row)."""
     fields = model._meta.concrete_fields if names is None else [model._meta.get_field(name) for name in names]
-    return model.from_db(connection.alias, [field.attname for field in fields],
-                         [db_value(field, value) for field, value in zip(fields, values)])
+    conversions = [(index, field, converters) for index, field in enumerate(fields)
+                   if (converters := field.get_db_converters(connection))]
+    return [field.attname for field in fields], conversions
