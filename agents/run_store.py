@@ -39,29 +39,12 @@ from django.db import connection, transaction
 from psycopg import Pipeline
 
 from agents.models import RUNNABLE, Agent, Checkpoint, ConversationMessage, PlanStep, Run, RunEvent
-from console.db import prepared_cursor
+from console.db import db_value, prepared_cursor, row_instance, select_list
 from console.models import Tenant
 
 
 def _columns(model) -> list:
     return list(model._meta.concrete_fields)
-
-
-def _select_list(alias: str, model) -> str:
-    return ", ".join(f'{alias}."{field.column}"' for field in _columns(model))
-
-
-def _instance(model, values) -> object:
-    """The model instance for a row of its columns, converted as the ORM converts them (JSON, say)."""
-    fields = _columns(model)
-    values = [_converted(field, value) for field, value in zip(fields, values)]
-    return model.from_db(connection.alias, [field.attname for field in fields], values)
-
-
-def _converted(field, value):
-    for converter in field.get_db_converters(connection):
-        value = converter(value, field, connection)
-    return value
 
 
 RUN_COUNT, AGENT_COUNT, TENANT_COUNT = len(_columns(Run)), len(_columns(Agent)), len(_columns(Tenant))
@@ -71,11 +54,11 @@ CLAIM = f"""
       FROM agents_agent a, console_tenant t
      WHERE r.id = %s AND a.id = r.agent_id AND t.id = r.tenant_id AND r.status = ANY(%s)
        AND (r.lease_expires_at IS NULL OR r.lease_expires_at < now())
- RETURNING {_select_list("r", Run)}, {_select_list("a", Agent)}, {_select_list("t", Tenant)},
+ RETURNING {select_list("r", Run)}, {select_list("a", Agent)}, {select_list("t", Tenant)},
            (SELECT c.state FROM agents_checkpoint c WHERE c.run_id = r.id ORDER BY c.step DESC LIMIT 1)
 """
 
-LOCK = (f'SELECT {_select_list("r", Run)}, t.config_version FROM agents_run r JOIN console_tenant t ON t.id = r.tenant_id'
+LOCK = (f'SELECT {select_list("r", Run)}, t.config_version FROM agents_run r JOIN console_tenant t ON t.id = r.tenant_id'
         ' WHERE r.id = %s AND r.fence = %s FOR NO KEY UPDATE OF r')
 
 
@@ -88,14 +71,14 @@ def run_claim(*, run_id: int, worker: str, lease_seconds: float) -> tuple[Run, d
         row = cursor.fetchone()
     if row is None:
         return None
-    run = _instance(Run, row[:RUN_COUNT])
-    run.agent = _instance(Agent, row[RUN_COUNT:RUN_COUNT + AGENT_COUNT])
-    run.tenant = _instance(Tenant, row[RUN_COUNT + AGENT_COUNT:RUN_COUNT + AGENT_COUNT + TENANT_COUNT])
-    state = _converted(Checkpoint._meta.get_field("state"), row[-1])
+    run = row_instance(Run, row[:RUN_COUNT])
+    run.agent = row_instance(Agent, row[RUN_COUNT:RUN_COUNT + AGENT_COUNT])
+    run.tenant = row_instance(Tenant, row[RUN_COUNT + AGENT_COUNT:RUN_COUNT + AGENT_COUNT + TENANT_COUNT])
+    state = db_value(Checkpoint._meta.get_field("state"), row[-1])
     return run, state if isinstance(state, dict) else {}
 
 
-LOCK_IN_TENANT = (f'SELECT {_select_list("r", Run)} FROM agents_run r WHERE r.id = %s AND r.tenant_id = %s'
+LOCK_IN_TENANT = (f'SELECT {select_list("r", Run)} FROM agents_run r WHERE r.id = %s AND r.tenant_id = %s'
                   ' FOR NO KEY UPDATE')
 
 
@@ -141,15 +124,15 @@ def run_created(run: Run) -> Run:
 def _locked(row) -> Run | None:
     if row is None:
         return None
-    run = _instance(Run, row)
+    run = row_instance(Run, row)
     run.writes = RunWrites(run)
     return run
 
 
 USER = Run._meta.get_field("requested_by").related_model
 USER_COUNT = len(_columns(USER))
-_SHOWN = (f'SELECT {_select_list("r", Run)}, {_select_list("a", Agent)}, {_select_list("t", Tenant)}, '
-          f'{_select_list("u", USER)}, {_select_list("c", USER)} FROM agents_run r '
+_SHOWN = (f'SELECT {select_list("r", Run)}, {select_list("a", Agent)}, {select_list("t", Tenant)}, '
+          f'{select_list("u", USER)}, {select_list("c", USER)} FROM agents_run r '
           f'JOIN agents_agent a ON a.id = r.agent_id JOIN console_tenant t ON t.id = r.tenant_id '
           f'LEFT JOIN {USER._meta.db_table} u ON u.id = r.requested_by_id '
           f'LEFT JOIN {USER._meta.db_table} c ON c.id = r.control_by_id WHERE r.tenant_id = %s AND ')
@@ -168,16 +151,16 @@ def run_shown(*, tenant_id: int, run_id: int | None = None, number: int | None =
         return None
     ends = [RUN_COUNT, RUN_COUNT + AGENT_COUNT, RUN_COUNT + AGENT_COUNT + TENANT_COUNT]
     ends += [ends[-1] + USER_COUNT, ends[-1] + 2 * USER_COUNT]
-    run = _instance(Run, row[:ends[0]])
-    run.agent = _instance(Agent, row[ends[0]:ends[1]])
-    run.tenant = _instance(Tenant, row[ends[1]:ends[2]])
-    run.requested_by = _instance(USER, row[ends[2]:ends[3]]) if run.requested_by_id is not None else None
-    run.control_by = _instance(USER, row[ends[3]:ends[4]]) if run.control_by_id is not None else None
+    run = row_instance(Run, row[:ends[0]])
+    run.agent = row_instance(Agent, row[ends[0]:ends[1]])
+    run.tenant = row_instance(Tenant, row[ends[1]:ends[2]])
+    run.requested_by = row_instance(USER, row[ends[2]:ends[3]]) if run.requested_by_id is not None else None
+    run.control_by = row_instance(USER, row[ends[3]:ends[4]]) if run.control_by_id is not None else None
     return run
 
 
 def _users(alias: str) -> str:
-    return _select_list(alias, USER)
+    return select_list(alias, USER)
 
 
 @cache
@@ -186,7 +169,7 @@ def _requests_shown() -> tuple[type, type, str]:
     runtime imports no approvals code), who decided each, who is asked to, and the status of the call that ran."""
     requests = Run._meta.get_field("approval_requests").related_model
     invocation = requests._meta.get_field("tool_invocation").related_model
-    sql = (f'SELECT {_select_list("a", requests)}, {_users("d")}, {_users("s")}, i."status" '
+    sql = (f'SELECT {select_list("a", requests)}, {_users("d")}, {_users("s")}, i."status" '
            f'FROM {requests._meta.db_table} a LEFT JOIN {USER._meta.db_table} d ON d.id = a.decided_by_id '
            f'LEFT JOIN {USER._meta.db_table} s ON s.id = a.assignee_id '
            f'LEFT JOIN {invocation._meta.db_table} i ON i.id = a.tool_invocation_id '
@@ -206,10 +189,10 @@ def run_requests_attach(run: Run) -> Run:
     count = len(_columns(requests))
     shown = []
     for row in rows:
-        request = _instance(requests, row[:count])
+        request = row_instance(requests, row[:count])
         users = row[count:count + USER_COUNT], row[count + USER_COUNT:count + 2 * USER_COUNT]
-        request.decided_by = _instance(USER, users[0]) if request.decided_by_id is not None else None
-        request.assignee = _instance(USER, users[1]) if request.assignee_id is not None else None
+        request.decided_by = row_instance(USER, users[0]) if request.decided_by_id is not None else None
+        request.assignee = row_instance(USER, users[1]) if request.assignee_id is not None else None
         request.tool_invocation = (invocation.from_db(connection.alias, ["id", "status"], [request.tool_invocation_id,
                                                                                           row[-1]])
                                    if request.tool_invocation_id is not None else None)
@@ -221,7 +204,7 @@ def run_requests_attach(run: Run) -> Run:
     return run
 
 
-EVENTS = f'SELECT {_select_list("e", RunEvent)} FROM agents_runevent e WHERE e.run_id = %s AND e.seq > %s AND e.seq <= %s' \
+EVENTS = f'SELECT {select_list("e", RunEvent)} FROM agents_runevent e WHERE e.run_id = %s AND e.seq > %s AND e.seq <= %s' \
          ' ORDER BY e.seq LIMIT %s'
 
 
@@ -230,17 +213,17 @@ def events_between(*, run_id: int, after: int, upto: int, limit: int | None = No
     for every frame a run socket renders."""
     with prepared_cursor() as cursor:
         cursor.execute(EVENTS, [run_id, after, upto, limit])
-        return [_instance(RunEvent, row) for row in cursor.fetchall()]
+        return [row_instance(RunEvent, row) for row in cursor.fetchall()]
 
 
-PLAN = f'SELECT {_select_list("p", PlanStep)} FROM agents_planstep p WHERE p.run_id = %s ORDER BY p.position'
+PLAN = f'SELECT {select_list("p", PlanStep)} FROM agents_planstep p WHERE p.run_id = %s ORDER BY p.position'
 
 
 def plan_steps(*, run_id: int) -> list[PlanStep]:
     """The run's plan, in order (prepared: a planning agent's run card reads it for every frame)."""
     with prepared_cursor() as cursor:
         cursor.execute(PLAN, [run_id])
-        return [_instance(PlanStep, row) for row in cursor.fetchall()]
+        return [row_instance(PlanStep, row) for row in cursor.fetchall()]
 
 
 MESSAGES = "SELECT message FROM agents_conversationmessage WHERE run_id = %s ORDER BY seq"
@@ -253,7 +236,7 @@ def conversation_load(*, run_id: int) -> list[dict]:
         cursor.execute(MESSAGES, [run_id])
         rows = cursor.fetchall()
     field = ConversationMessage._meta.get_field("message")
-    return [_converted(field, value) for (value,) in rows]
+    return [db_value(field, value) for (value,) in rows]
 
 
 # --- Writing ---------------------------------------------------------------------------------------
