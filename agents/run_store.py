@@ -19,6 +19,8 @@ lease holder, ``run_lock_in_tenant`` for people and approvals), and only through
 which writes the columns that changed since the lock was taken. A column changed by anyone else
 (an ORM ``update`` in the same transaction, or after the lock is released) is never overwritten
 with a stale value.
+The exception is a person's instruction (``run_instruction_add``): one UPDATE that takes the row lock
+itself and changes only the inbox, ``event_seq`` and ``updated_at``, each from the row as committed.
 
 Rows are built as model instances, so defaults, ``auto_now`` and JSON adaptation are Django's own.
 Every statement here goes through ``console.db.prepared_cursor``: prepared once per connection, so
