@@ -48,6 +48,10 @@ async def test_an_outsider_cannot_open_a_run_socket(cast, run, client_for):
 
 
 async def test_a_reconnecting_socket_receives_exactly_the_missed_events_in_order(cast, run, client_for):
+    from channels.layers import get_channel_layer
+
+    layer = get_channel_layer()._get_layer()  # this process's, on this loop
+    group = layer._get_group_channel_name(f"run-{run.pk}")
     client = await database_sync_to_async(login)(client_for, cast.member)
     socket = communicator(client, f"/ws/t/acme/runs/{run.number}/?after=0")
     connected, _ = await socket.connect()
@@ -55,7 +59,10 @@ async def test_a_reconnecting_socket_receives_exactly_the_missed_events_in_order
     first = await socket.receive_json_from(timeout=5)
     assert [e["seq"] for e in first["events"]] == [1, 2]
     assert "run-card" in first["replace"] and "run.created" in first["append"]["run-timeline"]
+    watching = set(layer.groups[group])
     await socket.disconnect()
+    # The closed page left the process's layer (console.sockets cancels its layer read): nobody hears of the run.
+    assert len(watching) == 1 and group not in layer.groups and not watching & set(layer.channels)
 
     # While disconnected, things happen.
     for text in ["one", "two", "three"]:
@@ -522,22 +529,3 @@ def test_every_websocket_consumer_handles_its_messages_on_the_event_loop():
     assert consumers and all(issubclass(consumer, LiveConsumer) for consumer in consumers)
     # and each reads again when the layer says announcements were lost (console/channel_layer.py)
     assert all(callable(getattr(consumer, "layer_gap", None)) for consumer in consumers)
-
-
-async def test_a_closed_run_page_leaves_the_process_s_channel_layer(cast, run, client_for):
-    """Its socket's channel and its place in the run's group go with it (console.sockets reads the layer in a
-    task of its own, cancelled when the browser leaves), so a process does not keep hearing of runs nobody
-    watches any more."""
-    from channels.layers import get_channel_layer
-
-    layer = get_channel_layer()._get_layer()  # this process's, on this loop
-    group = layer._get_group_channel_name(f"run-{run.pk}")
-    client = await database_sync_to_async(login)(client_for, cast.member)
-    page = communicator(client, f"/ws/t/acme/runs/{run.number}/?after=0")
-    assert (await page.connect())[0]
-    assert [e["seq"] for e in (await page.receive_json_from(timeout=5))["events"]] == [1, 2]
-    watching = set(layer.groups[group])
-    assert len(watching) == 1 and watching <= set(layer.channels)
-
-    await page.disconnect()
-    assert group not in layer.groups and not watching & set(layer.channels)
