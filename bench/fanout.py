@@ -370,6 +370,17 @@ def run(ctx: Context, levels: tuple[int, ...] = LEVELS) -> str:
     return _report(ctx, levels, ours, b3, checks, floors)
 
 
+def _floor_note(commit: Summary, b1: Summary, b2: Summary, one: Summary) -> str:
+    """What would get under the target at N=1 when the floor there (the commit + B2 + B3) is over it."""
+    floor = commit.p50 + b2.p50 + one.p50
+    if floor <= 3 * one.p50:
+        return ""
+    return (f" At N=1 the floor itself is {floor / one.p50:.1f}× B3 at p50, over the 3× target: under it only with a "
+            f"commit as cheap as B1's bare INSERT ({(b1.p50 + b2.p50 + one.p50) / one.p50:.1f}× B3 with it in the sum; "
+            f"ours is one UPDATE … RETURNING the run with its event's INSERT, the run built for the caller and the "
+            f"publish queued) or a frame sent before the commit is known (then a page could show what never committed).")
+
+
 def _report(ctx: Context, levels, ours: dict[int, Level], b3: dict[int, Level], checks: dict[int, dict],
             floors: dict[str, Summary]) -> str:
     rows = []
@@ -434,6 +445,7 @@ def _report(ctx: Context, levels, ours: dict[int, Level], b3: dict[int, Level], 
         f"Redis hop (B2) and the broadcast itself (B3). The commit alone is "
         f"{floors['commit'].p50 / one.p50:.1f}× B3 (N={levels[0]}) and {floors['commit'].p50 / b1.p50:.1f}× B1 at p50"
         f"{': over the 3× target by itself' if floors['commit'].p50 > 3 * one.p50 else ''}."
+        f"{_floor_note(floors['commit'], b1, b2, one)}"
         f"{GC_NOTE}"
     )
     return (table(rows) + "\n\nSequence check after the timed part (half the sockets away for "
