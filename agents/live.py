@@ -84,7 +84,8 @@ def publish_run(run_id: int, *, seq: int, tenant_id: int, first: int, columns: f
                                       carried)
         if run_id not in _sending:
             _sending.add(run_id)
-            loop.create_task(send())
+            # Started here, not on the loop's next turn: the PUBLISH is written before this callback returns.
+            asyncio.Task(send(), loop=loop, eager_start=True)
 
     async def send():
         layer = get_channel_layer()

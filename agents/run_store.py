@@ -19,6 +19,8 @@ lease holder, ``run_lock_in_tenant`` for people and approvals), and only through
 which writes the columns that changed since the lock was taken. A column changed by anyone else
 (an ORM ``update`` in the same transaction, or after the lock is released) is never overwritten
 with a stale value.
+The exception is a person's instruction (``run_instruction_add``): one UPDATE that takes the row lock
+itself and changes only the inbox, ``event_seq`` and ``updated_at``, each from the row as committed.
 
 Rows are built as model instances, so defaults, ``auto_now`` and JSON adaptation are Django's own.
 Every statement here goes through ``console.db.prepared_cursor``: prepared once per connection, so
@@ -426,3 +428,46 @@ def run_write(run: Run) -> None:
     with prepared_cursor() as cursor:
         cursor.execute(sql, params)
     writes.written(changed)
+
+
+# --- A person's instruction: one statement, no lock held by Python ------------------------------------------
+
+INSTRUCTION_ADD = f"""
+    WITH r AS (
+        UPDATE agents_run SET inbox = inbox || jsonb_build_array(%s::jsonb), event_seq = event_seq + 1, updated_at = %s
+         WHERE id = %s AND tenant_id = %s AND NOT (status = ANY(%s))
+     RETURNING {_select_list("agents_run", Run)}
+    ), e AS (
+        INSERT INTO agents_runevent (run_id, seq, type, payload, at) SELECT r.id, r.event_seq, %s, %s::jsonb, %s FROM r
+    )
+    SELECT * FROM r
+"""
+INSTRUCTION_COLUMNS = frozenset({"inbox", "event_seq"})  # what the statement changes, as run_write would name them
+
+
+def run_instruction_add(*, run_id: int, tenant_id: int, item: dict, event_type: str, at: datetime,
+                        terminal: frozenset[str]) -> Run | None:
+    """Append ``item`` to the run's inbox with its event (the run's next ``seq``) in ONE statement: in autocommit it
+    is the whole transaction, a round trip and no Python between the row's lock and the commit (inside a caller's
+    transaction it just runs there). The UPDATE takes the row lock itself: behind a step holding it, it waits and
+    then applies to the step's committed row (READ COMMITTED re-checks the WHERE and reads ``inbox`` and
+    ``event_seq`` as committed), so an instruction the step did not see stays in the inbox and the seq stays dense.
+    The run as written, or None when no row matched: not in the tenant, or in a ``terminal`` status (the caller
+    tells which). After commit the run is published as ``RunWrites._publish`` publishes a run_write's change."""
+    payload = json.dumps(item, default=_json_value)
+    with prepared_cursor() as cursor:
+        cursor.execute(INSTRUCTION_ADD, [payload, at, run_id, tenant_id, list(terminal), event_type, payload, at])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    run = _instance(Run, row)
+    event = RunEvent(run=run, seq=run.event_seq, type=event_type, payload=item, at=at)
+    transaction.on_commit(lambda: _instruction_published(run, event))
+    return run
+
+
+def _instruction_published(run: Run, event: RunEvent) -> None:
+    from agents.live import publish_run
+
+    publish_run(run.pk, seq=event.seq, tenant_id=run.tenant_id, first=event.seq, columns=INSTRUCTION_COLUMNS,
+                event_types=frozenset({event.type}), events=[event])

@@ -11,6 +11,9 @@ that messages were lost: while Redis is away its subscription is gone, and when 
 subscribes again without a word. This layer then sends every socket of the process a ``layer.gap``
 message, and each consumer's ``layer_gap`` does what it does when its browser reconnects (read again
 from the database).
+
+A message is decoded once per process, not once for each of its sockets (the library queues the bytes to
+every socket, and each decodes them): 100 sockets on a run, one decode per commit.
 """
 
 from __future__ import annotations
@@ -24,6 +27,10 @@ from channels_redis.utils import _wrap_close
 logger = logging.getLogger(__name__)
 
 LAYER_GAP = {"type": "layer.gap"}
+
+
+class _Decoded(dict):
+    """A message as read from Redis, queued to each of the process's sockets it goes to (each gets a copy)."""
 
 
 class _GapTellingShard(RedisSingleShardConnection):
@@ -53,11 +60,24 @@ class _GapTellingShard(RedisSingleShardConnection):
                 lost = True
                 await asyncio.sleep(1)
 
+    def _receive_message(self, message):
+        """The library's delivery to the channel or the group's channels in this process, decoding the message
+        once for all of them."""
+        if message is None:
+            return
+        name = message["channel"].decode() if isinstance(message["channel"], bytes) else message["channel"]
+        layer = self.channel_layer
+        queues = [layer.channels[name]] if name in layer.channels else \
+            [layer.channels[channel] for channel in layer.groups.get(name, ()) if channel in layer.channels]
+        if queues:
+            decoded = _Decoded(layer.channel_layer.deserialize(message["data"]))
+            for queue in queues:
+                queue.put_nowait(decoded)
+
     def _tell_gap(self) -> None:
         """Every socket of this process, whichever groups it is in (over-telling costs one read)."""
-        gap = self.channel_layer.channel_layer.serialize(LAYER_GAP)
         for queue in list(self.channel_layer.channels.values()):
-            queue.put_nowait(gap)
+            queue.put_nowait(_Decoded(LAYER_GAP))
 
 
 class _GapTellingLoopLayer(RedisPubSubLoopLayer):
@@ -67,7 +87,13 @@ class _GapTellingLoopLayer(RedisPubSubLoopLayer):
 
 
 class PubSubChannelLayer(RedisPubSubChannelLayer):
-    """``channels_redis.pubsub.RedisPubSubChannelLayer`` whose sockets hear of a lost subscription."""
+    """``channels_redis.pubsub.RedisPubSubChannelLayer`` whose sockets hear of a lost subscription, and whose
+    messages are decoded once per process."""
+
+    def deserialize(self, message):
+        if isinstance(message, _Decoded):  # decoded on arrival (_receive_message): this socket's copy
+            return dict(message)
+        return super().deserialize(message)
 
     def _get_layer(self):
         loop = asyncio.get_running_loop()

@@ -169,6 +169,16 @@ def wait_for(predicate, timeout: float = 30, interval: float = 0.1, message: str
     raise AssertionError(f"timed out after {timeout}s waiting for {message}")
 
 
+def waiting_for_a_lock(pid: int) -> bool:
+    """Whether the database session ``pid`` (its ``pg_backend_pid()``) waits for a lock another holds."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s", [pid])
+        row = cursor.fetchone()
+    return bool(row) and row[0] == "Lock"
+
+
 @pytest.fixture
 def start_worker(transactional_db, tmp_path):
     """Start real Celery worker processes (prefork) on the test database; stopped after the test."""

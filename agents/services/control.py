@@ -1,5 +1,6 @@
 """People's changes to a run (and a decision's outcome, for approvals): each under the run's row
-lock (``run_locked``), written with ``run_write`` like the step's own transactions (with the COMMIT, when whole)."""
+lock (``run_locked``), written with ``run_write`` like the step's own transactions (with the COMMIT, when whole);
+an instruction, which needs no decision between its read and its write, in one statement of its own."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ from django.utils import timezone
 
 from agents.events import emit
 from agents.hooks import review
-from agents.models import Run, RunStatus
-from agents.run_store import run_lock_in_tenant, run_write_and_commit
+from agents.models import TERMINAL, Run, RunStatus
+from agents.run_store import run_instruction_add, run_lock_in_tenant, run_write_and_commit
 from agents.services.runs import MAX_INSTRUCTION_CHARS
 from agents.services.transitions import RunError, cancel_now, enqueue_on_commit, set_status, who
 
@@ -100,15 +101,22 @@ def run_resume(*, run: Run, actor) -> Run:
 
 
 def run_add_instruction(*, run: Run, actor, text: str) -> Run:
+    """The instruction joins the run's inbox (the next step gives it to the model) with its ``instruction.added``
+    event, in one statement and its commit (``run_store.run_instruction_add``): nothing needs deciding between
+    reading the run and writing it but "in this tenant, not ended", which the statement checks itself. The run
+    as written; Run.DoesNotExist outside the tenant; RunError once it has ended."""
     text = (text or "").strip()
     if not text:
         raise RunError("Write the instruction to add.")
     if len(text) > MAX_INSTRUCTION_CHARS:
         raise RunError(f"Keep the instruction under {MAX_INSTRUCTION_CHARS} characters.")
-    with run_locked(tenant=run.tenant_id, run_id=run.pk) as locked:
-        if locked.is_terminal:
-            raise RunError(f"The run is already {locked.status}.")
-        item = {"text": text, "by": who(actor), "at": timezone.now().isoformat()}
-        locked.inbox = [*locked.inbox, item]
-        emit(locked, "instruction.added", item)
-    return locked
+    at = timezone.now()
+    item = {"text": text, "by": who(actor), "at": at.isoformat()}
+    added = run_instruction_add(run_id=run.pk, tenant_id=run.tenant_id, item=item, event_type="instruction.added",
+                                at=at, terminal=TERMINAL)
+    if added is not None:
+        return added
+    status = Run.objects.for_tenant(run.tenant_id).filter(pk=run.pk).values_list("status", flat=True).first()
+    if status is None:  # only now, on the way out, do we read why
+        raise Run.DoesNotExist(f"no run {run.pk} in this tenant")
+    raise RunError(f"The run is already {status}.")

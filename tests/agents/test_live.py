@@ -48,6 +48,10 @@ async def test_an_outsider_cannot_open_a_run_socket(cast, run, client_for):
 
 
 async def test_a_reconnecting_socket_receives_exactly_the_missed_events_in_order(cast, run, client_for):
+    from channels.layers import get_channel_layer
+
+    layer = get_channel_layer()._get_layer()  # this process's, on this loop
+    group = layer._get_group_channel_name(f"run-{run.pk}")
     client = await database_sync_to_async(login)(client_for, cast.member)
     socket = communicator(client, f"/ws/t/acme/runs/{run.number}/?after=0")
     connected, _ = await socket.connect()
@@ -55,7 +59,10 @@ async def test_a_reconnecting_socket_receives_exactly_the_missed_events_in_order
     first = await socket.receive_json_from(timeout=5)
     assert [e["seq"] for e in first["events"]] == [1, 2]
     assert "run-card" in first["replace"] and "run.created" in first["append"]["run-timeline"]
+    watching = set(layer.groups[group])
     await socket.disconnect()
+    # The closed page left the process's layer (console.sockets cancels its layer read): nobody hears of the run.
+    assert len(watching) == 1 and group not in layer.groups and not watching & set(layer.channels)
 
     # While disconnected, things happen.
     for text in ["one", "two", "three"]:

@@ -19,7 +19,7 @@ from console.services import api_token_create
 from costs.models import LedgerEntry
 from memory.models import ProposalOutcome
 from tests.agents.test_gateway_http import Canned, completion, provider  # noqa: F401  (the fake provider fixture)
-from tests.conftest import wait_for
+from tests.conftest import wait_for, waiting_for_a_lock
 from tests.factories import advance
 from tests.memory.test_classifier import KEPT, PARAPHRASE, kept  # noqa: F401  (the kept record fixture)
 
@@ -82,13 +82,6 @@ def _classifier_attempt() -> Attempt:
                    cost_usd=amount, price=snapshot)
 
 
-def _waiting_for_a_lock(pid: int) -> bool:
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s", [pid])
-        row = cursor.fetchone()
-    return bool(row) and row[0] == "Lock"
-
-
 @pytest.mark.django_db(transaction=True)
 def test_a_step_committing_while_a_classifier_call_is_charged_loses_neither(cast, renewals):
     run = run_start(tenant=cast.acme, agent=renewals, goal="Prepare the renewal for ACME-042", requested_by=cast.member)
@@ -112,7 +105,7 @@ def test_a_step_committing_while_a_classifier_call_is_charged_loses_neither(cast
         run_charge(locked, step_attempt)
         charger = threading.Thread(target=classifier_charge)
         charger.start()
-        wait_for(lambda: "pid" in charged and _waiting_for_a_lock(charged["pid"]), 30,
+        wait_for(lambda: "pid" in charged and waiting_for_a_lock(charged["pid"]), 30,
                  message="the classifier's charge to wait for the step's lock")
     charger.join(30)
     assert charged.get("done")
