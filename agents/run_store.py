@@ -436,7 +436,7 @@ INSTRUCTION_ADD = f"""
     WITH r AS (
         UPDATE agents_run SET inbox = inbox || jsonb_build_array(%s::jsonb), event_seq = event_seq + 1, updated_at = %s
          WHERE id = %s AND tenant_id = %s AND NOT (status = ANY(%s))
-     RETURNING {_select_list("agents_run", Run)}
+     RETURNING {select_list("agents_run", Run)}
     ), e AS (
         INSERT INTO agents_runevent (run_id, seq, type, payload, at) SELECT r.id, r.event_seq, %s, %s::jsonb, %s FROM r
     )
@@ -460,7 +460,7 @@ def run_instruction_add(*, run_id: int, tenant_id: int, item: dict, event_type: 
         row = cursor.fetchone()
     if row is None:
         return None
-    run = _instance(Run, row)
+    run = row_instance(Run, row)
     event = RunEvent(run=run, seq=run.event_seq, type=event_type, payload=item, at=at)
     transaction.on_commit(lambda: _instruction_published(run, event))
     return run
