@@ -10,6 +10,7 @@ gets a loop of its own.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import threading
@@ -48,7 +49,20 @@ def submit(coroutine: Coroutine, what: str) -> Future:
 def socket_render(function):
     """For websocket consumers: run ``function`` (database reads and partial rendering) on the thread
     pool instead of the one thread that synchronous views share under ASGI, so a socket's frame is
-    not held up behind a slow request in the same process (such as the decision whose change it shows)."""
-    from channels.db import DatabaseSyncToAsync
+    not held up behind a slow request in the same process (such as the decision whose change it shows).
 
-    return DatabaseSyncToAsync(function, thread_sensitive=False)
+    Its database connection goes back to the pool when it returns. Channels closes stale connections around
+    the call, but outside the context asgiref runs the function in; Django's connections belong to that
+    context, so the one the function opened was carried back into the socket's own context and held there
+    for as long as the socket stayed open."""
+    from channels.db import DatabaseSyncToAsync
+    from django.db import close_old_connections
+
+    @functools.wraps(function)
+    def handing_back(*args, **kwargs):
+        try:
+            return function(*args, **kwargs)
+        finally:
+            close_old_connections()
+
+    return DatabaseSyncToAsync(handing_back, thread_sensitive=False)

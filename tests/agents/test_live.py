@@ -529,3 +529,29 @@ def test_every_websocket_consumer_handles_its_messages_on_the_event_loop():
     assert consumers and all(issubclass(consumer, LiveConsumer) for consumer in consumers)
     # and each reads again when the layer says announcements were lost (console/channel_layer.py)
     assert all(callable(getattr(consumer, "layer_gap", None)) for consumer in consumers)
+
+
+def checked_out() -> int:
+    from django.db import connections
+
+    stats = connections["default"].pool.get_stats()
+    return stats.get("pool_size", 0) - stats.get("pool_available", 0)
+
+
+async def test_open_run_pages_hold_no_database_connection_between_their_frames(cast, run, client_for):
+    """Each open page's frame is rendered on the thread pool; its connection goes back to the pool when the frame
+    is done, not when the page closes. Before, a page whose frame had been rendered held one until it closed,
+    and a web process with as many such pages as its pool has connections left none for requests."""
+    client = await database_sync_to_async(login)(client_for, cast.member)
+    await sync_to_async(checked_out)()  # the pool made
+    before = await database_sync_to_async(checked_out)()
+    sockets = []
+    for after in (0, 1, 0):  # a catch-up for each (the run has two events)
+        socket = communicator(client, f"/ws/t/acme/runs/{run.number}/?after={after}")
+        connected, _ = await socket.connect()
+        assert connected
+        await socket.receive_json_from(timeout=5)
+        sockets.append(socket)
+    assert await database_sync_to_async(checked_out)() <= before
+    for socket in sockets:
+        await socket.disconnect()
