@@ -161,17 +161,13 @@ def run_shown(*, tenant_id: int, run_id: int | None = None, number: int | None =
     return run
 
 
-def _users(alias: str) -> str:
-    return select_list(alias, USER)
-
-
 @cache
 def _requests_shown() -> tuple[type, type, str]:
     """The run card's requests (approvals' model, reached through the reverse relation it adds to Run: the
     runtime imports no approvals code), who decided each, who is asked to, and the status of the call that ran."""
     requests = Run._meta.get_field("approval_requests").related_model
     invocation = requests._meta.get_field("tool_invocation").related_model
-    sql = (f'SELECT {select_list("a", requests)}, {_users("d")}, {_users("s")}, i."status" '
+    sql = (f'SELECT {select_list("a", requests)}, {select_list("d", USER)}, {select_list("s", USER)}, i."status" '
            f'FROM {requests._meta.db_table} a LEFT JOIN {USER._meta.db_table} d ON d.id = a.decided_by_id '
            f'LEFT JOIN {USER._meta.db_table} s ON s.id = a.assignee_id '
            f'LEFT JOIN {invocation._meta.db_table} i ON i.id = a.tool_invocation_id '

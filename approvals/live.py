@@ -40,12 +40,11 @@ def notify_on_commit(approval, event: str, audience: Audience | None = None) -> 
     from approvals.notifications import WEBHOOK_EVENTS
     from approvals.tasks import notify, webhook
 
-    if audience is not None:
-        hooked = event in WEBHOOK_EVENTS and audience.webhook
-    else:
-        hooked = event in WEBHOOK_EVENTS and ApprovalWebhook.objects.for_tenant(approval.tenant_id).filter(
-            enabled=True).exists()
-    emailed = not (event == "decided" and audience is not None and not audience.requester_email)
+    if audience is None:  # not read with the lock: the requester's address is the email task's to check
+        audience = Audience(webhook=event in WEBHOOK_EVENTS and ApprovalWebhook.objects.for_tenant(
+            approval.tenant_id).filter(enabled=True).exists(), requester_email=True)
+    hooked = event in WEBHOOK_EVENTS and audience.webhook
+    emailed = event != "decided" or audience.requester_email
     if not (emailed or hooked):
         return
     countdown = DECIDED_NOTICE_DELAY if event == "decided" else None

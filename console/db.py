@@ -40,9 +40,13 @@ def prepared_cursor():
 # --- Rows of hand-written statements as the ORM would give them ----------------------------------------------
 
 
+def _fields(model, names) -> list:
+    return list(model._meta.concrete_fields) if names is None else [model._meta.get_field(name) for name in names]
+
+
 def select_list(alias: str, model, names: list[str] | None = None) -> str:
     """The model's columns (or those of the fields ``names``) for a SELECT, qualified by ``alias``."""
-    fields = model._meta.concrete_fields if names is None else [model._meta.get_field(name) for name in names]
+    fields = _fields(model, names)
     return ", ".join(f'{alias}."{field.column}"' for field in fields)
 
 
@@ -68,7 +72,7 @@ def row_instance(model, values, names: list[str] | None = None):
 @cache
 def _row_shape(model, names: tuple[str, ...] | None) -> tuple[list[str], list[tuple]]:
     """The fields' attribute names, and the converters of those that have any (asked once per model, not per row)."""
-    fields = model._meta.concrete_fields if names is None else [model._meta.get_field(name) for name in names]
+    fields = _fields(model, names)
     conversions = [(index, field, converters) for index, field in enumerate(fields)
                    if (converters := field.get_db_converters(connection))]
     return [field.attname for field in fields], conversions

@@ -169,6 +169,36 @@ def wait_for(predicate, timeout: float = 30, interval: float = 0.1, message: str
     raise AssertionError(f"timed out after {timeout}s waiting for {message}")
 
 
+def behind_a_lock(work, *, message: str):
+    """Start ``work()`` on a thread with a database connection of its own and return once that session waits for a
+    lock the caller's transaction holds. Returns ``finished()``: joins the thread and gives what ``work`` returned
+    (None if it raised)."""
+    import threading
+
+    from django.db import connection, connections
+
+    outcome = {}
+
+    def run():
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_backend_pid()")
+            outcome["pid"] = cursor.fetchone()[0]
+        try:
+            outcome["result"] = work()
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    wait_for(lambda: "pid" in outcome and waiting_for_a_lock(outcome["pid"]), 30, message=message)
+
+    def finished():
+        thread.join(30)
+        return outcome.get("result")
+
+    return finished
+
+
 def waiting_for_a_lock(pid: int) -> bool:
     """Whether the database session ``pid`` (its ``pg_backend_pid()``) waits for a lock another holds."""
     from django.db import connection

@@ -1,16 +1,15 @@
 """Who writes a run row: a transaction holding its lock, through run_write, and only the columns it
 changed — so a change made another way in the same transaction is not overwritten with a stale value."""
 
-import threading
 
 import pytest
-from django.db import connection, connections, transaction
+from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
 from agents.events import emit
 from agents.models import Run, RunEvent
 from agents.services import RunError, run_add_instruction, run_cancel, run_locked, run_start
-from tests.conftest import wait_for, waiting_for_a_lock
+from tests.conftest import behind_a_lock
 from tests.factories import advance, make_looper
 
 
@@ -87,27 +86,14 @@ def test_an_instruction_added_while_a_step_consumes_the_inbox_is_neither_lost_no
     next step applies it once."""
     run = run_start(tenant=cast.acme, agent=make_looper(cast.acme), goal="Call noop 1 times", requested_by=cast.member)
     run_add_instruction(run=run, actor=cast.member, text="first")
-    sent = {}
-
-    def send_second():
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_backend_pid()")
-            sent["pid"] = cursor.fetchone()[0]
-        try:
-            sent["run"] = run_add_instruction(run=run, actor=cast.member, text="second")
-        finally:
-            connections.close_all()
-
     with run_locked(tenant=cast.acme, run_id=run.pk) as locked:  # as the step's boundary does (services/step.py)
         for item in locked.inbox:
             emit(locked, "instruction.applied", item)
         locked.inbox = []
         emit(locked, "note", {"text": "the step goes on"})
-        sender = threading.Thread(target=send_second)
-        sender.start()
-        wait_for(lambda: "pid" in sent and waiting_for_a_lock(sent["pid"]), 30,
-                 message="the instruction to wait for the step's lock")
-    sender.join(30)
+        second = behind_a_lock(lambda: run_add_instruction(run=run, actor=cast.member, text="second"),
+                               message="the instruction to wait for the step's lock")
+    sent = second()
 
     stored = Run.objects.get(pk=run.pk)
     assert [item["text"] for item in stored.inbox] == ["second"]
@@ -115,7 +101,7 @@ def test_an_instruction_added_while_a_step_consumes_the_inbox_is_neither_lost_no
     assert [seq for seq, _ in events] == list(range(1, stored.event_seq + 1))
     assert events[-3:] == [(stored.event_seq - 2, "instruction.applied"), (stored.event_seq - 1, "note"),
                            (stored.event_seq, "instruction.added")]
-    assert sent["run"].event_seq == stored.event_seq
+    assert sent.event_seq == stored.event_seq
 
     advance(run)
     applied = [e.payload["text"] for e in RunEvent.objects.filter(run=run, type="instruction.applied")]

@@ -4,11 +4,9 @@ spend (both write the run's totals holding its row lock, the step's each transac
 
 import json
 import re
-import threading
 from decimal import Decimal
 
 import pytest
-from django.db import connection, connections
 from django.urls import reverse
 
 from agents.gateway import Attempt, Tokens, price
@@ -19,7 +17,7 @@ from console.services import api_token_create
 from costs.models import LedgerEntry
 from memory.models import ProposalOutcome
 from tests.agents.test_gateway_http import Canned, completion, provider  # noqa: F401  (the fake provider fixture)
-from tests.conftest import wait_for, waiting_for_a_lock
+from tests.conftest import behind_a_lock
 from tests.factories import advance
 from tests.memory.test_classifier import KEPT, PARAPHRASE, kept  # noqa: F401  (the kept record fixture)
 
@@ -88,27 +86,15 @@ def test_a_step_committing_while_a_classifier_call_is_charged_loses_neither(cast
     stale = Run.objects.get(pk=run.pk)  # the classifier's copy, read before either committed
     step_attempt = Attempt(provider="demo", model="planner", status="ok", input_tokens=500, output_tokens=100,
                            cost_usd=Decimal("0.250000"))
-    charged = {}
-
     def classifier_charge():
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_backend_pid()")
-            charged["pid"] = cursor.fetchone()[0]
-        try:
-            run_usage_record(run=stale, step=1, attempts=[_classifier_attempt()], kind="classifier",
-                             call_id="proposal-1:asked", label="memory classifier")
-            charged["done"] = True
-        finally:
-            connections.close_all()
+        run_usage_record(run=stale, step=1, attempts=[_classifier_attempt()], kind="classifier",
+                         call_id="proposal-1:asked", label="memory classifier")
+        return "done"
 
     with run_locked(tenant=cast.acme, run_id=run.pk) as locked:  # a step's transaction, the row locked
         run_charge(locked, step_attempt)
-        charger = threading.Thread(target=classifier_charge)
-        charger.start()
-        wait_for(lambda: "pid" in charged and waiting_for_a_lock(charged["pid"]), 30,
-                 message="the classifier's charge to wait for the step's lock")
-    charger.join(30)
-    assert charged.get("done")
+        charged = behind_a_lock(classifier_charge, message="the classifier's charge to wait for the step's lock")
+    assert charged() == "done"
 
     run.refresh_from_db()
     classifier_amount = _classifier_attempt().cost_usd
