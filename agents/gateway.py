@@ -346,19 +346,20 @@ def _transient(exc: Exception) -> bool:
 
 
 _models_lock = threading.Lock()
-_models: dict[tuple, object] = {}
 
 
 def _model(name: str):
-    """The process's model for ``name``, made again when the provider settings change. Its HTTP client
-    belongs to the background loop (console.aio), so the provider connection stays alive between calls."""
+    """The model for ``name`` on the loop this thread's requests run on (console.aio.run_here), made
+    again when the provider settings change. Its HTTP client belongs to that loop, so the provider
+    connection stays alive between calls."""
     from django.conf import settings
 
     key = (os.getpid(), name, settings.OPENAI_BASE_URL, settings.OPENAI_API_KEY, settings.ANTHROPIC_API_KEY)
-    with _models_lock:
-        if key not in _models:
-            _models[key] = resolve_model(name)
-        return _models[key]
+    models = aio.bound_here()
+    with _models_lock:  # the background loop's models are shared by every thread that runs a loop
+        if key not in models:
+            models[key] = resolve_model(name)
+        return models[key]
 
 
 async def _request(model, messages: list[ModelMessage], parameters: ModelRequestParameters, timeout: float) -> ModelResponse:
@@ -373,7 +374,7 @@ def _attempt(model, messages: list[ModelMessage], parameters: ModelRequestParame
     Returns the response, its tokens, its cost and the price used."""
     with model_call_span(provider=provider, model=model_name) as span:
         try:
-            response = aio.run(_request(model, messages, parameters, timeout))
+            response = aio.run_here(_request(model, messages, parameters, timeout))
         except Exception as exc:
             span_failed(span, type(exc).__name__, str(exc))
             raise
