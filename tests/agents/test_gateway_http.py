@@ -8,6 +8,7 @@ would see: the reply, the recorded attempts, and the requests the provider got.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 from collections import deque
@@ -106,7 +107,7 @@ class FakeProvider:
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
                 with fake.lock:
                     fake.requests.append({"path": self.path, "authorization": self.headers.get("Authorization"),
-                                          "body": body})
+                                          "body": body, "peer": self.client_address})
                     canned = fake._next(body)
                 if canned.delay and fake.stopping.wait(canned.delay):
                     return
@@ -170,6 +171,27 @@ def statuses(result) -> list[tuple[str, str]]:
 
 
 # --- Replies ---------------------------------------------------------------------------------
+
+
+def test_a_threads_calls_keep_one_connection_and_another_thread_opens_its_own(provider):
+    """Model calls run on the calling thread's own loop, with a client of that loop's: a worker's next
+    call reuses its kept-alive connection; a call from code that runs a loop already still gets its reply."""
+    provider.otherwise = Canned(body=completion(text="Done."))
+    assert ask().reply.text == ask().reply.text == "Done."
+    first, second = (request["peer"] for request in provider.requests)
+    assert first == second
+
+    elsewhere = []
+    thread = threading.Thread(target=lambda: elsewhere.append(ask().reply.text))
+    thread.start()
+    thread.join(10)
+    assert elsewhere == ["Done."] and provider.requests[-1]["peer"] != first
+
+    async def from_async_code():
+        return ask().reply.text
+
+    assert asyncio.run(from_async_code()) == "Done."
+    assert len(provider.requests) == 4
 
 
 def test_tool_call_reply_carries_tool_arguments_reason_and_token_usage(provider):
