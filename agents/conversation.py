@@ -62,6 +62,17 @@ class Conversation:
         self._add(message)
         run.writes.message(ConversationMessage(run=run, seq=self.length, step=run.step, message=message))
 
+    def mark(self) -> tuple:
+        """Where the conversation is now, for ``rewind``."""
+        return self.length, self.characters, dict(self.latest), len(self._done), list(self._parts)
+
+    def rewind(self, mark: tuple) -> None:
+        """Back to ``mark``: the messages appended since (by a transaction that kept nothing) are gone."""
+        self.length, self.characters, latest, done, parts = mark
+        self.latest = dict(latest)
+        del self._done[done:]
+        self._parts = list(parts)
+
     def open_tool_results(self) -> list[str]:
         """The call ids of the tool results the model has not answered yet (what its next reply refers to)."""
         return [part.tool_call_id for part in self._parts if isinstance(part, ToolReturnPart)]

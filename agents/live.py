@@ -35,7 +35,7 @@ def tenant_group(tenant_id: int) -> str:
 # these, with only EVENTS_ONLY events, leaves those partials as they were and its frame is its event rows.
 # A column added to Run counts as shown until it is listed here.
 NOT_SHOWN = frozenset({"event_seq", "inbox", "lease_owner", "lease_expires_at", "fence", "trace_id", "idempotency_key",
-                       "idempotency_fingerprint", "updated_at"})
+                       "idempotency_fingerprint", "updated_at", "version"})
 # Events whose transaction writes no approval request or plan step (which the card and plan show too).
 EVENTS_ONLY = frozenset({"instruction.added", "instruction.applied", "context.used", "memory.proposal"})
 

@@ -123,6 +123,9 @@ class Run(models.Model):
     terminal_reason = models.CharField(max_length=300, blank=True)
     answer = models.TextField(blank=True)
     event_seq = models.PositiveIntegerField(default=0)  # last RunEvent.seq written
+    # Rises with every write of the row (run_store.run_write, run_instruction_add): a step that did not lock the
+    # row writes only if it is still the version the step's turn last committed (agents/run_store.py).
+    version = models.PositiveBigIntegerField(default=0)
     inbox = models.JSONField(default=list, blank=True)  # instructions added mid-run, for the next step
     pause_requested = models.BooleanField(default=False)
     cancel_requested = models.BooleanField(default=False)

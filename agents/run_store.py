@@ -13,14 +13,20 @@ take twenty of them. Here a step takes:
   everything the transaction added on it: its ``RunWrites`` (events, conversation messages, the
   checkpoint, model-call, tool-invocation and any hook's rows); a step's transaction sends it with
   its COMMIT in one round trip (``run_write_and_commit``).
+- ``run_unlocked``: within a turn, the transaction that applies a model's reply skips ``run_lock``. It works
+  on the row as the turn's previous transaction committed it, and its ``run_write`` writes only if the row is
+  still that version (with our fence, and the tenant's configuration unchanged): otherwise the statement
+  raises ``RunChanged``, the transaction keeps nothing, and the step applies the reply again under the lock
+  (agents/services/step.py). A step's usual transaction is then one round trip: BEGIN, the write, COMMIT.
 
 Who may write a run row: only a transaction that holds its row lock (``run_lock`` by fence for the
-lease holder, ``run_lock_in_tenant`` for people and approvals), and only through ``run_write``,
-which writes the columns that changed since the lock was taken. A column changed by anyone else
-(an ORM ``update`` in the same transaction, or after the lock is released) is never overwritten
-with a stale value.
+lease holder, ``run_lock_in_tenant`` for people and approvals), or the lease holder's unlocked write
+checked by ``version``, and only through ``run_write``, which writes the columns that changed since
+the row was read and raises ``version``. A column changed by anyone else (an ORM ``update`` in the
+same transaction, or after the lock is released) is never overwritten with a stale value.
 The exception is a person's instruction (``run_instruction_add``): one UPDATE that takes the row lock
-itself and changes only the inbox, ``event_seq`` and ``updated_at``, each from the row as committed.
+itself and changes only the inbox, ``event_seq``, ``version`` and ``updated_at``, each from the row as
+committed.
 
 Rows are built as model instances, so defaults, ``auto_now`` and JSON adaptation are Django's own.
 Every statement here goes through ``console.db.prepared_cursor``: prepared once per connection, so
@@ -37,7 +43,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from functools import cache
 
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from psycopg import Pipeline
 
 from agents.models import RUNNABLE, Agent, Checkpoint, ConversationMessage, PlanStep, Run, RunEvent
@@ -250,8 +256,9 @@ class RunWrites:
     hook rows such as cost ledger entries). Made when the row is locked; a run read any other way
     has none, so it cannot be written by mistake."""
 
-    def __init__(self, run: Run):
+    def __init__(self, run: Run, guard: tuple[int, int, int] | None = None):
         self.run = run
+        self.guard = guard  # an unlocked write's (fence, version, tenant's config_version): what the row must still be
         self.events: list[RunEvent] = []
         self.messages: list[ConversationMessage] = []
         self.rows: list = []
@@ -320,6 +327,18 @@ class RunWrites:
         self._as_locked = self._columns_now()
 
 
+class RunChanged(Exception):
+    """An unlocked write found the run row changed since its turn last committed it (or the lease or the
+    tenant's configuration changed): nothing of its transaction was kept."""
+
+
+def run_unlocked(run: Run) -> Run:
+    """The run as the turn's previous transaction left it, to be written in the caller's transaction without
+    its lock: ``run_write`` then writes only if the row is still that version (see the module's docstring)."""
+    run.writes = RunWrites(run, guard=(run.fence, run.version, run.tenant.config_version))
+    return run
+
+
 def row_add(run: Run, row) -> None:
     """A ModelCall or ToolInvocation (no id needed afterwards) written with the run's next ``run_write``."""
     run.writes.add(row)
@@ -376,7 +395,13 @@ def _json_value(value):
 
 
 CHECKPOINT_UPSERT = " ON CONFLICT (run_id, step) DO UPDATE SET state = EXCLUDED.state, at = EXCLUDED.at"
-UPDATED_AT = Run._meta.get_field("updated_at")
+UPDATED_AT, VERSION = Run._meta.get_field("updated_at"), Run._meta.get_field("version")
+# An unlocked write's UPDATE: only the row as its turn last committed it, still ours, its tenant's configuration
+# unchanged; when it matched none, the statement fails (agents/migrations/0014_run_version.py), and with it the
+# rows the statement inserted.
+GUARD = (" AND fence = %s AND version = %s"
+         " AND (SELECT config_version FROM console_tenant WHERE id = %s) = %s RETURNING id")
+UNLESS_WRITTEN = "SELECT proctor_run_changed(%s) WHERE NOT EXISTS (SELECT FROM u)"
 
 
 def run_write_and_commit(run: Run) -> None:
@@ -390,20 +415,39 @@ def run_write_and_commit(run: Run) -> None:
             or not Pipeline.is_supported():  # savepoint_ids: one entry (None without a savepoint) per inner block
         run_write(run)
         return
-    with connection.wrap_database_errors, connection.connection.pipeline():
+    with _changed_is_raised(run), connection.wrap_database_errors, connection.connection.pipeline():
         run_write(run)
         connection.connection.commit()
 
 
+# What an unlocked write that found the row changed fails with: its guard's error, or, when a person's
+# instruction took the next event number first, the events' unique (run, seq).
+_CHANGED_STATES = {"PRCHG", "23505"}
+
+
+@contextmanager
+def _changed_is_raised(run: Run):
+    try:
+        yield
+    except DatabaseError as error:
+        if run.writes.guard is None or getattr(error.__cause__, "sqlstate", None) not in _CHANGED_STATES:
+            raise
+        raise RunChanged(run.pk) from error
+
+
 def run_write(run: Run) -> None:
-    """One statement: the run row's changed columns (and ``updated_at``), and the events, messages,
-    rows and checkpoint the transaction added on it. Nothing changed and nothing added: no statement."""
+    """One statement: the run row's changed columns (and ``updated_at``, ``version``), and the events,
+    messages, rows and checkpoint the transaction added on it. Nothing changed and nothing added: no
+    statement, unless the run was read unlocked (its guard is then checked all the same). An unlocked
+    run's statement raises ``RunChanged`` when the row is not the version it read."""
     writes = run.writes
-    changed = [field for field in writes.changed_columns() if field is not UPDATED_AT]
+    changed = [field for field in writes.changed_columns() if field not in (UPDATED_AT, VERSION)]
     rows = writes.pending_rows()
     hook_items = [(statement, items) for statement, items in writes.hook_items.values() if items]
-    if not changed and not rows and not hook_items:
+    if not changed and not rows and not hook_items and writes.guard is None:
         return
+    run.version += 1
+    changed.append(VERSION)
     by_model: dict[type, list] = {}
     for row in rows:
         by_model.setdefault(type(row), []).append(row)
@@ -418,10 +462,14 @@ def run_write(run: Run) -> None:
         params.extend(values)
     columns = [*changed, UPDATED_AT]
     params.extend(field.get_db_prep_save(field.pre_save(run, False), connection) for field in columns)
-    params.append(run.pk)
-    update = ("UPDATE agents_run SET " + ", ".join(f'"{field.column}" = %s' for field in columns) + " WHERE id = %s")
-    sql = (f"WITH {', '.join(parts)} " if parts else "") + update
-    with prepared_cursor() as cursor:
+    update = "UPDATE agents_run SET " + ", ".join(f'"{field.column}" = %s' for field in columns) + " WHERE id = %s"
+    if writes.guard is None:
+        params.append(run.pk)
+        sql = (f"WITH {', '.join(parts)} " if parts else "") + update
+    else:
+        params.extend([run.pk, *writes.guard[:2], run.tenant_id, writes.guard[2], run.pk])
+        sql = f"WITH {''.join(part + ', ' for part in parts)}u AS ({update}{GUARD}) {UNLESS_WRITTEN}"
+    with _changed_is_raised(run), prepared_cursor() as cursor:
         cursor.execute(sql, params)
     writes.written(changed)
 
@@ -430,7 +478,8 @@ def run_write(run: Run) -> None:
 
 INSTRUCTION_ADD = f"""
     WITH r AS (
-        UPDATE agents_run SET inbox = inbox || jsonb_build_array(%s::jsonb), event_seq = event_seq + 1, updated_at = %s
+        UPDATE agents_run SET inbox = inbox || jsonb_build_array(%s::jsonb), event_seq = event_seq + 1,
+                              version = version + 1, updated_at = %s
          WHERE id = %s AND tenant_id = %s AND NOT (status = ANY(%s))
      RETURNING {select_list("agents_run", Run)}
     ), e AS (
@@ -438,7 +487,7 @@ INSTRUCTION_ADD = f"""
     )
     SELECT * FROM r
 """
-INSTRUCTION_COLUMNS = frozenset({"inbox", "event_seq"})  # what the statement changes, as run_write would name them
+INSTRUCTION_COLUMNS = frozenset({"inbox", "event_seq", "version"})  # what the statement changes, as run_write would name them
 
 
 def run_instruction_add(*, run_id: int, tenant_id: int, item: dict, event_type: str, at: datetime,

@@ -37,7 +37,15 @@ from agents.hooks import (
     usage_recorded,
 )
 from agents.models import ModelCall, PlanStep, Run, RunStatus
-from agents.run_store import conversation_load, row_add, run_claim, run_lock, run_write_and_commit
+from agents.run_store import (
+    RunChanged,
+    conversation_load,
+    row_add,
+    run_claim,
+    run_lock,
+    run_unlocked,
+    run_write_and_commit,
+)
 from agents.selectors import pin_agent_version
 from agents.services import actions, tool_calls
 from agents.services.transitions import (
@@ -294,35 +302,71 @@ def _model_step(turn: Turn) -> str:
                       messages=turn.conversation.model_messages(_context_text(blocks)), tools=tools,
                       plan_mode=agent.plan_mode, breaker=Breaker(redis_client(timeout=2), policy), policy=policy)
     used = tuple({"source": block.source, "references": list(block.references)} for block in blocks)
-    with fenced(turn) as run:
-        run.step = step
-        if used:
-            emit(run, "context.used", {"step": step, "blocks": list(used)})
-        _record_attempts(run, info, result.attempts)
-        if result.reply is None:
-            fail(run, f"model_error: {result.error}"[:300])
-            turn.save(run)
-            return "failed"
-        verdicts, need = _verdicts(run, result.reply, skip_review=bool(turn.overrides and turn.overrides.skip_review))
-        action = engine.next_action(result.reply, verdicts=verdicts, plan_mode=run.agent.plan_mode,
-                                    plan_approval=run.agent.plan_approval)
-        if hooks.decision:
-            decision_made(info, _decision(action, result.reply, verdicts, need, used, turn.conversation), run.writes)
-        outcome = actions.apply_action(run, turn, action, need)
-        pending = turn.state.pending_call
-        if outcome == "tool_pending" and getattr(tool_for(run.tenant, pending.tool), "transactional", False):
-            # Its effects live only in our database: it runs in this transaction, with the reply that asked
-            # for it, so a crash undoes both together and the step is simply taken again.
-            return _then_next(run, turn, tool_calls.execute_pending(run, turn, pending))
-        turn.save(run)
-        if run.status == RunStatus.QUEUED:  # planned, or a refused call told to the model
-            outcome = _to_next_step(run, turn, outcome)
-        # A pending tool keeps the lease (it runs next, in its own transaction); an ended or waiting run
-        # gave it up with its status.
-    if outcome == "tool_pending":
+    outcome = _reply_committed(turn, lambda run: _reply_applied(run, turn, info, result, used))
+    if outcome == TOOL_NEXT:
         with fenced(turn) as run:  # after the reply that asked for it committed
             return _then_next(run, turn, tool_calls.run_pending_call(run, turn))
     return outcome
+
+
+TOOL_NEXT = "tool_next"  # the reply asked for a call that runs in a transaction of its own, next
+
+
+def _reply_committed(turn: Turn, apply) -> str:
+    """``apply(run)``, the model's reply applied, in a transaction that does not lock the run first: the run
+    as the turn's last transaction committed it (run_store.run_unlocked), written only if nobody changed it
+    since (a person's instruction, pause, cancel or decision, a classifier's charge, another worker's claim,
+    the tenant's configuration). Then it is one round trip: BEGIN, the write and COMMIT. If somebody did,
+    nothing of it was kept: the turn's state and conversation go back to before it, and the reply is applied
+    again to the run as it is now, locked (the model is not asked again). A transactional tool the reply
+    asked for then ran twice, the first time in a transaction that kept nothing; its trace shows both."""
+    state, said = turn.state, turn.conversation.mark()
+    turn.saving = None
+    try:
+        with transaction.atomic():
+            run = run_unlocked(turn.run)
+            outcome = apply(run)
+            run_write_and_commit(run)
+    except RunChanged:
+        turn.state = state
+        turn.conversation.rewind(said)
+        with fenced(turn) as run:
+            return apply(run)
+    if turn.saving is not None:
+        turn.committed, turn.saving = turn.saving, None
+    return outcome
+
+
+def _reply_applied(run: Run, turn: Turn, info: StepInfo, result, used: tuple) -> str:
+    """The model's reply (``result``) in the step's transaction: its attempts, the policy's verdicts, the
+    engine's action carried out, and a call that runs in our database run with it. Returns TOOL_NEXT for a
+    call that runs in a transaction of its own, or how the step ended (the next one's boundary passed:
+    MODEL_NEXT)."""
+    run.step = info.step
+    if used:
+        emit(run, "context.used", {"step": info.step, "blocks": list(used)})
+    _record_attempts(run, info, result.attempts)
+    if result.reply is None:
+        fail(run, f"model_error: {result.error}"[:300])
+        turn.save(run)
+        return "failed"
+    verdicts, need = _verdicts(run, result.reply, skip_review=bool(turn.overrides and turn.overrides.skip_review))
+    action = engine.next_action(result.reply, verdicts=verdicts, plan_mode=run.agent.plan_mode,
+                                plan_approval=run.agent.plan_approval)
+    if hooks.decision:
+        decision_made(info, _decision(action, result.reply, verdicts, need, used, turn.conversation), run.writes)
+    outcome = actions.apply_action(run, turn, action, need)
+    pending = turn.state.pending_call
+    if outcome == "tool_pending" and getattr(tool_for(run.tenant, pending.tool), "transactional", False):
+        # Its effects live only in our database: it runs in this transaction, with the reply that asked
+        # for it, so a crash undoes both together and the step is simply taken again.
+        return _then_next(run, turn, tool_calls.execute_pending(run, turn, pending))
+    turn.save(run)
+    if run.status == RunStatus.QUEUED:  # planned, or a refused call told to the model
+        outcome = _to_next_step(run, turn, outcome)
+    # A pending tool keeps the lease (it runs next, in its own transaction); an ended or waiting run
+    # gave it up with its status.
+    return TOOL_NEXT if outcome == "tool_pending" else outcome
 
 
 def _record_attempts(run: Run, info: StepInfo, attempts) -> None:
