@@ -1,7 +1,7 @@
 """The run's conversation: append-only rows (ConversationMessage), and the model's message list
 built from them incrementally.
 
-A turn loads the conversation once (``conversation_load``) and then each step appends only its new
+A turn loads the conversation once (with its claim, ``run_store.run_claim``) and then each step appends only its new
 messages: one row each, written with the step's transaction, and one more part on the model's
 message list. Neither the bytes a step writes nor the work to build the model's messages grows with
 the run's length.

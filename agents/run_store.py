@@ -63,17 +63,20 @@ CLAIM = f"""
      WHERE r.id = %s AND a.id = r.agent_id AND t.id = r.tenant_id AND r.status = ANY(%s)
        AND (r.lease_expires_at IS NULL OR r.lease_expires_at < now())
  RETURNING {select_list("r", Run)}, {select_list("a", Agent)}, {select_list("t", Tenant)},
-           (SELECT c.state FROM agents_checkpoint c WHERE c.run_id = r.id ORDER BY c.step DESC LIMIT 1)
+           (SELECT c.state FROM agents_checkpoint c WHERE c.run_id = r.id ORDER BY c.step DESC LIMIT 1),
+           (SELECT coalesce(jsonb_agg(m.message ORDER BY m.seq), '[]') FROM agents_conversationmessage m
+             WHERE m.run_id = r.id)
 """
 
 LOCK = (f'SELECT {select_list("r", Run)}, t.config_version FROM agents_run r JOIN console_tenant t ON t.id = r.tenant_id'
         ' WHERE r.id = %s AND r.fence = %s FOR NO KEY UPDATE OF r')
 
 
-def run_claim(*, run_id: int, worker: str, lease_seconds: float) -> tuple[Run, dict] | None:
-    """Claim a runnable run if nobody holds a live lease: the run (its agent and tenant attached) and
-    its latest state, or None. By id alone: the step task carries only the run id; the tenant comes
-    with the row. Only the lease holder writes checkpoints, so the state stays ours to use."""
+def run_claim(*, run_id: int, worker: str, lease_seconds: float) -> tuple[Run, dict, list[dict]] | None:
+    """Claim a runnable run if nobody holds a live lease: the run (its agent and tenant attached), its
+    latest state and its conversation (as ``conversation_load`` reads it), or None. By id alone: the step
+    task carries only the run id; the tenant comes with the row. Only the lease holder writes checkpoints
+    and messages, so what the claim read stays ours to use."""
     with prepared_cursor() as cursor:
         cursor.execute(CLAIM, [worker, lease_seconds, run_id, list(RUNNABLE)])
         row = cursor.fetchone()
@@ -82,8 +85,9 @@ def run_claim(*, run_id: int, worker: str, lease_seconds: float) -> tuple[Run, d
     run = row_instance(Run, row[:RUN_COUNT])
     run.agent = row_instance(Agent, row[RUN_COUNT:RUN_COUNT + AGENT_COUNT])
     run.tenant = row_instance(Tenant, row[RUN_COUNT + AGENT_COUNT:RUN_COUNT + AGENT_COUNT + TENANT_COUNT])
-    state = db_value(Checkpoint._meta.get_field("state"), row[-1])
-    return run, state if isinstance(state, dict) else {}
+    state = db_value(Checkpoint._meta.get_field("state"), row[-2])
+    messages = db_value(ConversationMessage._meta.get_field("message"), row[-1])
+    return run, state if isinstance(state, dict) else {}, messages
 
 
 LOCK_IN_TENANT = (f'SELECT {select_list("r", Run)} FROM agents_run r WHERE r.id = %s AND r.tenant_id = %s'

@@ -39,7 +39,6 @@ from agents.hooks import (
 from agents.models import ModelCall, PlanStep, Run, RunStatus
 from agents.run_store import (
     RunChanged,
-    conversation_load,
     row_add,
     run_claim,
     run_lock,
@@ -140,11 +139,11 @@ def run_advance(*, run_id: int, worker: str) -> str:
     claimed = run_claim(run_id=run_id, worker=worker, lease_seconds=settings.RUN_LEASE_SECONDS)
     if claimed is None:
         return "no_lease"
-    run, state_json = claimed
+    run, state_json, messages = claimed
     pin_agent_version(run)
     overrides = _overridden(run) if hooks.run_overrides else None
     state = engine.RunState.from_json(state_json)
-    conversation = Conversation(instructions=run.agent.instructions, messages=conversation_load(run_id=run_id))
+    conversation = Conversation(instructions=run.agent.instructions, messages=messages)
     turn = Turn(run=run, state=state, conversation=conversation, ends=time.monotonic() + settings.RUN_TURN_SECONDS,
                 committed=state, overrides=overrides)
     outcome = None
