@@ -314,6 +314,35 @@ def p1_through_worker(ctx: Context, runs: int = 40, warmup_runs: int = 2,
         worker.stop()
 
 
+def p1_taking_turns_with_lg(ctx: Context, *, rounds: int = 8, runs: int = 5,
+                            warmup_runs: int = 2) -> tuple[list[float], list[float], float, list[float]]:
+    """P1's headline and its peer measured taking turns: ``rounds`` rounds of ``runs`` runs through one
+    prefork worker, then ``runs`` LG runs in this process (the worker idle meanwhile), so the host's drift
+    over the minute falls on both alike. (step start → next step start, step span durations, the worker's
+    CPU seconds per step, LG's per-step seconds)."""
+    from bench.langgraph_peer import lg_runner
+
+    _django(ctx)
+    _purge_queue()
+    gaps, durations, cpu, lg = [], [], [], []
+    worker = Worker(ctx, pool="prefork", concurrency=1, log=log_path("bench-worker-p1.log"))
+    try:
+        with lg_runner(ctx, steps=P1_STEPS) as lg_run:
+            for _ in range(warmup_runs):
+                lg_run()
+            p1_gaps(ctx, worker, runs=1, warmup_runs=warmup_runs)  # warm-up, not kept
+            for _ in range(rounds):
+                ours, spans, cpu_per_step = p1_gaps(ctx, worker, runs=runs, warmup_runs=0)
+                gaps += ours
+                durations += spans
+                cpu.append(cpu_per_step)
+                for _ in range(runs):
+                    lg += lg_run()
+    finally:
+        worker.stop()
+    return gaps, durations, statistics.median(cpu), lg
+
+
 def p1_floors(ctx: Context, samples: int = 2000) -> tuple[list[float], list[float]]:
     """Two parts every step must pay, each measured alone: (the gateway's call to the zero-latency demo
     model with a mid-run conversation of 25 calls, the Celery enqueue of a step task)."""
@@ -375,12 +404,12 @@ def run_p1(ctx: Context) -> str:
     from bench.langgraph_peer import lg_steps
 
     b1 = ctx.baseline("B1")
-    lg = summary(lg_steps(ctx, steps=P1_STEPS, runs=40, form="json"))
+    print(f"  P1 through a worker and LG, taking turns: 8 rounds of 5 runs each × {P1_STEPS + 1} steps ...", flush=True)
+    gaps, durations, cpu_per_step, lg_samples = p1_taking_turns_with_lg(ctx)
+    lg = summary(lg_samples)
     lg_msgs = summary(lg_steps(ctx, steps=P1_STEPS, runs=40, form="msgs"))
     print(f"  P1 in process: 20 runs × {P1_STEPS + 1} steps ...", flush=True)
     in_process = summary(p1_in_process(ctx))
-    print(f"  P1 through a worker: 40 runs × {P1_STEPS + 1} steps ...", flush=True)
-    gaps, durations, cpu_per_step = p1_through_worker(ctx)
     print(f"  P1 through a worker, a turn per step: 40 runs × {P1_STEPS + 1} steps ...", flush=True)
     handoff_gaps, _, _ = p1_through_worker(ctx, turn_seconds=0)
     through = summary(gaps)
@@ -411,7 +440,9 @@ def run_p1(ctx: Context) -> str:
         f"default 0.5 s, the worker takes the next step itself; past it, or with RUN_TURN_SECONDS=0, the next step is "
         f"enqueued and claimed again). Runs of {P1_STEPS} tool calls plus the answer, one at a time; worker: prefork, "
         f"1 process. LG: bench/langgraph_peer.py (same model call, same tool, PostgresSaver, durability=sync), agent "
-        f"node start → next agent node start.\n\n"
+        f"node start → next agent node start. The headline and LG take turns, 8 rounds of 5 runs each (ours through "
+        f"the worker, then LG's in the bench process), so the host's drift falls on both; LG-msgs is measured "
+        f"alone.\n\n"
         f"**CPU per step** in the worker process: {cpu_per_step * 1000:.2f} ms. **Rows per step** (ours): {per_step}, "
         f"plus one update of the run row per transaction. **WAL per step**: ours {writes['wal'] / 1024:.1f} KiB, "
         f"LG {writes['lg_wal'] / 1024:.1f} KiB. In this run the model call alone took {gateway.p50 / lg.p50:.2f}× a "

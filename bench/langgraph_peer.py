@@ -28,11 +28,12 @@ and no tool) is not a sample.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import operator
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Annotated, Literal, TypedDict
 
@@ -175,6 +176,18 @@ def saver(ctx: Context):
     from langgraph.checkpoint.postgres import PostgresSaver
 
     return PostgresSaver.from_conn_string(ctx.database_url)
+
+
+@contextlib.contextmanager
+def lg_runner(ctx: Context, *, steps: int = 50, form: str = "json") -> Iterator[Callable[[], list[float]]]:
+    """A function that makes one LG run of ``steps`` tool calls and returns its per-step seconds: for a
+    measurement that takes turns with another (bench/agent_loop.py's P1 headline)."""
+    _django(ctx)
+    probe = Probe()
+    with saver(ctx) as checkpointer:
+        checkpointer.setup()
+        app = build_graph(checkpointer, form, probe)
+        yield lambda: run_once(app, form, steps, probe)[0]
 
 
 def lg_steps(ctx: Context, *, steps: int = 50, runs: int = 40, form: str = "json", warmup_runs: int = 3) -> list[float]:
