@@ -57,6 +57,8 @@ def _columns(model) -> list:
 
 RUN_COUNT, AGENT_COUNT, TENANT_COUNT = len(_columns(Run)), len(_columns(Agent)), len(_columns(Tenant))
 
+# A conversation this large as stored (compressed) is read row by row instead: one jsonb value holds at most 255 MB.
+CLAIM_MESSAGES_MAX_BYTES = 16 * 1024 * 1024
 CLAIM = f"""
     UPDATE agents_run r SET lease_owner = %s, lease_expires_at = now() + make_interval(secs => %s), fence = r.fence + 1
       FROM agents_agent a, console_tenant t
@@ -64,8 +66,10 @@ CLAIM = f"""
        AND (r.lease_expires_at IS NULL OR r.lease_expires_at < now())
  RETURNING {select_list("r", Run)}, {select_list("a", Agent)}, {select_list("t", Tenant)},
            (SELECT c.state FROM agents_checkpoint c WHERE c.run_id = r.id ORDER BY c.step DESC LIMIT 1),
-           (SELECT coalesce(jsonb_agg(m.message ORDER BY m.seq), '[]') FROM agents_conversationmessage m
-             WHERE m.run_id = r.id)
+           CASE WHEN (SELECT coalesce(sum(pg_column_size(m.message)), 0) FROM agents_conversationmessage m
+                       WHERE m.run_id = r.id) < %s
+                THEN (SELECT coalesce(jsonb_agg(m.message ORDER BY m.seq), '[]') FROM agents_conversationmessage m
+                       WHERE m.run_id = r.id) END
 """
 
 LOCK = (f'SELECT {select_list("r", Run)}, t.config_version FROM agents_run r JOIN console_tenant t ON t.id = r.tenant_id'
@@ -74,11 +78,12 @@ LOCK = (f'SELECT {select_list("r", Run)}, t.config_version FROM agents_run r JOI
 
 def run_claim(*, run_id: int, worker: str, lease_seconds: float) -> tuple[Run, dict, list[dict]] | None:
     """Claim a runnable run if nobody holds a live lease: the run (its agent and tenant attached), its
-    latest state and its conversation (as ``conversation_load`` reads it), or None. By id alone: the step
+    latest state and its conversation (as ``conversation_load`` reads it; in the same statement unless it is
+    over CLAIM_MESSAGES_MAX_BYTES), or None. By id alone: the step
     task carries only the run id; the tenant comes with the row. Only the lease holder writes checkpoints
     and messages, so what the claim read stays ours to use."""
     with prepared_cursor() as cursor:
-        cursor.execute(CLAIM, [worker, lease_seconds, run_id, list(RUNNABLE)])
+        cursor.execute(CLAIM, [worker, lease_seconds, run_id, list(RUNNABLE), CLAIM_MESSAGES_MAX_BYTES])
         row = cursor.fetchone()
     if row is None:
         return None
@@ -86,7 +91,8 @@ def run_claim(*, run_id: int, worker: str, lease_seconds: float) -> tuple[Run, d
     run.agent = row_instance(Agent, row[RUN_COUNT:RUN_COUNT + AGENT_COUNT])
     run.tenant = row_instance(Tenant, row[RUN_COUNT + AGENT_COUNT:RUN_COUNT + AGENT_COUNT + TENANT_COUNT])
     state = db_value(Checkpoint._meta.get_field("state"), row[-2])
-    messages = db_value(ConversationMessage._meta.get_field("message"), row[-1])
+    messages = db_value(ConversationMessage._meta.get_field("message"), row[-1]) if row[-1] is not None \
+        else conversation_load(run_id=run_id)
     return run, state if isinstance(state, dict) else {}, messages
 
 

@@ -57,6 +57,22 @@ def test_a_resumed_run_shows_the_model_exactly_what_an_uninterrupted_turn_did(ca
     assert _without_timestamps(rebuilt) == _without_timestamps(seen[-1])
 
 
+def test_a_conversation_too_large_to_come_with_the_claim_is_read_row_by_row_and_the_model_sees_the_same(
+        cast, monkeypatch, settings):
+    from agents import run_store
+
+    looper = make_looper(cast.acme)
+    seen = _spy_on_model_calls(monkeypatch)
+    settings.RUN_TURN_SECONDS = 0  # every step a new claim
+    advance(run_start(tenant=cast.acme, agent=looper, goal="Call noop 3 times", requested_by=cast.member))
+    with_the_claim = list(seen)
+    seen.clear()
+    monkeypatch.setattr(run_store, "CLAIM_MESSAGES_MAX_BYTES", 1)  # every conversation is over it
+    read_alone = advance(run_start(tenant=cast.acme, agent=looper, goal="Call noop 3 times", requested_by=cast.member))
+    assert read_alone.status == "completed" and len(seen) == len(with_the_claim) == 4
+    assert [_without_timestamps(m) for m in seen] == [_without_timestamps(m) for m in with_the_claim]
+
+
 def test_a_long_runs_steps_write_only_their_messages_and_no_checkpoint_when_the_state_is_unchanged(cast, settings):
     settings.RUN_TURN_SECONDS = 600
     looper = make_looper(cast.acme, max_steps=2000, max_tokens=10**9)
