@@ -8,11 +8,13 @@ the runtime imports none of those apps (tests/test_import_direction.py checks it
   for a run outside its steps, in ``run_usage_record``'s transaction, the run locked as in a step):
   ``fn(StepInfo, Usage, RunWrites)``. Rows added to the write set commit with the step, exactly once.
 - **decision** (after the engine decided, in the step's transaction): ``fn(StepInfo, Decision, RunWrites)``.
-- **status** (a run's status changed, in the transaction of the change, with the run locked):
+- **status** (a run's status changed, in the transaction of the change: the run locked, or a step's reply
+  written only if the row is still the version it read, see agents.run_store):
   ``fn(run, old, new)``. For what follows a run's life (run webhooks); it must not change the run: rows it
   adds commit with the change, work outside the database goes after commit (``transaction.on_commit``).
-- **gate** (before each model call, in the transaction that passes the step's boundary, the run row
-  locked): ``fn(StepInfo, ModelCallEstimate) -> str | GateAsk | None``. A gate that returns a reason ends the
+- **gate** (before each model call, in the transaction that passes the step's boundary: the run row
+  locked, or, within a turn, the reply's transaction checked at its write; what it adds is rolled back and
+  asked again if that check fails): ``fn(StepInfo, ModelCallEstimate) -> str | GateAsk | None``. A gate that returns a reason ends the
   run (failed, with that reason) before the model is called; ``None`` lets it go on (costs' budgets). A
   ``GateAsk`` makes the run wait for a person (a request through the human review, like a question);
   once they decided, the gates are asked again and the ask's ``decided`` acts on the decision.

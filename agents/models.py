@@ -198,7 +198,8 @@ def _compact_json(value) -> str:
 
 class ConversationMessage(models.Model):
     """The run's conversation, append-only: a row per message (user, assistant, tool), written in the
-    step's transaction, under the run's lock, so every committed row is part of the run's history. A
+    step's transaction by the lease holder (the run locked, or its write checked by ``Run.version``), so
+    every committed row is part of the run's history. A
     step writes its new messages only, so its cost does not grow with the run. Keyed by (run, seq) and
     kept as compact JSON text: a row is little more than the message."""
 

@@ -57,7 +57,9 @@ def _columns(model) -> list:
 
 RUN_COUNT, AGENT_COUNT, TENANT_COUNT = len(_columns(Run)), len(_columns(Agent)), len(_columns(Tenant))
 
-# A conversation this large as stored (compressed) is read row by row instead: one jsonb value holds at most 255 MB.
+# The claim's messages are json_agg of the stored json text (copied as written, key order kept; jsonb would sort the
+# keys and the model would see other bytes after a claim). A conversation over this size as stored (compressed) is
+# read row by row instead, far below the 1 GB a value may hold.
 CLAIM_MESSAGES_MAX_BYTES = 16 * 1024 * 1024
 CLAIM = f"""
     UPDATE agents_run r SET lease_owner = %s, lease_expires_at = now() + make_interval(secs => %s), fence = r.fence + 1
@@ -68,7 +70,7 @@ CLAIM = f"""
            (SELECT c.state FROM agents_checkpoint c WHERE c.run_id = r.id ORDER BY c.step DESC LIMIT 1),
            CASE WHEN (SELECT coalesce(sum(pg_column_size(m.message)), 0) FROM agents_conversationmessage m
                        WHERE m.run_id = r.id) < %s
-                THEN (SELECT coalesce(jsonb_agg(m.message ORDER BY m.seq), '[]') FROM agents_conversationmessage m
+                THEN (SELECT coalesce(json_agg(m.message ORDER BY m.seq), '[]') FROM agents_conversationmessage m
                        WHERE m.run_id = r.id) END
 """
 
@@ -245,7 +247,8 @@ MESSAGES = "SELECT message FROM agents_conversationmessage WHERE run_id = %s ORD
 
 def conversation_load(*, run_id: int) -> list[dict]:
     """The run's conversation: once per turn, not per step. Every message was written in the transaction
-    of the step that said it, under the run's lock, so what is committed is what the run has said."""
+    of the step that said it, by the lease holder (the run locked, or its write checked by ``version``), so
+    what is committed is what the run has said."""
     with prepared_cursor() as cursor:
         cursor.execute(MESSAGES, [run_id])
         rows = cursor.fetchall()
@@ -260,11 +263,12 @@ _JSON_FIELDS = {field.attname for field in RUN_FIELDS if field.get_internal_type
 
 
 class RunWrites:
-    """What one transaction on a locked run writes, in one statement at its end (``run_write``):
+    """What one transaction on a run writes, in one statement at its end (``run_write``):
     the run row's changed columns, its events (dense ``seq``), conversation messages, checkpoint
     (the last one set wins, upserted by step) and any other rows (model calls, tool invocations,
-    hook rows such as cost ledger entries). Made when the row is locked; a run read any other way
-    has none, so it cannot be written by mistake."""
+    hook rows such as cost ledger entries). Made when the row is locked, or read unlocked by the lease
+    holder (``run_unlocked``, with its guard); a run read any other way has none, so it cannot be written
+    by mistake."""
 
     def __init__(self, run: Run, guard: tuple[int, int, int] | None = None):
         self.run = run
@@ -430,9 +434,11 @@ def run_write_and_commit(run: Run) -> None:
         connection.connection.commit()
 
 
-# What an unlocked write that found the row changed fails with: its guard's error, or, when a person's
-# instruction took the next event number first, the events' unique (run, seq).
-_CHANGED_STATES = {"PRCHG", "23505"}
+# What an unlocked write that found the row changed fails with: its guard's error; the events' unique (run, seq),
+# should an instruction ever take the next event number first; or a deadlock or serialization failure (its early
+# rows, e.g. a budget alert, locked before the run's row, which a classifier's charge may hold and wait on): the
+# whole transaction was rolled back each time, so it is applied again, locked.
+_CHANGED_STATES = {"PRCHG", "23505", "40P01", "40001"}
 
 
 @contextmanager
@@ -481,6 +487,8 @@ def run_write(run: Run) -> None:
         sql = f"WITH {''.join(part + ', ' for part in parts)}u AS ({update}{GUARD}) {UNLESS_WRITTEN}"
     with _changed_is_raised(run), prepared_cursor() as cursor:
         cursor.execute(sql, params)
+    # In pipeline mode (run_write_and_commit) a failure shows at the COMMIT, after this: the run and its write set
+    # are then dropped by the caller (an atomic block rolled back; an unlocked step applies its reply again).
     writes.written(changed)
 
 

@@ -18,8 +18,9 @@ from console.models import TenantConfigCache
 
 class ApprovalsReview:
     """Keeps each tenant's rules while its configuration version stays the same: the step reads the
-    version with the run's lock, and a policy saved or deleted raises it in the same transaction, so a
-    step never decides on rules older than its own transaction."""
+    version with the run's lock, or checks it at its write (a reply's unlocked transaction), and a policy
+    saved or deleted raises it in the same transaction, so a step never commits a decision on rules older
+    than its own transaction."""
 
     def __init__(self):
         self._rules = TenantConfigCache(lambda tenant_id: policy_rules(tenant=tenant_id))  # its enabled rules

@@ -181,8 +181,9 @@ def _overridden(run: Run) -> RunOverrides | None:
 
 
 def _step_boundary(run: Run, turn: Turn) -> str:
-    """Before a step, with the row locked: cancel and pause requests, a call left pending (decided,
-    resumed or left by a crash: it runs here), budgets and added instructions. Returns MODEL_NEXT, or
+    """Before a step, in a transaction on the run (locked, or a reply's checked at its write): cancel and
+    pause requests, a call left pending (decided, resumed or left by a crash: it runs here; a reply's
+    transaction never has one, see _reply_applied), budgets and added instructions. Returns MODEL_NEXT, or
     how the run stopped or went on without the model."""
     if run.cancel_requested:
         cancel_now(run)

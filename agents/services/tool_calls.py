@@ -31,8 +31,8 @@ from agents.tracing import span_failed, tool_span
 
 
 def run_pending_call(run: Run, turn) -> str:
-    """In a fenced transaction: execute the pending tool call and record its result; or, when it waits
-    for a person, their decision's outcome."""
+    """In a fenced (locked) transaction: execute the pending tool call and record its result; or, when it
+    waits for a person, their decision's outcome."""
     pending = turn.state.pending_call
     if not pending.needs_approval:
         return execute_pending(run, turn, pending)
@@ -86,7 +86,8 @@ def _plan_approved(run: Run, decided: Review) -> dict:
 
 
 def execute_pending(run: Run, turn, pending: engine.PendingCall, decided: Review | None = None) -> str:
-    """In a fenced transaction: run the pending call and record its result with the checkpoint."""
+    """In the step's transaction (locked; or a reply's, for a transactional tool): run the pending call and
+    record its result with the checkpoint."""
     key = f"{run.pk}:{pending.step}:{pending.id}"
     spec = tool_for(run.tenant, pending.tool)
     set_status(run, RunStatus.RUNNING_TOOL)

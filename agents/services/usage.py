@@ -60,7 +60,8 @@ def run_usage_record(*, run: Run, step: int, attempts: list[Attempt], kind: str,
     and its per-run budget counts it), told to the usage hooks with the run's write set (costs: the ledger
     row and its rollup, written with the run's statement; the budgets' alerts), and shown on the run's
     timeline (``usage.charged``, ``label`` saying what the call was for). The lock comes first, as in a
-    step, so the two never wait for each other's rows in opposite orders. ``call_id`` names what the call
+    step's locked transaction; a step's unlocked reply (which locks the run last, at its write) that meets
+    this in a deadlock is rolled back and applied again, locked (agents.run_store.RunChanged). ``call_id`` names what the call
     was made for (a ledger row's key)."""
     if not attempts:
         return

@@ -73,6 +73,22 @@ def test_a_conversation_too_large_to_come_with_the_claim_is_read_row_by_row_and_
     assert [_without_timestamps(m) for m in seen] == [_without_timestamps(m) for m in with_the_claim]
 
 
+def test_the_claim_brings_the_messages_as_written_key_order_included(cast):
+    """The conversation comes with the claim as the stored JSON text: a tool call's arguments keep the order the
+    model wrote them in, so after a new claim the provider gets the same bytes (and its prompt cache still hits)."""
+    from agents.models import ConversationMessage
+    from agents.run_store import run_claim
+
+    run = run_start(tenant=cast.acme, agent=make_looper(cast.acme), goal="Call noop 1 times", requested_by=cast.member)
+    call = {"role": "assistant", "text": "", "tool_call": {"id": "c1", "tool": "noop",
+                                                         "arguments": {"query": "acme", "limit": 5, "a": None}}}
+    ConversationMessage.objects.create(run=run, seq=2, step=1, message=call)
+    _, _, messages = run_claim(run_id=run.pk, worker="w1", lease_seconds=30)
+    assert [m["role"] for m in messages] == ["user", "assistant"]
+    assert list(messages[1]["tool_call"]["arguments"]) == ["query", "limit", "a"]
+    assert list(messages[1]) == ["role", "text", "tool_call"]
+
+
 def test_a_long_runs_steps_write_only_their_messages_and_no_checkpoint_when_the_state_is_unchanged(cast, settings):
     settings.RUN_TURN_SECONDS = 600
     looper = make_looper(cast.acme, max_steps=2000, max_tokens=10**9)
