@@ -9,7 +9,7 @@ from typing import Literal
 
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponse
-from ninja import Field, Router, Schema
+from ninja import Field, Router, Schema, Status
 from pydantic import StrictBool, StrictFloat, StrictInt
 
 from console.access import token_access
@@ -150,7 +150,7 @@ def create_memory(request, body: MemoryIn):
                                         content=body.content, subject=body.subject, confidence=body.confidence, **owner)
     except Refused as refusal:
         _refused(refusal)
-    return 201, record
+    return Status(201, record)
 
 
 @router.get("/memories/{memory_id}", response={200: MemoryOut, **errors(403, 404)})

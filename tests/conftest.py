@@ -234,6 +234,13 @@ def start_worker(transactional_db, tmp_path):
 
 
 @pytest.fixture(scope="session")
+def base_url(pytestconfig):
+    """pytest-playwright's own, as it defines it (its plugin class's instance method, which pytest deprecates and
+    warns about on every run)."""
+    return pytestconfig.getoption("--base-url") or pytestconfig.getini("base_url") or None
+
+
+@pytest.fixture(scope="session")
 def django_db_setup(django_db_setup, django_db_blocker):
     """The test database, and at the end the connection pool emptied so it can be dropped."""
     yield
