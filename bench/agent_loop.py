@@ -314,10 +314,15 @@ def p1_through_worker(ctx: Context, runs: int = 40, warmup_runs: int = 2,
         worker.stop()
 
 
+# After our runs, the worker still has work of theirs to do: each ended run's trace skeleton is materialized two
+# seconds later (traces.exporter._materialize_soon). LG's turn starts once that is done, or it would pay for it.
+WORKER_SETTLES = 3.0
+
+
 def p1_taking_turns_with_lg(ctx: Context, *, rounds: int = 8, runs: int = 5,
                             warmup_runs: int = 2) -> tuple[list[float], list[float], float, list[float]]:
     """P1's headline and its peer measured taking turns: ``rounds`` rounds of ``runs`` runs through one
-    prefork worker, then ``runs`` LG runs in this process (the worker idle meanwhile), so the host's drift
+    prefork worker, then (once the worker is idle: WORKER_SETTLES) ``runs`` LG runs in this process, so the host's drift
     over the minute falls on both alike. (step start → next step start, step span durations, the worker's
     CPU seconds per step, LG's per-step seconds)."""
     from bench.langgraph_peer import lg_runner
@@ -336,6 +341,7 @@ def p1_taking_turns_with_lg(ctx: Context, *, rounds: int = 8, runs: int = 5,
                 gaps += ours
                 durations += spans
                 cpu.append(cpu_per_step)
+                time.sleep(WORKER_SETTLES)
                 for _ in range(runs):
                     lg += lg_run()
     finally:
