@@ -42,6 +42,7 @@ from contextlib import contextmanager
 from datetime import date, datetime
 from decimal import Decimal
 from functools import cache
+from typing import NamedTuple
 
 from django.db import DatabaseError, connection, transaction
 from psycopg import Pipeline
@@ -270,9 +271,9 @@ class RunWrites:
     holder (``run_unlocked``, with its guard); a run read any other way has none, so it cannot be written
     by mistake."""
 
-    def __init__(self, run: Run, guard: tuple[int, int, int] | None = None):
+    def __init__(self, run: Run, guard: Guard | None = None):
         self.run = run
-        self.guard = guard  # an unlocked write's (fence, version, tenant's config_version): what the row must still be
+        self.guard = guard  # an unlocked write's: what the row must still be
         self.events: list[RunEvent] = []
         self.messages: list[ConversationMessage] = []
         self.rows: list = []
@@ -341,6 +342,15 @@ class RunWrites:
         self._as_locked = self._columns_now()
 
 
+class Guard(NamedTuple):
+    """What an unlocked write's row must still be: as the turn last committed it, still ours, under the same
+    configuration of its tenant."""
+
+    fence: int
+    version: int
+    config_version: int
+
+
 class RunChanged(Exception):
     """An unlocked write found the run row changed since its turn last committed it (or the lease or the
     tenant's configuration changed): nothing of its transaction was kept."""
@@ -349,7 +359,7 @@ class RunChanged(Exception):
 def run_unlocked(run: Run) -> Run:
     """The run as the turn's previous transaction left it, to be written in the caller's transaction without
     its lock: ``run_write`` then writes only if the row is still that version (see the module's docstring)."""
-    run.writes = RunWrites(run, guard=(run.fence, run.version, run.tenant.config_version))
+    run.writes = RunWrites(run, guard=Guard(run.fence, run.version, run.tenant.config_version))
     return run
 
 
@@ -425,13 +435,14 @@ def run_write_and_commit(run: Run) -> None:
     usual; a failed COMMIT raises here, inside the block, which rolls back as for any error. Inside an
     outer transaction (the block is a savepoint, or an atomic block without one), one marked for rollback,
     or where libpq has no pipeline mode, it is just ``run_write`` and the block commits as usual."""
-    if connection.savepoint_ids or connection.needs_rollback or not connection.in_atomic_block \
-            or not Pipeline.is_supported():  # savepoint_ids: one entry (None without a savepoint) per inner block
-        run_write(run)
-        return
-    with _changed_is_raised(run), connection.wrap_database_errors, connection.connection.pipeline():
-        run_write(run)
-        connection.connection.commit()
+    with _changed_is_raised(run):
+        if connection.savepoint_ids or connection.needs_rollback or not connection.in_atomic_block \
+                or not Pipeline.is_supported():  # savepoint_ids: one entry (None without a savepoint) per inner block
+            run_write(run)
+            return
+        with connection.wrap_database_errors, connection.connection.pipeline():
+            run_write(run)
+            connection.connection.commit()
 
 
 # What an unlocked write that found the row changed fails with: its guard's error; the events' unique (run, seq),
@@ -443,6 +454,8 @@ _CHANGED_STATES = {"PRCHG", "23505", "40P01", "40001"}
 
 @contextmanager
 def _changed_is_raised(run: Run):
+    """An unlocked run's write that failed because the row changed (in pipeline mode the failure shows at the
+    COMMIT) raises RunChanged."""
     try:
         yield
     except DatabaseError as error:
@@ -454,8 +467,8 @@ def _changed_is_raised(run: Run):
 def run_write(run: Run) -> None:
     """One statement: the run row's changed columns (and ``updated_at``, ``version``), and the events,
     messages, rows and checkpoint the transaction added on it. Nothing changed and nothing added: no
-    statement, unless the run was read unlocked (its guard is then checked all the same). An unlocked
-    run's statement raises ``RunChanged`` when the row is not the version it read."""
+    statement, unless the run was read unlocked (its guard is then checked all the same): that statement
+    fails when the row is not the version it read (``run_write_and_commit`` raises it as ``RunChanged``)."""
     writes = run.writes
     changed = [field for field in writes.changed_columns() if field not in (UPDATED_AT, VERSION)]
     rows = writes.pending_rows()
@@ -483,9 +496,10 @@ def run_write(run: Run) -> None:
         params.append(run.pk)
         sql = (f"WITH {', '.join(parts)} " if parts else "") + update
     else:
-        params.extend([run.pk, *writes.guard[:2], run.tenant_id, writes.guard[2], run.pk])
+        guard = writes.guard
+        params.extend([run.pk, guard.fence, guard.version, run.tenant_id, guard.config_version, run.pk])
         sql = f"WITH {''.join(part + ', ' for part in parts)}u AS ({update}{GUARD}) {UNLESS_WRITTEN}"
-    with _changed_is_raised(run), prepared_cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute(sql, params)
     # In pipeline mode (run_write_and_commit) a failure shows at the COMMIT, after this: the run and its write set
     # are then dropped by the caller (an atomic block rolled back; an unlocked step applies its reply again).

@@ -223,8 +223,9 @@ class Worker:
     @contextlib.contextmanager
     def frozen(self) -> Iterator[None]:
         """The worker's processes stopped (SIGSTOP to its process group) for the block: an idle worker still
-        wakes (its span processor, heartbeats, the broker's polls) and, on two cores, that took from whatever
-        ran beside it (LG's p99 with the worker idle 4.1 ms, stopped 2.7 ms)."""
+        wakes (its span processor, heartbeats, the broker's polls), on the same two cores as what runs beside
+        it. Measured, the difference for LG was within the host's drift (its p99 beside the worker idle 4.1 and
+        4.9 ms, frozen 4.6, stopped 2.7 and 4.0): frozen, LG's turn has none of it to pay, whatever it is."""
         os.killpg(self.process.pid, signal.SIGSTOP)
         try:
             yield
@@ -336,8 +337,8 @@ WORKER_SETTLES = 3.0
 def p1_taking_turns_with_lg(ctx: Context, *, rounds: int = 8, runs: int = 5,
                             warmup_runs: int = 2) -> tuple[list[float], list[float], float, list[float]]:
     """P1's headline and its peer measured taking turns: ``rounds`` rounds of ``runs`` runs through one
-    prefork worker, then (once the worker is idle: WORKER_SETTLES, and then frozen) ``runs`` LG runs in this process, so the host's drift
-    over the minute falls on both alike. (step start → next step start, step span durations, the worker's
+    prefork worker, then (the worker settled, WORKER_SETTLES, and frozen) ``runs`` LG runs in this process, so
+    the host's drift over the minute falls on both alike. (step start → next step start, step span durations, the worker's
     CPU seconds per step, LG's per-step seconds)."""
     from bench.langgraph_peer import lg_runner
 

@@ -110,6 +110,12 @@ class Turn:
             state_save(run, self.state)
         self.saving = self.state
 
+    def committed_as(self, run: Run) -> None:
+        """The turn's transaction committed: ``run`` is the run as it left it, and its checkpoint the latest."""
+        self.run = run
+        if self.saving is not None:
+            self.committed, self.saving = self.saving, None
+
 
 @contextmanager
 def fenced(turn: Turn):
@@ -125,9 +131,7 @@ def fenced(turn: Turn):
         run.agent, run.tenant = turn.run.agent, turn.run.tenant
         yield run
         run_write_and_commit(run)
-    turn.run = run
-    if turn.saving is not None:
-        turn.committed, turn.saving = turn.saving, None
+    turn.committed_as(run)
 
 
 MODEL_NEXT = "model_next"  # a step's boundary passed: the model is called next
@@ -332,8 +336,7 @@ def _reply_committed(turn: Turn, apply) -> str:
         turn.conversation.rewind(said)
         with fenced(turn) as run:
             return apply(run)
-    if turn.saving is not None:
-        turn.committed, turn.saving = turn.saving, None
+    turn.committed_as(run)
     return outcome
 
 

@@ -112,14 +112,18 @@ def during_model_call(monkeypatch, number: int, act) -> list[int]:
     return calls
 
 
+def run_locks(queries) -> int:
+    """How many of the captured statements locked the run (run_store.run_lock)."""
+    return sum("FOR NO KEY UPDATE" in query["sql"] for query in queries.captured_queries)
+
+
 def test_within_a_turn_a_step_s_reply_is_written_without_locking_the_run_first(cast, looper, settings):
     settings.RUN_TURN_SECONDS = 60
     run = run_start(tenant=cast.acme, agent=looper, goal="Call noop 3 times", requested_by=cast.member)
     version = Run.objects.get(pk=run.pk).version
     with CaptureQueriesContext(connection) as queries:
         assert run_advance(run_id=run.pk, worker="w1") == "completed"
-    locks = [q for q in queries.captured_queries if "FOR NO KEY UPDATE" in q["sql"]]
-    assert len(locks) == 1, "only the turn's first boundary locks the run; the four replies' writes check it"
+    assert run_locks(queries) == 1, "only the turn's first boundary locks the run; the four replies' writes check it"
     run.refresh_from_db()
     assert run.version == version + 5, "each transaction raised it: the boundary and the four replies"
     assert ModelCall.objects.filter(run=run).count() == 4
@@ -135,8 +139,7 @@ def test_an_instruction_added_while_the_model_thinks_is_applied_once_and_the_mod
     calls = during_model_call(monkeypatch, 2, lambda: run_add_instruction(run=run, actor=cast.member, text="be brief"))
     with CaptureQueriesContext(connection) as queries:
         assert run_advance(run_id=run.pk, worker="w1") == "completed"
-    locks = [q for q in queries.captured_queries if "FOR NO KEY UPDATE" in q["sql"]]
-    assert len(locks) == 2, "the turn's first boundary, and the second reply applied again, locked"
+    assert run_locks(queries) == 2, "the turn's first boundary, and the second reply applied again, locked"
     run.refresh_from_db()
     assert calls == [1, 2, 3, 4] and ModelCall.objects.filter(run=run).count() == 4
     assert ToolInvocation.objects.filter(run=run, status="ok").count() == 3
